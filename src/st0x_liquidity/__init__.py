@@ -1,0 +1,86 @@
+"""st0x-liquidity: hedge Raindex tokenized-equity fills at a brokerage, exactly once.
+
+This module's ``__all__`` is the public API. Plugins import from here, from
+:mod:`st0x_liquidity.protocols` and from :mod:`st0x_liquidity.hookspecs` only.
+"""
+
+from __future__ import annotations
+
+from .config import AppConfig, Secret, make_converter
+from .domain.fills import Direction, Fill, InvalidFillError, TradeId
+from .domain.numbers import EXACT, fmt, round_down, to_decimal
+from .domain.orders import MarketClock, MarketOrder, OrderRules, OrderState, OrderUpdate
+from .domain.symbols import InvalidSymbolError, Symbol, base_ticker, is_tokenized_equity
+from .errors import (
+    AmbiguousBrokerError,
+    AuthenticationRequiredError,
+    BrokerError,
+    ConfigError,
+    FinalBrokerError,
+    NotSupportedError,
+    RetryableBrokerError,
+    St0xError,
+)
+from .hookspecs import hookimpl
+from .protocols import (
+    CheckpointItem,
+    Cursor,
+    Executor,
+    FillItem,
+    FillSource,
+    Inventory,
+    Position,
+    PositionStore,
+    SkippedItem,
+    SourceItem,
+)
+from .registry import ConfigSection, ExecutorContext, ExecutorType, FillSourceType
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AmbiguousBrokerError",
+    "AppConfig",
+    "AuthenticationRequiredError",
+    "BrokerError",
+    "CheckpointItem",
+    "ConfigError",
+    "ConfigSection",
+    "Cursor",
+    "Direction",
+    "EXACT",
+    "Executor",
+    "ExecutorContext",
+    "ExecutorType",
+    "Fill",
+    "FillItem",
+    "FillSource",
+    "FillSourceType",
+    "FinalBrokerError",
+    "InvalidFillError",
+    "InvalidSymbolError",
+    "Inventory",
+    "MarketClock",
+    "MarketOrder",
+    "NotSupportedError",
+    "OrderRules",
+    "OrderState",
+    "OrderUpdate",
+    "Position",
+    "PositionStore",
+    "RetryableBrokerError",
+    "Secret",
+    "SkippedItem",
+    "SourceItem",
+    "St0xError",
+    "Symbol",
+    "TradeId",
+    "__version__",
+    "base_ticker",
+    "fmt",
+    "hookimpl",
+    "is_tokenized_equity",
+    "make_converter",
+    "round_down",
+    "to_decimal",
+]

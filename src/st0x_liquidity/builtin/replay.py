@@ -1,0 +1,197 @@
+"""The ``replay`` fill source: fills from a JSON-lines file, one fill per line.
+
+Line format (see ``docs/replay-format.md``)::
+
+    {"tx_hash": "0x…64 hex…", "log_index": 3, "symbol": "tAAPL", "direction": "BUY",
+     "amount": "1.25", "price": "187.50", "block_number": 123,
+     "block_timestamp": "2026-01-02T15:04:05Z"}
+
+The cursor is the byte offset just past the last line handed out, so a restart
+resumes exactly there. A line that cannot be a fill is skipped with its reason;
+it never stops the lines after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..config import resolve_path
+from ..domain.fills import Direction, Fill, InvalidFillError, TradeId
+from ..domain.numbers import NotADecimalError, to_decimal
+from ..domain.symbols import InvalidSymbolError, Symbol
+from ..hookspecs import hookimpl
+from ..protocols import Cursor, FillItem, SkippedItem, SourceItem
+from ..registry import ExecutorContext, FillSourceType
+
+log = logging.getLogger(__name__)
+
+MAX_RAW = 500
+
+
+@attrs.frozen
+class ReplayConfig:
+    path: Path
+    follow: bool = False
+    poll_interval: float = 0.5
+    symbols: list[str] | None = None
+
+
+class ReplayLineError(ValueError):
+    pass
+
+
+def parse_line(text: str, allowed: frozenset[str] | None = None) -> Fill:
+    """Parse one JSON line into a Fill, or raise ReplayLineError with the reason."""
+    try:
+        data = json.loads(text, parse_float=Decimal)
+    except (json.JSONDecodeError, RecursionError):
+        raise ReplayLineError("not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ReplayLineError("line is not a JSON object")
+    try:
+        symbol = Symbol.parse(_field(data, "symbol"))
+        if allowed is not None and symbol.ticker not in allowed:
+            raise ReplayLineError(f"unknown symbol {symbol.ticker!r}")
+        direction_text = _field(data, "direction")
+        if not isinstance(direction_text, str) or direction_text.upper() not in ("BUY", "SELL"):
+            raise ReplayLineError(f"direction must be BUY or SELL, got {direction_text!r}")
+        return Fill(
+            trade_id=TradeId(_field(data, "tx_hash"), _int(data, "log_index")),
+            symbol=symbol,
+            direction=Direction(direction_text.upper()),
+            amount=to_decimal(_field(data, "amount"), what="amount"),
+            price=to_decimal(_field(data, "price"), what="price"),
+            block_number=_int(data, "block_number"),
+            block_timestamp=_timestamp(_field(data, "block_timestamp")),
+        )
+    except (InvalidFillError, InvalidSymbolError, NotADecimalError) as exc:
+        raise ReplayLineError(str(exc)) from None
+
+
+def _field(data: dict[str, Any], name: str) -> Any:
+    if name not in data:
+        raise ReplayLineError(f"missing field {name!r}")
+    return data[name]
+
+
+def _int(data: dict[str, Any], name: str) -> int:
+    value = _field(data, name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ReplayLineError(f"{name} must be an integer, got {value!r}")
+    return value
+
+
+def _timestamp(value: Any) -> datetime:
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ReplayLineError(f"block_timestamp out of range: {value}") from None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ReplayLineError(f"block_timestamp is not ISO 8601: {value!r}") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    raise ReplayLineError(f"block_timestamp must be ISO 8601 text or unix seconds, got {value!r}")
+
+
+class ReplaySource:
+    """Reads the file from the cursor's byte offset; optionally follows it as it grows."""
+
+    name = "replay"
+
+    def __init__(self, config: ReplayConfig, path: Path) -> None:
+        self.config = config
+        self.path = path
+        self._allowed = (
+            frozenset(Symbol.parse(s).ticker for s in config.symbols) if config.symbols else None
+        )
+        self._sleep: Callable[[float], Any] = asyncio.sleep
+
+    async def close(self) -> None:
+        return None
+
+    async def stream(self, cursor: Cursor | None) -> AsyncIterator[SourceItem]:
+        offset = int(cursor.get("offset", 0)) if cursor else 0
+        line_no = int(cursor.get("line", 0)) if cursor else 0
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            if not self.config.follow:
+                raise
+            size = 0
+        if offset > size:
+            log.warning(
+                "replay file %s is shorter than the saved cursor (%d > %d bytes); "
+                "reading it again from the start (duplicates are dropped by trade id)",
+                self.path,
+                offset,
+                size,
+            )
+            offset, line_no = 0, 0
+        while True:
+            try:
+                handle = self.path.open("rb")
+            except FileNotFoundError:
+                if not self.config.follow:
+                    raise
+                await self._sleep(self.config.poll_interval)
+                continue
+            with handle:
+                handle.seek(offset)
+                count = 0
+                while True:
+                    raw = handle.readline()
+                    if not raw:
+                        break
+                    if not raw.endswith(b"\n") and self.config.follow:
+                        break  # a line still being written; read it whole next time
+                    offset += len(raw)
+                    line_no += 1
+                    count += 1
+                    if count % 256 == 0:
+                        await asyncio.sleep(0)
+                    item = self._item(raw, {"offset": offset, "line": line_no})
+                    if item is not None:
+                        yield item
+            if not self.config.follow:
+                return
+            await self._sleep(self.config.poll_interval)
+
+    def _item(self, raw: bytes, cursor: dict[str, int]) -> SourceItem | None:
+        try:
+            text = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            return SkippedItem("line is not UTF-8", repr(raw[:MAX_RAW]), cursor)
+        if not text or text.startswith("#"):
+            return None
+        try:
+            return FillItem(parse_line(text, self._allowed), cursor)
+        except ReplayLineError as exc:
+            return SkippedItem(f"line {cursor['line']}: {exc}", text[:MAX_RAW], cursor)
+
+
+def _factory(config: ReplayConfig, context: ExecutorContext) -> ReplaySource:
+    return ReplaySource(config, resolve_path(context.app, config.path))
+
+
+@hookimpl
+def st0x_register_fill_sources(register: Callable[[FillSourceType], None]) -> None:
+    register(
+        FillSourceType(
+            name="replay",
+            config_class=ReplayConfig,
+            factory=_factory,
+            description="fills from a JSON-lines file (demos, tests, backtests)",
+        )
+    )

@@ -1,0 +1,352 @@
+"""TOML configuration, structured into attrs classes with one cattrs converter.
+
+Errors become :class:`~st0x_liquidity.errors.ConfigError` naming the key, so the
+CLI can print one line and exit 2 instead of a traceback. Any field can also be
+given through the environment (handy for secrets): top-level keys as
+``ST0X_<KEY>``, keys of a section as ``ST0X_<SECTION>_<KEY>`` (upper case), for
+example ``ST0X_BROKER_API_SECRET``. The environment wins over the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import cattrs
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+
+from .domain.numbers import NotADecimalError, to_decimal
+from .errors import ConfigError
+from .plugins import Registry
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@attrs.frozen(repr=False)
+class Secret:
+    """A string that never shows itself in reprs, logs or error messages."""
+
+    value: str
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def get(self) -> str:
+        return self.value
+
+
+def _positive_number(_i: object, attr: attrs.Attribute[float], value: float) -> None:
+    if value < 0:
+        raise ValueError(f"{attr.name} must not be negative")
+
+
+@attrs.frozen
+class EvmConfig:
+    ws_rpc_url: str
+    orderbook: str
+    order_owner: str
+    deployment_block: int = 0
+
+
+@attrs.frozen
+class HedgingConfig:
+    """How the engine hedges; every value in seconds unless named otherwise."""
+
+    poll_interval: float = attrs.field(default=15.0, validator=_positive_number)
+    poll_jitter: float = attrs.field(default=5.0, validator=_positive_number)
+    min_notional: Decimal | None = None
+    client_order_prefix: str = "st0x"
+    failure_backoff: float = attrs.field(default=5.0, validator=_positive_number)
+    failure_backoff_max: float = attrs.field(default=300.0, validator=_positive_number)
+    retry_backoff_max: float = attrs.field(default=60.0, validator=_positive_number)
+    clock_recheck: float = attrs.field(default=60.0, validator=_positive_number)
+
+
+@attrs.frozen
+class EngineConfig:
+    shutdown_timeout: float = attrs.field(default=10.0, validator=_positive_number)
+    batch_size: int = 500
+    exit_when_source_ends: bool = True
+    drain_timeout: float = attrs.field(default=60.0, validator=_positive_number)
+
+
+@attrs.frozen
+class AppConfig:
+    database_path: Path
+    source_type: str
+    source: Any
+    broker_type: str
+    broker: Any
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    evm: EvmConfig | None = None
+    hedging: HedgingConfig = HedgingConfig()
+    engine: EngineConfig = EngineConfig()
+    sections: Mapping[str, Any] = attrs.field(factory=dict)
+    config_dir: Path = Path(".")
+
+
+def _structure_decimal(value: Any, _t: Any) -> Decimal:
+    try:
+        return to_decimal(value)
+    except NotADecimalError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _structure_float(value: Any, _t: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ValueError(f"expected a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _structure_int(value: Any, _t: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, Decimal) and value == value.to_integral_value():
+            return int(value)
+        raise ValueError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _structure_str(value: Any, _t: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _structure_bool(value: Any, _t: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.lower() in ("true", "1", "yes")
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _structure_secret(value: Any, _t: Any) -> Secret:
+    if isinstance(value, Secret):
+        return value
+    if not isinstance(value, str) or not value:
+        raise ValueError("expected a non-empty string")
+    return Secret(value)
+
+
+def _structure_path(value: Any, _t: Any) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ValueError("expected a path")
+    return Path(value)
+
+
+def make_converter() -> cattrs.Converter:
+    """The converter every config class (core and plugin) is structured with."""
+    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+    conv.register_structure_hook(Decimal, _structure_decimal)
+    conv.register_structure_hook(float, _structure_float)
+    conv.register_structure_hook(int, _structure_int)
+    conv.register_structure_hook(str, _structure_str)
+    conv.register_structure_hook(bool, _structure_bool)
+    conv.register_structure_hook(Secret, _structure_secret)
+    conv.register_structure_hook(Path, _structure_path)
+    return conv
+
+
+CONVERTER = make_converter()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):
+        return "required key is missing"
+    if isinstance(exc, ForbiddenExtraKeysError):
+        return "unknown key"
+    text = str(exc).strip() or type(exc).__name__
+    return text
+
+
+def _first_error(exc: BaseException, path: list[str]) -> tuple[str, str]:
+    """Walk cattrs' exception groups to the first leaf and the key path to it."""
+    if isinstance(exc, ForbiddenExtraKeysError):
+        extra = sorted(exc.extra_fields)
+        return ".".join([*path, extra[0]]), "unknown key" + (
+            f" (also: {', '.join(extra[1:])})" if len(extra) > 1 else ""
+        )
+    if isinstance(exc, ClassValidationError | IterableValidationError):
+        for sub in exc.exceptions:
+            notes = getattr(sub, "__notes__", [])
+            name = None
+            for note in notes:
+                name = getattr(note, "name", None)
+                if name is None and hasattr(note, "index"):
+                    name = str(note.index)
+                if name is not None:
+                    break
+            return _first_error(sub, [*path, name] if name is not None else path)
+    return ".".join(path), _describe(exc)
+
+
+def structure(data: Any, cls: type[Any], prefix: str) -> Any:
+    """Structure ``data`` into ``cls``; any error becomes a ConfigError naming the key."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(prefix, f"must be a table, got {type(data).__name__}")
+    try:
+        return CONVERTER.structure(dict(data), cls)
+    except (ClassValidationError, ForbiddenExtraKeysError) as exc:
+        key, problem = _first_error(exc, [prefix] if prefix else [])
+        raise ConfigError(key, problem) from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(prefix, str(exc)) from None
+
+
+def _env_overrides(
+    section: str | None, cls: type[Any], table: dict[str, Any], env: Mapping[str, str]
+) -> dict[str, Any]:
+    result = dict(table)
+    for field in attrs.fields(cls):
+        name = f"ST0X_{section}_{field.name}" if section else f"ST0X_{field.name}"
+        value = env.get(name.upper())
+        if value is not None:
+            result[field.name] = value
+    return result
+
+
+_CORE_KEYS = {"database_url", "log_level", "evm", "source", "broker", "hedging", "engine"}
+
+
+def _database_path(url: Any, base: Path) -> Path:
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigError("database_url", "must be a non-empty string (a SQLite file path)")
+    text = url.strip()
+    for prefix in ("sqlite:///", "sqlite://", "sqlite:"):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+            break
+    if text in ("", ":memory:"):
+        raise ConfigError("database_url", "must name a file; an in-memory database loses fills")
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def parse_config(
+    raw: Mapping[str, Any],
+    registry: Registry,
+    *,
+    config_dir: Path = Path("."),
+    env: Mapping[str, str] | None = None,
+) -> AppConfig:
+    env = os.environ if env is None else env
+    data = dict(raw)
+    for key, value in env.items():
+        if key.upper() in ("ST0X_DATABASE_URL", "ST0X_LOG_LEVEL"):
+            data[key[5:].lower()] = value
+    known_sections = _CORE_KEYS | set(registry.sections)
+    for key in data:
+        if key not in known_sections:
+            raise ConfigError(key, "unknown key")
+
+    if "database_url" not in data:
+        raise ConfigError("database_url", "required key is missing")
+    database_path = _database_path(data["database_url"], config_dir)
+
+    log_level = data.get("log_level", "info")
+    if not isinstance(log_level, str) or log_level.lower() not in LOG_LEVELS:
+        raise ConfigError("log_level", f"must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+
+    evm = None
+    if "evm" in data:
+        evm_table = _env_overrides("evm", EvmConfig, _table(data, "evm"), env)
+        evm = structure(evm_table, EvmConfig, "evm")
+    hedging = structure(
+        _env_overrides("hedging", HedgingConfig, _table(data, "hedging"), env),
+        HedgingConfig,
+        "hedging",
+    )
+    engine = structure(
+        _env_overrides("engine", EngineConfig, _table(data, "engine"), env), EngineConfig, "engine"
+    )
+
+    source_table = _table(data, "source")
+    source_type = source_table.pop("type", "raindex")
+    if not isinstance(source_type, str):
+        raise ConfigError("source.type", "must be a string")
+    if source_type not in registry.sources:
+        known = ", ".join(sorted(registry.sources)) or "none"
+        raise ConfigError("source.type", f"unknown fill source {source_type!r} (known: {known})")
+    source_cls = registry.sources[source_type].config_class
+    source = structure(
+        _env_overrides("source", source_cls, source_table, env), source_cls, "source"
+    )
+
+    if "broker" not in data:
+        raise ConfigError("broker", "required section is missing")
+    broker_table = _table(data, "broker")
+    broker_type = env.get("ST0X_BROKER_TYPE", broker_table.pop("type", None))
+    broker_table.pop("type", None)
+    if broker_type is None:
+        raise ConfigError("broker.type", "required key is missing")
+    if not isinstance(broker_type, str) or broker_type not in registry.executors:
+        known = ", ".join(sorted(registry.executors)) or "none"
+        raise ConfigError("broker.type", f"unknown broker type {broker_type!r} (known: {known})")
+    broker_cls = registry.executors[broker_type].config_class
+    broker = structure(
+        _env_overrides("broker", broker_cls, broker_table, env), broker_cls, "broker"
+    )
+
+    sections: dict[str, Any] = {}
+    for name, section in registry.sections.items():
+        if name in data:
+            sections[name] = structure(
+                _env_overrides(name, section.config_class, _table(data, name), env),
+                section.config_class,
+                name,
+            )
+
+    return AppConfig(
+        database_path=database_path,
+        source_type=source_type,
+        source=source,
+        broker_type=broker_type,
+        broker=broker,
+        log_level=log_level.lower(),  # type: ignore[arg-type]
+        evm=evm,
+        hedging=hedging,
+        engine=engine,
+        sections=sections,
+        config_dir=config_dir,
+    )
+
+
+def _table(data: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(name, f"must be a table, got {type(value).__name__}")
+    return dict(value)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh, parse_float=Decimal)
+    except FileNotFoundError:
+        raise ConfigError("", f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError("", f"config file is a directory: {path}") from None
+    except PermissionError:
+        raise ConfigError("", f"config file is not readable: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError("", f"{path} is not UTF-8 text") from None
+
+
+def load_config(path: Path, registry: Registry, env: Mapping[str, str] | None = None) -> AppConfig:
+    raw = read_toml(path)
+    return parse_config(raw, registry, config_dir=path.resolve().parent, env=env)
+
+
+def resolve_path(config: AppConfig, value: Path) -> Path:
+    """Relative paths in a config file are relative to that file's folder."""
+    value = value.expanduser()
+    return value if value.is_absolute() else config.config_dir / value

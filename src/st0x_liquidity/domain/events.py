@@ -1,0 +1,172 @@
+"""Domain events: the append-only facts the store keeps as its source of truth.
+
+Events of one symbol live in the ``Position`` stream of that symbol, in the
+order the engine decided them, so folding a stream reproduces the book. Each
+event carries the allocations that were decided when it happened; views are a
+plain projection of those, and rebuilding them cannot disagree with history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, ClassVar, TypeAlias
+
+import attrs
+import cattrs
+
+from .accumulator import Allocation, Netting
+from .fills import Direction, Fill, TradeId
+from .orders import OrderState
+from .symbols import Symbol
+
+POSITION = "Position"
+FILL_SOURCE = "FillSource"
+
+
+@attrs.frozen
+class FillRecorded:
+    TYPE: ClassVar[str] = "FillRecorded"
+    fill: Fill
+    nettings: tuple[Netting, ...] = ()
+
+
+@attrs.frozen
+class HedgeIntended:
+    """Durable before the broker is called (the exactly-once guarantee hangs on it)."""
+
+    TYPE: ClassVar[str] = "HedgeIntended"
+    client_order_id: str
+    side: Direction
+    quantity: Decimal
+    reference_price: Decimal
+    reserved: tuple[Allocation, ...]
+
+
+@attrs.frozen
+class HedgeSubmitted:
+    TYPE: ClassVar[str] = "HedgeSubmitted"
+    client_order_id: str
+    broker_order_id: str
+
+
+@attrs.frozen
+class HedgeProgressed:
+    """A partial fill of a live order (cumulative quantity, average price)."""
+
+    TYPE: ClassVar[str] = "HedgeProgressed"
+    client_order_id: str
+    side: Direction
+    filled_quantity: Decimal
+    average_price: Decimal | None
+    hedged: tuple[Allocation, ...]
+
+
+@attrs.frozen
+class HedgeClosed:
+    """Terminal: filled, failed or cancelled, with what filled before the end."""
+
+    TYPE: ClassVar[str] = "HedgeClosed"
+    client_order_id: str
+    side: Direction
+    state: OrderState
+    filled_quantity: Decimal
+    average_price: Decimal | None
+    reason: str | None
+    hedged: tuple[Allocation, ...]
+    released: tuple[Allocation, ...]
+    nettings: tuple[Netting, ...]
+
+
+@attrs.frozen
+class InputSkipped:
+    """A source item that is not a usable fill, kept with its reason (never fatal)."""
+
+    TYPE: ClassVar[str] = "InputSkipped"
+    reason: str
+    raw: str
+
+
+@attrs.frozen
+class CursorCheckpointed:
+    """The source moved past input that produced no fill."""
+
+    TYPE: ClassVar[str] = "CursorCheckpointed"
+
+
+DomainEvent: TypeAlias = (
+    FillRecorded
+    | HedgeIntended
+    | HedgeSubmitted
+    | HedgeProgressed
+    | HedgeClosed
+    | InputSkipped
+    | CursorCheckpointed
+)
+
+EVENT_TYPES: dict[str, type[Any]] = {
+    cls.TYPE: cls
+    for cls in (
+        FillRecorded,
+        HedgeIntended,
+        HedgeSubmitted,
+        HedgeProgressed,
+        HedgeClosed,
+        InputSkipped,
+        CursorCheckpointed,
+    )
+}
+EVENT_VERSION = 1
+
+
+@attrs.frozen
+class NewEvent:
+    """An event on its way into the store; the store assigns the sequence."""
+
+    aggregate_type: str
+    aggregate_id: str
+    event: DomainEvent
+    metadata: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class StoredEvent:
+    aggregate_type: str
+    aggregate_id: str
+    sequence: int
+    event: DomainEvent
+    metadata: dict[str, Any]
+    recorded_at: datetime
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter()
+    conv.register_unstructure_hook(Decimal, str)
+    conv.register_structure_hook(Decimal, lambda v, _: Decimal(str(v)))
+    conv.register_unstructure_hook(TradeId, str)
+    conv.register_structure_hook(TradeId, lambda v, _: TradeId.parse(v))
+    conv.register_unstructure_hook(Symbol, str)
+    conv.register_structure_hook(Symbol, lambda v, _: Symbol(v))
+    conv.register_unstructure_hook(datetime, lambda d: d.isoformat())
+    conv.register_structure_hook(datetime, lambda v, _: datetime.fromisoformat(v))
+    return conv
+
+
+CONVERTER = _make_converter()
+
+
+def event_to_payload(event: DomainEvent) -> dict[str, Any]:
+    payload: dict[str, Any] = CONVERTER.unstructure(event)
+    return payload
+
+
+def event_from_payload(event_type: str, payload: dict[str, Any]) -> DomainEvent:
+    cls = EVENT_TYPES.get(event_type)
+    if cls is None:
+        raise ValueError(f"unknown event type {event_type!r}")
+    event: DomainEvent = CONVERTER.structure(payload, cls)
+    return event
+
+
+def position_event(symbol: Symbol, event: DomainEvent, **metadata: Any) -> NewEvent:
+    return NewEvent(POSITION, str(symbol), event, dict(metadata))

@@ -1,0 +1,97 @@
+"""Onchain fills as the maker sees them."""
+
+from __future__ import annotations
+
+import enum
+import re
+from datetime import datetime
+from decimal import Decimal
+
+import attrs
+
+from .numbers import ZERO
+from .symbols import Symbol
+
+_TX_HASH = re.compile(r"^0x[0-9a-f]{64}$")
+
+
+class Direction(enum.Enum):
+    """A trade's side from the maker's point of view (onchain) or ours (broker)."""
+
+    BUY = "BUY"
+    SELL = "SELL"
+
+    @property
+    def opposite(self) -> Direction:
+        return Direction.SELL if self is Direction.BUY else Direction.BUY
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Direction.BUY else -1
+
+
+class InvalidFillError(ValueError):
+    """A fill whose fields cannot describe a real trade."""
+
+
+def _normalise_hash(value: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidFillError(f"tx_hash must be text, got {type(value).__name__}")
+    text = value.strip().lower()
+    if not _TX_HASH.match(text):
+        raise InvalidFillError(f"tx_hash must be 0x followed by 64 hex digits, got {value!r}")
+    return text
+
+
+def _non_negative_index(_inst: object, attr: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidFillError(f"{attr.name} must be a non-negative integer, got {value!r}")
+
+
+@attrs.frozen(order=True)
+class TradeId:
+    """Where a fill happened onchain: unique per fill, the idempotency key."""
+
+    tx_hash: str = attrs.field(converter=_normalise_hash)
+    log_index: int = attrs.field(validator=_non_negative_index)
+
+    def __str__(self) -> str:
+        return f"{self.tx_hash}:{self.log_index}"
+
+    @classmethod
+    def parse(cls, text: str) -> TradeId:
+        tx_hash, sep, index = text.rpartition(":")
+        if not sep or not index.isdigit():
+            raise InvalidFillError(f"trade id must look like 0x…:N, got {text!r}")
+        return cls(tx_hash, int(index))
+
+
+def _positive(_inst: object, attr: attrs.Attribute[Decimal], value: Decimal) -> None:
+    if not isinstance(value, Decimal) or not value.is_finite() or value <= ZERO:
+        raise InvalidFillError(f"{attr.name} must be a positive decimal, got {value!r}")
+
+
+def _aware(_inst: object, attr: attrs.Attribute[datetime], value: datetime) -> None:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise InvalidFillError(f"{attr.name} must be a timezone-aware datetime")
+
+
+@attrs.frozen
+class Fill:
+    """One onchain fill of one of the maker's orders.
+
+    ``amount`` is in shares, ``price`` in USDC per share, ``direction`` from the
+    maker's side: BUY means the maker received shares (is now longer).
+    """
+
+    trade_id: TradeId
+    symbol: Symbol
+    direction: Direction
+    amount: Decimal = attrs.field(validator=_positive)
+    price: Decimal = attrs.field(validator=_positive)
+    block_number: int = attrs.field(validator=_non_negative_index)
+    block_timestamp: datetime = attrs.field(validator=_aware)
+
+    @property
+    def signed_amount(self) -> Decimal:
+        return self.amount if self.direction is Direction.BUY else -self.amount

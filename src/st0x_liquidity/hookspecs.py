@@ -1,0 +1,48 @@
+"""Hook specifications: the only ways a plugin extends st0x-liquidity.
+
+Registration hooks receive a ``register`` callable so one plugin may add several
+things and the host keeps the record (the pattern of datasette and ``llm``).
+The built-in dry-run executor and replay source register through these same
+hooks, which keeps the hooks honest: if the built-ins can live with them, so can
+a third party.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .registry import ConfigSection, ExecutorType, FillSourceType
+
+PROJECT = "st0x_liquidity"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def st0x_register_executors(register: Callable[[ExecutorType], None]) -> None:
+    """Register executor types; ``[broker] type`` selects one by name."""
+
+
+@hookspec
+def st0x_register_fill_sources(register: Callable[[FillSourceType], None]) -> None:
+    """Register fill source types; ``[source] type`` selects one by name."""
+
+
+@hookspec
+def st0x_register_config_sections(register: Callable[[ConfigSection], None]) -> None:
+    """Register extra top-level config sections (e.g. ``[rebalancing]``)."""
+
+
+@hookspec
+def st0x_add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add CLI subcommands.
+
+    Create a parser with ``subparsers.add_parser(...)`` and give it a handler with
+    ``parser.set_defaults(handler=fn)``; ``fn(args)`` returns the exit status.
+    """

@@ -1,0 +1,213 @@
+"""The public contract between the engine and everything pluggable.
+
+Plugins and embedding code program against these protocols (and the value types
+re-exported from :mod:`st0x_liquidity`), never against internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol, TypeAlias, runtime_checkable
+
+import attrs
+
+from .domain.events import NewEvent, StoredEvent
+from .domain.fills import Fill, TradeId
+from .domain.orders import MarketClock, MarketOrder, OrderRules, OrderUpdate
+from .domain.symbols import Symbol
+
+Cursor: TypeAlias = Mapping[str, Any]
+"""Where a source is in its input: any JSON object the source understands."""
+
+
+# -- fill sources ------------------------------------------------------------------
+
+
+@attrs.frozen
+class FillItem:
+    """A fill and the cursor just past it."""
+
+    fill: Fill
+    cursor: Cursor
+
+
+@attrs.frozen
+class SkippedItem:
+    """Input that is not a usable fill: recorded with its reason, never fatal."""
+
+    reason: str
+    raw: str
+    cursor: Cursor
+
+
+@attrs.frozen
+class CheckpointItem:
+    """The source moved past input that held no fill (e.g. empty blocks)."""
+
+    cursor: Cursor
+
+
+SourceItem: TypeAlias = FillItem | SkippedItem | CheckpointItem
+
+
+@runtime_checkable
+class FillSource(Protocol):
+    """An at-least-once stream of fills, resumable from a durable cursor.
+
+    ``stream(cursor)`` starts just after ``cursor`` (or from the beginning when
+    None) and may repeat fills already seen: the store drops duplicates by trade
+    id. The iterator ends when a finite source is exhausted; a live source runs
+    until cancelled.
+    """
+
+    name: str
+
+    def stream(self, cursor: Cursor | None) -> AsyncIterator[SourceItem]: ...
+
+    async def close(self) -> None: ...
+
+
+# -- executors ---------------------------------------------------------------------
+
+
+@attrs.frozen
+class Position:
+    """A broker position: signed shares and their market value if known."""
+
+    symbol: Symbol
+    quantity: Decimal
+    market_value: Decimal | None = None
+
+
+@attrs.frozen
+class Inventory:
+    positions: tuple[Position, ...]
+    cash: Decimal
+    as_of: datetime
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Places and tracks hedge market orders at one brokerage.
+
+    Error contract: raise :class:`~st0x_liquidity.errors.RetryableBrokerError`
+    when a call certainly had no effect, :class:`AmbiguousBrokerError` when it
+    might have, :class:`FinalBrokerError` when the broker refused it.
+    ``place_market_order`` must pass ``order.client_order_id`` to the broker
+    where the broker supports one, so that :meth:`find_order` can find an order
+    whose placement answer was lost.
+    """
+
+    name: str
+
+    @property
+    def order_rules(self) -> OrderRules: ...
+
+    async def start(self) -> None:
+        """Open sessions, check credentials. Called once before anything else."""
+
+    async def close(self) -> None: ...
+
+    async def place_market_order(self, order: MarketOrder) -> OrderUpdate: ...
+
+    async def order_status(self, broker_order_id: str) -> OrderUpdate: ...
+
+    async def find_order(self, client_order_id: str, order: MarketOrder) -> OrderUpdate | None:
+        """The broker's order for ``client_order_id``, or None if it definitely has none.
+
+        ``order`` is the intent as recorded, for brokers without client order ids
+        that must match on symbol, side, quantity and time instead.
+        """
+
+    async def market_clock(self) -> MarketClock: ...
+
+    async def inventory(self) -> Inventory:
+        """Positions and cash; raise NotSupportedError if the broker cannot say."""
+
+    async def maintenance(self) -> None:
+        """Long-running upkeep (token refresh); return at once if there is none."""
+
+
+# -- store -------------------------------------------------------------------------
+
+
+@attrs.frozen
+class OpenLot:
+    trade_id: TradeId
+    direction: str
+    open_quantity: Decimal
+
+
+@attrs.frozen
+class HedgeOrderRecord:
+    client_order_id: str
+    symbol: Symbol
+    side: str
+    quantity: Decimal
+    reference_price: Decimal
+    state: str
+    broker_order_id: str | None
+    filled_quantity: Decimal
+    average_price: Decimal | None
+    reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    reserved: tuple[tuple[TradeId, Decimal], ...] = ()
+
+
+@attrs.frozen
+class PositionRecord:
+    symbol: Symbol
+    net: Decimal
+    open_quantity: Decimal
+    last_price: Decimal | None
+    hedges_placed: int
+    pending_hedge: str | None
+    fills: int
+    updated_at: datetime
+
+
+@attrs.frozen
+class BookSnapshot:
+    """Everything the engine needs to rebuild one symbol's book on start."""
+
+    position: PositionRecord
+    lots: tuple[OpenLot, ...]
+    in_flight: HedgeOrderRecord | None
+
+
+@runtime_checkable
+class PositionStore(Protocol):
+    """Append-only event log plus the views derived from it.
+
+    ``append`` writes a batch of events and every view row they imply in one
+    transaction: either all of a fill's consequences are durable or none are.
+    """
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def append(self, events: Sequence[NewEvent]) -> list[StoredEvent]: ...
+
+    async def known_trade_ids(self, ids: Sequence[TradeId]) -> set[TradeId]: ...
+
+    async def cursor(self, source: str) -> Cursor | None: ...
+
+    async def books(self) -> list[BookSnapshot]: ...
+
+    async def hedge_orders(self, *, open_only: bool = False) -> list[HedgeOrderRecord]: ...
+
+    async def positions(self) -> list[PositionRecord]: ...
+
+    async def events(self, after: int = 0, limit: int = 1000) -> list[tuple[int, StoredEvent]]:
+        """Events in commit order, after global position ``after``."""
+
+    async def rebuild_views(self) -> int: ...
+
+    async def get_blob(self, namespace: str, key: str) -> bytes | None:
+        """Opaque per-plugin state (already encrypted if it is secret)."""
+
+    async def put_blob(self, namespace: str, key: str, value: bytes) -> None: ...

@@ -1,0 +1,5 @@
+"""Event store adapters. SQLite (through aiosqlite) is the embedded default."""
+
+from .sqlite import SqliteStore
+
+__all__ = ["SqliteStore"]

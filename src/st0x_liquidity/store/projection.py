@@ -1,0 +1,219 @@
+"""Turn stored events into view changes, batched into one statement per kind.
+
+The same code runs for incremental writes and for ``rebuild-views``. Quantity
+changes are expressed as deltas added with the exact ``dec_add`` SQL function,
+which commutes, so applying a batch at once gives the same rows as applying its
+events one by one; values that are "last one wins" are taken in event order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from ..domain.accumulator import Allocation, Netting
+from ..domain.events import (
+    CursorCheckpointed,
+    FillRecorded,
+    HedgeClosed,
+    HedgeIntended,
+    HedgeProgressed,
+    HedgeSubmitted,
+    InputSkipped,
+    StoredEvent,
+)
+from ..domain.fills import Direction, TradeId
+from ..domain.numbers import ZERO, add, fmt
+from ..domain.orders import OrderState
+
+_UNSET = object()
+
+
+@attrs.define
+class _PositionDelta:
+    net: Decimal = ZERO
+    open: Decimal = ZERO
+    fills: int = 0
+    hedges: int = 0
+    last_price: Decimal | None = None
+    pending: Any = _UNSET
+    updated_at: str = ""
+
+
+@attrs.define
+class Batch:
+    """View changes of a batch of events, ready for ``executemany``."""
+
+    trades: list[tuple[Any, ...]] = attrs.field(factory=list)
+    hedge_inserts: list[tuple[Any, ...]] = attrs.field(factory=list)
+    hedge_updates: list[tuple[Any, ...]] = attrs.field(factory=list)
+    open_deltas: dict[TradeId, Decimal] = attrs.field(factory=lambda: defaultdict(Decimal))
+    link_deltas: dict[tuple[TradeId, str, str], Decimal] = attrs.field(
+        factory=lambda: defaultdict(Decimal)
+    )
+    positions: dict[str, _PositionDelta] = attrs.field(factory=dict)
+    cursors: dict[str, tuple[str, str]] = attrs.field(factory=dict)
+    skipped: list[tuple[Any, ...]] = attrs.field(factory=list)
+
+    def add(self, stored: StoredEvent) -> None:
+        event = stored.event
+        when = stored.recorded_at.isoformat()
+        meta = stored.metadata
+        source = meta.get("source")
+        if source is not None and "cursor" in meta:
+            self.cursors[source] = (json.dumps(meta["cursor"], sort_keys=True), when)
+        if isinstance(event, FillRecorded):
+            self._fill(stored, event, when, source)
+        elif isinstance(event, HedgeIntended):
+            self._intent(stored.aggregate_id, event, when)
+        elif isinstance(event, HedgeSubmitted):
+            self.hedge_updates.append(
+                (
+                    OrderState.SUBMITTED.value,
+                    event.broker_order_id,
+                    None,
+                    None,
+                    None,
+                    when,
+                    event.client_order_id,
+                )
+            )
+        elif isinstance(event, HedgeProgressed):
+            self.hedge_updates.append(
+                (
+                    OrderState.PARTIALLY_FILLED.value,
+                    None,
+                    fmt(event.filled_quantity),
+                    _opt(event.average_price),
+                    None,
+                    when,
+                    event.client_order_id,
+                )
+            )
+            self._hedged(stored.aggregate_id, event.client_order_id, event.side, event.hedged, when)
+        elif isinstance(event, HedgeClosed):
+            self._closed(stored.aggregate_id, event, when)
+        elif isinstance(event, InputSkipped):
+            self.skipped.append(
+                (
+                    stored.aggregate_id,
+                    stored.sequence,
+                    event.reason,
+                    event.raw,
+                    json.dumps(meta.get("cursor"), sort_keys=True),
+                    when,
+                )
+            )
+        elif isinstance(event, CursorCheckpointed):
+            pass  # the cursor in its metadata is all it carries
+
+    # -- per event kind ----------------------------------------------------------
+
+    def _position(self, symbol: str, when: str) -> _PositionDelta:
+        delta = self.positions.get(symbol)
+        if delta is None:
+            delta = self.positions[symbol] = _PositionDelta()
+        delta.updated_at = when
+        return delta
+
+    def _fill(self, stored: StoredEvent, event: FillRecorded, when: str, source: Any) -> None:
+        fill = event.fill
+        self.trades.append(
+            (
+                fill.trade_id.tx_hash,
+                fill.trade_id.log_index,
+                str(fill.symbol),
+                fill.direction.value,
+                fmt(fill.amount),
+                fmt(fill.price),
+                fill.block_number,
+                fill.block_timestamp.isoformat(),
+                stored.sequence,
+                fmt(fill.amount),
+                source,
+                when,
+            )
+        )
+        self._nettings(event.nettings)
+        pos = self._position(str(fill.symbol), when)
+        pos.net = add(pos.net, fill.signed_amount)
+        pos.open = add(pos.open, fill.signed_amount)
+        pos.fills += 1
+        pos.last_price = fill.price
+
+    def _nettings(self, nettings: tuple[Netting, ...]) -> None:
+        for n in nettings:
+            self.open_deltas[n.older] -= n.quantity
+            self.open_deltas[n.newer] -= n.quantity
+            self.link_deltas[(n.older, "netted", str(n.newer))] += n.quantity
+            self.link_deltas[(n.newer, "netted", str(n.older))] += n.quantity
+
+    def _intent(self, symbol: str, event: HedgeIntended, when: str) -> None:
+        self.hedge_inserts.append(
+            (
+                event.client_order_id,
+                symbol,
+                event.side.value,
+                fmt(event.quantity),
+                fmt(event.reference_price),
+                OrderState.PENDING.value,
+                "0",
+                when,
+                when,
+            )
+        )
+        for alloc in event.reserved:
+            self.open_deltas[alloc.trade_id] -= alloc.quantity
+            self.link_deltas[(alloc.trade_id, "reserved", event.client_order_id)] += alloc.quantity
+        pos = self._position(symbol, when)
+        pos.open = add(pos.open, -_exposure_signed(event.side, event.quantity))
+        pos.hedges += 1
+        pos.pending = event.client_order_id
+
+    def _hedged(
+        self, symbol: str, cid: str, side: Direction, hedged: tuple[Allocation, ...], when: str
+    ) -> None:
+        total = ZERO
+        for alloc in hedged:
+            self.link_deltas[(alloc.trade_id, "reserved", cid)] -= alloc.quantity
+            self.link_deltas[(alloc.trade_id, "hedged", cid)] += alloc.quantity
+            total = add(total, alloc.quantity)
+        pos = self._position(symbol, when)
+        pos.net = add(pos.net, -_exposure_signed(side, total))
+
+    def _closed(self, symbol: str, event: HedgeClosed, when: str) -> None:
+        cid = event.client_order_id
+        self.hedge_updates.append(
+            (
+                event.state.value,
+                None,
+                fmt(event.filled_quantity),
+                _opt(event.average_price),
+                event.reason,
+                when,
+                cid,
+            )
+        )
+        self._hedged(symbol, cid, event.side, event.hedged, when)
+        released = ZERO
+        for alloc in event.released:
+            self.link_deltas[(alloc.trade_id, "reserved", cid)] -= alloc.quantity
+            self.open_deltas[alloc.trade_id] += alloc.quantity
+            released = add(released, alloc.quantity)
+        self._nettings(event.nettings)
+        pos = self._position(symbol, when)
+        pos.open = add(pos.open, _exposure_signed(event.side, released))
+        pos.pending = None
+
+
+def _opt(value: Decimal | None) -> str | None:
+    return None if value is None else fmt(value)
+
+
+def _exposure_signed(side: Direction, quantity: Decimal) -> Decimal:
+    """Signed change of exposure a hedge of ``side`` covers (a SELL hedge covers longs)."""
+    return quantity if side is Direction.SELL else -quantity

@@ -1,0 +1,133 @@
+"""Versioned schema migrations, applied in order on open.
+
+Migrations only ever add: a database written by an older version opens in a
+newer one, and one written by a newer version is refused with a clear error
+instead of being misread.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (
+        1,
+        "event log and hedging views",
+        """
+        CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        CREATE TABLE events (
+            aggregate_type TEXT NOT NULL,
+            aggregate_id TEXT NOT NULL,
+            sequence INTEGER NOT NULL,
+            event_type TEXT NOT NULL,
+            event_version INTEGER NOT NULL,
+            payload TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            recorded_at TEXT NOT NULL,
+            PRIMARY KEY (aggregate_type, aggregate_id, sequence)
+        );
+        CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+        CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+
+        CREATE TABLE onchain_trades (
+            tx_hash TEXT NOT NULL,
+            log_index INTEGER NOT NULL,
+            symbol TEXT NOT NULL,
+            direction TEXT NOT NULL CHECK (direction IN ('BUY', 'SELL')),
+            amount TEXT NOT NULL,
+            price TEXT NOT NULL,
+            block_number INTEGER NOT NULL,
+            block_timestamp TEXT NOT NULL,
+            arrival INTEGER NOT NULL,
+            open_quantity TEXT NOT NULL,
+            source TEXT,
+            recorded_at TEXT NOT NULL,
+            PRIMARY KEY (tx_hash, log_index)
+        );
+        CREATE INDEX onchain_trades_symbol ON onchain_trades (symbol, arrival);
+
+        CREATE TABLE hedge_orders (
+            client_order_id TEXT PRIMARY KEY,
+            symbol TEXT NOT NULL,
+            side TEXT NOT NULL CHECK (side IN ('BUY', 'SELL')),
+            quantity TEXT NOT NULL,
+            reference_price TEXT NOT NULL,
+            state TEXT NOT NULL,
+            broker_order_id TEXT,
+            filled_quantity TEXT NOT NULL,
+            average_price TEXT,
+            reason TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX hedge_orders_one_open_per_symbol ON hedge_orders (symbol)
+            WHERE state IN ('pending', 'submitted', 'partially_filled');
+
+        CREATE TABLE fill_links (
+            tx_hash TEXT NOT NULL,
+            log_index INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('netted', 'reserved', 'hedged')),
+            counterpart TEXT NOT NULL,
+            quantity TEXT NOT NULL,
+            PRIMARY KEY (tx_hash, log_index, kind, counterpart)
+        );
+        CREATE INDEX fill_links_counterpart ON fill_links (counterpart, kind);
+
+        CREATE TABLE positions (
+            symbol TEXT PRIMARY KEY,
+            net TEXT NOT NULL,
+            open_quantity TEXT NOT NULL,
+            last_price TEXT,
+            hedges_placed INTEGER NOT NULL,
+            pending_hedge TEXT,
+            fills INTEGER NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+
+        CREATE TABLE source_cursors (
+            source TEXT PRIMARY KEY,
+            cursor TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+
+        CREATE TABLE skipped_inputs (
+            source TEXT NOT NULL,
+            sequence INTEGER NOT NULL,
+            reason TEXT NOT NULL,
+            raw TEXT NOT NULL,
+            cursor TEXT,
+            recorded_at TEXT NOT NULL,
+            PRIMARY KEY (source, sequence)
+        );
+        """,
+    ),
+    (
+        2,
+        "opaque plugin state (encrypted tokens and the like)",
+        """
+        CREATE TABLE plugin_blobs (
+            namespace TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value BLOB NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (namespace, key)
+        );
+        CREATE INDEX hedge_orders_state ON hedge_orders (state);
+        """,
+    ),
+)
+
+VIEW_TABLES = (
+    "onchain_trades",
+    "hedge_orders",
+    "fill_links",
+    "positions",
+    "source_cursors",
+    "skipped_inputs",
+)
+"""Tables derived from ``events``: emptied and refilled by ``rebuild-views``."""
+
+LATEST_VERSION = MIGRATIONS[-1][0]
