@@ -1,0 +1,75 @@
+"""Wiring: build the store, executor, source and engine from a config, and run them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+import attrs
+
+from .config import AppConfig
+from .engine import Engine
+from .plugins import Registry
+from .protocols import Executor, FillSource
+from .registry import ExecutorContext
+from .store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+
+@attrs.define
+class App:
+    config: AppConfig
+    store: SqliteStore
+    executor: Executor
+    source: FillSource
+    engine: Engine
+    extras: dict[str, Any] = attrs.field(factory=dict)
+
+
+def open_store(config: AppConfig) -> SqliteStore:
+    """A store for ``config``'s database (call ``await store.open()`` before use)."""
+    return SqliteStore(config.database_path)
+
+
+async def build_app(config: AppConfig, registry: Registry, store: SqliteStore) -> App:
+    context = ExecutorContext(app=config, store=store)
+    executor = registry.executors[config.broker_type].factory(config.broker, context)
+    source = registry.sources[config.source_type].factory(config.source, context)
+    engine = Engine(config, store, executor, source, database_id=store.database_id)
+    return App(config, store, executor, source, engine)
+
+
+async def run_app(config: AppConfig, registry: Registry) -> None:
+    """Run until SIGINT/SIGTERM or until a finite source is drained."""
+    store = open_store(config)
+    await store.open()
+    try:
+        app = await build_app(config, registry, store)
+        await app.executor.start()
+        try:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, _on_signal, app.engine, sig)
+            log.info(
+                "running: source=%s broker=%s database=%s",
+                config.source_type,
+                config.broker_type,
+                config.database_path,
+            )
+            await app.engine.run()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                asyncio.get_running_loop().remove_signal_handler(sig)
+            await app.source.close()
+            await app.executor.close()
+    finally:
+        await store.close()
+    log.info("stopped cleanly")
+
+
+def _on_signal(engine: Engine, sig: signal.Signals) -> None:
+    log.info("%s received: stopping intake, finishing in-flight broker calls", sig.name)
+    engine.request_stop()

@@ -1,0 +1,224 @@
+"""The command line: thin argparse over the library. Plugins add subcommands by hook."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .app import open_store, run_app
+from .audit import audit_report, positions_report
+from .config import AppConfig, load_config
+from .errors import ConfigError, StoreError
+from .logs import secrets_in, setup_logging
+from .plugins import Registry, load_registry
+
+
+def _config_parent() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--config-file", required=True, type=Path, help="TOML config file")
+    parent.add_argument("--log-format", choices=("text", "json"), default="text")
+    parent.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), help="overrides log_level"
+    )
+    return parent
+
+
+def build_parser(registry: Registry) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="st0x-liquidity",
+        description="Hedge Raindex tokenized-equity fills at a brokerage.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parent = _config_parent()
+
+    run = sub.add_parser("run", parents=[parent], help="ingest fills and hedge them")
+    run.set_defaults(handler=_cmd_run)
+
+    positions = sub.add_parser("positions", parents=[parent], help="net position per symbol")
+    positions.add_argument("--json", action="store_true", help="stable JSON output")
+    positions.set_defaults(handler=_cmd_positions)
+
+    audit = sub.add_parser("audit", parents=[parent], help="how each fill was netted/hedged")
+    audit.add_argument("--json", action="store_true", help="stable JSON output")
+    audit.add_argument("--symbol", help="only this base symbol (e.g. AAPL)")
+    audit.add_argument("--tx", dest="tx_hash", help="only fills of this transaction")
+    audit.set_defaults(handler=_cmd_audit)
+
+    rebuild = sub.add_parser("rebuild-views", parents=[parent], help="rebuild views from events")
+    rebuild.set_defaults(handler=_cmd_rebuild)
+
+    plugins = sub.add_parser("plugins", help="list plugins, executor types and fill sources")
+    plugins.add_argument("--json", action="store_true")
+    plugins.set_defaults(handler=_cmd_plugins)
+
+    registry.manager.hook.st0x_add_commands(subparsers=sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        registry = load_registry()
+    except Exception as exc:
+        print(f"error: could not load plugins: {exc}", file=sys.stderr)
+        return 1
+    parser = build_parser(registry)
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    args.registry = registry
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"database error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # Output piped into `head` and the like: not an error of ours.
+        sys.stderr.close()
+        return 0
+
+
+def load(args: argparse.Namespace) -> AppConfig:
+    """Load the config named on the command line and set up logging for it."""
+    config = load_config(args.config_file, args.registry)
+    level = getattr(args, "log_level", None) or config.log_level
+    setup_logging(level, getattr(args, "log_format", "text"), secrets_in(config))
+    return config
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    config = load(args)
+    asyncio.run(run_app(config, args.registry))
+    return 0
+
+
+def _with_store(args: argparse.Namespace, fn: Callable[[Any], Any]) -> Any:
+    config = load(args)
+    if not config.database_path.exists():
+        raise StoreError(f"no database at {config.database_path} (has `run` been started?)")
+
+    async def go() -> Any:
+        store = open_store(config)
+        await store.open()
+        try:
+            return await fn(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+def _cmd_positions(args: argparse.Namespace) -> int:
+    rows = _with_store(args, positions_report)
+    if args.json:
+        _print_json({"positions": rows})
+        return 0
+    print(f"{'SYMBOL':<8} {'NET':>20} {'OPEN':>20} {'LOTS':>5}  PENDING HEDGE")
+    for r in rows:
+        pending = r["pending_hedge"]
+        text = (
+            f"{pending['side']} {pending['quantity']} ({pending['state']}) {pending['client_order_id']}"
+            if pending
+            else "-"
+        )
+        print(
+            f"{r['symbol']:<8} {r['net']:>20} {r['open_quantity']:>20} {len(r['open_lots']):>5}  {text}"
+        )
+    return 0
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    report = _with_store(
+        args, lambda store: audit_report(store, symbol=args.symbol, tx_hash=args.tx_hash)
+    )
+    if args.json:
+        _print_json(report)
+        return 0
+    for fill in report["fills"]:
+        print(
+            f"{fill['trade_id']} {fill['symbol']} {fill['direction']} {fill['amount']} @ {fill['price']}"
+        )
+        for n in fill["netted"]:
+            print(f"    netted   {n['quantity']:>14} against {n['against']}")
+        for h in fill["hedged"]:
+            print(f"    hedged   {h['quantity']:>14} by {h['client_order_id']} @ {h['price']}")
+        for h in fill["reserved"]:
+            print(f"    pending  {h['quantity']:>14} in {h['client_order_id']} ({h['state']})")
+        if fill["open"] != "0":
+            print(f"    open     {fill['open']:>14}")
+    for hedge in report["hedges"]:
+        print(
+            f"hedge {hedge['client_order_id']} {hedge['side']} {hedge['quantity']} {hedge['state']}"
+            f" filled {hedge['filled_quantity']} @ {hedge['average_price']}"
+            + (f" ({hedge['reason']})" if hedge["reason"] else "")
+        )
+        for f in hedge["fills"]:
+            print(f"    {f['kind']:<8} {f['quantity']:>14} of {f['trade_id']}")
+    return 0
+
+
+def _cmd_rebuild(args: argparse.Namespace) -> int:
+    async def rebuild(store: Any) -> int:
+        count: int = await store.rebuild_views()
+        return count
+
+    count = _with_store(args, rebuild)
+    print(f"rebuilt views from {count} events")
+    return 0
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    registry: Registry = args.registry
+    data = {
+        "plugins": [
+            {"name": p.name, "distribution": p.distribution, "version": p.version}
+            for p in registry.plugins
+        ],
+        "executors": [
+            {
+                "type": name,
+                "plugin": registry.origin[f"executor:{name}"],
+                "description": e.description,
+            }
+            for name, e in sorted(registry.executors.items())
+        ],
+        "fill_sources": [
+            {
+                "type": name,
+                "plugin": registry.origin[f"source:{name}"],
+                "description": s.description,
+            }
+            for name, s in sorted(registry.sources.items())
+        ],
+    }
+    if args.json:
+        _print_json(data)
+        return 0
+    print("plugins:")
+    for p in data["plugins"]:
+        print(f"  {p['name']}  ({p['distribution']} {p['version']})")
+    print("executor types:")
+    for e in data["executors"]:
+        print(f"  {e['type']:<20} {e['description']}  [{e['plugin']}]")
+    print("fill sources:")
+    for s in data["fill_sources"]:
+        print(f"  {s['type']:<20} {s['description']}  [{s['plugin']}]")
+    return 0
