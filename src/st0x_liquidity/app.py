@@ -42,6 +42,25 @@ async def build_app(config: AppConfig, registry: Registry, store: SqliteStore) -
     return App(config, store, executor, source, engine)
 
 
+async def _run_services(app: App, registry: Registry) -> None:
+    factories = [
+        service
+        for result in registry.manager.hook.st0x_app_services(app=app)
+        if result
+        for service in result
+    ]
+
+    async def guarded(service: Any) -> None:
+        try:
+            await service()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("service %s failed", getattr(service, "__name__", service))
+
+    await asyncio.gather(*(guarded(s) for s in factories))
+
+
 async def run_app(config: AppConfig, registry: Registry) -> None:
     """Run until SIGINT/SIGTERM or until a finite source is drained."""
     store = open_store(config)
@@ -59,7 +78,12 @@ async def run_app(config: AppConfig, registry: Registry) -> None:
                 config.broker_type,
                 config.database_path,
             )
-            await app.engine.run()
+            services = asyncio.create_task(_run_services(app, registry), name="services")
+            try:
+                await app.engine.run()
+            finally:
+                services.cancel()
+                await asyncio.gather(services, return_exceptions=True)
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 asyncio.get_running_loop().remove_signal_handler(sig)

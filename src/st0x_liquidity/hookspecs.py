@@ -10,12 +10,13 @@ a third party.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 import pluggy
 
 if TYPE_CHECKING:
+    from .app import App
     from .registry import ConfigSection, ExecutorType, FillSourceType
 
 PROJECT = "st0x_liquidity"
@@ -45,4 +46,15 @@ def st0x_add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
 
     Create a parser with ``subparsers.add_parser(...)`` and give it a handler with
     ``parser.set_defaults(handler=fn)``; ``fn(args)`` returns the exit status.
+    """
+
+
+@hookspec
+def st0x_app_services(app: App) -> Sequence[Callable[[], Awaitable[None]]] | None:
+    """Long-running services to run beside the engine in ``run`` (dashboard, rebalancer).
+
+    Return coroutine functions; each is started after recovery begins and is
+    cancelled when the engine stops. ``app`` gives the config (including this
+    plugin's own section in ``app.config.sections``), the store, the executor
+    and the engine (status, listeners, pause/resume).
     """
