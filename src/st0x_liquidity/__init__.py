@@ -6,7 +6,7 @@ This module's ``__all__`` is the public API. Plugins import from here, from
 
 from __future__ import annotations
 
-from .config import AppConfig, Secret, make_converter
+from .config import AppConfig, Secret, load_config, make_converter
 from .domain.fills import Direction, Fill, InvalidFillError, TradeId
 from .domain.numbers import EXACT, fmt, round_down, to_decimal
 from .domain.orders import MarketClock, MarketOrder, OrderRules, OrderState, OrderUpdate
@@ -22,6 +22,7 @@ from .errors import (
     St0xError,
 )
 from .hookspecs import hookimpl
+from .plugins import load_registry
 from .protocols import (
     CheckpointItem,
     Cursor,
@@ -37,6 +38,17 @@ from .protocols import (
 from .registry import ConfigSection, ExecutorContext, ExecutorType, FillSourceType
 
 __version__ = "0.1.0"
+
+
+def open_store(config: AppConfig) -> PositionStore:
+    """The store of ``config``'s database, for plugin commands (e.g. ``schwab auth``).
+
+    Call ``await store.open()`` before use and ``await store.close()`` after.
+    """
+    from .app import open_store as _open_store
+
+    return _open_store(config)
+
 
 __all__ = [
     "AmbiguousBrokerError",
@@ -80,7 +92,10 @@ __all__ = [
     "fmt",
     "hookimpl",
     "is_tokenized_equity",
+    "load_config",
+    "load_registry",
     "make_converter",
+    "open_store",
     "round_down",
     "to_decimal",
 ]
