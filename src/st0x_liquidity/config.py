@@ -10,6 +10,7 @@ example ``ST0X_BROKER_API_SECRET``. The environment wins over the file.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from decimal import Decimal
@@ -100,12 +101,19 @@ def _structure_decimal(value: Any, _t: Any) -> Decimal:
 
 
 def _structure_float(value: Any, _t: Any) -> float:
+    if isinstance(value, str):  # from the environment
+        try:
+            value = to_decimal(value)
+        except NotADecimalError:
+            raise ValueError(f"expected a number, got {value!r}") from None
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise ValueError(f"expected a number, got {type(value).__name__}")
     return float(value)
 
 
 def _structure_int(value: Any, _t: Any) -> int:
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
+        return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, Decimal) and value == value.to_integral_value():
             return int(value)
@@ -163,6 +171,9 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, ForbiddenExtraKeysError):
         return "unknown key"
     text = str(exc).strip() or type(exc).__name__
+    literal = re.match(r"^(.*) not in literal typing\.Literal\[(.*)\]$", text)
+    if literal:
+        return f"must be one of {literal.group(2)}, got {literal.group(1)!r}"
     return text
 
 

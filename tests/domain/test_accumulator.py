@@ -83,7 +83,9 @@ ops = st.lists(
 
 @settings(max_examples=300, deadline=None)
 @given(ops)
-def test_every_share_is_explained_and_conservation_holds(sequence: list[tuple[str, object, Decimal]]) -> None:
+def test_every_share_is_explained_and_conservation_holds(
+    sequence: list[tuple[str, object, Decimal]],
+) -> None:
     book = SymbolBook(AAPL)
     ledger = Ledger()
     n = 0
@@ -101,7 +103,9 @@ def test_every_share_is_explained_and_conservation_holds(sequence: list[tuple[st
                 ledger.netted[netting.older] += netting.quantity
                 ledger.netted[netting.newer] += netting.quantity
         elif op == "hedge":
-            rules = OrderRules.whole_shares() if arg else OrderRules.fractional_shares(2, Decimal(1))
+            rules = (
+                OrderRules.whole_shares() if arg else OrderRules.fractional_shares(2, Decimal(1))
+            )
             decision = book.decide(rules)
             if decision is not None:
                 assert decision.quantity <= abs(book.open_net)
@@ -113,8 +117,10 @@ def test_every_share_is_explained_and_conservation_holds(sequence: list[tuple[st
             filled_total = {
                 "fill_all": hedge.quantity,
                 "fail": hedge.filled,
-                "partial": hedge.filled + (hedge.unfilled * fraction).quantize(Decimal("0.001"), rounding="ROUND_DOWN"),
-                "partial_cancel": hedge.filled + (hedge.unfilled * fraction).quantize(Decimal("0.001"), rounding="ROUND_DOWN"),
+                "partial": hedge.filled
+                + (hedge.unfilled * fraction).quantize(Decimal("0.001"), rounding="ROUND_DOWN"),
+                "partial_cancel": hedge.filled
+                + (hedge.unfilled * fraction).quantize(Decimal("0.001"), rounding="ROUND_DOWN"),
             }[op]
             if op == "partial":
                 settlement = book.progress(hedge.client_order_id, filled_total)
@@ -144,7 +150,9 @@ def test_worked_example_from_the_reference() -> None:
     assert decision is not None and decision.side is Direction.BUY and decision.quantity == 1
     reserved = book.reserve(decision, "h1")
     assert [(a.trade_id.tx_hash[-1], a.quantity) for a in reserved] == [
-        ("1", Decimal("0.3")), ("2", Decimal("0.5")), ("3", Decimal("0.2"))
+        ("1", Decimal("0.3")),
+        ("2", Decimal("0.5")),
+        ("3", Decimal("0.2")),
     ]
     settled = book.finish("h1", Decimal(1))
     assert sum(a.quantity for a in settled.hedged) == 1 and not settled.released
@@ -206,11 +214,18 @@ def test_one_hedge_in_flight_per_symbol() -> None:
         ("-2.5", "100", OrderRules.whole_shares(), ("BUY", "2")),
         ("0.0199", "100", OrderRules.fractional_shares(9, Decimal(2)), None),
         ("0.02", "100", OrderRules.fractional_shares(9, Decimal(2)), ("SELL", "0.02")),
-        ("0.1234567891234", "100", OrderRules.fractional_shares(9, Decimal(2)), ("SELL", "0.123456789")),
+        (
+            "0.1234567891234",
+            "100",
+            OrderRules.fractional_shares(9, Decimal(2)),
+            ("SELL", "0.123456789"),
+        ),
         ("1", None, OrderRules.fractional_shares(9, Decimal(2)), None),
     ],
 )
-def test_decide_hedge_thresholds(net: str, price: str | None, rules: OrderRules, expected: tuple[str, str] | None) -> None:
+def test_decide_hedge_thresholds(
+    net: str, price: str | None, rules: OrderRules, expected: tuple[str, str] | None
+) -> None:
     decision = decide_hedge(Decimal(net), None if price is None else Decimal(price), rules)
     if expected is None:
         assert decision is None

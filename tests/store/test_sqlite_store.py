@@ -1,0 +1,137 @@
+"""The SQLite event store on real files: transactions, migrations, rebuilds."""
+
+from __future__ import annotations
+
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from support.fills import fill, tx
+
+from st0x_liquidity.domain.accumulator import SymbolBook
+from st0x_liquidity.domain.events import FillRecorded, HedgeClosed, HedgeIntended, position_event
+from st0x_liquidity.domain.fills import TradeId
+from st0x_liquidity.domain.orders import OrderRules, OrderState
+from st0x_liquidity.domain.symbols import Symbol
+from st0x_liquidity.errors import StoreError
+from st0x_liquidity.store.schema import LATEST_VERSION, MIGRATIONS, VIEW_TABLES
+from st0x_liquidity.store.sqlite import SqliteStore, _split_sql
+
+
+async def dump(store: SqliteStore) -> dict[str, list[tuple[object, ...]]]:
+    return {t: await store.fetch(f"SELECT * FROM {t} ORDER BY 1, 2, 3") for t in VIEW_TABLES}
+
+
+async def populate(store: SqliteStore) -> SymbolBook:
+    book = SymbolBook(Symbol("AAPL"))
+    events = []
+    for n, (direction, amount) in enumerate([("BUY", "0.7"), ("SELL", "0.2"), ("BUY", "1.9")], 1):
+        f = fill(n, "tAAPL", direction, amount, "101.5")
+        events.append(
+            position_event(
+                f.symbol, FillRecorded(f, book.apply_fill(f)), source="t", cursor={"n": n}
+            )
+        )
+    decision = book.decide(OrderRules.whole_shares())
+    assert decision is not None
+    reserved = book.reserve(decision, "h-1")
+    events.append(
+        position_event(
+            book.symbol,
+            HedgeIntended("h-1", decision.side, decision.quantity, Decimal("101.5"), reserved),
+        )
+    )
+    await store.append(events)
+    s = book.finish("h-1", Decimal("1.25"))
+    await store.append(
+        [
+            position_event(
+                book.symbol,
+                HedgeClosed(
+                    "h-1",
+                    decision.side,
+                    OrderState.CANCELLED,
+                    Decimal("1.25"),
+                    Decimal("102"),
+                    "expired",
+                    s.hedged,
+                    s.released,
+                    s.nettings,
+                ),
+            )
+        ]
+    )
+    return book
+
+
+async def test_views_match_the_book_and_rebuild_identically(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "a.db") as store:
+        book = await populate(store)
+        [position] = await store.positions()
+        assert position.net == book.net == Decimal("1.15")
+        assert position.open_quantity == book.open_net
+        assert await store.cursor("t") == {"n": 3}
+        before = await dump(store)
+        assert await store.rebuild_views() == 5
+        assert await dump(store) == before
+
+
+async def test_events_are_append_only(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "a.db") as store:
+        await populate(store)
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            await store.db.execute("DELETE FROM events")
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            await store.db.execute("UPDATE events SET payload = '{}'")
+
+
+async def test_a_fill_cannot_be_recorded_twice_even_by_a_buggy_caller(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "a.db") as store:
+        f = fill(1, "tAAPL", "BUY", "1")
+        await store.append([position_event(f.symbol, FillRecorded(f))])
+        with pytest.raises(StoreError):
+            await store.append([position_event(f.symbol, FillRecorded(f))])
+        [position] = await store.positions()
+        assert position.fills == 1, "the failed transaction left nothing behind"
+        assert await store.known_trade_ids([f.trade_id, TradeId(tx(2), 0)]) == {f.trade_id}
+
+
+async def test_old_database_opens_in_new_version(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    version, description, sql = MIGRATIONS[0]
+    for statement in _split_sql(sql):
+        db.execute(statement)
+    db.execute("INSERT INTO meta VALUES ('database_id', 'abc123')")
+    db.execute("INSERT INTO schema_migrations VALUES (?, ?, 'then')", (version, description))
+    db.commit()
+    db.close()
+    async with SqliteStore(path) as store:
+        assert await store.schema_version() == LATEST_VERSION
+        assert store.database_id == "abc123"
+        await populate(store)
+        await store.put_blob("schwab", "tokens", b"\x00secret")
+        assert await store.get_blob("schwab", "tokens") == b"\x00secret"
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    async with SqliteStore(path):
+        pass
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO schema_migrations VALUES (999, 'future', 'later')")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="newer than this program"):
+        await SqliteStore(path).open()
+
+
+async def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a usable st0x database"):
+        await SqliteStore(path).open()
