@@ -1,0 +1,235 @@
+"""What the Trading API and Broker API executors share: config knobs and order flow."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import attrs
+
+from st0x_liquidity import (
+    AmbiguousBrokerError,
+    AuthenticationRequiredError,
+    FinalBrokerError,
+    Inventory,
+    MarketClock,
+    MarketOrder,
+    OrderRules,
+    OrderUpdate,
+    RetryableBrokerError,
+    Secret,
+    fmt,
+    round_down,
+)
+
+from .api import AlpacaTradingEndpoints
+from .http import AlpacaHttp, AlpacaRejection, HttpSettings
+from .wire import QTY_DECIMALS, AlpacaOrder
+
+log = logging.getLogger(__name__)
+
+MAX_CLIENT_ORDER_ID = 48
+"""Alpaca documents ``client_order_id`` as at most 48 characters."""
+
+
+def _positive(_i: object, attr: attrs.Attribute[float], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attr.name} must be positive")
+
+
+def _non_negative(_i: object, attr: attrs.Attribute[Decimal], value: Decimal) -> None:
+    if value < 0:
+        raise ValueError(f"{attr.name} must not be negative")
+
+
+def _at_least_one(_i: object, attr: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{attr.name} must be at least 1")
+
+
+@attrs.frozen(kw_only=True)
+class AlpacaCommonConfig:
+    """``[broker]`` keys both Alpaca executors understand.
+
+    ``api_key`` / ``api_secret`` may come from ``ST0X_BROKER_API_KEY`` /
+    ``ST0X_BROKER_API_SECRET`` instead of the file.
+    """
+
+    api_key: Secret
+    api_secret: Secret
+    base_url: str | None = None
+    min_notional: Decimal = attrs.field(default=Decimal(2), validator=_non_negative)
+    timeout: float = attrs.field(default=10.0, validator=_positive)
+    connect_timeout: float = attrs.field(default=5.0, validator=_positive)
+    rate_limit_per_minute: float = attrs.field(default=190.0, validator=_positive)
+    rate_limit_burst: int = attrs.field(default=10, validator=_at_least_one)
+    max_attempts: int = attrs.field(default=4, validator=_at_least_one)
+    backoff_initial: float = attrs.field(default=0.5, validator=_positive)
+    backoff_max: float = attrs.field(default=8.0, validator=_positive)
+    retry_after_max: float = attrs.field(default=60.0, validator=_positive)
+    resolve_attempts: int = attrs.field(default=3, validator=_at_least_one)
+
+    def http_settings(self, base_url: str) -> HttpSettings:
+        return HttpSettings(
+            base_url=base_url,
+            timeout=self.timeout,
+            connect_timeout=self.connect_timeout,
+            rate_limit_per_minute=self.rate_limit_per_minute,
+            rate_limit_burst=self.rate_limit_burst,
+            max_attempts=self.max_attempts,
+            backoff_initial=self.backoff_initial,
+            backoff_max=self.backoff_max,
+            retry_after_max=self.retry_after_max,
+        )
+
+
+def order_body(order: MarketOrder) -> dict[str, object]:
+    """The JSON body of a hedge: fractional-capable market ``day`` order.
+
+    The quantity is cut (never rounded up) to Alpaca's nine decimals so the
+    order never exceeds the hedge decision.
+    """
+    if not isinstance(order.quantity, Decimal) or not order.quantity.is_finite():
+        raise FinalBrokerError(f"quantity must be a finite Decimal, got {order.quantity!r}")
+    qty = round_down(order.quantity, QTY_DECIMALS)
+    if qty <= 0:
+        raise FinalBrokerError(
+            f"quantity {fmt(order.quantity) if order.quantity > 0 else order.quantity} "
+            f"is below Alpaca's smallest fractional unit"
+        )
+    cid = order.client_order_id
+    if not cid or len(cid) > MAX_CLIENT_ORDER_ID:
+        raise FinalBrokerError(
+            f"client_order_id must be 1..{MAX_CLIENT_ORDER_ID} characters, got {len(cid)}"
+        )
+    return {
+        "symbol": str(order.symbol),
+        "qty": fmt(qty),
+        "side": order.side.value.lower(),
+        "type": "market",
+        "time_in_force": "day",
+        "extended_hours": False,
+        "client_order_id": cid,
+    }
+
+
+class AlpacaExecutorBase:
+    """Order placement, lookup and inventory over :class:`AlpacaTradingEndpoints`."""
+
+    name = "alpaca"
+
+    def __init__(
+        self,
+        config: AlpacaCommonConfig,
+        *,
+        http: AlpacaHttp,
+        endpoints: AlpacaTradingEndpoints,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config = config
+        self.http = http
+        self.endpoints = endpoints
+        self.base_url = http.settings.base_url
+        self._now = now
+        self._rules = OrderRules.fractional_shares(QTY_DECIMALS, config.min_notional)
+
+    @property
+    def order_rules(self) -> OrderRules:
+        return self._rules
+
+    async def start(self) -> None:
+        await self.http.open()
+        account = await self.endpoints.get_account()
+        if account.status != "ACTIVE":
+            raise FinalBrokerError(f"Alpaca account is {account.status}, not ACTIVE")
+        if account.account_blocked or account.trading_blocked:
+            raise FinalBrokerError("Alpaca account is blocked from trading")
+        log.info("%s: connected to %s (account active)", self.name, self.base_url)
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    async def place_market_order(self, order: MarketOrder) -> OrderUpdate:
+        body = order_body(order)
+        cid = order.client_order_id
+        if body["qty"] != fmt(order.quantity):
+            log.info(
+                "%s: %s quantity %s cut to Alpaca's grid: %s",
+                self.name,
+                cid,
+                fmt(order.quantity),
+                body["qty"],
+            )
+        log.info("%s: placing %s %s %s (%s)", self.name, body["side"], body["qty"], order.symbol, cid)
+        try:
+            placed = await self.endpoints.submit_order(body)
+        except AmbiguousBrokerError as exc:
+            log.warning("%s: outcome of %s unknown (%s); looking it up", self.name, cid, exc)
+            return await self._resolve(cid, str(exc))
+        except AlpacaRejection as exc:
+            if exc.duplicate_client_order_id:
+                existing = await self.endpoints.get_order_by_client_id(cid)
+                if existing is not None:
+                    log.info("%s: %s already placed as %s", self.name, cid, existing.id)
+                    return self._checked(existing, order)
+            raise
+        return self._checked(placed, order)
+
+    def _checked(self, placed: AlpacaOrder, order: MarketOrder) -> OrderUpdate:
+        if placed.client_order_id and placed.client_order_id != order.client_order_id:
+            log.warning(
+                "%s: Alpaca answered order %s with client_order_id %s, expected %s",
+                self.name,
+                placed.id,
+                placed.client_order_id,
+                order.client_order_id,
+            )
+        if placed.symbol != str(order.symbol):
+            log.warning(
+                "%s: order %s is for %s, expected %s", self.name, placed.id, placed.symbol, order.symbol
+            )
+        return placed.to_update()
+
+    async def _resolve(self, cid: str, problem: str) -> OrderUpdate:
+        """Find the order an unanswered POST may have created; never re-POST."""
+        for attempt in range(1, self.config.resolve_attempts + 1):
+            try:
+                found = await self.endpoints.get_order_by_client_id(cid)
+            except AuthenticationRequiredError:
+                raise
+            except (RetryableBrokerError, AmbiguousBrokerError) as exc:
+                log.warning("%s: looking up %s failed: %s", self.name, cid, exc)
+                found = None
+            if found is not None:
+                log.info("%s: %s exists at Alpaca as %s", self.name, cid, found.id)
+                return found.to_update()
+            if attempt < self.config.resolve_attempts:
+                await asyncio.sleep(
+                    min(self.config.backoff_max, self.config.backoff_initial * 2 ** (attempt - 1))
+                )
+        raise AmbiguousBrokerError(
+            f"{problem}; no order with client_order_id {cid} found at Alpaca yet"
+        )
+
+    async def order_status(self, broker_order_id: str) -> OrderUpdate:
+        return (await self.endpoints.get_order(broker_order_id)).to_update()
+
+    async def find_order(self, client_order_id: str, order: MarketOrder) -> OrderUpdate | None:
+        found = await self.endpoints.get_order_by_client_id(client_order_id)
+        return None if found is None else found.to_update()
+
+    async def market_clock(self) -> MarketClock:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    async def inventory(self) -> Inventory:
+        positions = await self.endpoints.get_positions()
+        if positions.skipped:
+            log.debug("%s: non-equity positions left out: %s", self.name, positions.skipped)
+        account = await self.endpoints.get_account()
+        return Inventory(positions=positions.equities, cash=account.cash, as_of=self._now())
+
+    async def maintenance(self) -> None:
+        return None

@@ -1,0 +1,694 @@
+"""A fake Alpaca server (aiohttp) that follows the documented HTTP API.
+
+Used by the tests, the benchmarks and the demo. It serves real HTTP on
+``127.0.0.1`` and keeps its state in plain attributes a test can read and set:
+
+* same paths and methods as Alpaca, JSON field names and types as the real API
+  (decimal strings, UUID ids, RFC 3339 times), Alpaca's error shape
+  ``{"code": 40010001, "message": "..."}`` with its status codes;
+* authentication: :class:`FakeAlpacaTrading` checks the ``APCA-API-KEY-ID`` /
+  ``APCA-API-SECRET-KEY`` headers; the Broker API fake (in ``st0x-alpaca-broker``)
+  checks HTTP Basic. Bad credentials get 401 ``40110000``;
+* order validation (400 for an unreadable body, 422 for a bad field, 403
+  ``40310000`` for buying power / short sales), unique ``client_order_id``;
+* an order lifecycle that advances one step per read of the order, by default
+  ``new → accepted → partially_filled → filled``, only while the market is open;
+* a market clock and calendar that can be forced open or closed, or follow
+  weekday 09:30–16:00 New York hours;
+* a sliding-window rate limit (200/min by default) answering 429 with the
+  ``X-RateLimit-*`` headers, and injectable faults: 429 with ``Retry-After``,
+  500, slow responses, dropped connections, malformed JSON, arbitrary bodies,
+  each either before or after the request takes effect.
+
+:class:`FakeAlpacaBase` is shared by both fakes; subclasses supply the path
+prefix and the authentication check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import attrs
+from aiohttp import web
+
+from .wire import NEW_YORK
+
+Step = tuple[str, Decimal]
+"""(status, cumulative fraction of the quantity filled once in that status)."""
+
+DEFAULT_SCRIPT: tuple[Step, ...] = (
+    ("new", Decimal(0)),
+    ("accepted", Decimal(0)),
+    ("partially_filled", Decimal("0.5")),
+    ("filled", Decimal(1)),
+)
+FILL_AT_ONCE: tuple[Step, ...] = (("accepted", Decimal(0)), ("filled", Decimal(1)))
+PARTIAL_THEN_CANCELED: tuple[Step, ...] = (
+    ("accepted", Decimal(0)),
+    ("partially_filled", Decimal("0.4")),
+    ("canceled", Decimal("0.4")),
+)
+EXPIRES: tuple[Step, ...] = (("accepted", Decimal(0)), ("expired", Decimal(0)))
+REJECTED: tuple[Step, ...] = (("pending_new", Decimal(0)), ("rejected", Decimal(0)))
+
+TERMINAL = {"filled", "canceled", "expired", "rejected", "done_for_day", "replaced", "calculated"}
+
+FAULT_KINDS = {
+    "429",
+    "500",
+    "503",
+    "slow",
+    "slow_after",
+    "drop",
+    "drop_after",
+    "malformed",
+    "malformed_after",
+    "raw",
+}
+
+
+def rfc3339(moment: datetime) -> str:
+    """``2021-03-16T18:38:01.942282Z`` (Alpaca's order timestamps)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def rfc3339_ny(moment: datetime, nanos: bool = True) -> str:
+    """``2022-05-16T16:32:24.143735880-04:00`` (Alpaca's clock, New York offset)."""
+    local = moment.astimezone(NEW_YORK)
+    offset = local.strftime("%z")
+    offset = f"{offset[:3]}:{offset[3:]}"
+    if not nanos:
+        return local.strftime("%Y-%m-%dT%H:%M:%S") + offset
+    return f"{local.strftime('%Y-%m-%dT%H:%M:%S')}.{local.microsecond:06d}123{offset}"
+
+
+def _s(value: Decimal | None) -> str | None:
+    if value is None:
+        return None
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
+
+
+@attrs.define
+class Fault:
+    """One injected misbehaviour, applied to the next ``times`` matching requests."""
+
+    kind: str
+    method: str | None = None
+    path_contains: str | None = None
+    times: int = 1
+    delay: float = 0.0
+    retry_after: str | None = "1"
+    status: int = 200
+    body: bytes = b""
+
+    def __attrs_post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}")
+
+    def matches(self, request: web.Request) -> bool:
+        if self.method is not None and request.method != self.method.upper():
+            return False
+        return self.path_contains is None or self.path_contains in request.path
+
+
+@attrs.define
+class FakeOrder:
+    id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    qty: Decimal
+    time_in_force: str
+    script: tuple[Step, ...]
+    price: Decimal
+    created_at: datetime
+    step: int = 0
+    status: str = "new"
+    filled_qty: Decimal = Decimal(0)
+    updated_at: datetime | None = None
+    filled_at: datetime | None = None
+    canceled_at: datetime | None = None
+    expired_at: datetime | None = None
+    failed_at: datetime | None = None
+    reads: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "client_order_id": self.client_order_id,
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(self.updated_at or self.created_at),
+            "submitted_at": rfc3339(self.created_at),
+            "filled_at": None if self.filled_at is None else rfc3339(self.filled_at),
+            "expired_at": None if self.expired_at is None else rfc3339(self.expired_at),
+            "canceled_at": None if self.canceled_at is None else rfc3339(self.canceled_at),
+            "failed_at": None if self.failed_at is None else rfc3339(self.failed_at),
+            "replaced_at": None,
+            "replaced_by": None,
+            "replaces": None,
+            "asset_id": str(uuid.uuid5(uuid.NAMESPACE_OID, self.symbol)),
+            "symbol": self.symbol,
+            "asset_class": "us_equity",
+            "notional": None,
+            "qty": _s(self.qty),
+            "filled_qty": _s(self.filled_qty),
+            "filled_avg_price": _s(self.price) if self.filled_qty > 0 else None,
+            "order_class": "",
+            "order_type": "market",
+            "type": "market",
+            "side": self.side,
+            "position_intent": "buy_to_open" if self.side == "buy" else "sell_to_close",
+            "time_in_force": self.time_in_force,
+            "limit_price": None,
+            "stop_price": None,
+            "status": self.status,
+            "extended_hours": False,
+            "legs": None,
+            "trail_percent": None,
+            "trail_price": None,
+            "hwm": None,
+            "subtag": None,
+            "source": None,
+            "expires_at": None,
+        }
+
+
+def _error(status: int, code: int | None, message: str, **extra: str) -> web.Response:
+    body: dict[str, Any] = dict(extra)
+    if code is not None:
+        body["code"] = code
+    body["message"] = message
+    return web.json_response(body, status=status)
+
+
+class FakeAlpacaBase:
+    """State, lifecycle, faults and rate limit shared by the two Alpaca fakes."""
+
+    api_name = "alpaca"
+
+    def __init__(
+        self,
+        *,
+        rate_limit: int = 200,
+        rate_window: float = 60.0,
+        market_open: bool | None = True,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.rate_limit = rate_limit
+        self.rate_window = rate_window
+        self.market_open = market_open
+        """True/False forces the clock; None follows weekday 09:30–16:00 New York."""
+        self.now: Callable[[], datetime] = now or (lambda: datetime.now(UTC))
+        self.orders: dict[str, FakeOrder] = {}
+        self.by_client_order_id: dict[str, str] = {}
+        self.positions: dict[str, Decimal] = {}
+        self.cash = Decimal("100000")
+        self.prices: dict[str, Decimal] = {}
+        self.default_price = Decimal("100")
+        self.scripts: dict[str, tuple[Step, ...]] = {}
+        self.default_script: tuple[Step, ...] = DEFAULT_SCRIPT
+        self.non_fractionable: set[str] = set()
+        self.unknown_symbols: set[str] = set()
+        self.allow_short = True
+        self.account_status = "ACTIVE"
+        self.trading_blocked = False
+        self.holidays: set[date] = set()
+        self.auth_failure_status = 401
+        self.faults: list[Fault] = []
+        self.requests: list[tuple[str, str, float]] = []
+        """(method, path with query, monotonic time) of every request received."""
+        self.order_posts = 0
+        """POSTs to the orders endpoint that reached order validation."""
+        self.rate_limited = 0
+        self._window: collections.deque[float] = collections.deque()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self.app = web.Application(middlewares=[self._middleware])
+        self._add_routes(self.app)
+
+    # -- lifecycle --------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> FakeAlpacaBase:
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        self.port = int(sockets[0].getsockname()[1])
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeAlpacaBase:
+        return await self.start()
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.stop()
+
+    # -- test controls -----------------------------------------------------------
+
+    def inject(self, kind: str, **kwargs: Any) -> Fault:
+        fault = Fault(kind, **kwargs)
+        self.faults.append(fault)
+        return fault
+
+    def order_by_client_id(self, client_order_id: str) -> FakeOrder | None:
+        order_id = self.by_client_order_id.get(client_order_id)
+        return None if order_id is None else self.orders[order_id]
+
+    def is_open(self) -> bool:
+        if self.market_open is not None:
+            return self.market_open
+        now = self.now()
+        for day in self.trading_days(now.astimezone(NEW_YORK).date(), days=1):
+            if day[1] <= now < day[2]:
+                return True
+        return False
+
+    def trading_days(self, start: date, days: int) -> list[tuple[date, datetime, datetime]]:
+        """(date, open, close) of the trading days in ``[start, start + days)``."""
+        result = []
+        today = self.now().astimezone(NEW_YORK).date()
+        for offset in range(days):
+            day = start + timedelta(days=offset)
+            if self.market_open is True and day == today:
+                now = self.now().astimezone(NEW_YORK)
+                opens = max(datetime.combine(day, dtime(0, 0), NEW_YORK), now - timedelta(hours=1))
+                closes = datetime.combine(day, dtime(23, 59), NEW_YORK)
+                result.append((day, opens.replace(second=0, microsecond=0), closes))
+                continue
+            if self.market_open is False and day == today:
+                continue
+            if day.weekday() >= 5 or day in self.holidays:
+                continue
+            result.append(
+                (
+                    day,
+                    datetime.combine(day, dtime(9, 30), NEW_YORK),
+                    datetime.combine(day, dtime(16, 0), NEW_YORK),
+                )
+            )
+        return result
+
+    # -- plumbing ----------------------------------------------------------------
+
+    def _add_routes(self, app: web.Application) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def authenticate(self, request: web.Request) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _auth_error(self) -> web.Response:
+        if self.auth_failure_status == 403:
+            return web.json_response({"message": "forbidden."}, status=403)
+        return _error(401, 40110000, "request is not authorized")
+
+    def _rate_headers(self, remaining: int) -> dict[str, str]:
+        reset = time.time() + (
+            self.rate_window - (time.monotonic() - self._window[0]) if self._window else 0
+        )
+        return {
+            "X-RateLimit-Limit": str(self.rate_limit),
+            "X-RateLimit-Remaining": str(max(0, remaining)),
+            "X-RateLimit-Reset": str(math.ceil(reset)),
+        }
+
+    def _take_fault(self, request: web.Request) -> Fault | None:
+        for fault in self.faults:
+            if fault.times > 0 and fault.matches(request):
+                fault.times -= 1
+                if fault.times == 0:
+                    self.faults.remove(fault)
+                return fault
+        return None
+
+    @web.middleware
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        stamp = time.monotonic()
+        self.requests.append((request.method, request.path_qs, stamp))
+        if not self.authenticate(request):
+            return self._auth_error()
+        while self._window and self._window[0] <= stamp - self.rate_window:
+            self._window.popleft()
+        if len(self._window) >= self.rate_limit:
+            self.rate_limited += 1
+            return web.json_response(
+                {"code": 42910000, "message": "rate limit exceeded"},
+                status=429,
+                headers=self._rate_headers(0),
+            )
+        self._window.append(stamp)
+        headers = self._rate_headers(self.rate_limit - len(self._window))
+        fault = self._take_fault(request)
+        if fault is not None:
+            early = await self._fault_before(fault, request)
+            if early is not None:
+                return early
+        response = await handler(request)
+        if fault is not None:
+            late = await self._fault_after(fault, request)
+            if late is not None:
+                return late
+        for key, value in headers.items():
+            response.headers.setdefault(key, value)
+        return response
+
+    async def _fault_before(self, fault: Fault, request: web.Request) -> web.StreamResponse | None:
+        if fault.kind == "429":
+            extra = {} if fault.retry_after is None else {"Retry-After": fault.retry_after}
+            return web.json_response(
+                {"code": 42910000, "message": "rate limit exceeded"}, status=429, headers=extra
+            )
+        if fault.kind in ("500", "503"):
+            return _error(int(fault.kind), 50010000, "internal server error occurred")
+        if fault.kind == "slow":
+            await asyncio.sleep(fault.delay)
+            return None
+        if fault.kind == "drop":
+            return await self._drop(request)
+        if fault.kind == "malformed":
+            return web.Response(status=200, body=b'{"id": "', content_type="application/json")
+        if fault.kind == "raw":
+            return web.Response(status=fault.status, body=fault.body, content_type="application/json")
+        return None
+
+    async def _fault_after(self, fault: Fault, request: web.Request) -> web.StreamResponse | None:
+        if fault.kind == "slow_after":
+            await asyncio.sleep(fault.delay)
+            return None
+        if fault.kind == "drop_after":
+            return await self._drop(request)
+        if fault.kind == "malformed_after":
+            return web.Response(status=200, body=b"<html>oops", content_type="application/json")
+        return None
+
+    async def _drop(self, request: web.Request) -> web.StreamResponse:
+        transport = request.transport
+        if transport is not None:
+            transport.abort()
+        raise asyncio.CancelledError
+
+    # -- handlers shared by both APIs --------------------------------------------
+
+    def price(self, symbol: str) -> Decimal:
+        return self.prices.get(symbol, self.default_price)
+
+    def account_json(self) -> dict[str, Any]:
+        equity = self.cash + sum(
+            (q * self.price(s) for s, q in self.positions.items()), Decimal(0)
+        )
+        return {
+            "id": "e6fe16f3-64a4-4921-8928-cadf02f92f98",
+            "account_number": "010203ABCD",
+            "status": self.account_status,
+            "crypto_status": "ACTIVE",
+            "currency": "USD",
+            "cash": _s(self.cash),
+            "buying_power": _s(max(self.cash, Decimal(0))),
+            "regt_buying_power": _s(max(self.cash, Decimal(0))),
+            "equity": _s(equity),
+            "portfolio_value": _s(equity),
+            "last_equity": _s(equity),
+            "long_market_value": "0",
+            "short_market_value": "0",
+            "trading_blocked": self.trading_blocked,
+            "transfers_blocked": False,
+            "account_blocked": False,
+            "pattern_day_trader": False,
+            "shorting_enabled": self.allow_short,
+            "multiplier": "1",
+            "daytrade_count": 0,
+            "created_at": "2022-04-14T15:51:14.523349Z",
+        }
+
+    async def handle_account(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.account_json())
+
+    async def handle_positions(self, _request: web.Request) -> web.Response:
+        rows = []
+        for symbol, qty in sorted(self.positions.items()):
+            if qty == 0:
+                continue
+            price = self.price(symbol)
+            rows.append(
+                {
+                    "asset_id": str(uuid.uuid5(uuid.NAMESPACE_OID, symbol)),
+                    "symbol": symbol,
+                    "exchange": "NASDAQ",
+                    "asset_class": "us_equity",
+                    "asset_marginable": True,
+                    "avg_entry_price": _s(price),
+                    "qty": _s(qty),
+                    "qty_available": _s(qty),
+                    "side": "long" if qty > 0 else "short",
+                    "market_value": _s(qty * price),
+                    "cost_basis": _s(qty * price),
+                    "unrealized_pl": "0",
+                    "unrealized_plpc": "0",
+                    "unrealized_intraday_pl": "0",
+                    "unrealized_intraday_plpc": "0",
+                    "current_price": _s(price),
+                    "lastday_price": _s(price),
+                    "change_today": "0",
+                }
+            )
+        return web.json_response(rows)
+
+    async def handle_post_order(self, request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.read(), parse_float=Decimal)
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, 40010000, "request body format is invalid")
+        if not isinstance(body, dict):
+            return _error(400, 40010000, "request body format is invalid")
+        self.order_posts += 1
+        symbol = body.get("symbol")
+        if not isinstance(symbol, str) or not symbol:
+            return _error(422, 40010001, "symbol is required")
+        if symbol in self.unknown_symbols:
+            return _error(422, 40010001, f'asset "{symbol}" not found')
+        side = body.get("side")
+        if side not in ("buy", "sell"):
+            return _error(422, 40010001, "invalid side")
+        if body.get("type", body.get("order_type")) != "market":
+            return _error(422, 40010001, "invalid order type for this fake (market only)")
+        tif = body.get("time_in_force")
+        if tif not in ("day", "gtc", "opg", "cls", "ioc", "fok"):
+            return _error(422, 40010001, "invalid time_in_force")
+        if body.get("notional") is not None and body.get("qty") is not None:
+            return _error(422, 40010001, "qty and notional are mutually exclusive")
+        raw_qty = body.get("qty")
+        if raw_qty is None:
+            return _error(422, 40010001, "qty is required")
+        if isinstance(raw_qty, bool) or not isinstance(raw_qty, str | int | Decimal):
+            return _error(422, 40010001, "invalid qty")
+        try:
+            qty = Decimal(str(raw_qty))
+        except InvalidOperation:
+            return _error(422, 40010001, "invalid qty")
+        if not qty.is_finite() or qty <= 0:
+            return _error(422, 40010001, "qty must be > 0")
+        if qty.as_tuple().exponent < -9:  # type: ignore[operator]
+            return _error(422, 40010001, "qty must have at most 9 decimal places")
+        fractional = qty != qty.to_integral_value()
+        if fractional and tif != "day":
+            return _error(422, 40010001, "fractional orders must be DAY orders")
+        if fractional and symbol in self.non_fractionable:
+            return _error(422, 40010001, f"requested asset {symbol} is not fractionable")
+        if body.get("extended_hours") is True:
+            return _error(422, 40010001, "extended hours order must be DAY limit orders")
+        cid = body.get("client_order_id")
+        if cid is None:
+            cid = str(uuid.uuid4())
+        if not isinstance(cid, str) or not cid:
+            return _error(422, 40010001, "invalid client_order_id")
+        if len(cid) > 48:
+            return _error(422, 40010001, "client_order_id must be no more than 48 characters")
+        if cid in self.by_client_order_id:
+            return _error(422, 40010001, "client_order_id must be unique")
+        price = self.price(symbol)
+        cost = qty * price
+        if fractional and cost < 1:
+            return _error(403, 40310000, "cost basis must be >= 1")
+        if side == "buy" and cost > self.cash:
+            return _error(
+                403,
+                40310000,
+                "insufficient buying power",
+                buying_power=_s(self.cash) or "0",
+                cost_basis=_s(cost) or "0",
+            )
+        held = self.positions.get(symbol, Decimal(0))
+        if side == "sell" and qty > held and not self.allow_short:
+            return _error(
+                403,
+                40310000,
+                f"insufficient qty available for order (requested: {_s(qty)}, "
+                f"available: {_s(max(held, Decimal(0)))})",
+            )
+        now = self.now()
+        order = FakeOrder(
+            id=str(uuid.uuid4()),
+            client_order_id=cid,
+            symbol=symbol,
+            side=side,
+            qty=qty,
+            time_in_force=tif,
+            script=self.scripts.get(symbol, self.default_script),
+            price=price,
+            created_at=now,
+        )
+        self._apply_step(order, 0)
+        self.orders[order.id] = order
+        self.by_client_order_id[cid] = order.id
+        return web.json_response(order.to_json())
+
+    def _apply_step(self, order: FakeOrder, step: int) -> None:
+        status, fraction = order.script[step]
+        now = self.now()
+        if fraction > 0 and not self.is_open():
+            return
+        order.step = step
+        order.status = status
+        order.updated_at = now
+        target = (order.qty * fraction).quantize(Decimal("1e-9"), rounding="ROUND_DOWN")
+        delta = target - order.filled_qty
+        if delta > 0:
+            sign = 1 if order.side == "buy" else -1
+            order.filled_qty = target
+            self.positions[order.symbol] = self.positions.get(order.symbol, Decimal(0)) + sign * delta
+            self.cash -= sign * delta * order.price
+        if status == "filled":
+            order.filled_at = now
+        elif status == "canceled":
+            order.canceled_at = now
+        elif status == "expired":
+            order.expired_at = now
+        elif status == "rejected":
+            order.failed_at = now
+
+    def advance(self, order: FakeOrder) -> None:
+        """One read moves the order one step along its script."""
+        order.reads += 1
+        if order.status in TERMINAL or order.step + 1 >= len(order.script):
+            return
+        self._apply_step(order, order.step + 1)
+
+    async def handle_get_order(self, request: web.Request) -> web.Response:
+        order_id = request.match_info["order_id"]
+        try:
+            uuid.UUID(order_id)
+        except ValueError:
+            return _error(422, 40010001, "order_id is missing")
+        order = self.orders.get(str(uuid.UUID(order_id)))
+        if order is None:
+            return _error(404, 40410000, "order not found")
+        self.advance(order)
+        return web.json_response(order.to_json())
+
+    async def handle_get_by_client_id(self, request: web.Request) -> web.Response:
+        cid = request.query.get("client_order_id")
+        if not cid:
+            return _error(422, 40010001, "client_order_id is required")
+        order = self.order_by_client_id(cid)
+        if order is None:
+            return _error(404, 40410000, "order not found")
+        self.advance(order)
+        return web.json_response(order.to_json())
+
+    async def handle_clock(self, _request: web.Request) -> web.Response:
+        now = self.now()
+        local_today = now.astimezone(NEW_YORK).date()
+        days = self.trading_days(local_today, 15)
+        is_open = self.is_open()
+        upcoming = [d for d in days if d[2] > now]
+        if is_open and self.market_open is None and upcoming:
+            next_close = upcoming[0][2]
+            next_open = upcoming[1][1] if len(upcoming) > 1 else now + timedelta(days=1)
+        elif is_open:
+            next_close = now + timedelta(hours=1)
+            next_open = now + timedelta(hours=18)
+        else:
+            future = [d for d in upcoming if d[1] > now]
+            if future:
+                next_open, next_close = future[0][1], future[0][2]
+            else:
+                next_open, next_close = now + timedelta(hours=1), now + timedelta(hours=7)
+        return web.json_response(
+            {
+                "timestamp": rfc3339_ny(now),
+                "is_open": is_open,
+                "next_open": rfc3339_ny(next_open, nanos=False),
+                "next_close": rfc3339_ny(next_close, nanos=False),
+            }
+        )
+
+    async def handle_calendar(self, request: web.Request) -> web.Response:
+        try:
+            start = date.fromisoformat(request.query.get("start", ""))
+            end = date.fromisoformat(request.query.get("end", ""))
+        except ValueError:
+            return _error(422, 40010001, "start and end must be YYYY-MM-DD")
+        days = self.trading_days(start, (end - start).days + 1)
+        return web.json_response(
+            [
+                {
+                    "date": day.isoformat(),
+                    "open": opens.astimezone(NEW_YORK).strftime("%H:%M"),
+                    "close": closes.astimezone(NEW_YORK).strftime("%H:%M"),
+                    "session_open": "0400",
+                    "session_close": "2000",
+                    "settlement_date": (day + timedelta(days=1)).isoformat(),
+                }
+                for day, opens, closes in days
+            ]
+        )
+
+
+class FakeAlpacaTrading(FakeAlpacaBase):
+    """The Trading API v2 (``/v2/...``) with ``APCA-API-*`` header auth."""
+
+    api_name = "alpaca-trading-api"
+
+    def __init__(self, key_id: str = "PKTEST", secret_key: str = "secret-test", **kwargs: Any):
+        self.key_id = key_id
+        self.secret_key = secret_key
+        super().__init__(**kwargs)
+
+    def authenticate(self, request: web.Request) -> bool:
+        return (
+            request.headers.get("APCA-API-KEY-ID") == self.key_id
+            and request.headers.get("APCA-API-SECRET-KEY") == self.secret_key
+        )
+
+    def _add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/v2/account", self.handle_account)
+        app.router.add_post("/v2/orders", self.handle_post_order)
+        app.router.add_get("/v2/orders:by_client_order_id", self.handle_get_by_client_id)
+        app.router.add_get("/v2/orders/{order_id}", self.handle_get_order)
+        app.router.add_get("/v2/positions", self.handle_positions)
+        app.router.add_get("/v2/clock", self.handle_clock)
+        app.router.add_get("/v2/calendar", self.handle_calendar)

@@ -1,0 +1,25 @@
+"""Entry point ``st0x_liquidity: alpaca``: registers ``alpaca-trading-api``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from st0x_liquidity import ExecutorContext, ExecutorType, hookimpl
+
+from .executor import AlpacaTradingConfig, AlpacaTradingExecutor
+
+
+def _factory(config: AlpacaTradingConfig, _context: ExecutorContext) -> AlpacaTradingExecutor:
+    return AlpacaTradingExecutor(config)
+
+
+@hookimpl
+def st0x_register_executors(register: Callable[[ExecutorType], None]) -> None:
+    register(
+        ExecutorType(
+            name="alpaca-trading-api",
+            config_class=AlpacaTradingConfig,
+            factory=_factory,
+            description="Alpaca Trading API (individual accounts), fractional market orders",
+        )
+    )
