@@ -1,0 +1,572 @@
+"""A fake Schwab (OAuth + Trader API + market hours) for tests and demos.
+
+It follows Schwab's documented shapes: Basic-auth token endpoint, 30-minute
+access tokens, refresh tokens dead 7 days after the original login (refreshing
+returns the same refresh token and does not extend it), ``accountNumbers``,
+order POST answered ``201`` with an empty body and a ``Location`` header,
+order objects with ``orderActivityCollection``/``executionLegs`` and JSON
+numbers, the time-window order listing, market hours with the open-day
+(``equity.EQ``) and closed-day (``equity.equity``) shapes, 401 for bad or
+expired tokens and 429 over the request budget.
+
+Everything is inspectable (``orders``, ``requests``, ``token_grants``) and
+faults can be injected per route with :meth:`FakeSchwab.inject`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import itertools
+import secrets
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+import attrs
+from aiohttp import web
+
+EASTERN = ZoneInfo("America/New_York")
+ACCESS_LIFETIME = timedelta(minutes=30)
+REFRESH_LIFETIME = timedelta(days=7)
+CODE_LIFETIME = timedelta(seconds=30)
+
+FaultKind = Literal["status", "disconnect_before", "disconnect_after", "garbage", "delay", "no_location"]
+Route = Literal[
+    "token", "accounts", "place_order", "get_order", "list_orders", "market_hours", "authorize"
+]
+
+
+@attrs.define
+class Fault:
+    kind: FaultKind
+    status: int = 500
+    body: Any = None
+    seconds: float = 0.0
+    headers: dict[str, str] = attrs.field(factory=dict)
+
+
+@attrs.define
+class FakeOrder:
+    order_id: int
+    account_hash: str
+    symbol: str
+    instruction: str
+    quantity: Decimal
+    entered: datetime
+    status: str = "WORKING"
+    close_time: datetime | None = None
+    legs: list[tuple[Decimal, Decimal, datetime]] = attrs.field(factory=list)
+    status_description: str | None = None
+    order_type: str = "MARKET"
+
+    @property
+    def filled(self) -> Decimal:
+        return sum((q for q, _p, _t in self.legs), Decimal(0))
+
+
+def _time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
+class FakeSchwab:
+    def __init__(
+        self,
+        *,
+        app_key: str = "fake-app-key",
+        app_secret: str = "fake-app-secret",
+        redirect_uri: str = "https://127.0.0.1",
+        accounts: tuple[tuple[str, str], ...] = (("12345678", "3A1B9C0FD2E4A6B8C0D2E4F6A8B0C2D4"),),
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rate_limit: int | None = None,
+        rate_window: float = 60.0,
+        send_retry_after: bool = True,
+        holidays: set[date] | None = None,
+        always_open: bool = False,
+    ) -> None:
+        self.app_key = app_key
+        self.app_secret = app_secret
+        self.redirect_uri = redirect_uri
+        self.accounts = list(accounts)
+        self.now = now
+        self.rate_limit = rate_limit
+        self.rate_window = rate_window
+        self.send_retry_after = send_retry_after
+        self.holidays = holidays or set()
+        self.always_open = always_open
+        self.codes: dict[str, datetime] = {}
+        self.access_tokens: dict[str, datetime] = {}  # token -> expires at
+        self.refresh_tokens: dict[str, datetime] = {}  # token -> original authorization time
+        self.revoked: set[str] = set()
+        self.orders: dict[int, FakeOrder] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.token_grants: list[str] = []
+        self.faults: dict[str, collections.deque[Fault]] = collections.defaultdict(collections.deque)
+        self.fill_prices: dict[str, Decimal] = {}  # symbol -> price: fill at once on placement
+        self.reject_symbols: dict[str, str] = {}  # symbol -> rejection reason
+        self._ids = itertools.count(1004055538153)
+        self._recent: collections.deque[float] = collections.deque()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    # -- control -------------------------------------------------------------------------
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.add_routes(
+            [
+                web.get("/v1/oauth/authorize", self._authorize),
+                web.post("/v1/oauth/token", self._token),
+                web.get("/trader/v1/accounts/accountNumbers", self._account_numbers),
+                web.post("/trader/v1/accounts/{hash}/orders", self._place),
+                web.get("/trader/v1/accounts/{hash}/orders", self._list),
+                web.get("/trader/v1/accounts/{hash}/orders/{order_id}", self._get_order),
+                web.get("/marketdata/v1/markets/{market}", self._market_hours),
+            ]
+        )
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = int(self._runner.addresses[0][1])
+        self.url = f"http://127.0.0.1:{port}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def inject(self, route: Route, fault: Fault, times: int = 1) -> None:
+        """Make the next ``times`` requests to ``route`` misbehave."""
+        for _ in range(times):
+            self.faults[route].append(fault)
+
+    def expire_access_tokens(self) -> None:
+        for token in self.access_tokens:
+            self.access_tokens[token] = self.now() - timedelta(seconds=1)
+
+    def revoke_refresh_tokens(self) -> None:
+        self.revoked.update(self.refresh_tokens)
+
+    def issue_code(self) -> str:
+        code = "C0." + secrets.token_urlsafe(24) + "@"
+        self.codes[code] = self.now()
+        return code
+
+    def add_order(
+        self,
+        symbol: str,
+        instruction: str,
+        quantity: int,
+        entered: datetime | None = None,
+        account_hash: str | None = None,
+    ) -> FakeOrder:
+        """An order placed some other way (by hand in Schwab's web site, say)."""
+        order = FakeOrder(
+            next(self._ids),
+            account_hash or self.accounts[0][1],
+            symbol,
+            instruction,
+            Decimal(quantity),
+            entered or self.now(),
+        )
+        self.orders[order.order_id] = order
+        return order
+
+    def fill(self, order_id: int, price: Decimal | str, quantity: Decimal | int | None = None) -> None:
+        order = self.orders[order_id]
+        qty = Decimal(quantity) if quantity is not None else order.quantity - order.filled
+        order.legs.append((qty, Decimal(price), self.now()))
+        if order.filled >= order.quantity:
+            order.status = "FILLED"
+            order.close_time = self.now()
+
+    def finish(self, order_id: int, status: str, description: str | None = None) -> None:
+        order = self.orders[order_id]
+        order.status = status
+        order.status_description = description
+        order.close_time = self.now()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    @staticmethod
+    def _error(status: int, message: str, errors: list[str] | None = None) -> web.Response:
+        return web.json_response(
+            {"message": message, "errors": errors or [message]},
+            status=status,
+            headers={"Schwab-Client-CorrelId": secrets.token_hex(8)},
+        )
+
+    async def _fault(self, route: str, request: web.Request) -> tuple[web.StreamResponse | None, Fault | None]:
+        queue = self.faults.get(route)
+        if not queue:
+            return None, None
+        fault = queue.popleft()
+        if fault.kind == "delay":
+            await asyncio.sleep(fault.seconds)
+            return None, None
+        if fault.kind == "status":
+            body = fault.body if fault.body is not None else {"message": "fault", "errors": []}
+            if isinstance(body, bytes):
+                return web.Response(body=body, status=fault.status, headers=fault.headers), None
+            return web.json_response(body, status=fault.status, headers=fault.headers), None
+        if fault.kind == "garbage":
+            raw = fault.body if isinstance(fault.body, bytes) else b"<html>oops"
+            return web.Response(body=raw, status=fault.status if fault.status < 300 else 200), None
+        if fault.kind == "disconnect_before":
+            self._drop(request)
+            return web.Response(status=500), None
+        return None, fault  # disconnect_after / no_location: handled after the work
+
+    @staticmethod
+    def _drop(request: web.Request) -> None:
+        transport = request.transport
+        if transport is not None:
+            transport.abort()
+
+    def _rate_limited(self) -> web.Response | None:
+        if self.rate_limit is None:
+            return None
+        now = time.monotonic()
+        while self._recent and now - self._recent[0] >= self.rate_window:
+            self._recent.popleft()
+        if len(self._recent) >= self.rate_limit:
+            headers = {"Retry-After": "1"} if self.send_retry_after else {}
+            return web.json_response(
+                {"message": "Too many requests", "errors": ["rate limit exceeded"]},
+                status=429,
+                headers=headers,
+            )
+        self._recent.append(now)
+        return None
+
+    def _bearer(self, request: web.Request) -> web.Response | None:
+        self.requests.append((request.method, request.path_qs))
+        header = request.headers.get("Authorization", "")
+        token = header.removeprefix("Bearer ") if header.startswith("Bearer ") else None
+        expires = self.access_tokens.get(token or "")
+        if token is None or expires is None or self.now() >= expires:
+            return self._error(401, "Unauthorized", ["access token is missing, invalid or expired"])
+        return self._rate_limited()
+
+    def _account(self, request: web.Request) -> web.Response | None:
+        if request.match_info["hash"] not in {h for _n, h in self.accounts}:
+            return self._error(400, "Invalid account hash", ["account not found for this login"])
+        return None
+
+    # -- OAuth ---------------------------------------------------------------------------
+
+    async def _authorize(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append((request.method, request.path_qs))
+        q = request.query
+        if q.get("client_id") != self.app_key:
+            return self._error(400, "unknown client_id")
+        if q.get("redirect_uri", "").rstrip("/") != self.redirect_uri.rstrip("/"):
+            return self._error(400, "redirect_uri does not match the app's callback URL")
+        # The real page asks the user to log in and approve; the fake approves at once.
+        code = self.issue_code()
+        query = urlencode({"code": code, "session": secrets.token_hex(16)})
+        raise web.HTTPFound(f"{q['redirect_uri']}?{query}")
+
+    def _issue_tokens(self, refresh: str | None = None) -> dict[str, Any]:
+        access = "I0." + secrets.token_urlsafe(32) + "@"
+        self.access_tokens[access] = self.now() + ACCESS_LIFETIME
+        if refresh is None:
+            refresh = secrets.token_urlsafe(40) + "@"
+            self.refresh_tokens[refresh] = self.now()
+        return {
+            "expires_in": 1800,
+            "token_type": "Bearer",
+            "scope": "api",
+            "refresh_token": refresh,
+            "access_token": access,
+            "id_token": "eyJhbGciOiJSUzI1NiJ9.e30.fake",
+        }
+
+    async def _token(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append((request.method, request.path))
+        response, _ = await self._fault("token", request)
+        if response is not None:
+            return response
+        expected = "Basic " + base64.b64encode(f"{self.app_key}:{self.app_secret}".encode()).decode()
+        if request.headers.get("Authorization") != expected:
+            return web.json_response(
+                {"error": "invalid_client", "error_description": "Unauthorized"}, status=401
+            )
+        if request.content_type != "application/x-www-form-urlencoded":
+            return web.json_response({"error": "invalid_request"}, status=400)
+        form = await request.post()
+        grant = form.get("grant_type")
+        if grant == "authorization_code":
+            code = str(form.get("code", ""))
+            issued = self.codes.pop(code, None)
+            if issued is None or self.now() - issued > CODE_LIFETIME:
+                return web.json_response(
+                    {"error": "invalid_grant", "error_description": "authorization code is invalid or expired"},
+                    status=400,
+                )
+            if str(form.get("redirect_uri", "")).rstrip("/") != self.redirect_uri.rstrip("/"):
+                return web.json_response({"error": "invalid_grant", "error_description": "redirect_uri mismatch"}, status=400)
+            self.token_grants.append("authorization_code")
+            return web.json_response(self._issue_tokens())
+        if grant == "refresh_token":
+            token = str(form.get("refresh_token", ""))
+            authorized = self.refresh_tokens.get(token)
+            if authorized is None or token in self.revoked or self.now() >= authorized + REFRESH_LIFETIME:
+                return web.json_response(
+                    {
+                        "error": "unsupported_token_type",
+                        "error_description": "400 Bad Request: \"{\"error_description\":\"Exception while authenticating refresh token [id=…], refresh_token_authentication_error\",\"error\":\"refresh_token_authentication_error\"}\"",
+                    },
+                    status=400,
+                )
+            self.token_grants.append("refresh_token")
+            return web.json_response(self._issue_tokens(refresh=token))
+        return web.json_response({"error": "unsupported_grant_type"}, status=400)
+
+    # -- trader API --------------------------------------------------------------------
+
+    async def _account_numbers(self, request: web.Request) -> web.StreamResponse:
+        denied = self._bearer(request)
+        if denied is not None:
+            return denied
+        response, _ = await self._fault("accounts", request)
+        if response is not None:
+            return response
+        return web.json_response([{"accountNumber": n, "hashValue": h} for n, h in self.accounts])
+
+    async def _place(self, request: web.Request) -> web.StreamResponse:
+        denied = self._bearer(request) or self._account(request)
+        if denied is not None:
+            return denied
+        response, after = await self._fault("place_order", request)
+        if response is not None:
+            return response
+        try:
+            body = await request.json()
+            legs = body["orderLegCollection"]
+            leg = legs[0]
+            symbol = leg["instrument"]["symbol"]
+            instruction = leg["instruction"]
+            quantity = leg["quantity"]
+            valid = (
+                body.get("orderType") == "MARKET"
+                and body.get("session") == "NORMAL"
+                and body.get("duration") == "DAY"
+                and body.get("orderStrategyType") == "SINGLE"
+                and len(legs) == 1
+                and leg["instrument"].get("assetType") == "EQUITY"
+                and instruction in ("BUY", "SELL", "SELL_SHORT", "BUY_TO_COVER")
+                and isinstance(quantity, int)
+                and not isinstance(quantity, bool)
+                and quantity > 0
+                and isinstance(symbol, str)
+            )
+        except (ValueError, KeyError, TypeError, IndexError):
+            valid = False
+        if not valid:
+            return self._error(400, "Order validation failed", ["invalid order request"])
+        order = self.add_order(symbol, instruction, quantity, account_hash=request.match_info["hash"])
+        if symbol in self.reject_symbols:
+            self.finish(order.order_id, "REJECTED", self.reject_symbols[symbol])
+        elif symbol in self.fill_prices:
+            self.fill(order.order_id, self.fill_prices[symbol])
+        if after is not None and after.kind == "disconnect_after":
+            self._drop(request)
+            return web.Response(status=500)
+        location = (
+            f"{self.url}/trader/v1/accounts/{request.match_info['hash']}/orders/{order.order_id}"
+        )
+        headers = {} if after is not None and after.kind == "no_location" else {"Location": location}
+        return web.Response(status=201, headers=headers)
+
+    def order_json(self, order: FakeOrder) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "session": "NORMAL",
+            "duration": "DAY",
+            "orderType": order.order_type,
+            "complexOrderStrategyType": "NONE",
+            "quantity": float(order.quantity),
+            "filledQuantity": float(order.filled),
+            "remainingQuantity": float(order.quantity - order.filled),
+            "requestedDestination": "AUTO",
+            "destinationLinkName": "HRTF",
+            "orderLegCollection": [
+                {
+                    "orderLegType": "EQUITY",
+                    "legId": 1,
+                    "instrument": {
+                        "assetType": "EQUITY",
+                        "cusip": "000000000",
+                        "symbol": order.symbol,
+                        "instrumentId": 4430271,
+                    },
+                    "instruction": order.instruction,
+                    "positionEffect": "OPENING",
+                    "quantity": float(order.quantity),
+                }
+            ],
+            "orderStrategyType": "SINGLE",
+            "orderId": order.order_id,
+            "cancelable": order.status in ("WORKING", "QUEUED"),
+            "editable": False,
+            "status": order.status,
+            "enteredTime": _time(order.entered),
+            "tag": "TA_fakeapp",
+            "accountNumber": int(self.accounts[0][0]),
+        }
+        if order.close_time is not None:
+            data["closeTime"] = _time(order.close_time)
+        if order.status_description is not None:
+            data["statusDescription"] = order.status_description
+        if order.legs:
+            activities = []
+            remaining = order.quantity
+            for i, (qty, price, at) in enumerate(order.legs):
+                remaining -= qty
+                activities.append(
+                    {
+                        "activityType": "EXECUTION",
+                        "activityId": 102102029816 + i,
+                        "executionType": "FILL",
+                        "quantity": float(qty),
+                        "orderRemainingQuantity": float(remaining),
+                        "executionLegs": [
+                            {
+                                "legId": 1,
+                                "quantity": float(qty),
+                                "mismarkedQuantity": 0.0,
+                                "price": float(price),
+                                "time": _time(at),
+                                "instrumentId": 4430271,
+                            }
+                        ],
+                    }
+                )
+            data["orderActivityCollection"] = activities
+        return data
+
+    async def _get_order(self, request: web.Request) -> web.StreamResponse:
+        denied = self._bearer(request) or self._account(request)
+        if denied is not None:
+            return denied
+        response, _ = await self._fault("get_order", request)
+        if response is not None:
+            return response
+        try:
+            order = self.orders[int(request.match_info["order_id"])]
+        except (ValueError, KeyError):
+            return self._error(404, "Order not found")
+        if order.account_hash != request.match_info["hash"]:
+            return self._error(404, "Order not found")
+        return web.json_response(self.order_json(order))
+
+    async def _list(self, request: web.Request) -> web.StreamResponse:
+        denied = self._bearer(request) or self._account(request)
+        if denied is not None:
+            return denied
+        response, _ = await self._fault("list_orders", request)
+        if response is not None:
+            return response
+        q = request.query
+        try:
+            start = datetime.fromisoformat(q["fromEnteredTime"])
+            end = datetime.fromisoformat(q["toEnteredTime"])
+            limit = int(q.get("maxResults", "3000"))
+        except (KeyError, ValueError):
+            return self._error(
+                400, "fromEnteredTime and toEnteredTime are required ISO-8601 times"
+            )
+        if start < self.now() - timedelta(days=60) or end < start:
+            return self._error(400, "the time window must be within the last 60 days")
+        status = q.get("status")
+        found = [
+            self.order_json(o)
+            for o in sorted(self.orders.values(), key=lambda o: o.entered, reverse=True)
+            if o.account_hash == request.match_info["hash"]
+            and start <= o.entered <= end
+            and (status is None or o.status == status)
+        ]
+        return web.json_response(found[:limit])
+
+    # -- market hours ------------------------------------------------------------------
+
+    def market_day(self, day: date) -> dict[str, Any]:
+        open_day = self.always_open or (day.weekday() < 5 and day not in self.holidays)
+        if not open_day:
+            return {
+                "equity": {
+                    "equity": {
+                        "date": day.isoformat(),
+                        "marketType": "EQUITY",
+                        "product": "equity",
+                        "isOpen": False,
+                    }
+                }
+            }
+
+        def at(hour: int, minute: int) -> str:
+            return datetime(day.year, day.month, day.day, hour, minute, tzinfo=EASTERN).isoformat()
+
+        if self.always_open:
+            regular = {"start": at(0, 0), "end": (datetime(day.year, day.month, day.day, tzinfo=EASTERN) + timedelta(days=1)).isoformat()}
+        else:
+            regular = {"start": at(9, 30), "end": at(16, 0)}
+        return {
+            "equity": {
+                "EQ": {
+                    "date": day.isoformat(),
+                    "marketType": "EQUITY",
+                    "exchange": "NULL",
+                    "category": "NULL",
+                    "product": "EQ",
+                    "productName": "equity",
+                    "isOpen": True,
+                    "sessionHours": {
+                        "preMarket": [{"start": at(7, 0), "end": at(9, 30)}],
+                        "regularMarket": [regular],
+                        "postMarket": [{"start": at(16, 0), "end": at(20, 0)}],
+                    },
+                }
+            }
+        }
+
+    async def _market_hours(self, request: web.Request) -> web.StreamResponse:
+        denied = self._bearer(request)
+        if denied is not None:
+            return denied
+        response, _ = await self._fault("market_hours", request)
+        if response is not None:
+            return response
+        if request.match_info["market"] != "equity":
+            return self._error(400, "unsupported market")
+        try:
+            day = date.fromisoformat(request.query["date"]) if "date" in request.query else (
+                self.now().astimezone(EASTERN).date()
+            )
+        except ValueError:
+            return self._error(400, "date must be YYYY-MM-DD")
+        return web.json_response(self.market_day(day))
+
+
+class TestClock:
+    """A clock for tests: frozen at ``start`` (or real time when None), moved by ``advance``."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._start = start
+        self._offset = timedelta(0)
+
+    def now(self) -> datetime:
+        base = self._start if self._start is not None else datetime.now(UTC)
+        return base + self._offset
+
+    def advance(self, **kwargs: float) -> None:
+        self._offset += timedelta(**kwargs)
