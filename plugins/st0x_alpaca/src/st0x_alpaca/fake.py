@@ -231,6 +231,7 @@ class FakeAlpacaBase:
         self.requests: list[tuple[str, str, float]] = []
         """(method, path with query, monotonic time) of every request received."""
         self.order_posts = 0
+        self.order_bodies: list[dict[str, Any]] = []
         """POSTs to the orders endpoint that reached order validation."""
         self.rate_limited = 0
         self._window: collections.deque[float] = collections.deque()
@@ -485,6 +486,7 @@ class FakeAlpacaBase:
         if not isinstance(body, dict):
             return _error(400, 40010000, "request body format is invalid")
         self.order_posts += 1
+        self.order_bodies.append(body)
         symbol = body.get("symbol")
         if not isinstance(symbol, str) or not symbol:
             return _error(422, 40010001, "symbol is required")

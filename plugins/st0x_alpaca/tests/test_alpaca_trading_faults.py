@@ -1,0 +1,205 @@
+"""Faults over real HTTP: rate limits, 5xx, timeouts, dropped connections, bad JSON, auth.
+
+The invariant under every fault: an order POST is never sent twice by the
+executor, and exactly one order exists at the fake when the POST reached it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from st0x_alpaca import AlpacaTradingConfig, AlpacaTradingExecutor
+from st0x_alpaca.fake import FakeAlpacaTrading
+
+from st0x_liquidity import (
+    AmbiguousBrokerError,
+    AuthenticationRequiredError,
+    BrokerError,
+    Direction,
+    MarketOrder,
+    OrderState,
+    RetryableBrokerError,
+    Secret,
+    Symbol,
+)
+
+from .conftest import KEY, SECRET  # type: ignore[import-not-found]
+
+
+def order(cid: str, qty: str = "1") -> MarketOrder:
+    return MarketOrder(Symbol("AAPL"), Direction.BUY, Decimal(qty), cid, Decimal("100"))
+
+
+def posts(fake: FakeAlpacaTrading) -> int:
+    return sum(1 for method, path, _ in fake.requests if method == "POST" and path == "/v2/orders")
+
+
+async def test_429_with_retry_after_is_waited_out(fake: FakeAlpacaTrading, make_executor: Any) -> None:
+    executor = await make_executor()
+    fake.inject("429", method="POST", retry_after="0.3")
+    started = time.monotonic()
+    update = await executor.place_market_order(order("rl-1"))
+    assert time.monotonic() - started >= 0.28
+    assert update.state is OrderState.SUBMITTED
+    assert len(fake.orders) == 1 and posts(fake) == 2
+
+
+async def test_429_exhausted_is_retryable_with_the_wait(fake: FakeAlpacaTrading, make_executor: Any) -> None:
+    executor = await make_executor(max_attempts=2)
+    fake.inject("429", path_contains="/v2/orders/", times=5, retry_after="0.05")
+    placed = await executor.place_market_order(order("rl-2"))
+    with pytest.raises(RetryableBrokerError) as caught:
+        await executor.order_status(placed.broker_order_id)
+    assert caught.value.retry_after == pytest.approx(0.05)
+    assert not isinstance(caught.value, AmbiguousBrokerError)
+
+
+async def test_5xx_on_reads_is_retried_with_backoff(fake: FakeAlpacaTrading, make_executor: Any) -> None:
+    executor = await make_executor()
+    placed = await executor.place_market_order(order("5xx-1"))
+    fake.inject("500", path_contains="/v2/orders/", times=2)
+    update = await executor.order_status(placed.broker_order_id)
+    assert update.broker_order_id == placed.broker_order_id
+
+
+async def test_5xx_on_reads_exhausted_is_retryable(fake: FakeAlpacaTrading, make_executor: Any) -> None:
+    executor = await make_executor(max_attempts=3)
+    fake.inject("503", path_contains="/v2/clock", times=3)
+    with pytest.raises(RetryableBrokerError, match="HTTP 503"):
+        await executor.market_clock()
+
+
+async def test_5xx_on_order_post_is_never_resent(fake: FakeAlpacaTrading, make_executor: Any) -> None:
+    executor = await make_executor(resolve_attempts=2)
+    fake.inject("500", method="POST")
+    with pytest.raises(AmbiguousBrokerError, match="no order with client_order_id amb-1"):
+        await executor.place_market_order(order("amb-1"))
+    assert posts(fake) == 1 and not fake.orders
+    # The engine's recovery asks before placing again: nothing there, so it may place.
+    assert await executor.find_order("amb-1", order("amb-1")) is None
+
+
+@pytest.mark.parametrize("kind", ["drop_after", "slow_after", "malformed_after"])
+async def test_lost_answer_after_the_order_exists_is_resolved_by_lookup(
+    fake: FakeAlpacaTrading, make_executor: Any, kind: str
+) -> None:
+    executor = await make_executor(timeout=0.3)
+    fake.inject(kind, method="POST", delay=1.0)
+    update = await executor.place_market_order(order(f"lost-{kind}"))
+    created = fake.order_by_client_id(f"lost-{kind}")
+    assert created is not None and update.broker_order_id == created.id
+    assert posts(fake) == 1 and len(fake.orders) == 1
+
+
+@pytest.mark.parametrize("kind", ["drop", "slow", "malformed"])
+async def test_lost_answer_before_the_order_exists(
+    fake: FakeAlpacaTrading, make_executor: Any, kind: str
+) -> None:
+    executor = await make_executor(timeout=0.3, resolve_attempts=1)
+    fake.inject(kind, method="POST", delay=1.0)
+    with pytest.raises(AmbiguousBrokerError):
+        await executor.place_market_order(order(f"gone-{kind}"))
+    assert posts(fake) == 1
+    await asyncio.sleep(0.8 if kind == "slow" else 0)
+    # Placing again with the same client_order_id can only ever create one order.
+    await executor.place_market_order(order(f"gone-{kind}"))
+    assert len([o for o in fake.orders.values() if o.client_order_id == f"gone-{kind}"]) == 1
+
+
+async def test_dropped_connection_on_reads_is_retried(fake: FakeAlpacaTrading, make_executor: Any) -> None:
+    executor = await make_executor()
+    fake.inject("drop", path_contains="/v2/positions")
+    fake.inject("malformed", path_contains="/v2/account")
+    inventory = await executor.inventory()
+    assert inventory.cash == Decimal("100000")
+
+
+async def test_connection_refused_is_retryable_not_ambiguous() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = AlpacaTradingConfig(
+        api_key=Secret(KEY),
+        api_secret=Secret(SECRET),
+        base_url=f"http://127.0.0.1:{port}",
+        max_attempts=2,
+        backoff_initial=0.01,
+    )
+    executor = AlpacaTradingExecutor(config)
+    try:
+        with pytest.raises(RetryableBrokerError) as caught:
+            await executor.place_market_order(order("refused-1"))
+        assert not isinstance(caught.value, AmbiguousBrokerError)
+        assert "cannot connect" in str(caught.value)
+    finally:
+        await executor.close()
+
+
+async def test_bad_credentials_need_an_operator(fake: FakeAlpacaTrading, make_executor: Any) -> None:
+    with pytest.raises(AuthenticationRequiredError, match="HTTP 401"):
+        await make_executor(api_secret=Secret("wrong-secret"))
+    fake.auth_failure_status = 403
+    with pytest.raises(AuthenticationRequiredError, match="forbidden"):
+        await make_executor(api_key=Secret("PKWRONG"))
+
+
+async def test_secrets_never_reach_logs_or_errors(
+    fake: FakeAlpacaTrading, make_executor: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    executor = await make_executor(max_attempts=2, resolve_attempts=1)
+    messages: list[str] = [repr(executor.config), str(executor.config)]
+    fake.inject("500", method="POST")
+    fake.inject("raw", status=422, body=f'{{"code": 1, "message": "echo {SECRET} {KEY}"}}'.encode())
+    for cid in ("sec-1", "sec-2"):
+        try:
+            await executor.place_market_order(order(cid))
+        except BrokerError as exc:
+            messages.append(str(exc))
+    fake.auth_failure_status = 401
+    try:
+        await make_executor(api_secret=Secret(SECRET + "x"))
+    except BrokerError as exc:
+        messages.append(str(exc))
+    text = "\n".join(messages + [r.getMessage() for r in caplog.records])
+    assert "echo" in text  # the broker's message did reach the error ...
+    assert SECRET not in text and KEY not in text  # ... with the secrets scrubbed
+
+
+async def test_client_rate_limiter_keeps_under_the_servers_limit(make_executor: Any) -> None:
+    server = FakeAlpacaTrading(key_id=KEY, secret_key=SECRET, rate_limit=10, rate_window=1.0)
+    await server.start()
+    try:
+        executor = await make_executor(
+            base_url=server.base_url, rate_limit_per_minute=420, rate_limit_burst=3
+        )
+        started = time.monotonic()
+        await asyncio.gather(*(executor.market_clock() for _ in range(20)))
+        elapsed = time.monotonic() - started
+    finally:
+        await server.stop()
+    assert server.rate_limited == 0
+    assert elapsed >= 2.0  # 1 + 20 requests at 7/s after a burst of 3
+
+
+async def test_server_rate_limit_is_absorbed_without_errors(make_executor: Any) -> None:
+    server = FakeAlpacaTrading(key_id=KEY, secret_key=SECRET, rate_limit=5, rate_window=1.0)
+    await server.start()
+    try:
+        executor = await make_executor(
+            base_url=server.base_url, rate_limit_per_minute=6000, rate_limit_burst=50
+        )
+        results = await asyncio.gather(
+            *(executor.place_market_order(order(f"burst-{i}")) for i in range(12))
+        )
+    finally:
+        await server.stop()
+    assert len({r.broker_order_id for r in results}) == 12
+    assert len(server.orders) == 12
+    assert server.order_posts == 12  # refused requests never reached order handling
