@@ -271,8 +271,8 @@ class FakeSchwab:
             return self._error(400, "redirect_uri does not match the app's callback URL")
         # The real page asks the user to log in and approve; the fake approves at once.
         code = self.issue_code()
-        query = urlencode({"code": code, "session": secrets.token_hex(16)})
-        raise web.HTTPFound(f"{q['redirect_uri']}?{query}")
+        query = urlencode({"code": code, "session": secrets.token_hex(16)})  # '@' -> '%40'
+        return web.Response(status=302, headers={"Location": f"{q['redirect_uri']}?{query}"})
 
     def _issue_tokens(self, refresh: str | None = None) -> dict[str, Any]:
         access = "I0." + secrets.token_urlsafe(32) + "@"
