@@ -118,6 +118,61 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX hedge_orders_state ON hedge_orders (state);
         """,
     ),
+    (
+        3,
+        "FIFO P&L (metrics_pnl, its lots and checkpoint) and the circuit breaker log",
+        """
+        CREATE TABLE metrics_pnl (
+            position INTEGER PRIMARY KEY,
+            symbol TEXT NOT NULL,
+            time TEXT NOT NULL,
+            trade_time TEXT NOT NULL,
+            venue TEXT NOT NULL CHECK (venue IN ('onchain', 'broker')),
+            trade_id TEXT NOT NULL,
+            direction TEXT NOT NULL CHECK (direction IN ('BUY', 'SELL')),
+            quantity TEXT NOT NULL,
+            price TEXT NOT NULL,
+            matched_quantity TEXT NOT NULL,
+            realized_pnl TEXT,
+            cumulative_pnl TEXT NOT NULL,
+            net_position_after TEXT NOT NULL,
+            UNIQUE (venue, trade_id)
+        );
+        CREATE INDEX metrics_pnl_symbol ON metrics_pnl (symbol, position);
+        CREATE INDEX metrics_pnl_time ON metrics_pnl (time);
+        CREATE TABLE metrics_pnl_lots (
+            symbol TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            direction TEXT NOT NULL CHECK (direction IN ('BUY', 'SELL')),
+            quantity TEXT NOT NULL,
+            price TEXT NOT NULL,
+            opened_by TEXT NOT NULL,
+            PRIMARY KEY (symbol, seq)
+        );
+        CREATE TABLE metrics_pnl_symbols (
+            symbol TEXT PRIMARY KEY,
+            cumulative_pnl TEXT NOT NULL,
+            last_position INTEGER NOT NULL
+        );
+        CREATE TABLE metrics_pnl_checkpoint (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            position INTEGER NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE circuit_breaker_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            action TEXT NOT NULL CHECK (action IN ('pause', 'resume')),
+            reason TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            remote TEXT
+        );
+        CREATE TRIGGER circuit_breaker_log_no_update BEFORE UPDATE ON circuit_breaker_log
+        BEGIN SELECT RAISE(ABORT, 'the circuit breaker log is append-only'); END;
+        CREATE TRIGGER circuit_breaker_log_no_delete BEFORE DELETE ON circuit_breaker_log
+        BEGIN SELECT RAISE(ABORT, 'the circuit breaker log is append-only'); END;
+        """,
+    ),
 )
 
 VIEW_TABLES = (

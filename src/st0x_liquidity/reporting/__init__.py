@@ -1,0 +1,1 @@
+"""P&L reporting: the FIFO reporter process and its CLI (a built-in plugin)."""

@@ -1,0 +1,160 @@
+"""Built-in plugin: the ``report`` command (FIFO P&L into ``metrics_pnl``) and ``[report]``.
+
+``report --config-file FILE`` runs beside the bot as its own process with its
+own connection: SQLite's WAL lets it read while the bot writes, and its only
+writes are short transactions on its own tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..errors import StoreError
+from ..hookspecs import hookimpl
+from ..registry import ConfigSection
+from .pnl import CheckpointMovedError, PnlReporter, summary_to_json
+
+log = logging.getLogger(__name__)
+
+
+def _non_negative(_i: object, attr: attrs.Attribute[float], value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{attr.name} must be positive")
+
+
+@attrs.frozen
+class ReportConfig:
+    """``[report]``: how often the reporter loop looks for new trades (seconds)."""
+
+    interval: float = attrs.field(default=30.0, validator=_non_negative)
+
+
+@hookimpl
+def st0x_register_config_sections(register: Callable[[ConfigSection], None]) -> None:
+    register(ConfigSection("report", ReportConfig))
+
+
+@hookimpl
+def st0x_add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="FIFO realized P&L into metrics_pnl (loop beside the bot, --once, --summary)",
+        description=(
+            "Match onchain fills and filled hedges FIFO per symbol into metrics_pnl. "
+            "Without options it loops beside the bot until interrupted."
+        ),
+    )
+    parser.add_argument("--config-file", required=True, type=Path, help="TOML config file")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    parser.add_argument("--once", action="store_true", help="bring metrics_pnl up to date, exit")
+    parser.add_argument(
+        "--summary", action="store_true", help="bring up to date, print per-symbol totals, exit"
+    )
+    parser.add_argument(
+        "--rebuild", action="store_true", help="recompute metrics_pnl from the whole log, exit"
+    )
+    parser.add_argument("--json", action="store_true", help="JSON output (with --summary)")
+    parser.add_argument("--interval", type=float, help="seconds between looks (overrides config)")
+    parser.set_defaults(handler=_cmd_report)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from ..app import open_store
+    from ..cli import load
+
+    config = load(args)
+    if not config.database_path.exists():
+        raise StoreError(f"no database at {config.database_path} (has `run` been started?)")
+    section = config.sections.get("report") or ReportConfig()
+    interval = args.interval if args.interval is not None else section.interval
+
+    async def go() -> int:
+        store = open_store(config)
+        await store.open()  # applies migrations, sets WAL and busy_timeout
+        try:
+            reporter = PnlReporter(store.db)
+            if args.rebuild:
+                written = await reporter.rebuild()
+                if not args.summary:
+                    print(f"rebuilt metrics_pnl: {written} trades")
+            if args.once or args.summary or args.rebuild:
+                written = await reporter.catch_up()
+                if args.once and not args.summary:
+                    print(
+                        f"metrics_pnl: {written} new trades, checkpoint {await reporter.checkpoint()}"
+                    )
+                if args.summary:
+                    await _print_summary(reporter, as_json=args.json)
+                return 0
+            await _loop(reporter, interval)
+            return 0
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+async def _loop(reporter: PnlReporter, interval: float) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("reporter running: every %.1fs", interval)
+    try:
+        while not stop.is_set():
+            try:
+                written = await reporter.catch_up()
+                if written:
+                    log.info(
+                        "metrics_pnl: %d new trades (checkpoint %d)",
+                        written,
+                        await reporter.checkpoint(),
+                    )
+            except CheckpointMovedError as exc:
+                log.warning("%s", exc)
+            except Exception:
+                log.exception("reporter iteration failed; retrying next interval")
+                reporter.book = None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    log.info("reporter stopped")
+
+
+async def _print_summary(reporter: PnlReporter, *, as_json: bool) -> None:
+    summaries = [summary_to_json(s) for s in await reporter.summary()]
+    data: dict[str, Any] = {
+        "symbols": summaries[:-1],
+        "total": summaries[-1],
+        "checkpoint": await reporter.checkpoint(),
+    }
+    if as_json:
+        json.dump(data, sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+        return
+    header = (
+        f"{'SYMBOL':<8} {'REALIZED':>14} {'VOLUME USD':>14} {'SHARES':>12} {'ONCHAIN':>7} "
+        f"{'BROKER':>6} {'OPEN POS':>12} {'AVG COST':>12} {'AVG SPREAD':>12}"
+    )
+    print(header)
+    for s in [*data["symbols"], data["total"]]:
+        print(
+            f"{s['symbol']:<8} {s['realized_pnl']:>14} {s['volume_usd']:>14} "
+            f"{s['volume_shares']:>12} {s['trades_onchain']:>7} {s['trades_broker']:>6} "
+            f"{s['open_position'] or '-':>12} {s['average_cost'] or '-':>12} "
+            f"{s['average_spread'] or '-':>12}"
+        )
