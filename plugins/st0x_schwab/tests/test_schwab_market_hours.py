@@ -75,3 +75,16 @@ async def test_unreadable_market_hours_is_a_retryable_error(
     fake.inject("market_hours", Fault("status", 200, {"equity": {}}))
     with pytest.raises(SchwabReplyError):
         await authorized.market_clock()
+
+
+async def test_without_a_login_the_clock_is_estimated_not_an_error(
+    executor: SchwabExecutor, clock: TestClock, fake: FakeSchwab
+) -> None:
+    # No tokens stored: Schwab cannot be asked, the executor estimates regular hours
+    # so the engine keeps attempting hedges and reports the authorization problem.
+    clock_now = await executor.market_clock()
+    assert clock_now.is_open and clock_now.next_close == ny(2026, 3, 4, 16, 0)
+    clock.advance(days=3)  # Saturday 10:00 New York
+    later = await executor.market_clock()
+    assert not later.is_open and later.next_open == ny(2026, 3, 9, 9, 30)
+    assert not any("/markets/" in p for _m, p in fake.requests)
