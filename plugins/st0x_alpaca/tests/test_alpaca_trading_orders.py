@@ -179,9 +179,23 @@ async def test_quantity_below_grid_is_refused_locally(fake: FakeAlpacaTrading, m
     executor = await make_executor()
     with pytest.raises(FinalBrokerError, match="smallest fractional unit"):
         await executor.place_market_order(order("tiny", "0.0000000001"))
-    with pytest.raises(FinalBrokerError, match="client_order_id"):
-        await executor.place_market_order(order("x" * 49))
     assert fake.order_posts == 0
+
+
+async def test_long_client_order_ids_are_shortened_deterministically(
+    fake: FakeAlpacaTrading, make_executor: Any
+) -> None:
+    long_id = "a-very-long-prefix-" + "x" * 40 + "-AAPL-7"
+    executor = await make_executor()
+    placed = await executor.place_market_order(order(long_id))
+    assert placed.client_order_id == long_id  # the engine sees its own id
+    (sent,) = fake.by_client_order_id
+    assert len(sent) == 48 and sent.startswith("a-very-long-prefix-")
+    found = await executor.find_order(long_id, order(long_id))
+    assert found is not None and found.broker_order_id == placed.broker_order_id
+    assert found.client_order_id == long_id
+    again = await executor.place_market_order(order(long_id))
+    assert again.broker_order_id == placed.broker_order_id and len(fake.orders) == 1
 
 
 async def test_orders_wait_for_the_open(fake: FakeAlpacaTrading, make_executor: Any) -> None:

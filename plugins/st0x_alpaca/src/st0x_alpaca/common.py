@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -86,6 +87,16 @@ class AlpacaCommonConfig:
         )
 
 
+def alpaca_client_order_id(client_order_id: str) -> str:
+    """The id sent to Alpaca: the engine's own if it fits in 48 characters, else a
+    deterministic shortening (head plus a SHA-256 digest), so lookups after a
+    crash compute the same id."""
+    if len(client_order_id) <= MAX_CLIENT_ORDER_ID:
+        return client_order_id
+    digest = hashlib.sha256(client_order_id.encode()).hexdigest()[:16]
+    return f"{client_order_id[: MAX_CLIENT_ORDER_ID - 17]}-{digest}"
+
+
 def order_body(order: MarketOrder) -> dict[str, object]:
     """The JSON body of a hedge: fractional-capable market ``day`` order.
 
@@ -100,11 +111,9 @@ def order_body(order: MarketOrder) -> dict[str, object]:
             f"quantity {fmt(order.quantity) if order.quantity > 0 else order.quantity} "
             f"is below Alpaca's smallest fractional unit"
         )
-    cid = order.client_order_id
-    if not cid or len(cid) > MAX_CLIENT_ORDER_ID:
-        raise FinalBrokerError(
-            f"client_order_id must be 1..{MAX_CLIENT_ORDER_ID} characters, got {len(cid)}"
-        )
+    if not order.client_order_id:
+        raise FinalBrokerError("client_order_id must not be empty")
+    cid = alpaca_client_order_id(order.client_order_id)
     return {
         "symbol": str(order.symbol),
         "qty": fmt(qty),
@@ -154,7 +163,7 @@ class AlpacaExecutorBase:
 
     async def place_market_order(self, order: MarketOrder) -> OrderUpdate:
         body = order_body(order)
-        cid = order.client_order_id
+        cid = str(body["client_order_id"])
         if body["qty"] != fmt(order.quantity):
             log.info(
                 "%s: %s quantity %s cut to Alpaca's grid: %s",
@@ -168,7 +177,7 @@ class AlpacaExecutorBase:
             placed = await self.endpoints.submit_order(body)
         except AmbiguousBrokerError as exc:
             log.warning("%s: outcome of %s unknown (%s); looking it up", self.name, cid, exc)
-            return await self._resolve(cid, str(exc))
+            return _with_cid(await self._resolve(cid, str(exc)), order.client_order_id)
         except AlpacaRejection as exc:
             if exc.duplicate_client_order_id:
                 existing = await self.endpoints.get_order_by_client_id(cid)
@@ -179,19 +188,20 @@ class AlpacaExecutorBase:
         return self._checked(placed, order)
 
     def _checked(self, placed: AlpacaOrder, order: MarketOrder) -> OrderUpdate:
-        if placed.client_order_id and placed.client_order_id != order.client_order_id:
+        sent = alpaca_client_order_id(order.client_order_id)
+        if placed.client_order_id and placed.client_order_id != sent:
             log.warning(
                 "%s: Alpaca answered order %s with client_order_id %s, expected %s",
                 self.name,
                 placed.id,
                 placed.client_order_id,
-                order.client_order_id,
+                sent,
             )
         if placed.symbol != str(order.symbol):
             log.warning(
                 "%s: order %s is for %s, expected %s", self.name, placed.id, placed.symbol, order.symbol
             )
-        return placed.to_update()
+        return _with_cid(placed.to_update(), order.client_order_id)
 
     async def _resolve(self, cid: str, problem: str) -> OrderUpdate:
         """Find the order an unanswered POST may have created; never re-POST."""
@@ -218,8 +228,10 @@ class AlpacaExecutorBase:
         return (await self.endpoints.get_order(broker_order_id)).to_update()
 
     async def find_order(self, client_order_id: str, order: MarketOrder) -> OrderUpdate | None:
-        found = await self.endpoints.get_order_by_client_id(client_order_id)
-        return None if found is None else found.to_update()
+        found = await self.endpoints.get_order_by_client_id(
+            alpaca_client_order_id(client_order_id)
+        )
+        return None if found is None else _with_cid(found.to_update(), client_order_id)
 
     async def market_clock(self) -> MarketClock:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -233,3 +245,10 @@ class AlpacaExecutorBase:
 
     async def maintenance(self) -> None:
         return None
+
+
+def _with_cid(update: OrderUpdate, client_order_id: str) -> OrderUpdate:
+    """Report the engine's own client_order_id, whatever was sent to Alpaca."""
+    if update.client_order_id in (None, alpaca_client_order_id(client_order_id)):
+        return attrs.evolve(update, client_order_id=client_order_id)
+    return update
