@@ -16,7 +16,7 @@ from st0x_schwab.executor import SchwabExecutor
 from st0x_schwab.fake import FakeSchwab, TestClock
 from st0x_schwab.tokens import NAMESPACE, TOKENS_KEY
 
-from st0x_liquidity import AuthenticationRequiredError, Secret
+from st0x_liquidity import AuthenticationRequiredError, ConfigError, Secret
 from st0x_liquidity.store import SqliteStore
 
 
@@ -86,8 +86,9 @@ async def test_wrong_key_fails_loudly_and_start_refuses(
         await wrong.tokens.access_token()
     assert "encryption_key" in str(err.value)
     assert other.encryption_key.get() not in str(err.value)
-    with pytest.raises(TokenDecryptionError):
+    with pytest.raises(ConfigError, match=r"broker\.encryption_key") as start_err:
         await wrong.start()
+    assert other.encryption_key.get() not in str(start_err.value)
     await wrong.close()
 
 
@@ -223,3 +224,27 @@ def test_encryption_key_validation_never_echoes_the_key() -> None:
     )
     assert ok.key_bytes() == bytes([0xAB]) * 32
     assert "ab" * 32 not in repr(ok)
+
+
+async def test_auth_status_is_published_for_dashboards(
+    authorized: SchwabExecutor, clock: TestClock
+) -> None:
+    import asyncio
+    import types
+
+    from st0x_schwab.plugin import AUTH_STATUS_KEY, st0x_app_services
+
+    app = types.SimpleNamespace(executor=authorized, extras={})
+    services = st0x_app_services(app=app)
+    assert services is not None
+    clock.advance(days=6, hours=1)
+    task = asyncio.create_task(services[0]())
+    for _ in range(100):
+        if AUTH_STATUS_KEY in app.extras:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    published = app.extras[AUTH_STATUS_KEY]
+    assert published["authorized"] is True and published["expires_soon"] is True
+    assert published["refresh_expires_at"] is not None
+    assert st0x_app_services(app=types.SimpleNamespace(executor=object(), extras={})) is None

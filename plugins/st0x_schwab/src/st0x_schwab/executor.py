@@ -16,6 +16,7 @@ from st0x_liquidity import (
     AmbiguousBrokerError,
     AuthenticationRequiredError,
     BrokerError,
+    ConfigError,
     Direction,
     FinalBrokerError,
     Inventory,
@@ -30,6 +31,7 @@ from st0x_liquidity import (
 )
 
 from .config import SchwabConfig
+from .crypto import TokenDecryptionError
 from .http import Kind, Reply, SchwabHttp, Unauthorized
 from .parsing import (
     MarketDay,
@@ -106,28 +108,26 @@ class SchwabExecutor:
     async def start(self) -> None:
         """Open the HTTP session and check the stored login.
 
-        A missing or expired login is logged, not raised: hedging pauses on the
-        first call until ``schwab auth`` is run. An undecryptable record (wrong
-        key, tampering) is raised: the operator must fix the key.
+        A missing, expired or revoked login is logged, not raised: hedging
+        pauses on the first broker call until ``schwab auth`` is run. A record
+        that cannot be decrypted (wrong key, tampering) stops the start with a
+        :class:`ConfigError` naming ``broker.encryption_key``.
         """
         await self.http.start()
-        status = await self.tokens.status()
-        if status.problem is not None and "failed authentication" in status.problem:
+        try:
+            tokens = await self.tokens.load()
+        except TokenDecryptionError as exc:
             await self.http.close()
-            raise self._decryption_error(status)
-        if not status.authorized:
-            log.error("%s", auth_required(status.problem or "not authorized"))
+            raise ConfigError("broker.encryption_key", str(exc)) from None
+        if tokens is None:
+            log.error("%s", auth_required("no Schwab login is stored"))
             return
         try:
-            await self.tokens.refresh(margin=timedelta(seconds=self.config.refresh_margin))
+            await self.tokens.maintain()
+        except AuthenticationRequiredError as exc:
+            log.error("%s", exc)
         except BrokerError as exc:
-            log.error("Schwab token check at start failed: %s", exc)
-
-    @staticmethod
-    def _decryption_error(status: AuthStatus) -> AuthenticationRequiredError:
-        from .crypto import TokenDecryptionError
-
-        return TokenDecryptionError(status.problem or "cannot decrypt stored tokens")
+            log.warning("Schwab token check at start failed, will retry: %s", exc)
 
     async def close(self) -> None:
         await self.http.close()
