@@ -247,7 +247,13 @@ class FakeAlpacaBase:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> FakeAlpacaBase:
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=1.0,
+            handler_cancellation=True,  # a client that hangs up cancels a slow fault
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

@@ -1,0 +1,179 @@
+"""The whole engine through the real CLI: replay source → accumulator → Alpaca plugin → fake.
+
+The fake runs in the test's event loop; ``python -m st0x_liquidity run`` runs as
+a child process talking HTTP to it, with the Alpaca secrets coming from the
+environment. One scenario SIGKILLs the process after the order POST reached
+Alpaca but before its answer did; after a restart exactly one order exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import sys
+import time
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from st0x_alpaca.fake import FILL_AT_ONCE, FakeAlpacaTrading
+
+from .conftest import KEY, SECRET  # type: ignore[import-not-found]
+
+
+def fill_line(n: int, symbol: str, direction: str, amount: str, price: str) -> str:
+    return json.dumps(
+        {
+            "tx_hash": f"0x{n:064x}",
+            "log_index": 0,
+            "symbol": symbol,
+            "direction": direction,
+            "amount": amount,
+            "price": price,
+            "block_number": 1000 + n,
+            "block_timestamp": 1767368000 + n,
+        }
+    )
+
+
+def write_config(tmp: Path, base_url: str, *, timeout: float = 5.0) -> Path:
+    config = tmp / "config.toml"
+    config.write_text(
+        f"""
+database_url = "st0x.db"
+log_level = "info"
+[source]
+type = "replay"
+path = "fills.jsonl"
+[broker]
+type = "alpaca-trading-api"
+base_url = "{base_url}"
+timeout = {timeout}
+backoff_initial = 0.05
+backoff_max = 0.2
+[hedging]
+poll_interval = 0.05
+poll_jitter = 0.02
+failure_backoff = 0.05
+failure_backoff_max = 0.2
+retry_backoff_max = 0.5
+clock_recheck = 0.5
+[engine]
+shutdown_timeout = 2.0
+drain_timeout = 60.0
+"""
+    )
+    return config
+
+
+async def start_cli(tmp: Path, config: Path) -> asyncio.subprocess.Process:
+    env = dict(os.environ)
+    env["ST0X_BROKER_API_KEY"] = KEY
+    env["ST0X_BROKER_API_SECRET"] = SECRET
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "st0x_liquidity",
+        "run",
+        "--config-file",
+        str(config),
+        cwd=tmp,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def finish(proc: asyncio.subprocess.Process, timeout: float = 120) -> str:
+    _out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    text = err.decode(errors="replace")
+    assert proc.returncode == 0, text[-4000:]
+    assert "Traceback" not in text, text[-4000:]
+    return text
+
+
+def hedge_rows(tmp: Path) -> list[tuple[str, str, str, str | None, str]]:
+    db = sqlite3.connect(tmp / "st0x.db")
+    try:
+        return db.execute(
+            "SELECT client_order_id, symbol, state, broker_order_id, filled_quantity "
+            "FROM hedge_orders ORDER BY client_order_id"
+        ).fetchall()
+    finally:
+        db.close()
+
+
+@pytest.mark.slow
+async def test_engine_hedges_through_alpaca_exactly_once(tmp_path: Path) -> None:
+    lines = []
+    rng_prices = {"AAPL": "187.53", "TSLA": "241.43", "NVDA": "121.59"}
+    n = 0
+    for round_ in range(6):
+        for symbol, price in rng_prices.items():
+            n += 1
+            direction = "BUY" if (n + round_) % 3 else "SELL"
+            lines.append(fill_line(n, f"t{symbol}", direction, f"0.{n + 10}3", price))
+    (tmp_path / "fills.jsonl").write_text("\n".join(lines) + "\n")
+
+    async with FakeAlpacaTrading(key_id=KEY, secret_key=SECRET) as fake:
+        fake.prices.update({k: Decimal(v) for k, v in rng_prices.items()})
+        fake.inject("429", method="POST", retry_after="0.2")
+        fake.inject("500", path_contains="/v2/orders/", times=2)
+        fake.inject("drop_after", method="POST")
+        proc = await start_cli(tmp_path, write_config(tmp_path, fake.base_url))
+        log_text = await finish(proc)
+
+    assert SECRET not in log_text and KEY not in log_text
+    rows = hedge_rows(tmp_path)
+    assert rows, "the engine placed no hedge"
+    cids = [o.client_order_id for o in fake.orders.values()]
+    assert len(cids) == len(set(cids)), "a client_order_id was placed twice"
+    assert {r[0] for r in rows} == set(cids)
+    for cid, _symbol, state, broker_id, filled in rows:
+        order = fake.order_by_client_id(cid)
+        assert order is not None and order.id == broker_id
+        assert state == "filled" and Decimal(filled) == order.filled_qty == order.qty
+    # The broker's positions are exactly what the engine recorded as hedged.
+    recorded: dict[str, Decimal] = defaultdict(Decimal)
+    for cid, symbol, _state, _broker_id, filled in rows:
+        order = fake.order_by_client_id(cid)
+        assert order is not None
+        recorded[symbol] += Decimal(filled) * (1 if order.side == "buy" else -1)
+    assert {s: q for s, q in fake.positions.items() if q} == {
+        s: q for s, q in recorded.items() if q
+    }
+
+
+@pytest.mark.slow
+async def test_sigkill_between_order_post_and_answer_leaves_one_order(tmp_path: Path) -> None:
+    (tmp_path / "fills.jsonl").write_text(fill_line(1, "tAAPL", "BUY", "3.5", "187.53") + "\n")
+    async with FakeAlpacaTrading(key_id=KEY, secret_key=SECRET) as fake:
+        fake.default_script = FILL_AT_ONCE
+        # The order is created, then its answer is held back until the process dies.
+        fake.inject("slow_after", method="POST", delay=60.0)
+        config = write_config(tmp_path, fake.base_url, timeout=30.0)
+        proc = await start_cli(tmp_path, config)
+        deadline = time.monotonic() + 60
+        while not fake.orders and time.monotonic() < deadline:
+            assert proc.returncode is None
+            await asyncio.sleep(0.02)
+        assert len(fake.orders) == 1, "the order POST never reached the fake"
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        assert hedge_rows(tmp_path)[0][2] == "pending"  # the intent was durable, no answer
+
+        fake.faults.clear()
+        restarted = await start_cli(tmp_path, config)
+        await finish(restarted)
+
+    assert len(fake.orders) == 1
+    assert fake.order_posts == 1, "recovery must look the order up, not post it again"
+    ((cid, symbol, state, broker_id, filled),) = hedge_rows(tmp_path)
+    order = fake.order_by_client_id(cid)
+    assert order is not None and order.id == broker_id
+    assert (symbol, state, Decimal(filled)) == ("AAPL", "filled", Decimal("3.5"))
+    assert order.side == "sell" and fake.positions["AAPL"] == Decimal("-3.5")
