@@ -69,14 +69,16 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-# Both sides see a Wednesday morning in New York whatever the real time is, so
-# the executor's own market-hours estimate (used while logged out) says "open".
-CLOCK = TestClock(T0)
+@pytest.fixture
+def clock() -> TestClock:
+    # Both sides see a Wednesday morning in New York whatever the real time is, so
+    # the executor's own market-hours estimate (used while logged out) says "open".
+    return TestClock(T0)
 
 
 @pytest.fixture
-async def live_fake() -> AsyncIterator[FakeSchwab]:
-    server = FakeSchwab(always_open=True, now=CLOCK.now)
+async def live_fake(clock: TestClock) -> AsyncIterator[FakeSchwab]:
+    server = FakeSchwab(always_open=True, now=clock.now)
     server.fill_prices["AAPL"] = Decimal("187.53")
     await server.start()
     try:
@@ -117,23 +119,25 @@ class Running:
     feed: Feed
     engine: Engine
     task: asyncio.Task[None]
+    config_file: Path
+    env: dict[str, str]
 
 
 @pytest.fixture
-async def running(config_file: Path, env: dict[str, str], live_fake: FakeSchwab
-                  ) -> AsyncIterator[Running]:
+async def running(config_file: Path, env: dict[str, str], live_fake: FakeSchwab,
+                  clock: TestClock) -> AsyncIterator[Running]:
     config = load_config(config_file, load_registry(), env)
     assert isinstance(config.broker, SchwabConfig)
     store = SqliteStore(config.database_path)
     await store.open()
-    executor = SchwabExecutor(config.broker, store, now=CLOCK.now)
+    executor = SchwabExecutor(config.broker, store, now=clock.now)
     await executor.tokens.exchange_code(live_fake.issue_code())
     await executor.start()
     feed = Feed()
     engine = Engine(config, store, executor, feed, database_id=store.database_id)
     task = asyncio.create_task(engine.run())
     try:
-        yield Running(config, store, executor, feed, engine, task)
+        yield Running(config, store, executor, feed, engine, task, config_file, env)
     finally:
         engine.request_stop()
         await asyncio.wait_for(task, 15)
@@ -173,13 +177,34 @@ async def test_ambiguous_post_under_the_engine_places_one_order(
     assert aapl.net == 0
 
 
-async def test_revoked_login_pauses_hedging_and_schwab_auth_resumes_it(
-    running: Running, live_fake: FakeSchwab, config_file: Path, env: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
+async def test_back_to_back_identical_hedges_are_not_confused_in_recovery(
+    running: Running, live_fake: FakeSchwab
+) -> None:
+    """The first hedge's order (same symbol, side, quantity, minutes earlier) is
+    owned by its hedge record, so recovering the second does not take it."""
+    running.feed.sell("1")
+    await wait_for(lambda: running.engine.status.hedges_filled == 1)
+    live_fake.inject("place_order", Fault("disconnect_before"))
+    running.feed.sell("1")
+    await wait_for(lambda: running.engine.status.hedges_filled == 2)
+    assert bought(live_fake) == [("BUY", Decimal(1)), ("BUY", Decimal(1))]
+    hedges = await running.store.hedge_orders()
+    assert len({h.broker_order_id for h in hedges}) == 2
+    [aapl] = await running.store.positions()
+    assert aapl.net == 0
+
+
+@pytest.mark.parametrize("how", ["revoked", "seven_days"])
+async def test_lost_login_pauses_hedging_and_schwab_auth_resumes_it(
+    running: Running, live_fake: FakeSchwab, monkeypatch: pytest.MonkeyPatch,
+    clock: TestClock, how: str,
 ) -> None:
     await wait_for(lambda: running.engine.status.market_open)
-    live_fake.revoke_refresh_tokens()
-    live_fake.expire_access_tokens()
+    if how == "revoked":
+        live_fake.revoke_refresh_tokens()
+        live_fake.expire_access_tokens()
+    else:
+        clock.advance(days=7)  # a week after the login: Wednesday again
     running.feed.sell("1.5")
     await wait_for(lambda: running.engine.status.auth_required is not None)
     assert "schwab auth" in str(running.engine.status.auth_required)
@@ -197,9 +222,9 @@ async def test_revoked_login_pauses_hedging_and_schwab_auth_resumes_it(
     )
     async with aiohttp.ClientSession() as session, session.get(url, allow_redirects=False) as r:
         redirected = r.headers["Location"]
-    for key, value in env.items():
+    for key, value in running.env.items():
         monkeypatch.setenv(key, value)
-    argv = ["schwab", "auth", "--config-file", str(config_file), "--redirect-url", redirected]
+    argv = ["schwab", "auth", "--config-file", str(running.config_file), "--redirect-url", redirected]
     assert await asyncio.to_thread(main, argv) == 0
 
     await wait_for(lambda: running.engine.status.hedges_filled == 2, timeout=15)

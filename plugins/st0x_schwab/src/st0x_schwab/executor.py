@@ -341,10 +341,7 @@ class SchwabExecutor:
         )
 
     async def _claimed_order_ids(self, client_order_id: str) -> set[str]:
-        try:
-            records = await self.store.hedge_orders()
-        except Exception:  # a store without hedge views: nothing is claimed
-            return set()
+        records = await self.store.hedge_orders()
         return {
             r.broker_order_id
             for r in records
