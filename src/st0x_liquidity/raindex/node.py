@@ -1,0 +1,137 @@
+"""A thin JSON-RPC client over web3.py's providers (asyncio WebSocket, or HTTP).
+
+Only raw JSON-RPC goes through here (``provider.make_request``), so the source
+sees exactly what the node said. Two kinds of failure, kept apart because the
+source reacts differently: :class:`RpcError` (the node answered with an error:
+the request may be the problem, e.g. a log range too large) and
+:class:`NodeUnavailable` (no answer: reconnect with backoff).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from web3 import AsyncHTTPProvider, AsyncWeb3, WebSocketProvider
+from web3.exceptions import Web3RPCError
+
+log = logging.getLogger(__name__)
+
+
+class RpcError(Exception):
+    """The node answered a request with a JSON-RPC error."""
+
+    def __init__(self, method: str, error: Any) -> None:
+        self.method = method
+        self.code = error.get("code") if isinstance(error, dict) else None
+        self.text = str(error.get("message", error)) if isinstance(error, dict) else str(error)
+        super().__init__(f"{method}: {self.text}"[:300])
+
+
+class NodeUnavailable(Exception):
+    """The node could not be reached, or the connection broke."""
+
+
+def is_websocket(url: str) -> bool:
+    return url.startswith(("ws://", "wss://"))
+
+
+class Node:
+    """One connection to an EVM node; ``on_head`` is called for each new-head notice."""
+
+    def __init__(self, url: str, request_timeout: float) -> None:
+        self.url = url
+        self.request_timeout = request_timeout
+        self.websocket = is_websocket(url)
+        self._w3: AsyncWeb3[Any] | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self.closed_reason: str | None = None
+
+    async def connect(self, on_head: Callable[[dict[str, Any]], None] | None = None) -> None:
+        try:
+            if self.websocket:
+                provider: Any = WebSocketProvider(
+                    self.url,
+                    max_connection_retries=1,
+                    request_timeout=self.request_timeout,
+                    silence_listener_task_exceptions=True,
+                )
+                w3: AsyncWeb3[Any] = AsyncWeb3(provider)
+                await asyncio.wait_for(provider.connect(), self.request_timeout)
+                self._w3 = w3
+                if on_head is not None:
+                    await asyncio.wait_for(w3.eth.subscribe("newHeads"), self.request_timeout)
+                    self._listener = asyncio.create_task(
+                        self._listen(w3, on_head), name="raindex-heads"
+                    )
+            else:
+                self._w3 = AsyncWeb3(
+                    AsyncHTTPProvider(self.url, request_kwargs={"timeout": self.request_timeout})
+                )
+                await self.request("eth_chainId", [])
+        except (RpcError, NodeUnavailable):
+            await self.close()
+            raise
+        except Exception as exc:
+            await self.close()
+            raise NodeUnavailable(
+                f"cannot connect to {self.url}: {type(exc).__name__}: {exc}"
+            ) from None
+
+    async def _listen(self, w3: AsyncWeb3[Any], on_head: Callable[[dict[str, Any]], None]) -> None:
+        try:
+            async for message in w3.socket.process_subscriptions():
+                result = message.get("result") if isinstance(message, dict) else None
+                on_head(dict(result) if result is not None else {})
+            self.closed_reason = "subscription stream ended"
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.closed_reason = f"{type(exc).__name__}: {exc}"
+        on_head({})  # wake the waiter so it sees the closed connection
+
+    @property
+    def alive(self) -> bool:
+        return self._w3 is not None and self.closed_reason is None
+
+    async def request(self, method: str, params: list[Any]) -> Any:
+        w3 = self._w3
+        if w3 is None:
+            raise NodeUnavailable("not connected")
+        if self.closed_reason is not None:
+            raise NodeUnavailable(self.closed_reason)
+        try:
+            response = await asyncio.wait_for(
+                w3.provider.make_request(method, params),
+                self.request_timeout,
+            )
+        except Web3RPCError as exc:
+            raise RpcError(
+                method, exc.rpc_response.get("error") if exc.rpc_response else str(exc)
+            ) from None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise NodeUnavailable(f"{method}: {type(exc).__name__}: {exc}"[:300]) from None
+        if not isinstance(response, dict):
+            raise NodeUnavailable(f"{method}: malformed response {response!r:.80}")
+        if response.get("error") is not None:
+            raise RpcError(method, response["error"])
+        return response.get("result")
+
+    async def close(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+        w3, self._w3 = self._w3, None
+        if w3 is None:
+            return
+        try:
+            provider: Any = w3.provider
+            if hasattr(provider, "disconnect"):
+                await asyncio.wait_for(provider.disconnect(), 5)
+        except Exception as exc:  # closing a broken socket may fail; it is gone either way
+            log.debug("closing %s: %s", self.url, exc)

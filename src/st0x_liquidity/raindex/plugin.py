@@ -1,0 +1,68 @@
+"""Registers the ``raindex`` fill source and the ``get-pyth-price`` command (built-in plugin)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+
+from ..errors import ConfigError
+from ..hookspecs import hookimpl
+from ..registry import ExecutorContext, FillSourceType
+from .source import RaindexConfig, RaindexSource
+
+
+def _factory(config: RaindexConfig, context: ExecutorContext) -> RaindexSource:
+    evm = context.app.evm
+    if evm is None:
+        raise ConfigError("evm", "required section is missing (the raindex source needs it)")
+    return RaindexSource(config, evm, context.store)
+
+
+@hookimpl
+def st0x_register_fill_sources(register: Callable[[FillSourceType], None]) -> None:
+    register(
+        FillSourceType(
+            name="raindex",
+            config_class=RaindexConfig,
+            factory=_factory,
+            description="fills of the owner's Raindex (IOrderBookV5) orders from an EVM node",
+        )
+    )
+
+
+def _cmd_get_pyth_price(args: argparse.Namespace) -> int:
+    from ..cli import load
+
+    config = load(args)
+    if config.source_type != "raindex" or config.evm is None:
+        raise ConfigError(
+            "source.type", 'get-pyth-price needs type = "raindex" and an [evm] section'
+        )
+    source = RaindexSource(config.source, config.evm, None)
+    try:
+        result = asyncio.run(source.trace_pyth(args.tx_hash.lower(), args.symbol))
+    except ValueError as exc:
+        raise ConfigError("source.pyth_address", str(exc)) from None
+    except Exception as exc:
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    json.dump(result, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+    return 0 if result.get("price") else 1
+
+
+@hookimpl
+def st0x_add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from ..cli import _config_parent
+
+    parser = subparsers.add_parser(
+        "get-pyth-price",
+        parents=[_config_parent()],
+        help="print the Pyth price(s) a transaction read (needs debug_traceTransaction)",
+    )
+    parser.add_argument("tx_hash", help="0x-prefixed transaction hash")
+    parser.add_argument("--symbol", help="base ticker whose configured feed to pick (e.g. AAPL)")
+    parser.set_defaults(handler=_cmd_get_pyth_price)

@@ -1,0 +1,166 @@
+"""Real chain peers for the raindex tests: anvil from npm, the devnet contracts, and a
+JSON-RPC WebSocket proxy in front of anvil that can drop connections, refuse methods or
+large log ranges, and swallow subscription notices (a stalled load-balanced RPC)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from st0x_liquidity.protocols import CheckpointItem, FillItem, SkippedItem, SourceItem
+from st0x_liquidity.raindex.source import RaindexSource
+
+
+class RpcProxy:
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.refuse_methods: set[str] = set()
+        self.max_log_range: int | None = None
+        self.drop_notifications = False
+        self.requests: list[str] = []
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.port = 0
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def start(self, port: int = 0) -> None:
+        app = web.Application()
+        app.router.add_get("/", self._ws)
+        self._session = aiohttp.ClientSession()
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def kill_connections(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close(code=1011, message=b"killed by test")
+
+    async def stop(self) -> None:
+        await self.kill_connections()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+    def _refusal(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        method = request.get("method")
+        if method in self.refuse_methods:
+            return {
+                "code": -32601,
+                "message": f"the method {method} does not exist/is not available",
+            }
+        if method == "eth_getLogs" and self.max_log_range is not None:
+            params = request["params"][0]
+            span = int(params["toBlock"], 16) - int(params["fromBlock"], 16) + 1
+            if span > self.max_log_range:
+                return {
+                    "code": -32005,
+                    "message": f"query exceeds max block range {self.max_log_range}",
+                }
+        return None
+
+    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+        client = web.WebSocketResponse(max_msg_size=0)
+        await client.prepare(request)
+        self._sockets.add(client)
+        assert self._session is not None
+        try:
+            async with self._session.ws_connect(self.upstream, max_msg_size=0) as upstream:
+
+                async def down() -> None:
+                    async for msg in upstream:
+                        if msg.type != aiohttp.WSMsgType.TEXT:
+                            break
+                        if self.drop_notifications and '"eth_subscription"' in msg.data:
+                            continue
+                        await client.send_str(msg.data)
+                    await client.close()
+
+                pump = asyncio.create_task(down())
+                try:
+                    async for msg in client:
+                        if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                            break
+                        text = msg.data if isinstance(msg.data, str) else msg.data.decode()
+                        body = json.loads(text)
+                        self.requests.append(str(body.get("method")))
+                        refusal = self._refusal(body)
+                        if refusal is not None:
+                            await client.send_str(
+                                json.dumps(
+                                    {"jsonrpc": "2.0", "id": body.get("id"), "error": refusal}
+                                )
+                            )
+                            continue
+                        await upstream.send_str(text)
+                finally:
+                    pump.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await pump
+        except aiohttp.ClientError:
+            pass
+        finally:
+            self._sockets.discard(client)
+        return client
+
+
+class Collector:
+    """Runs a source's stream in a task and records what it yields."""
+
+    def __init__(self, source: RaindexSource, cursor: Any = None) -> None:
+        self.source = source
+        self.items: list[SourceItem] = []
+        self.changed = asyncio.Event()
+        self.task = asyncio.create_task(self._run(cursor))
+
+    async def _run(self, cursor: Any) -> None:
+        async for item in self.source.stream(cursor):
+            self.items.append(item)
+            self.changed.set()
+
+    @property
+    def fills(self) -> list[FillItem]:
+        return [i for i in self.items if isinstance(i, FillItem)]
+
+    @property
+    def skipped(self) -> list[SkippedItem]:
+        return [i for i in self.items if isinstance(i, SkippedItem)]
+
+    @property
+    def last_cursor(self) -> Any:
+        return self.items[-1].cursor if self.items else None
+
+    def checkpoints(self) -> list[CheckpointItem]:
+        return [i for i in self.items if isinstance(i, CheckpointItem)]
+
+    async def wait_for(self, predicate: Any, timeout: float = 30.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate(self):
+                if self.task.done():
+                    self.task.result()
+                self.changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.changed.wait(), 0.5)
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        await self.source.close()
+
+
+async def aiter_items(source: RaindexSource, cursor: Any) -> AsyncIterator[SourceItem]:
+    async for item in source.stream(cursor):
+        yield item
