@@ -203,3 +203,14 @@ async def test_server_rate_limit_is_absorbed_without_errors(make_executor: Any) 
     assert len({r.broker_order_id for r in results}) == 12
     assert len(server.orders) == 12
     assert server.order_posts == 12  # refused requests never reached order handling
+
+
+async def test_unreadable_order_answer_is_ambiguous_never_retryable(
+    fake: FakeAlpacaTrading, make_executor: Any
+) -> None:
+    """A 200 whose order object cannot be read may hide a placed order."""
+    executor = await make_executor(resolve_attempts=1)
+    fake.inject("raw", method="POST", status=200, body=b'{"id": "not-a-uuid", "status": "new"}')
+    with pytest.raises(AmbiguousBrokerError):
+        await executor.place_market_order(order("odd-1"))
+    assert posts(fake) == 1

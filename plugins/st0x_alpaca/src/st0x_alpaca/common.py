@@ -28,7 +28,7 @@ from st0x_liquidity import (
 
 from .api import AlpacaTradingEndpoints
 from .http import AlpacaHttp, AlpacaRejection, HttpSettings
-from .wire import QTY_DECIMALS, AlpacaOrder
+from .wire import QTY_DECIMALS, AlpacaOrder, MalformedReplyError
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,9 @@ class AlpacaExecutorBase:
         log.info("%s: placing %s %s %s (%s)", self.name, body["side"], body["qty"], order.symbol, cid)
         try:
             placed = await self.endpoints.submit_order(body)
-        except AmbiguousBrokerError as exc:
+            return self._checked(placed, order)
+        except (AmbiguousBrokerError, MalformedReplyError) as exc:
+            # Sent, but the answer is lost or unreadable: the order may exist.
             log.warning("%s: outcome of %s unknown (%s); looking it up", self.name, cid, exc)
             return _with_cid(await self._resolve(cid, str(exc)), order.client_order_id)
         except AlpacaRejection as exc:
@@ -183,9 +185,8 @@ class AlpacaExecutorBase:
                 existing = await self.endpoints.get_order_by_client_id(cid)
                 if existing is not None:
                     log.info("%s: %s already placed as %s", self.name, cid, existing.id)
-                    return self._checked(existing, order)
+                    return _readable(lambda: self._checked(existing, order), cid)
             raise
-        return self._checked(placed, order)
 
     def _checked(self, placed: AlpacaOrder, order: MarketOrder) -> OrderUpdate:
         sent = alpaca_client_order_id(order.client_order_id)
@@ -215,7 +216,7 @@ class AlpacaExecutorBase:
                 found = None
             if found is not None:
                 log.info("%s: %s exists at Alpaca as %s", self.name, cid, found.id)
-                return found.to_update()
+                return _readable(found.to_update, cid)
             if attempt < self.config.resolve_attempts:
                 await asyncio.sleep(
                     min(self.config.backoff_max, self.config.backoff_initial * 2 ** (attempt - 1))
@@ -252,3 +253,14 @@ def _with_cid(update: OrderUpdate, client_order_id: str) -> OrderUpdate:
     if update.client_order_id in (None, alpaca_client_order_id(client_order_id)):
         return attrs.evolve(update, client_order_id=client_order_id)
     return update
+
+
+def _readable(make: Callable[[], OrderUpdate], cid: str) -> OrderUpdate:
+    """The order exists at Alpaca; if its state cannot be read, the outcome is ambiguous
+    (never "retryable": that would invite placing it again)."""
+    try:
+        return make()
+    except MalformedReplyError as exc:
+        raise AmbiguousBrokerError(
+            f"order {cid} exists at Alpaca but its state is unreadable: {exc}"
+        ) from None

@@ -326,14 +326,13 @@ def parse_positions(data: Any) -> Positions:
         what = f"position {index}"
         obj = _obj(item, what)
         raw_symbol = _str(obj, "symbol", what)
-        asset_class = obj.get("asset_class", "us_equity")
+        if obj.get("asset_class", "us_equity") != "us_equity":
+            skipped.append(raw_symbol[:20])
+            continue
         qty = _dec(obj, "qty", what)
         if obj.get("side") == "short" and qty > 0:
             qty = -qty
         value = _opt_dec(obj, "market_value", what)
-        if asset_class != "us_equity":
-            skipped.append(raw_symbol[:20])
-            continue
         try:
             symbol = Symbol(raw_symbol)
         except (InvalidSymbolError, ValueError):
