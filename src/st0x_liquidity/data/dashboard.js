@@ -1,0 +1,265 @@
+// st0x liquidity operations dashboard: plain JS, no build step.
+// One WebSocket (/api/ws): an "initial" message with the full state, then
+// incremental messages (see docs/dashboard.md). Decimals arrive as strings and
+// are only turned into numbers to draw charts.
+"use strict";
+
+const S = {
+  positions: new Map(), fills: new Map(), hedges: new Map(),
+  pnl: { summary: null, series: [] }, latency: null, status: null, alerts: [], health: null,
+  expanded: new Set(), fresh: new Set(), history: [],
+};
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const MAX_FILLS = 500;
+let ws = null, attempts = 0, dirty = false;
+
+function esc(v) {
+  return String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+}
+function num(v) { return v === null || v === undefined ? null : Number(v); }
+function dec(v, places) {
+  if (v === null || v === undefined) return "–";
+  const n = Number(v);
+  if (places === undefined) return String(v);
+  return n.toLocaleString(undefined, { minimumFractionDigits: places, maximumFractionDigits: places });
+}
+function usd(v) { return v === null || v === undefined ? "–" : (Number(v) < 0 ? "-$" : "$") + dec(Math.abs(Number(v)), 2); }
+function signed(v) { const n = Number(v); return n > 0 ? "pos" : n < 0 ? "neg" : ""; }
+function ago(iso) {
+  if (!iso) return "–";
+  const s = (Date.now() - Date.parse(iso)) / 1000;
+  if (s < 1) return "just now";
+  if (s < 60) return Math.round(s) + "s ago";
+  if (s < 3600) return Math.round(s / 60) + "m ago";
+  if (s < 86400) return Math.round(s / 3600) + "h ago";
+  return new Date(iso).toLocaleString();
+}
+function short(id) { return id.length > 18 ? id.slice(0, 10) + "…" + id.slice(-6) : id; }
+function pill(el, text, cls) { el.textContent = text; el.className = "pill " + (cls || ""); }
+
+// -- connection ---------------------------------------------------------------------
+
+function connect() {
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  const token = params.get("token");
+  ws = new WebSocket(`${proto}//${location.host}/api/ws` + (token ? `?token=${encodeURIComponent(token)}` : ""));
+  ws.onopen = () => { attempts = 0; pill($("conn"), "live", "good"); };
+  ws.onmessage = (ev) => { handle(JSON.parse(ev.data)); };
+  ws.onclose = () => {
+    pill($("conn"), "disconnected — retrying", "off");
+    const delay = Math.min(1000 * 2 ** attempts, 30000);
+    attempts += 1;
+    setTimeout(connect, delay);
+  };
+}
+
+function handle(msg) {
+  const d = msg.data;
+  switch (msg.type) {
+    case "initial":
+      S.positions.clear(); S.fills.clear(); S.hedges.clear();
+      d.positions.forEach((p) => S.positions.set(p.symbol, p));
+      d.fills.slice().reverse().forEach((f) => S.fills.set(f.trade_id, f));
+      d.hedges.forEach((h) => S.hedges.set(h.client_order_id, h));
+      S.pnl = d.pnl; S.latency = d.latency; S.status = d.status; S.alerts = d.alerts;
+      S.health = d.health; S.history = d.breaker_history || [];
+      break;
+    case "fill":
+      if (!S.fills.has(d.trade_id)) S.fresh.add(d.trade_id);
+      S.fills.set(d.trade_id, d);
+      while (S.fills.size > MAX_FILLS) S.fills.delete(S.fills.keys().next().value);
+      break;
+    case "hedge": S.hedges.set(d.client_order_id, d); break;
+    case "position": S.positions.set(d.symbol, d); break;
+    case "pnl":
+      S.pnl.summary = d.summary;
+      S.pnl.series = S.pnl.series.concat(d.points).slice(-5000);
+      break;
+    case "latency": S.latency = d; break;
+    case "status": S.status = d.status; S.alerts = d.alerts; S.health = d.health; break;
+    case "breaker":
+      if (S.status) S.status.breaker = d;
+      S.history = d.history || S.history;
+      break;
+    default: break; // "skipped", "pong" and future types: nothing to draw
+  }
+  schedule();
+}
+
+function schedule() { if (!dirty) { dirty = true; requestAnimationFrame(render); } }
+
+// -- rendering ----------------------------------------------------------------------
+
+function render() {
+  dirty = false;
+  renderHeader(); renderAlerts(); renderPositions(); renderPnl(); renderLatency(); renderHedges(); renderFills();
+  $("footer").textContent = S.status ? `event log position ${S.status.log_position} · engine started ${ago(S.status.engine.started_at)} · fills ingested ${S.status.engine.fills_ingested}` : "";
+}
+
+function renderHeader() {
+  const st = S.status; if (!st) return;
+  if (S.health) pill($("health"), S.health.status === "ready" ? "ready" : "not ready", S.health.status === "ready" ? "good" : "bad");
+  pill($("market"), st.broker.market_open ? "open" : "closed", st.broker.market_open ? "good" : "warn");
+  const src = st.source;
+  pill($("source"), src.stalled ? "stalled" : src.state, src.stalled || src.state.startsWith("failed") ? "bad" : src.state === "running" ? "good" : "warn");
+  $("source-detail").textContent = `${src.name}` + (src.last_block !== null ? ` · block ${src.last_block}` : "") + ` · last input ${ago(src.last_item_at)}`;
+  const b = st.broker;
+  pill($("broker"), b.auth !== "ok" ? "auth required" : b.error ? "error" : b.market_checked_at ? "connected" : "connecting", b.auth !== "ok" || b.error ? "bad" : b.market_checked_at ? "good" : "warn");
+  $("broker-detail").textContent = b.type + (b.error ? ` · ${b.error}` : "");
+  const br = st.breaker;
+  const paused = br.status === "paused";
+  pill($("breaker-status"), paused ? "paused" : "active", paused ? "bad" : "good");
+  $("breaker-status").title = br.reason ? `${br.reason} (${br.actor || ""} ${br.changed_at || ""})` : "";
+  const btn = $("breaker-btn");
+  btn.textContent = paused ? "resume" : "pause";
+  btn.className = paused ? "resume" : "";
+  btn.dataset.action = paused ? "resume" : "pause";
+}
+
+function renderAlerts() {
+  const ul = $("alerts");
+  if (!S.alerts.length) { ul.innerHTML = '<li class="ok">No alerts</li>'; return; }
+  ul.innerHTML = S.alerts.map((a) => `<li class="${esc(a.severity)}" data-kind="${esc(a.kind)}"><b>${esc(a.kind.replace("_", " "))}</b> — ${esc(a.message)}</li>`).join("");
+}
+
+function renderPositions() {
+  const rows = [...S.positions.values()].sort((a, b) => a.symbol.localeCompare(b.symbol));
+  $("positions").tBodies[0].innerHTML = rows.length ? rows.map((p) => {
+    const h = p.pending_hedge;
+    const pending = h ? `<span class="${esc(h.side)}">${esc(h.side)}</span> ${esc(h.quantity)} <span class="pill warn">${esc(h.state)}</span>` : '<span class="sub">none</span>';
+    return `<tr data-symbol="${esc(p.symbol)}"><td><b>${esc(p.symbol)}</b></td><td class="n ${signed(p.net)}">${esc(p.net)}</td>`
+      + `<td class="n ${signed(p.unhedged)}">${esc(p.unhedged)}</td><td class="n">${usd(p.unhedged_usd)}</td><td>${pending}</td>`
+      + `<td class="n">${dec(p.last_price, 2)}</td><td class="n ${signed(p.realized_pnl)}">${usd(p.realized_pnl)}</td></tr>`;
+  }).join("") : '<tr><td colspan="7" class="empty">No positions yet</td></tr>';
+}
+
+function renderPnl() {
+  const sum = S.pnl.summary;
+  if (sum) {
+    const t = sum.total;
+    $("pnl-total").textContent = usd(t.realized_pnl);
+    $("pnl-total").className = "big " + signed(t.realized_pnl);
+    $("pnl-summary").tBodies[0].innerHTML = [...sum.symbols, t].map((s) =>
+      `<tr${s.symbol === "TOTAL" ? ' class="total"' : ""}><td><b>${esc(s.symbol)}</b></td><td class="n ${signed(s.realized_pnl)}">${usd(s.realized_pnl)}</td>`
+      + `<td class="n">${usd(s.volume_usd)}</td><td class="n">${s.trades_onchain} / ${s.trades_broker}</td>`
+      + `<td class="n">${s.open_position === null ? "" : esc(s.open_position)}</td><td class="n">${s.average_cost === null ? "–" : dec(s.average_cost, 2)}</td>`
+      + `<td class="n">${s.average_spread === null ? "–" : dec(s.average_spread, 4)}</td></tr>`).join("");
+  }
+  const svg = $("pnl-chart");
+  const pts = S.pnl.series.map((p) => [Date.parse(p.time), num(p.cumulative_total)]);
+  if (pts.length < 2) { svg.innerHTML = '<text x="300" y="100" text-anchor="middle">no realized P&L yet</text>'; return; }
+  const W = 600, H = 200, P = 28;
+  const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]).concat([0]);
+  let x0 = Math.min(...xs), x1 = Math.max(...xs); if (x1 === x0) { x0 -= 1; x1 += 1; }
+  let y0 = Math.min(...ys), y1 = Math.max(...ys); if (y1 === y0) { y0 -= 1; y1 += 1; }
+  const X = (x) => P + (x - x0) / (x1 - x0) * (W - P - 6);
+  const Y = (y) => H - 16 - (y - y0) / (y1 - y0) * (H - 28);
+  let d = "";
+  pts.forEach((p, i) => { d += (i ? (" L" + X(p[0]).toFixed(1) + " " + Y(pts[i - 1][1]).toFixed(1) + " L") : "M") + X(p[0]).toFixed(1) + " " + Y(p[1]).toFixed(1); });
+  const last = pts[pts.length - 1][1];
+  const color = last >= 0 ? "var(--good)" : "var(--bad)";
+  svg.innerHTML = `<line x1="${P}" x2="${W}" y1="${Y(0)}" y2="${Y(0)}" stroke="var(--line)" stroke-dasharray="3 3"/>`
+    + `<path d="${d}" fill="none" stroke="${color}" stroke-width="1.6" vector-effect="non-scaling-stroke"/>`
+    + `<text x="2" y="12">${usd(y1)}</text><text x="2" y="${H - 18}">${usd(y0)}</text>`
+    + `<text x="${P}" y="${H - 3}">${new Date(x0).toLocaleTimeString()}</text><text x="${W - 4}" y="${H - 3}" text-anchor="end">${new Date(x1).toLocaleTimeString()}</text>`;
+}
+
+function quantile(sorted, q) { if (!sorted.length) return null; return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]; }
+function secs(s) { return s === null ? "–" : s < 1 ? (s * 1000).toFixed(0) + " ms" : s < 120 ? s.toFixed(1) + " s" : (s / 60).toFixed(1) + " min"; }
+
+function renderLatency() {
+  const L = S.latency; const svg = $("latency-chart");
+  if (!L || !L.count) { svg.innerHTML = '<text x="300" y="90" text-anchor="middle">no hedge has closed yet</text>'; $("latency-stats").textContent = ""; return; }
+  const sorted = L.recent.slice().sort((a, b) => a - b);
+  $("latency-stats").textContent = `${L.count} fills hedged · p50 ${secs(quantile(sorted, 0.5))} · p95 ${secs(quantile(sorted, 0.95))} · max ${secs(sorted[sorted.length - 1])}`;
+  const W = 600, H = 180, n = L.counts.length, bw = (W - 10) / n, max = Math.max(...L.counts, 1);
+  let out = "";
+  L.counts.forEach((c, i) => {
+    const h = c / max * (H - 40), x = 5 + i * bw;
+    const label = L.buckets[i] === null ? "∞" : "≤" + secs(L.buckets[i]).replace(" ", "");
+    out += `<rect x="${x + 2}" y="${H - 22 - h}" width="${bw - 4}" height="${h}" fill="var(--accent)" opacity="${c ? 0.85 : 0.2}"><title>${label}: ${c}</title></rect>`;
+    if (c) out += `<text x="${x + bw / 2}" y="${H - 26 - h}" text-anchor="middle">${c}</text>`;
+    out += `<text x="${x + bw / 2}" y="${H - 8}" text-anchor="middle">${label}</text>`;
+  });
+  svg.innerHTML = out;
+}
+
+function renderHedges() {
+  const rows = [...S.hedges.values()].sort((a, b) => b.created_at.localeCompare(a.created_at)).slice(0, 200);
+  $("hedges").tBodies[0].innerHTML = rows.length ? rows.map((h) => {
+    const cls = h.state === "filled" ? "good" : h.open ? "warn" : "bad";
+    return `<tr data-cid="${esc(h.client_order_id)}"${h.stuck ? ' class="stuck"' : ""}><td class="mono" title="${esc(h.client_order_id)}">${esc(short(h.client_order_id))}</td>`
+      + `<td>${esc(h.symbol)}</td><td class="${esc(h.side)}">${esc(h.side)}</td><td class="n">${esc(h.quantity)}</td><td class="n">${esc(h.filled_quantity)}</td>`
+      + `<td class="n">${h.average_price ? dec(h.average_price, 2) : "–"}</td><td><span class="pill ${cls}" title="${esc(h.reason || "")}">${esc(h.state)}${h.stuck ? " · stuck" : ""}</span></td><td>${ago(h.updated_at)}</td></tr>`;
+  }).join("") : '<tr><td colspan="8" class="empty">No hedge orders yet</td></tr>';
+}
+
+function coverage(f) {
+  const amt = Number(f.amount) || 1;
+  let hedged = 0, reserved = 0, netted = 0;
+  f.hedges.forEach((h) => { if (h.kind === "hedged") hedged += Number(h.quantity); else reserved += Number(h.quantity); });
+  f.netted.forEach((n) => { netted += Number(n.quantity); });
+  const pct = (v) => Math.max(0, Math.min(100, v / amt * 100)).toFixed(1);
+  const label = Number(f.open) === 0 && reserved === 0 ? "covered" : reserved > 0 ? "hedging" : "open " + f.open;
+  return `<span class="bar" title="hedged ${hedged} · pending ${reserved} · netted ${netted} · open ${f.open}"><span class="h" style="width:${pct(hedged)}%"></span><span class="r" style="width:${pct(reserved)}%"></span><span class="t" style="width:${pct(netted)}%"></span></span> <span class="sub">${esc(label)}</span>`;
+}
+
+function detail(f) {
+  const rows = f.hedges.map((h) => `<tr><td>${h.kind === "hedged" ? "hedged by" : "pending in"}</td><td class="mono">${esc(h.client_order_id)}</td><td class="${esc(h.side || "")}">${esc(h.side || "")}</td>`
+    + `<td class="n">${esc(h.quantity)}</td><td class="n">${h.price ? "@ " + dec(h.price, 4) : ""}</td><td>${esc(h.state || "")}</td><td>${h.latency_seconds === null ? "" : "after " + secs(h.latency_seconds)}</td></tr>`)
+    .concat(f.netted.map((n) => `<tr><td>netted against</td><td class="mono">${esc(short(n.against))}</td><td></td><td class="n">${esc(n.quantity)}</td><td></td><td></td><td></td></tr>`));
+  if (Number(f.open) !== 0) rows.push(`<tr><td>still open</td><td></td><td></td><td class="n">${esc(f.open)}</td><td></td><td></td><td></td></tr>`);
+  return `<div class="mono">tx ${esc(f.tx_hash)} · log ${esc(f.log_index)} · block ${esc(f.block_number)} (${esc(f.block_timestamp)})</div>`
+    + (rows.length ? `<table class="hedge-detail">${rows.join("")}</table>` : "<div>not hedged yet</div>");
+}
+
+function renderFills() {
+  const fills = [...S.fills.values()].sort((a, b) => b.recorded_at.localeCompare(a.recorded_at) || b.block_number - a.block_number || b.log_index - a.log_index).slice(0, 300);
+  const body = $("fills").tBodies[0];
+  if (!fills.length) { body.innerHTML = '<tr><td colspan="9" class="empty">Waiting for fills…</td></tr>'; return; }
+  body.innerHTML = fills.map((f) => {
+    const open = S.expanded.has(f.trade_id);
+    const fresh = S.fresh.has(f.trade_id) ? " new" : "";
+    return `<tr class="fill${fresh}" data-trade-id="${esc(f.trade_id)}" aria-expanded="${open}"><td>${ago(f.recorded_at)}</td><td><b>${esc(f.symbol)}</b></td>`
+      + `<td class="${esc(f.direction)}">${esc(f.direction)}</td><td class="n">${esc(f.amount)}</td><td class="n">${dec(f.price, 2)}</td><td class="n">${usd(f.notional)}</td>`
+      + `<td>${esc(f.block_number)}</td><td>${coverage(f)}</td><td class="mono">${esc(short(f.tx_hash))}:${esc(f.log_index)}</td></tr>`
+      + (open ? `<tr class="detail" data-detail-for="${esc(f.trade_id)}"><td colspan="9">${detail(f)}</td></tr>` : "");
+  }).join("");
+  S.fresh.clear();
+}
+
+// -- interactions -------------------------------------------------------------------
+
+$("fills").addEventListener("click", (ev) => {
+  const tr = ev.target.closest("tr.fill"); if (!tr) return;
+  const id = tr.dataset.tradeId;
+  if (S.expanded.has(id)) S.expanded.delete(id); else S.expanded.add(id);
+  schedule();
+});
+
+$("token-input").value = sessionStorage.getItem("st0x-token") || "";
+$("breaker-btn").addEventListener("click", async () => {
+  const btn = $("breaker-btn"), msg = $("breaker-msg");
+  const token = $("token-input").value.trim();
+  const action = btn.dataset.action || "pause";
+  btn.disabled = true; msg.textContent = "";
+  try {
+    const res = await fetch("/api/breaker", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify({ action, reason: $("breaker-reason").value.trim() || undefined }),
+    });
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok) { msg.textContent = body.error || `refused (${res.status})`; msg.className = "sub neg"; return; }
+    sessionStorage.setItem("st0x-token", token);
+    if (S.status) S.status.breaker = body;
+    msg.textContent = action === "pause" ? "hedging paused" : "hedging resumed"; msg.className = "sub";
+    schedule();
+  } catch (err) {
+    msg.textContent = "request failed: " + err; msg.className = "sub neg";
+  } finally { btn.disabled = false; }
+});
+
+setInterval(schedule, 5000); // keep "n seconds ago" fresh
+connect();

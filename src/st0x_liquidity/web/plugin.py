@@ -1,0 +1,118 @@
+"""Built-in plugin: ``[dashboard]`` and the service that serves it beside the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ..config import Secret
+from ..hookspecs import hookimpl
+from ..registry import ConfigSection
+
+if TYPE_CHECKING:
+    from ..app import App
+
+log = logging.getLogger(__name__)
+
+
+def _positive(_i: object, attr: attrs.Attribute[float], value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{attr.name} must be positive")
+
+
+def _port(_i: object, _attr: object, value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise ValueError("port must be between 0 and 65535 (0 picks a free port)")
+
+
+@attrs.frozen
+class DashboardConfig:
+    """``[dashboard]``: the operations page, /health and /metrics, served by the bot."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = attrs.field(default=8080, validator=_port)
+    token: Secret | None = None
+    """Needed to pause/resume hedging (and for every page when not bound to localhost)."""
+    stuck_after: float = attrs.field(default=120.0, validator=_positive)
+    """Seconds an open hedge may go without progress before it is flagged stuck."""
+    stall_after: float = attrs.field(default=300.0, validator=_positive)
+    """Seconds without any input from a running fill source before it is flagged stalled."""
+    recent_fills: int = 200
+    status_interval: float = attrs.field(default=2.0, validator=_positive)
+
+
+@hookimpl
+def st0x_register_config_sections(register: Callable[[ConfigSection], None]) -> None:
+    register(ConfigSection("dashboard", DashboardConfig))
+
+
+def _restore_breaker(app: App) -> None:
+    """A pause survives a restart: re-apply the last breaker change before hedging starts."""
+    try:
+        with contextlib.closing(sqlite3.connect(app.config.database_path, timeout=10)) as db:
+            row = db.execute(
+                "SELECT action, reason FROM circuit_breaker_log ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+    except sqlite3.Error as exc:
+        log.warning("could not read the circuit breaker log: %s", exc)
+        return
+    if row is not None and row[0] == "pause" and app.engine.status.paused is None:
+        log.warning("hedging stays paused (paused before the restart: %s)", row[1])
+        app.engine.pause(str(row[1]))
+
+
+@hookimpl
+def st0x_app_services(app: App) -> Sequence[Callable[[], Awaitable[None]]] | None:
+    config = app.config.sections.get("dashboard")
+    _restore_breaker(app)
+    if not isinstance(config, DashboardConfig) or not config.enabled:
+        return None
+    return [lambda: serve_dashboard(app, config)]
+
+
+async def serve_dashboard(
+    app: App, config: DashboardConfig, started: asyncio.Future[str] | None = None
+) -> None:
+    """Serve until cancelled. ``started`` (tests) receives the URL once listening."""
+    from .server import Dashboard
+    from .state import DashboardState
+
+    state = DashboardState(
+        app,
+        app.config.database_path,
+        stuck_after=config.stuck_after,
+        stall_after=config.stall_after,
+        recent_fills=config.recent_fills,
+    )
+    await state.open()
+    await state.load_latency_history()
+    dashboard = Dashboard(
+        state,
+        config.host,
+        config.port,
+        None if config.token is None else config.token.get(),
+        status_interval=config.status_interval,
+    )
+    app.engine.add_listener(dashboard.on_commit)
+    follower: asyncio.Task[None] | None = None
+    try:
+        url = await dashboard.start()
+        app.extras["dashboard_url"] = url
+        if started is not None and not started.done():
+            started.set_result(url)
+        follower = asyncio.create_task(dashboard.follow(), name="dashboard-follow")
+        await follower
+    finally:
+        if follower is not None:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+        await dashboard.stop()
+        await state.close()

@@ -1,0 +1,729 @@
+"""What the dashboard shows, read from the database on the dashboard's own connection.
+
+The dashboard never shares the engine's connection: it opens its own (WAL lets
+it read while the engine writes) and follows the event log by its global
+position (``events.rowid``). The engine's commit listener only wakes it up, so
+a message can never be missed or sent twice: whatever was committed after the
+last position read is read next, in order.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+from bisect import bisect_left
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiosqlite
+import attrs
+
+from ..domain.events import (
+    FillRecorded,
+    HedgeClosed,
+    HedgeIntended,
+    HedgeProgressed,
+    HedgeSubmitted,
+    InputSkipped,
+    event_from_payload,
+)
+from ..domain.numbers import EXACT, WIDE, fmt
+from ..domain.pnl import PnlBook, PnlRow, summarize
+from ..reporting.pnl import summary_to_json, trade_from_event
+
+if TYPE_CHECKING:
+    from ..app import App
+
+OPEN_STATES = ("pending", "submitted", "partially_filled")
+TERMINAL_STATES = ("filled", "failed", "cancelled")
+LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0)
+"""Upper bounds (seconds) of the hedge latency histogram (dashboard and /metrics)."""
+MAX_SERIES = 5000
+MAX_LATENCY_SAMPLES = 2000
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _seconds(start: str, end: str) -> float:
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+_VARIABLE = re.compile(r"'[^']*'|\"[^\"]*\"|0x[0-9a-fA-F]+|\b\d+(?:\.\d+)?\b")
+
+
+def reason_category(reason: str) -> str:
+    """A skip reason without its variable parts, for a bounded metric label."""
+    return _VARIABLE.sub("…", reason).strip()[:80] or "unknown"
+
+
+@attrs.define
+class Breaker:
+    paused: bool = False
+    reason: str | None = None
+    changed_at: str | None = None
+    actor: str | None = None
+
+
+@attrs.define
+class LatencyHistogram:
+    """Cumulative bucket counts (Prometheus semantics) plus recent samples for the page."""
+
+    counts: list[int] = attrs.field(factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    total: float = 0.0
+    count: int = 0
+    recent: list[float] = attrs.field(factory=list)
+
+    def observe(self, seconds: float) -> None:
+        seconds = max(seconds, 0.0)
+        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.total += seconds
+        self.count += 1
+        self.recent.append(round(seconds, 3))
+        if len(self.recent) > MAX_LATENCY_SAMPLES:
+            del self.recent[: len(self.recent) - MAX_LATENCY_SAMPLES]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "buckets": [*LATENCY_BUCKETS, None],
+            "counts": list(self.counts),
+            "count": self.count,
+            "sum": round(self.total, 3),
+            "recent": list(self.recent[-500:]),
+        }
+
+
+@attrs.define
+class DashboardState:
+    """Reads views and events for the page, the metrics and /health."""
+
+    app: App
+    db_path: Path
+    stuck_after: float = 120.0
+    stall_after: float = 300.0
+    recent_fills: int = 200
+    db: aiosqlite.Connection | None = None
+    position: int = 0
+    pnl: PnlBook = attrs.field(factory=PnlBook)
+    pnl_rows: list[PnlRow] = attrs.field(factory=list)
+    series: list[dict[str, Any]] = attrs.field(factory=list)
+    latency: LatencyHistogram = attrs.field(factory=LatencyHistogram)
+    breaker: Breaker = attrs.field(factory=Breaker)
+    counts: dict[str, Any] = attrs.field(factory=dict)
+    positions_cache: list[dict[str, Any]] = attrs.field(factory=list)
+    started: float = attrs.field(factory=time.monotonic)
+    ready_cache: bool = False
+    alert_counts: dict[str, int] = attrs.field(factory=dict)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def open(self) -> None:
+        db = await aiosqlite.connect(self.db_path, isolation_level=None)
+        await db.execute("PRAGMA busy_timeout=10000")
+        self.db = db
+        await self._load_breaker()
+        await self.catch_up(build=False)
+        await self.refresh_counts()
+
+    async def close(self) -> None:
+        if self.db is not None:
+            await self.db.close()
+            self.db = None
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if self.db is None:
+            raise RuntimeError("dashboard state is not open")
+        async with self.db.execute(sql, params) as cur:
+            return [tuple(r) for r in await cur.fetchall()]
+
+    # -- following the log ------------------------------------------------------------
+
+    async def catch_up(self, *, build: bool = True) -> list[dict[str, Any]]:
+        """Read events committed since the last call; return the messages they make.
+
+        ``build=False`` (start-up) only folds the P&L; the history of latencies
+        comes from :meth:`load_latency_history` instead.
+        """
+        messages: list[dict[str, Any]] = []
+        while True:
+            rows = await self.fetch(
+                "SELECT rowid, aggregate_type, aggregate_id, event_type, payload, recorded_at "
+                "FROM events WHERE rowid > ? ORDER BY rowid LIMIT 2000",
+                (self.position,),
+            )
+            if not rows:
+                break
+            messages.extend(await self._apply(rows, build))
+            self.position = int(rows[-1][0])
+        if messages:
+            await self.refresh_counts()
+        return messages
+
+    async def _apply(  # noqa: PLR0915 - one flat dispatch over the event kinds
+        self, rows: Sequence[tuple[Any, ...]], build: bool
+    ) -> list[dict[str, Any]]:
+        fills: dict[str, None] = {}
+        hedges: dict[str, None] = {}
+        symbols: dict[str, None] = {}
+        pnl_points: list[dict[str, Any]] = []
+        skipped: list[dict[str, Any]] = []
+        closed: list[str] = []
+        for rowid, agg_type, agg_id, event_type, payload, recorded in rows:
+            position = int(rowid)
+            trade = trade_from_event(position, str(agg_id), event_type, payload, recorded)
+            if trade is not None:
+                row = self.pnl.apply(trade)
+                self.pnl_rows.append(row)
+                point = self._point(row)
+                self.series.append(point)
+                pnl_points.append(point)
+            if agg_type != "Position":
+                if event_type == "InputSkipped":
+                    event = event_from_payload(event_type, json.loads(payload))
+                    assert isinstance(event, InputSkipped)
+                    skipped.append(
+                        {"source": agg_id, "reason": event.reason, "at": recorded, "seq": position}
+                    )
+                continue
+            event = event_from_payload(event_type, json.loads(payload))
+            symbols[str(agg_id)] = None
+            if isinstance(event, FillRecorded):
+                fills[str(event.fill.trade_id)] = None
+                for n in event.nettings:
+                    fills[str(n.older)] = None
+            elif isinstance(event, HedgeIntended):
+                hedges[event.client_order_id] = None
+                for alloc in event.reserved:
+                    fills[str(alloc.trade_id)] = None
+            elif isinstance(event, HedgeSubmitted):
+                hedges[event.client_order_id] = None
+            elif isinstance(event, HedgeProgressed):
+                hedges[event.client_order_id] = None
+                for alloc in event.hedged:
+                    fills[str(alloc.trade_id)] = None
+            elif isinstance(event, HedgeClosed):
+                hedges[event.client_order_id] = None
+                closed.append(event.client_order_id)
+                for alloc in (*event.hedged, *event.released):
+                    fills[str(alloc.trade_id)] = None
+                for n in event.nettings:
+                    fills[str(n.older)] = None
+                    fills[str(n.newer)] = None
+        if len(self.series) > MAX_SERIES:
+            del self.series[: len(self.series) - MAX_SERIES]
+        if not build:
+            return []
+        for cid in closed:
+            for seconds in await self._latencies(cid):
+                self.latency.observe(seconds)
+        seq = int(rows[-1][0])
+        messages: list[dict[str, Any]] = []
+        if self.db is None:
+            return messages
+        for fill in await self.fills(trade_ids=list(fills)):
+            messages.append({"type": "fill", "seq": seq, "data": fill})
+        for hedge in await self.hedges(client_order_ids=list(hedges)):
+            messages.append({"type": "hedge", "seq": seq, "data": hedge})
+        if symbols:
+            for pos in await self.positions(symbols=list(symbols)):
+                messages.append({"type": "position", "seq": seq, "data": pos})
+        if pnl_points:
+            messages.append(
+                {
+                    "type": "pnl",
+                    "seq": seq,
+                    "data": {"points": pnl_points, "summary": self.pnl_summary()},
+                }
+            )
+        if closed:
+            messages.append({"type": "latency", "seq": seq, "data": self.latency.to_json()})
+        for item in skipped:
+            messages.append({"type": "skipped", "seq": item["seq"], "data": item})
+        return messages
+
+    def _point(self, row: PnlRow) -> dict[str, Any]:
+        total = EXACT.add(
+            self.series[-1]["_total"] if self.series else Decimal(0), row.realized or Decimal(0)
+        )
+        t = row.trade
+        return {
+            "_total": total,
+            "seq": t.position,
+            "time": t.time.isoformat(),
+            "symbol": t.symbol,
+            "venue": t.venue,
+            "trade_id": t.trade_id,
+            "realized": None if row.realized is None else fmt(row.realized),
+            "cumulative_symbol": fmt(row.cumulative),
+            "cumulative_total": fmt(total),
+        }
+
+    async def _latencies(self, client_order_id: str) -> list[float]:
+        rows = await self.fetch(
+            "SELECT t.recorded_at, h.updated_at FROM fill_links l "
+            "JOIN onchain_trades t USING (tx_hash, log_index) "
+            "JOIN hedge_orders h ON h.client_order_id = l.counterpart "
+            "WHERE l.kind = 'hedged' AND l.counterpart = ?",
+            (client_order_id,),
+        )
+        return [_seconds(seen, closed) for seen, closed in rows]
+
+    async def load_latency_history(self) -> None:
+        """Latencies of every hedge that closed before the dashboard started."""
+        rows = await self.fetch(
+            "SELECT t.recorded_at, h.updated_at FROM fill_links l "
+            "JOIN onchain_trades t USING (tx_hash, log_index) "
+            "JOIN hedge_orders h ON h.client_order_id = l.counterpart "
+            "WHERE l.kind = 'hedged' AND h.state IN ('filled', 'failed', 'cancelled') "
+            "ORDER BY h.updated_at"
+        )
+        for seen, closed in rows:
+            self.latency.observe(_seconds(seen, closed))
+
+    # -- reads for the page -------------------------------------------------------------
+
+    async def positions(self, symbols: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT p.symbol, p.net, p.open_quantity, p.last_price, p.fills, p.hedges_placed, "
+            "p.pending_hedge, h.side, h.quantity, h.filled_quantity, h.state, p.updated_at "
+            "FROM positions p LEFT JOIN hedge_orders h ON h.client_order_id = p.pending_hedge"
+        )
+        params: list[Any] = []
+        if symbols is not None:
+            sql += f" WHERE p.symbol IN ({','.join('?' for _ in symbols)})"
+            params.extend(symbols)
+        result = []
+        for r in await self.fetch(sql + " ORDER BY p.symbol", params):
+            symbol = r[0]
+            unhedged = Decimal(r[2])
+            price = None if r[3] is None else Decimal(r[3])
+            book = self.pnl.symbols.get(symbol)
+            realized = book.cumulative if book is not None else Decimal(0)
+            result.append(
+                {
+                    "symbol": symbol,
+                    "net": r[1],
+                    "unhedged": r[2],
+                    "unhedged_usd": None if price is None else fmt(_money(unhedged * price)),
+                    "last_price": r[3],
+                    "fills": r[4],
+                    "hedges_placed": r[5],
+                    "pending_hedge": None
+                    if r[6] is None
+                    else {
+                        "client_order_id": r[6],
+                        "side": r[7],
+                        "quantity": r[8],
+                        "filled_quantity": r[9],
+                        "state": r[10],
+                    },
+                    "realized_pnl": fmt(realized),
+                    "updated_at": r[11],
+                }
+            )
+        if symbols is None:
+            self.positions_cache = result
+        else:
+            cache = {p["symbol"]: p for p in self.positions_cache}
+            cache.update({p["symbol"]: p for p in result})
+            self.positions_cache = [cache[k] for k in sorted(cache)]
+        return result
+
+    async def fills(
+        self, *, trade_ids: Sequence[str] | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        if trade_ids is not None and not trade_ids:
+            return []
+        sql = (
+            "SELECT tx_hash, log_index, symbol, direction, amount, price, block_number, "
+            "block_timestamp, open_quantity, recorded_at FROM onchain_trades"
+        )
+        params: list[Any] = []
+        if trade_ids is not None:
+            pairs = [t.rsplit(":", 1) for t in trade_ids]
+            sql += f" WHERE (tx_hash, log_index) IN (VALUES {','.join('(?, ?)' for _ in pairs)})"
+            for tx, idx in pairs:
+                params.extend((tx, int(idx)))
+        sql += " ORDER BY recorded_at DESC, block_number DESC, log_index DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        rows = await self.fetch(sql, params)
+        if not rows:
+            return []
+        keys = [(r[0], r[1]) for r in rows]
+        links: dict[tuple[str, int], list[tuple[str, str, str]]] = {}
+        for chunk_start in range(0, len(keys), 400):
+            chunk = keys[chunk_start : chunk_start + 400]
+            link_params: list[Any] = []
+            for tx, idx in chunk:
+                link_params.extend((tx, idx))
+            for tx, idx, kind, other, qty in await self.fetch(
+                "SELECT tx_hash, log_index, kind, counterpart, quantity FROM fill_links "
+                f"WHERE (tx_hash, log_index) IN (VALUES {','.join('(?, ?)' for _ in chunk)}) "
+                "ORDER BY kind, counterpart",
+                link_params,
+            ):
+                links.setdefault((tx, int(idx)), []).append((kind, other, qty))
+        cids = sorted({o for ls in links.values() for k, o, _ in ls if k != "netted"})
+        hedges = {
+            h["client_order_id"]: h
+            for h in await self.hedges(client_order_ids=cids, with_fills=False)
+        }
+        result = []
+        for tx, idx, symbol, direction, amount, price, block, ts, open_qty, recorded in rows:
+            netted = []
+            covering = []
+            for kind, other, qty in links.get((tx, int(idx)), []):
+                if kind == "netted":
+                    netted.append({"against": other, "quantity": qty})
+                else:
+                    hedge = hedges.get(other, {})
+                    covering.append(
+                        {
+                            "client_order_id": other,
+                            "kind": kind,
+                            "quantity": qty,
+                            "side": hedge.get("side"),
+                            "state": hedge.get("state"),
+                            "price": hedge.get("average_price"),
+                            "closed_at": hedge.get("updated_at")
+                            if hedge.get("state") in TERMINAL_STATES
+                            else None,
+                            "latency_seconds": round(_seconds(recorded, hedge["updated_at"]), 3)
+                            if kind == "hedged" and hedge.get("state") in TERMINAL_STATES
+                            else None,
+                        }
+                    )
+            result.append(
+                {
+                    "trade_id": f"{tx}:{idx}",
+                    "tx_hash": tx,
+                    "log_index": idx,
+                    "symbol": symbol,
+                    "direction": direction,
+                    "amount": amount,
+                    "price": price,
+                    "notional": fmt(_money(Decimal(amount) * Decimal(price))),
+                    "block_number": block,
+                    "block_timestamp": ts,
+                    "recorded_at": recorded,
+                    "open": open_qty,
+                    "netted": netted,
+                    "hedges": covering,
+                }
+            )
+        return result
+
+    async def hedges(
+        self,
+        *,
+        client_order_ids: Sequence[str] | None = None,
+        limit: int | None = None,
+        with_fills: bool = True,
+    ) -> list[dict[str, Any]]:
+        if client_order_ids is not None and not client_order_ids:
+            return []
+        sql = (
+            "SELECT client_order_id, symbol, side, quantity, reference_price, state, "
+            "broker_order_id, filled_quantity, average_price, reason, created_at, updated_at "
+            "FROM hedge_orders"
+        )
+        params: list[Any] = []
+        if client_order_ids is not None:
+            sql += f" WHERE client_order_id IN ({','.join('?' for _ in client_order_ids)})"
+            params.extend(client_order_ids)
+        sql += " ORDER BY created_at DESC, client_order_id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        rows = await self.fetch(sql, params)
+        covered: dict[str, list[dict[str, str]]] = {}
+        if with_fills and rows:
+            ids = [r[0] for r in rows]
+            for cid, tx, idx, kind, qty in await self.fetch(
+                "SELECT counterpart, tx_hash, log_index, kind, quantity FROM fill_links "
+                f"WHERE kind != 'netted' AND counterpart IN ({','.join('?' for _ in ids)}) "
+                "ORDER BY tx_hash, log_index",
+                ids,
+            ):
+                covered.setdefault(cid, []).append(
+                    {"trade_id": f"{tx}:{idx}", "kind": kind, "quantity": qty}
+                )
+        now = datetime.now(UTC)
+        result = []
+        for r in rows:
+            age = (now - datetime.fromisoformat(r[11])).total_seconds()
+            result.append(
+                {
+                    "client_order_id": r[0],
+                    "symbol": r[1],
+                    "side": r[2],
+                    "quantity": r[3],
+                    "reference_price": r[4],
+                    "state": r[5],
+                    "broker_order_id": r[6],
+                    "filled_quantity": r[7],
+                    "average_price": r[8],
+                    "reason": r[9],
+                    "created_at": r[10],
+                    "updated_at": r[11],
+                    "open": r[5] in OPEN_STATES,
+                    "stuck": r[5] in OPEN_STATES and age > self.stuck_after,
+                    "fills": covered.get(r[0], []),
+                }
+            )
+        return result
+
+    async def open_and_recent_hedges(self, limit: int = 100) -> list[dict[str, Any]]:
+        open_ids = [
+            r[0]
+            for r in await self.fetch(
+                "SELECT client_order_id FROM hedge_orders WHERE state IN (?, ?, ?)", OPEN_STATES
+            )
+        ]
+        recent = await self.hedges(limit=limit)
+        have = {h["client_order_id"] for h in recent}
+        extra = await self.hedges(client_order_ids=[c for c in open_ids if c not in have])
+        return sorted([*recent, *extra], key=lambda h: h["created_at"], reverse=True)
+
+    def pnl_summary(self) -> dict[str, Any]:
+        summaries = [summary_to_json(s) for s in summarize(self.pnl_rows, self.pnl)]
+        return {"symbols": summaries[:-1], "total": summaries[-1]}
+
+    def pnl_series(self) -> list[dict[str, Any]]:
+        return [{k: v for k, v in p.items() if k != "_total"} for p in self.series]
+
+    # -- engine, breaker, alerts, health ------------------------------------------------
+
+    async def refresh_counts(self) -> None:
+        states = dict(await self.fetch("SELECT state, COUNT(*) FROM hedge_orders GROUP BY state"))
+        skipped: dict[str, int] = {}
+        for reason, n in await self.fetch(
+            "SELECT reason, COUNT(*) FROM skipped_inputs GROUP BY reason"
+        ):
+            category = reason_category(str(reason))
+            skipped[category] = skipped.get(category, 0) + int(n)
+        fills = await self.fetch("SELECT COUNT(*) FROM onchain_trades")
+        self.counts = {
+            "fills": int(fills[0][0]) if fills else 0,
+            "hedge_states": {str(k): int(v) for k, v in states.items()},
+            "skipped": skipped,
+        }
+
+    async def _load_breaker(self) -> None:
+        rows = await self.fetch(
+            "SELECT action, reason, at, actor FROM circuit_breaker_log ORDER BY id DESC LIMIT 1"
+        )
+        if rows:
+            action, reason, at, actor = rows[0]
+            self.breaker = Breaker(action == "pause", reason, at, actor)
+        engine_paused = self.app.engine.status.paused
+        if engine_paused is not None and not self.breaker.paused:
+            self.breaker = Breaker(True, engine_paused, None, "engine")
+
+    async def record_breaker(
+        self, action: str, reason: str, actor: str, remote: str | None
+    ) -> Breaker:
+        """Apply a pause/resume to the engine and append it to the audit log."""
+        now = datetime.now(UTC).isoformat()
+        if self.db is None:
+            raise RuntimeError("dashboard state is not open")
+        await self.db.execute(
+            "INSERT INTO circuit_breaker_log (at, action, reason, actor, remote) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (now, action, reason, actor, remote),
+        )
+        if action == "pause":
+            self.app.engine.pause(reason)
+        else:
+            self.app.engine.resume()
+        self.breaker = Breaker(action == "pause", reason, now, actor)
+        return self.breaker
+
+    async def breaker_history(self, limit: int = 20) -> list[dict[str, Any]]:
+        return [
+            {"at": at, "action": action, "reason": reason, "actor": actor, "remote": remote}
+            for at, action, reason, actor, remote in await self.fetch(
+                "SELECT at, action, reason, actor, remote FROM circuit_breaker_log "
+                "ORDER BY id DESC LIMIT ?",
+                (limit,),
+            )
+        ]
+
+    def source_stalled(self) -> str | None:
+        status = self.app.engine.status
+        if status.source_state.startswith("failed"):
+            return status.source_state
+        if status.source_state != "running":
+            return None
+        last = status.last_item_at or status.started_at
+        silent = (datetime.now(UTC) - last).total_seconds()
+        if silent > self.stall_after:
+            return f"no input from the fill source for {silent:.0f}s"
+        return None
+
+    async def alerts(self) -> list[dict[str, Any]]:
+        status = self.app.engine.status
+        alerts: list[dict[str, Any]] = []
+        stalled = self.source_stalled()
+        if stalled:
+            alerts.append({"kind": "source_stalled", "severity": "critical", "message": stalled})
+        now = datetime.now(UTC)
+        for cid, symbol, state, updated in await self.fetch(
+            "SELECT client_order_id, symbol, state, updated_at FROM hedge_orders "
+            "WHERE state IN (?, ?, ?)",
+            OPEN_STATES,
+        ):
+            age = (now - datetime.fromisoformat(updated)).total_seconds()
+            if age > self.stuck_after:
+                alerts.append(
+                    {
+                        "kind": "stuck_order",
+                        "severity": "critical",
+                        "message": f"{symbol} hedge {cid} {state} for {age:.0f}s",
+                        "client_order_id": cid,
+                    }
+                )
+        if status.auth_required:
+            alerts.append(
+                {
+                    "kind": "auth_required",
+                    "severity": "critical",
+                    "message": f"broker needs re-authorisation: {status.auth_required}",
+                }
+            )
+        if status.broker_error:
+            alerts.append(
+                {"kind": "broker_error", "severity": "warning", "message": status.broker_error}
+            )
+        if status.paused:
+            alerts.append(
+                {
+                    "kind": "paused",
+                    "severity": "warning",
+                    "message": f"hedging paused: {status.paused}",
+                }
+            )
+        counts: dict[str, int] = {}
+        for alert in alerts:
+            counts[alert["kind"]] = counts.get(alert["kind"], 0) + 1
+        self.alert_counts = counts
+        return alerts
+
+    async def health(self) -> dict[str, Any]:
+        """Readiness: store readable, fill source caught up, broker reachable."""
+        status = self.app.engine.status
+        checks: dict[str, dict[str, Any]] = {}
+        try:
+            await self.fetch("SELECT 1")
+            checks["store"] = {"ok": True}
+        except (sqlite3.Error, RuntimeError, ValueError) as exc:
+            checks["store"] = {"ok": False, "detail": str(exc)}
+        caught_up = getattr(self.app.source, "caught_up", None)
+        stalled = self.source_stalled()
+        source_ok = status.source_state in ("running", "ended") and stalled is None
+        detail = status.source_state
+        if source_ok and caught_up is False:
+            source_ok, detail = False, "catching up"
+        checks["source"] = {"ok": source_ok, "detail": stalled or detail}
+        broker_ok = (
+            status.market_checked_at is not None
+            and status.auth_required is None
+            and status.broker_error is None
+        )
+        checks["broker"] = {
+            "ok": broker_ok,
+            "detail": status.auth_required
+            or status.broker_error
+            or ("reachable" if status.market_checked_at else "not reached yet"),
+        }
+        checks["engine"] = {
+            "ok": not self.app.engine.stopping,
+            "detail": "stopping" if self.app.engine.stopping else "running",
+        }
+        ready = all(c["ok"] for c in checks.values())
+        self.ready_cache = ready
+        return {
+            "status": "ready" if ready else "not_ready",
+            "checks": checks,
+            "paused": status.paused,
+            "time": datetime.now(UTC).isoformat(),
+        }
+
+    def status(self) -> dict[str, Any]:
+        s = self.app.engine.status
+        return {
+            "broker": {
+                "type": self.app.config.broker_type,
+                "market_open": s.market_open,
+                "market_checked_at": _iso(s.market_checked_at),
+                "error": s.broker_error,
+                "auth": "required" if s.auth_required else "ok",
+                "auth_detail": s.auth_required,
+            },
+            "source": {
+                "type": self.app.config.source_type,
+                "name": getattr(self.app.source, "name", self.app.config.source_type),
+                "state": s.source_state,
+                "cursor": s.source_cursor,
+                "last_block": last_block(s.source_cursor),
+                "last_fill_at": _iso(s.last_fill_at),
+                "last_item_at": _iso(s.last_item_at),
+                "stalled": self.source_stalled(),
+            },
+            "engine": {
+                "started_at": _iso(s.started_at),
+                "fills_ingested": s.fills_ingested,
+                "duplicates_dropped": s.duplicates_dropped,
+                "inputs_skipped": s.inputs_skipped,
+                "hedges_placed": s.hedges_placed,
+                "hedges_filled": s.hedges_filled,
+                "hedges_failed": s.hedges_failed,
+                "stopping": self.app.engine.stopping,
+            },
+            "breaker": self.breaker_json(),
+            "log_position": self.position,
+        }
+
+    def breaker_json(self) -> dict[str, Any]:
+        paused = self.app.engine.status.paused
+        return {
+            "status": "paused" if paused is not None else "active",
+            "reason": paused if paused is not None else self.breaker.reason,
+            "changed_at": self.breaker.changed_at,
+            "actor": self.breaker.actor,
+        }
+
+    async def initial(self) -> dict[str, Any]:
+        """The full state sent first on every WebSocket connection."""
+        return {
+            "positions": await self.positions(),
+            "fills": await self.fills(limit=self.recent_fills),
+            "hedges": await self.open_and_recent_hedges(),
+            "pnl": {"summary": self.pnl_summary(), "series": self.pnl_series()},
+            "latency": self.latency.to_json(),
+            "status": self.status(),
+            "alerts": await self.alerts(),
+            "health": await self.health(),
+            "breaker_history": await self.breaker_history(),
+        }
+
+
+def last_block(cursor: Any) -> int | None:
+    if isinstance(cursor, Mapping):
+        for key in ("block", "block_number", "next_block"):
+            value = cursor.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+    return None
+
+
+def _money(value: Decimal) -> Decimal:
+    return value.quantize(Decimal("0.01"), context=WIDE)

@@ -1,0 +1,162 @@
+"""The dashboard's HTTP side against the real app: WebSocket protocol, breaker, health, metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import aiohttp
+from dashboard_support import TOKEN, append, fill_line, running_app, wait_until, write_config
+
+
+async def test_websocket_initial_then_increments(tmp_path: Path) -> None:
+    fills = tmp_path / "fills.jsonl"
+    config = write_config(tmp_path)
+    append(fills, fill_line(1, "tAAPL", "BUY", "0.5", "190"))
+    async with running_app(config) as (app, url), aiohttp.ClientSession() as http:
+        async def recorded() -> bool:
+            return bool(await app.store.fetch("SELECT 1 FROM onchain_trades"))
+
+        await wait_until(recorded)
+        async with http.ws_connect(url + "/api/ws") as ws:
+            first = json.loads((await ws.receive()).data)
+            assert first["type"] == "initial"
+            data = first["data"]
+            assert set(data) >= {
+                "positions",
+                "fills",
+                "hedges",
+                "pnl",
+                "latency",
+                "status",
+                "alerts",
+                "health",
+            }
+            assert [f["trade_id"] for f in data["fills"]] == [f"0x{1:064x}:0"]
+            assert data["fills"][0]["amount"] == "0.5"  # decimals are strings
+            assert data["status"]["breaker"]["status"] == "active"
+            assert data["status"]["source"]["state"] == "running"
+            append(fills, fill_line(2, "tAAPL", "BUY", "0.25", "191"))
+            seen: dict[str, list[dict]] = {}  # type: ignore[type-arg]
+            while not any(
+                f["data"]["trade_id"].startswith(f"0x{2:064x}") for f in seen.get("fill", [])
+            ):
+                msg = json.loads((await ws.receive(timeout=10)).data)
+                seen.setdefault(msg["type"], []).append(msg)
+            assert all(m["seq"] > 0 for m in seen["fill"])
+            # The position message carries the unhedged exposure.
+            while "position" not in seen:
+                msg = json.loads((await ws.receive(timeout=10)).data)
+                seen.setdefault(msg["type"], []).append(msg)
+            assert seen["position"][-1]["data"]["symbol"] == "AAPL"
+
+
+async def test_breaker_requires_the_token_and_is_audited(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    async with running_app(config) as (app, url), aiohttp.ClientSession() as http:
+        body = {"action": "pause", "reason": "maintenance"}
+        async with http.post(url + "/api/breaker", json=body) as r:
+            assert r.status == 401
+        async with http.post(
+            url + "/api/breaker", json=body, headers={"Authorization": "Bearer wrong"}
+        ) as r:
+            assert r.status == 401
+        assert app.engine.status.paused is None
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        async with http.post(url + "/api/breaker", json={"action": "nope"}, headers=auth) as r:
+            assert r.status == 400
+        async with http.post(url + "/api/breaker", json=body, headers=auth) as r:
+            assert r.status == 200
+            assert (await r.json())["status"] == "paused"
+        assert app.engine.status.paused == "maintenance"
+        async with http.post(url + "/api/breaker", json={"action": "resume"}, headers=auth) as r:
+            assert (await r.json())["status"] == "active"
+        assert app.engine.status.paused is None
+        log = await app.store.fetch(
+            "SELECT action, reason, actor FROM circuit_breaker_log ORDER BY id"
+        )
+        assert [row[0] for row in log] == ["pause", "resume"]
+        assert log[0][1:] == ("maintenance", "dashboard")
+        with_pause = {"action": "pause", "reason": "kept across restarts"}
+        async with http.post(url + "/api/breaker", json=with_pause, headers=auth) as r:
+            assert r.status == 200
+    # A restart keeps the breaker open.
+    async with running_app(config) as (app, url):
+        assert app.engine.status.paused == "kept across restarts"
+
+
+async def test_breaker_is_read_only_without_a_token(tmp_path: Path) -> None:
+    config = write_config(tmp_path, token=None)
+    async with running_app(config) as (app, url), aiohttp.ClientSession() as http:
+        async with http.post(url + "/api/breaker", json={"action": "pause"}) as r:
+            assert r.status == 403
+        assert app.engine.status.paused is None
+
+
+async def test_not_on_localhost_every_page_needs_the_token(tmp_path: Path) -> None:
+    config = write_config(tmp_path, host="0.0.0.0")
+    async with running_app(config) as (_app, bound), aiohttp.ClientSession() as http:
+        url = bound.replace("0.0.0.0", "127.0.0.1")
+        async with http.get(url + "/api/state") as r:
+            assert r.status == 401
+        async with http.get(url + "/") as r:
+            assert r.status == 401
+        async with http.get(url + f"/api/state?token={TOKEN}") as r:
+            assert r.status == 200
+        async with http.get(url + "/health") as r:
+            assert r.status in (200, 503)
+
+
+async def test_health_reflects_real_state(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    async with running_app(config) as (app, url), aiohttp.ClientSession() as http:
+        await wait_until(lambda: app.engine.status.market_checked_at is not None)
+        async with http.get(url + "/health") as r:
+            body = await r.json()
+            assert r.status == 200, body
+            assert body["status"] == "ready"
+        app.engine.status.auth_required = "refresh token expired"
+        async with http.get(url + "/health") as r:
+            body = await r.json()
+            assert r.status == 503
+            assert body["checks"]["broker"] == {"ok": False, "detail": "refresh token expired"}
+        app.engine.status.auth_required = None
+        app.engine.status.source_state = "failed: node unreachable"
+        async with http.get(url + "/health") as r:
+            assert r.status == 503
+            assert (await r.json())["checks"]["source"]["ok"] is False
+        app.engine.status.source_state = "running"
+
+
+async def test_metrics_exposition(tmp_path: Path) -> None:
+    fills = tmp_path / "fills.jsonl"
+    config = write_config(tmp_path)
+    append(
+        fills,
+        fill_line(1, "tAAPL", "SELL", "3", "190"),
+        "not json",
+        fill_line(2, "tTSLA", "BUY", "0.001", "240"),
+    )
+    async with running_app(config) as (app, url), aiohttp.ClientSession() as http:
+        await wait_until(lambda: app.engine.status.hedges_filled >= 1)
+        await wait_until(lambda: app.engine.status.fills_ingested == 2)
+
+        async def scrape() -> str:
+            async with http.get(url + "/metrics") as r:
+                assert r.status == 200
+                assert r.headers["Content-Type"].startswith("text/plain")
+                return await r.text()
+
+        async def settled() -> bool:
+            return 'st0x_hedges_filled_total{broker="dry-run"} 1.0' in await scrape()
+
+        await wait_until(settled)
+        text = await scrape()
+        assert 'st0x_fills_ingested_total{source="replay"} 2.0' in text
+        assert 'st0x_fills_skipped_total{reason="line …: not valid JSON",source="replay"} 1.0' in text
+        assert 'st0x_net_position_shares{symbol="TSLA"} 0.001' in text
+        assert 'st0x_unhedged_exposure_shares{symbol="TSLA"} 0.001' in text  # below $2 minimum
+        assert 'st0x_hedge_latency_seconds_count{broker="dry-run"} 1.0' in text
+        assert "st0x_source_ws_reconnects_total" in text
+        assert "st0x_broker_rate_limited_total" in text
+        assert "st0x_ready 1.0" in text
