@@ -20,6 +20,7 @@ from .registry import ConfigSection, ExecutorType, FillSourceType
 DEFAULT_PLUGINS = (
     "st0x_liquidity.builtin.dry_run",
     "st0x_liquidity.builtin.replay",
+    "st0x_liquidity.raindex.plugin",
     "st0x_liquidity.reporting.plugin",
     "st0x_liquidity.web.plugin",
 )
