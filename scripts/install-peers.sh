@@ -8,3 +8,12 @@ if [ -f tools/package.json ]; then
     touch tools/node_modules
   fi
 fi
+# Headless Chromium for the dashboard browser tests (Debian package; Playwright is
+# pointed at /usr/bin/chromium, never `playwright install`).
+if ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get update && apt-get install -y chromium
+  else
+    echo "install-peers: chromium is missing; install the Debian package 'chromium' (as root)" >&2
+  fi
+fi

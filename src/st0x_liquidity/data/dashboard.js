@@ -168,6 +168,13 @@ function renderPnl() {
 function quantile(sorted, q) { if (!sorted.length) return null; return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]; }
 function secs(s) { return s === null ? "–" : s < 1 ? (s * 1000).toFixed(0) + " ms" : s < 120 ? s.toFixed(1) + " s" : (s / 60).toFixed(1) + " min"; }
 
+function bucketLabel(s) {
+  if (s < 1) return Math.round(s * 1000) + "ms";
+  if (s < 60) return s + "s";
+  if (s < 3600) return s / 60 + "m";
+  return s / 3600 + "h";
+}
+
 function renderLatency() {
   const L = S.latency; const svg = $("latency-chart");
   if (!L || !L.count) { svg.innerHTML = '<text x="300" y="90" text-anchor="middle">no hedge has closed yet</text>'; $("latency-stats").textContent = ""; return; }
@@ -177,7 +184,7 @@ function renderLatency() {
   let out = "";
   L.counts.forEach((c, i) => {
     const h = c / max * (H - 40), x = 5 + i * bw;
-    const label = L.buckets[i] === null ? "∞" : "≤" + secs(L.buckets[i]).replace(" ", "");
+    const label = L.buckets[i] === null ? ">" + bucketLabel(L.buckets[i - 1]) : bucketLabel(L.buckets[i]);
     out += `<rect x="${x + 2}" y="${H - 22 - h}" width="${bw - 4}" height="${h}" fill="var(--accent)" opacity="${c ? 0.85 : 0.2}"><title>${label}: ${c}</title></rect>`;
     if (c) out += `<text x="${x + bw / 2}" y="${H - 26 - h}" text-anchor="middle">${c}</text>`;
     out += `<text x="${x + bw / 2}" y="${H - 8}" text-anchor="middle">${label}</text>`;

@@ -1,0 +1,137 @@
+"""The dashboard in headless Chromium (Debian's /usr/bin/chromium through Playwright)
+against the real app: replay source following a file, dry-run broker."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from dashboard_support import TOKEN, append, fill_line, running_app, wait_until, write_config
+
+playwright_api = pytest.importorskip("playwright.async_api")
+
+CHROMIUM = os.environ.get("ST0X_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(
+    os.environ.get(
+        "ST0X_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
+    )
+)
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
+    reason="Debian chromium not installed (scripts/install-peers.sh installs it)",
+)
+
+
+def tid(n: int) -> str:
+    return f"0x{n:064x}:0"
+
+
+async def test_dashboard_in_a_real_browser(tmp_path: Path) -> None:
+    fills = tmp_path / "fills.jsonl"
+    config = write_config(tmp_path)
+    append(
+        fills,
+        fill_line(1, "tAAPL", "BUY", "0.8", "189.40"),
+        fill_line(2, "tTSLA", "SELL", "1.2", "241.10"),
+        fill_line(3, "tAAPL", "SELL", "0.3", "190.05"),
+        fill_line(4, "NVDA0x", "BUY", "2.5", "121.60"),
+    )
+    async with running_app(config) as (app, url), playwright_api.async_playwright() as pw:
+        await wait_until(lambda: app.engine.status.hedges_filled >= 3, 20)
+        context = await pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=ARGS,
+            viewport={"width": 1440, "height": 1100},
+        )
+        try:
+            page = context.pages[0] if context.pages else await context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await page.goto(url + "/")
+            await page.wait_for_selector("#conn.good", timeout=10_000)
+            for n in (1, 2, 3, 4):
+                await page.wait_for_selector(f'tr.fill[data-trade-id="{tid(n)}"]', timeout=10_000)
+            await page.wait_for_selector('#positions tr[data-symbol="AAPL"]')
+            await page.evaluate("window.__notReloaded = true")
+
+            # A new fill appears live, without a reload.
+            append(fills, fill_line(5, "tAAPL", "BUY", "1.5", "190.20"))
+            await page.wait_for_selector(f'tr.fill[data-trade-id="{tid(5)}"]', timeout=10_000)
+            assert await page.evaluate("window.__notReloaded === true")
+
+            # Expanding it shows the hedge that covered it, with its price.
+            await wait_until(lambda: app.engine.status.hedges_filled >= 4, 20)
+            await page.click(f'tr.fill[data-trade-id="{tid(5)}"]')
+            detail = page.locator(f'tr.detail[data-detail-for="{tid(5)}"]')
+            await detail.get_by_text("hedged by").wait_for(timeout=10_000)
+            assert "SELL" in await detail.inner_text()
+
+            # P&L and latency panels have data.
+            await page.wait_for_selector("#pnl-chart path", timeout=10_000)
+            await page.wait_for_selector("#latency-chart rect", state="attached", timeout=10_000)
+            assert (await page.inner_text("#pnl-total")).startswith(("$", "-$"))
+
+            # The breaker refuses without the token...
+            await page.click("#breaker-btn")
+            await page.wait_for_function(
+                "document.getElementById('breaker-msg').textContent.includes('token')"
+            )
+            assert app.engine.status.paused is None
+            assert await page.inner_text("#breaker-status") == "active"
+            # ...and with a wrong one...
+            await page.fill("#token-input", "not-the-token")
+            await page.click("#breaker-btn")
+            await page.wait_for_function(
+                "document.getElementById('breaker-msg').textContent.includes('invalid')"
+            )
+            assert app.engine.status.paused is None
+            # ...and pauses with it.
+            await page.fill("#token-input", TOKEN)
+            await page.fill("#breaker-reason", "browser test")
+            await page.click("#breaker-btn")
+            await page.wait_for_function(
+                "document.getElementById('breaker-status').textContent === 'paused'"
+            )
+            assert app.engine.status.paused == "browser test"
+            await page.wait_for_selector('#alerts li[data-kind="paused"]', timeout=10_000)
+
+            # Paused: fills are still recorded and shown, no hedge goes out.
+            hedges_before = app.engine.status.hedges_placed
+            append(fills, fill_line(6, "tTSLA", "BUY", "3", "240.00"))
+            await page.wait_for_selector(f'tr.fill[data-trade-id="{tid(6)}"]', timeout=10_000)
+            assert app.engine.status.hedges_placed == hedges_before
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - test setup
+            await page.screenshot(path=str(ARTIFACTS / "dashboard-paused.png"), full_page=True)
+
+            # Resume: the exposure accumulated while paused is hedged.
+            await page.fill("#breaker-reason", "test over")
+            await page.click("#breaker-btn")
+            await page.wait_for_function(
+                "document.getElementById('breaker-status').textContent === 'active'"
+            )
+            assert app.engine.status.paused is None
+            await wait_until(lambda: app.engine.status.hedges_placed > hedges_before, 20)
+            log = await app.store.fetch(
+                "SELECT action, reason FROM circuit_breaker_log ORDER BY id"
+            )
+            assert log == [("pause", "browser test"), ("resume", "test over")]
+            await page.wait_for_selector("#alerts li.ok", timeout=10_000)
+            await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+            assert errors == []
+        finally:
+            await context.close()
