@@ -5,13 +5,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING
 
+from ..domain.events import FillRecorded, HedgeClosed, HedgeIntended, StoredEvent
+from ..domain.numbers import fmt
 from ..errors import ConfigError
 from ..hookspecs import hookimpl
 from ..registry import ExecutorContext, FillSourceType
 from .source import RaindexConfig, RaindexSource
+
+if TYPE_CHECKING:
+    from ..app import App
+
+activity = logging.getLogger("st0x_liquidity.raindex.activity")
 
 
 def _factory(config: RaindexConfig, context: ExecutorContext) -> RaindexSource:
@@ -66,3 +76,49 @@ def st0x_add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     parser.add_argument("tx_hash", help="0x-prefixed transaction hash")
     parser.add_argument("--symbol", help="base ticker whose configured feed to pick (e.g. AAPL)")
     parser.set_defaults(handler=_cmd_get_pyth_price)
+
+
+def _activity_logger(events: Sequence[StoredEvent]) -> None:
+    """One INFO line per fill recorded and per hedge placed or closed (the demo shows these)."""
+    for stored in events:
+        event = stored.event
+        if isinstance(event, FillRecorded):
+            fill = event.fill
+            activity.info(
+                "fill   %s %s %s @ %s (block %d, %s)",
+                fill.direction.value,
+                fmt(fill.amount),
+                fill.symbol,
+                fmt(fill.price.quantize(Decimal("0.000001"))),
+                fill.block_number,
+                fill.trade_id,
+            )
+        elif isinstance(event, HedgeIntended):
+            activity.info(
+                "hedge  %s %s %s (ref %s) -> %s",
+                event.side.value,
+                fmt(event.quantity),
+                stored.aggregate_id,
+                fmt(event.reference_price.quantize(Decimal("0.000001"))),
+                event.client_order_id,
+            )
+        elif isinstance(event, HedgeClosed):
+            price = fmt(event.average_price) if event.average_price is not None else "-"
+            activity.info(
+                "hedge  %s %s: %s %s @ %s%s",
+                event.client_order_id,
+                event.state.value,
+                event.side.value,
+                fmt(event.filled_quantity),
+                price,
+                f" ({event.reason})" if event.reason else "",
+            )
+
+
+@hookimpl
+def st0x_app_services(app: App) -> Sequence[Callable[[], Awaitable[None]]] | None:
+    """With the raindex source, log fills and hedges as they happen (one line each)."""
+    if app.config.source_type != "raindex":
+        return None
+    app.engine.add_listener(_activity_logger)
+    return None
