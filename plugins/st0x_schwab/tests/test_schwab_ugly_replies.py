@@ -198,6 +198,7 @@ def background(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Background]
     bg.run(bg.teardown())
     bg.loop.call_soon_threadsafe(bg.loop.stop)
     bg.thread.join(5)
+    bg.loop.close()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
