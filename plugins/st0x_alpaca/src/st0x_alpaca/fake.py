@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import math
 import time
@@ -246,7 +247,7 @@ class FakeAlpacaBase:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> FakeAlpacaBase:
+    async def start(self, port: int = 0) -> FakeAlpacaBase:
         self._runner = web.AppRunner(
             self.app,
             access_log=None,
@@ -255,7 +256,7 @@ class FakeAlpacaBase:
             handler_cancellation=True,  # a client that hangs up cancels a slow fault
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         server = getattr(site, "_server", None)
         sockets = getattr(server, "sockets", None) or []
@@ -700,3 +701,32 @@ class FakeAlpacaTrading(FakeAlpacaBase):
         app.router.add_get("/v2/positions", self.handle_positions)
         app.router.add_get("/v2/clock", self.handle_clock)
         app.router.add_get("/v2/calendar", self.handle_calendar)
+
+
+async def serve(fake: FakeAlpacaBase, port: int) -> None:
+    """Run a fake until interrupted (the demo: point ``[broker] base_url`` at it)."""
+    await fake.start(port)
+    print(f"{fake.api_name} fake listening on {fake.base_url}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await fake.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Fake Alpaca Trading API for demos and tests")
+    parser.add_argument("--port", type=int, default=8790)
+    parser.add_argument("--key", default="PKTEST")
+    parser.add_argument("--secret", default="secret-test")
+    parser.add_argument("--closed", action="store_true", help="market closed")
+    args = parser.parse_args(argv)
+    fake = FakeAlpacaTrading(key_id=args.key, secret_key=args.secret, market_open=not args.closed)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(fake, args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -10,13 +10,15 @@ publish its per-partner budget.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from st0x_alpaca.fake import FakeAlpacaBase
+from st0x_alpaca.fake import FakeAlpacaBase, serve
 
 ACCOUNT_ID = "5fc0795e-1f16-40cc-aa90-ede67c39d7a9"
 
@@ -87,3 +89,25 @@ class FakeAlpacaBroker(FakeAlpacaBase):
         app.router.add_get(f"{base}/positions", self._scoped(self.handle_positions))
         app.router.add_get("/v1/calendar", self.handle_calendar)
         app.router.add_get("/v1/clock", self.handle_clock)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Fake Alpaca Broker API for demos and tests")
+    parser.add_argument("--port", type=int, default=8791)
+    parser.add_argument("--key", default="CKTEST")
+    parser.add_argument("--secret", default="broker-secret-test")
+    parser.add_argument("--account-id", default=ACCOUNT_ID)
+    parser.add_argument("--closed", action="store_true", help="market closed")
+    args = parser.parse_args(argv)
+    fake = FakeAlpacaBroker(
+        key=args.key, secret=args.secret, account_id=args.account_id, market_open=not args.closed
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(fake, args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
