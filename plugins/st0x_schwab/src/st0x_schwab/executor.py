@@ -240,20 +240,25 @@ class SchwabExecutor:
         )
 
     async def _record_attempt(self, order: MarketOrder, broker_order_id: str | None = None) -> None:
-        key = _attempt_key(order.client_order_id)
-        previous = await self._attempt(order.client_order_id)
-        now = self._now()
+        """Note a POST about to be sent (no id) or the order id it produced.
+
+        Written before the POST, so "no record" means "never sent".
+        """
+        previous = await self._attempt(order.client_order_id) or {}
+        now = self._now().isoformat()
+        sending = broker_order_id is None
         record = {
-            "first_attempt_at": (previous or {}).get("first_attempt_at", now.isoformat()),
-            "last_attempt_at": now.isoformat() if broker_order_id is None
-            else (previous or {}).get("last_attempt_at", now.isoformat()),
-            "attempts": int((previous or {}).get("attempts", 0)) + (broker_order_id is None),
+            "first_attempt_at": previous.get("first_attempt_at", now),
+            "last_attempt_at": now if sending else previous.get("last_attempt_at", now),
+            "attempts": int(previous.get("attempts", 0)) + (1 if sending else 0),
             "symbol": str(order.symbol),
             "side": order.side.value,
             "quantity": fmt(order.quantity),
-            "broker_order_id": broker_order_id or (previous or {}).get("broker_order_id"),
+            "broker_order_id": broker_order_id or previous.get("broker_order_id"),
         }
-        await self.store.put_blob(NAMESPACE, key, json.dumps(record).encode())
+        await self.store.put_blob(
+            NAMESPACE, _attempt_key(order.client_order_id), json.dumps(record).encode()
+        )
 
     async def _attempt(self, client_order_id: str) -> dict[str, Any] | None:
         blob = await self.store.get_blob(NAMESPACE, _attempt_key(client_order_id))
