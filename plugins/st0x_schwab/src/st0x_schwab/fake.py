@@ -116,7 +116,8 @@ class FakeSchwab:
 
     # -- control -------------------------------------------------------------------------
 
-    async def start(self) -> str:
+    async def start(self, port: int = 0) -> str:
+        """Listen on 127.0.0.1 (port 0: any free port); return the base URL."""
         app = web.Application()
         app.add_routes(
             [
@@ -131,7 +132,7 @@ class FakeSchwab:
         )
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         port = int(self._runner.addresses[0][1])
         self.url = f"http://127.0.0.1:{port}"
@@ -570,3 +571,33 @@ class TestClock:
 
     def advance(self, **kwargs: float) -> None:
         self._offset += timedelta(**kwargs)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m st0x_schwab.fake [--port N] [--fill-price SYMBOL=PRICE ...]`` for demos."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="fake Schwab Trader API for demos and tests")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--fill-price", action="append", default=[], metavar="SYMBOL=PRICE")
+    parser.add_argument("--always-open", action="store_true", help="market open around the clock")
+    args = parser.parse_args(argv)
+
+    async def run() -> None:
+        fake = FakeSchwab(always_open=args.always_open)
+        for item in args.fill_price:
+            symbol, _, price = item.partition("=")
+            fake.fill_prices[symbol.strip().upper()] = Decimal(price)
+        fake_url = await fake.start(port=args.port)
+        print(f"fake Schwab at {fake_url} (app_key={fake.app_key}, app_secret={fake.app_secret})")
+        print("Ctrl-C to stop", flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await fake.stop()
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
