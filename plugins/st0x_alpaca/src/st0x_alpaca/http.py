@@ -268,9 +268,12 @@ class AlpacaHttp:
         params: Mapping[str, str] | None = None,
         json_body: Mapping[str, Any] | None = None,
         what: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Reply:
         """Send one logical request; return a 2xx reply with its JSON decoded.
 
+        ``headers`` are added to the authentication headers (e.g. the
+        ``Idempotency-Key`` Alpaca documents for tokenization requests).
         Raises only :class:`~st0x_liquidity.BrokerError` subclasses.
         """
         what = what or f"{method} {path}"
@@ -279,7 +282,9 @@ class AlpacaHttp:
         for attempt in range(1, attempts + 1):
             await self.limiter.acquire()
             try:
-                return await self._attempt(method, path, params, json_body, what)
+                return await self._attempt(
+                    method, path, params, json_body, what=what, extra_headers=headers or {}
+                )
             except _Problem as exc:
                 problem = exc
             if problem.ambiguous and kind is RequestKind.ORDER:
@@ -298,11 +303,13 @@ class AlpacaHttp:
         path: str,
         params: Mapping[str, str] | None,
         json_body: Mapping[str, Any] | None,
+        *,
         what: str,
+        extra_headers: Mapping[str, str],
     ) -> Reply:
         await self.open()
         assert self._session is not None
-        headers = dict(self._auth_headers())
+        headers = {**self._auth_headers(), **extra_headers}
         if json_body is not None:
             headers["Content-Type"] = "application/json"
         try:
