@@ -214,3 +214,30 @@ async def test_unreadable_order_answer_is_ambiguous_never_retryable(
     with pytest.raises(AmbiguousBrokerError):
         await executor.place_market_order(order("odd-1"))
     assert posts(fake) == 1
+
+
+async def test_rate_limit_headers_are_read_case_insensitively(make_executor: Any) -> None:
+    from aiohttp import web
+
+    async def clock(_request: web.Request) -> web.Response:
+        return web.json_response(
+            {"timestamp": "2024-01-01T00:00:00Z", "is_open": True,
+             "next_open": "2024-01-02T14:30:00Z", "next_close": "2024-01-01T21:00:00Z"},
+            headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(time.time()) + 2)},
+        )
+
+    app = web.Application()
+    app.router.add_get("/v2/clock", clock)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        executor = await make_executor(start=False, base_url=f"http://127.0.0.1:{port}")
+        started = time.monotonic()
+        await executor.market_clock()
+        await executor.market_clock()  # waits for the announced reset
+        assert time.monotonic() - started >= 0.9
+    finally:
+        await runner.cleanup()

@@ -36,6 +36,7 @@ from typing import Any
 
 import aiohttp
 import attrs
+from multidict import CIMultiDict
 
 from st0x_liquidity import (
     AmbiguousBrokerError,
@@ -323,7 +324,8 @@ class AlpacaHttp:
             ) as resp:
                 body = await resp.read()
                 status = resp.status
-                resp_headers = {k: v for k, v in resp.headers.items()}
+                # Case-insensitive: HTTP/2 proxies lower-case header names.
+                resp_headers: Mapping[str, str] = CIMultiDict(resp.headers)
         except aiohttp.ClientConnectorError as exc:
             # Nothing reached the server: safe to try again, even for an order.
             raise _Problem(self.redact(f"cannot connect: {exc}")) from None
