@@ -14,6 +14,7 @@ async def test_websocket_initial_then_increments(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     append(fills, fill_line(1, "tAAPL", "BUY", "0.5", "190"))
     async with running_app(config) as (app, url), aiohttp.ClientSession() as http:
+
         async def recorded() -> bool:
             return bool(await app.store.fetch("SELECT 1 FROM onchain_trades"))
 
@@ -153,7 +154,9 @@ async def test_metrics_exposition(tmp_path: Path) -> None:
         await wait_until(settled)
         text = await scrape()
         assert 'st0x_fills_ingested_total{source="replay"} 2.0' in text
-        assert 'st0x_fills_skipped_total{reason="line …: not valid JSON",source="replay"} 1.0' in text
+        assert (
+            'st0x_fills_skipped_total{reason="line …: not valid JSON",source="replay"} 1.0' in text
+        )
         assert 'st0x_net_position_shares{symbol="TSLA"} 0.001' in text
         assert 'st0x_unhedged_exposure_shares{symbol="TSLA"} 0.001' in text  # below $2 minimum
         assert 'st0x_hedge_latency_seconds_count{broker="dry-run"} 1.0' in text

@@ -87,12 +87,16 @@ class SymbolPnl:
     cumulative: Decimal = ZERO
     last_position: int = 0
 
-    @property
-    def net(self) -> Decimal:
+    net: Decimal = attrs.field(init=False, default=ZERO)
+    """Signed open position (kept up to date as lots change)."""
+
+    def __attrs_post_init__(self) -> None:
         total = ZERO
         for lot in self.lots:
-            total = EXACT.add(total, EXACT.multiply(lot.quantity, Decimal(lot.direction.sign)))
-        return total
+            total = EXACT.add(
+                total, lot.quantity if lot.direction is Direction.BUY else -lot.quantity
+            )
+        self.net = total
 
     @property
     def open_quantity(self) -> Decimal:
@@ -145,6 +149,8 @@ class SymbolPnl:
                 self.lots[0] = attrs.evolve(lot, quantity=left)
         if remaining > ZERO:
             self.lots.append(PnlLot(trade.direction, remaining, trade.price, trade.trade_id))
+        signed = trade.quantity if trade.direction is Direction.BUY else -trade.quantity
+        self.net = EXACT.add(self.net, signed)
         if realized is not None:
             self.cumulative = EXACT.add(self.cumulative, realized)
         self.last_position = trade.position
@@ -225,7 +231,9 @@ class SymbolSummary:
 
 
 @attrs.define
-class _Totals:
+class PnlTotals:
+    """Running totals of one symbol's rows (for summaries without keeping the rows)."""
+
     realized: Decimal = ZERO
     shares: Decimal = ZERO
     usd: Decimal = ZERO
@@ -244,7 +252,7 @@ class _Totals:
         else:
             self.broker += 1
 
-    def add(self, other: _Totals) -> None:
+    def add(self, other: PnlTotals) -> None:
         self.realized = EXACT.add(self.realized, other.realized)
         self.shares = EXACT.add(self.shares, other.shares)
         self.usd = EXACT.add(self.usd, other.usd)
@@ -259,16 +267,26 @@ def summarize(rows: Iterable[PnlRow], book: PnlBook | None = None) -> list[Symbo
     ``book`` (the state after the rows) supplies the open position and its
     average cost; without it the position is the last row's and the cost unknown.
     """
-    acc: dict[str, _Totals] = {}
+    acc: dict[str, PnlTotals] = {}
     last_net: dict[str, Decimal] = {}
     for row in rows:
-        acc.setdefault(row.trade.symbol, _Totals()).add_row(row)
+        acc.setdefault(row.trade.symbol, PnlTotals()).add_row(row)
         last_net[row.trade.symbol] = row.net_after
+    return summarize_totals(acc, book, last_net)
+
+
+def summarize_totals(
+    acc: Mapping[str, PnlTotals],
+    book: PnlBook | None = None,
+    last_net: Mapping[str, Decimal] | None = None,
+) -> list[SymbolSummary]:
+    """:func:`summarize` from running totals per symbol."""
     result: list[SymbolSummary] = []
-    total = _Totals()
+    total = PnlTotals()
     for symbol in sorted(acc):
         a = acc[symbol]
         sym_book = book.symbols.get(symbol) if book is not None else None
+        net = sym_book.net if sym_book is not None else (last_net or {}).get(symbol)
         result.append(
             SymbolSummary(
                 symbol=symbol,
@@ -278,7 +296,7 @@ def summarize(rows: Iterable[PnlRow], book: PnlBook | None = None) -> list[Symbo
                 trades_onchain=a.onchain,
                 trades_broker=a.broker,
                 matched=a.matched,
-                net_position=sym_book.net if sym_book is not None else last_net[symbol],
+                net_position=net,
                 average_cost=sym_book.average_cost if sym_book is not None else None,
             )
         )

@@ -57,11 +57,63 @@ class CheckpointMovedError(Exception):
 def trade_from_event(
     position: int, aggregate_id: str, event_type: str, payload: str, recorded_at: str
 ) -> PnlTrade | None:
-    """The P&L trade an event stands for, or None (not a trade, or nothing filled)."""
+    """The P&L trade an event stands for, or None (not a trade, or nothing filled).
+
+    Reads the few fields it needs straight from the JSON (the reporter and the
+    dashboard fold whole logs with it); anything unexpected falls back to the
+    full, validating event decoder.
+    """
     if event_type not in TRADE_EVENTS:
         return None
-    event = event_from_payload(event_type, json.loads(payload))
     time = datetime.fromisoformat(recorded_at)
+    data = json.loads(payload)
+    try:
+        if event_type == "FillRecorded":
+            fill = data["fill"]
+            return PnlTrade(
+                position,
+                str(fill["symbol"]),
+                ONCHAIN,
+                str(fill["trade_id"]),
+                Direction(fill["direction"]),
+                Decimal(fill["amount"]),
+                Decimal(fill["price"]),
+                time,
+                datetime.fromisoformat(fill["block_timestamp"]),
+            )
+        filled = Decimal(data["filled_quantity"])
+        price = data["average_price"]
+        cid = str(data["client_order_id"])
+        side = Direction(data["side"])
+    except (KeyError, TypeError, ValueError, ArithmeticError):
+        return _trade_from_decoded(position, aggregate_id, event_type, data, time)
+    return _hedge_trade(position, aggregate_id, cid, side, filled, price, time)
+
+
+def _hedge_trade(  # noqa: PLR0917 - the fields of one trade
+    position: int,
+    symbol: str,
+    cid: str,
+    side: Direction,
+    filled: Decimal,
+    price: Any,
+    time: datetime,
+) -> PnlTrade | None:
+    if filled <= ZERO:
+        return None
+    average = None if price is None else Decimal(str(price))
+    if average is None or not average.is_finite() or average <= ZERO:
+        log.warning(
+            "hedge %s filled %s with no price reported; it is left out of the P&L", cid, filled
+        )
+        return None
+    return PnlTrade(position, symbol, BROKER, cid, side, filled, average, time)
+
+
+def _trade_from_decoded(
+    position: int, aggregate_id: str, event_type: str, data: Any, time: datetime
+) -> PnlTrade | None:
+    event = event_from_payload(event_type, data)
     if isinstance(event, FillRecorded):
         fill = event.fill
         return PnlTrade(
@@ -76,19 +128,9 @@ def trade_from_event(
             fill.block_timestamp,
         )
     if isinstance(event, HedgeClosed):
-        if event.filled_quantity <= ZERO:
-            return None
-        if event.average_price is None or event.average_price <= ZERO:
-            log.warning(
-                "hedge %s filled %s with no price reported; it is left out of the P&L",
-                event.client_order_id,
-                event.filled_quantity,
-            )
-            return None
-        return PnlTrade(
+        return _hedge_trade(
             position,
             aggregate_id,
-            BROKER,
             event.client_order_id,
             event.side,
             event.filled_quantity,

@@ -9,6 +9,7 @@ last position read is read next, in order.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sqlite3
@@ -33,8 +34,8 @@ from ..domain.events import (
     event_from_payload,
 )
 from ..domain.numbers import EXACT, WIDE, fmt
-from ..domain.pnl import PnlBook, PnlRow, summarize
-from ..reporting.pnl import summary_to_json, trade_from_event
+from ..domain.pnl import PnlBook, PnlRow, PnlTotals, PnlTrade, summarize_totals
+from ..reporting.pnl import read_trades, summary_to_json, trade_from_event
 
 if TYPE_CHECKING:
     from ..app import App
@@ -111,7 +112,7 @@ class DashboardState:
     db: aiosqlite.Connection | None = None
     position: int = 0
     pnl: PnlBook = attrs.field(factory=PnlBook)
-    pnl_rows: list[PnlRow] = attrs.field(factory=list)
+    pnl_totals: dict[str, PnlTotals] = attrs.field(factory=dict)
     series: list[dict[str, Any]] = attrs.field(factory=list)
     latency: LatencyHistogram = attrs.field(factory=LatencyHistogram)
     breaker: Breaker = attrs.field(factory=Breaker)
@@ -128,6 +129,16 @@ class DashboardState:
         await db.execute("PRAGMA busy_timeout=10000")
         self.db = db
         await self._load_breaker()
+        # Fold the P&L of the history from the trade events only (fast path),
+        # then read whatever else was committed since without building messages.
+        while True:
+            trades, last = await read_trades(db, self.position, 500)
+            if last == self.position:
+                break
+            for trade in trades:
+                self._add_trade(trade)
+            self.position = last
+            await asyncio.sleep(0)  # let the engine run between chunks
         await self.catch_up(build=False)
         await self.refresh_counts()
 
@@ -178,11 +189,9 @@ class DashboardState:
             position = int(rowid)
             trade = trade_from_event(position, str(agg_id), event_type, payload, recorded)
             if trade is not None:
-                row = self.pnl.apply(trade)
-                self.pnl_rows.append(row)
-                point = self._point(row)
-                self.series.append(point)
-                pnl_points.append(point)
+                pnl_points.append(self._add_trade(trade))
+            if not build:
+                continue
             if agg_type != "Position":
                 if event_type == "InputSkipped":
                     event = event_from_payload(event_type, json.loads(payload))
@@ -246,6 +255,13 @@ class DashboardState:
         for item in skipped:
             messages.append({"type": "skipped", "seq": item["seq"], "data": item})
         return messages
+
+    def _add_trade(self, trade: PnlTrade) -> dict[str, Any]:
+        row = self.pnl.apply(trade)
+        self.pnl_totals.setdefault(trade.symbol, PnlTotals()).add_row(row)
+        point = self._point(row)
+        self.series.append(point)
+        return point
 
     def _point(self, row: PnlRow) -> dict[str, Any]:
         total = EXACT.add(
@@ -494,11 +510,16 @@ class DashboardState:
         return sorted([*recent, *extra], key=lambda h: h["created_at"], reverse=True)
 
     def pnl_summary(self) -> dict[str, Any]:
-        summaries = [summary_to_json(s) for s in summarize(self.pnl_rows, self.pnl)]
+        summaries = [summary_to_json(s) for s in summarize_totals(self.pnl_totals, self.pnl)]
         return {"symbols": summaries[:-1], "total": summaries[-1]}
 
-    def pnl_series(self) -> list[dict[str, Any]]:
-        return [{k: v for k, v in p.items() if k != "_total"} for p in self.series]
+    def pnl_series(self, points: int = 1000) -> list[dict[str, Any]]:
+        """The cumulative P&L curve, thinned to about ``points`` points (last one exact)."""
+        series = self.series
+        if len(series) > points:
+            step = len(series) / points
+            series = [series[int(i * step)] for i in range(points)] + [series[-1]]
+        return [{k: v for k, v in p.items() if k != "_total"} for p in series]
 
     # -- engine, breaker, alerts, health ------------------------------------------------
 
