@@ -149,3 +149,45 @@ def test_batches_in_any_order(logs: list[RawLog], order: list[int]) -> None:
     shuffled = [events[i] for i in order if i < len(events)]
     items = owned_sides(shuffled, OWNER)
     assert all(isinstance(i, Skip | OrderSide) for i in items)
+
+
+ADDRESS = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())
+B32 = st.binary(min_size=32, max_size=32)
+ORDERS = st.tuples(
+    ADDRESS,
+    st.tuples(ADDRESS, ADDRESS, st.binary(max_size=80)),
+    st.lists(st.tuples(ADDRESS, B32), max_size=4),
+    st.lists(st.tuples(ADDRESS, B32), max_size=4),
+    B32,
+)
+SIGNED = st.lists(st.tuples(ADDRESS, st.lists(B32, max_size=3), st.binary(max_size=70)), max_size=2)
+INDEX = st.one_of(st.integers(0, 5), st.integers(0, 2**256 - 1))
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(abi.FILL_EVENTS),
+    ADDRESS,
+    ORDERS,
+    ORDERS,
+    st.tuples(INDEX, INDEX, INDEX, INDEX, B32, B32),
+    SIGNED,
+    st.tuples(B32, B32, B32, B32),
+)
+def test_fast_decoder_equals_eth_abi(
+    name: str, sender: str, alice: Any, bob: Any, cfg: Any, signed: Any, floats: Any
+) -> None:
+    """The hand-written decoder and eth-abi agree on every valid encoding."""
+    from eth_abi.abi import encode
+
+    from st0x_liquidity.raindex.decode import decode_event_reference
+
+    if name == "TakeOrderV3":
+        values = [sender, (alice, cfg[0], cfg[1], signed), floats[0], floats[1]]
+    elif name == "ClearV3":
+        values = [sender, alice, bob, cfg]
+    else:
+        values = [sender, floats]
+    data = encode(list(abi.event_types(name)), values)
+    log = RawLog(ORDERBOOK, (abi.topic0(name),), data, 1, "0x" + "00" * 32, "0x" + "01" * 32, 0)
+    assert decode_event(log, ORDERBOOK) == decode_event_reference(log)

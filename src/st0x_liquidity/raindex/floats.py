@@ -41,8 +41,8 @@ def float_to_decimal(word: bytes) -> Decimal:
     coefficient, exponent = float_parts(word)
     if coefficient == 0:
         return Decimal(0)
-    digits = tuple(int(d) for d in str(abs(coefficient)))
-    return Decimal((1 if coefficient < 0 else 0, digits, exponent))
+    # Decimal's string constructor is exact (no context rounding) and faster than a digit tuple.
+    return Decimal(f"{coefficient}E{exponent}")
 
 
 def pack_float(coefficient: int, exponent: int) -> bytes:
