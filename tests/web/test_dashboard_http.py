@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import aiohttp
+import pytest
 from dashboard_support import TOKEN, append, fill_line, running_app, wait_until, write_config
 
 
@@ -163,3 +164,17 @@ async def test_metrics_exposition(tmp_path: Path) -> None:
         assert "st0x_source_ws_reconnects_total" in text
         assert "st0x_broker_rate_limited_total" in text
         assert "st0x_ready 1.0" in text
+
+
+async def test_refuses_rebinding_and_cross_site_websockets(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    async with running_app(config) as (_app, url), aiohttp.ClientSession() as http:
+        async with http.get(url + "/api/state", headers={"Host": "evil.example"}) as r:
+            assert r.status == 421
+        async with http.get(url + "/api/state", headers={"Host": "localhost:1234"}) as r:
+            assert r.status == 200
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            async with http.ws_connect(url + "/api/ws", headers={"Origin": "http://evil.example"}):
+                pass
+        async with http.ws_connect(url + "/api/ws", headers={"Origin": url}) as ws:
+            assert json.loads((await ws.receive()).data)["type"] == "initial"

@@ -64,6 +64,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _local_host_header(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]")
+    return name == "localhost" or is_loopback(name)
+
+
+def _same_origin(origin: str, host: str) -> bool:
+    for scheme in ("http://", "https://"):
+        if origin.startswith(scheme):
+            return origin[len(scheme) :].rstrip("/") == host
+    return False
+
+
 @attrs.define(eq=False)
 class Client:
     ws: web.WebSocketResponse
@@ -183,6 +196,13 @@ class Dashboard:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         open_paths = ("/health", "/metrics")
+        if is_loopback(self.host) and not _local_host_header(request.host):
+            # DNS rebinding: a page on evil.example resolving to 127.0.0.1.
+            return web.json_response({"error": "unexpected Host header"}, status=421)
+        origin = request.headers.get("Origin")
+        if request.path == "/api/ws" and origin and not _same_origin(origin, request.host):
+            # Cross-site WebSocket hijacking: browsers send Origin, and only our page may read.
+            return web.json_response({"error": "cross-origin WebSocket refused"}, status=403)
         if (
             not is_loopback(self.host)
             and request.path not in open_paths
