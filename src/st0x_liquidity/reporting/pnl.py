@@ -143,10 +143,14 @@ def _trade_from_decoded(
 async def read_trades(
     db: aiosqlite.Connection, after: int, limit: int = CHUNK
 ) -> tuple[list[PnlTrade], int]:
-    """Trades in events after position ``after``; also the last position scanned."""
+    """Trades in events after position ``after``; also the last position scanned.
+
+    ``+aggregate_type`` keeps SQLite on the rowid range: with the primary-key
+    index on ``aggregate_type`` it would scan and sort the whole log per chunk.
+    """
     async with db.execute(
         "SELECT rowid, aggregate_id, event_type, payload, recorded_at FROM events "
-        "WHERE rowid > ? AND aggregate_type = 'Position' AND event_type IN (?, ?) "
+        "WHERE rowid > ? AND +aggregate_type = 'Position' AND event_type IN (?, ?) "
         "ORDER BY rowid LIMIT ?",
         (after, *TRADE_EVENTS, limit),
     ) as cur:

@@ -366,7 +366,8 @@ class DashboardState:
             sql += f" WHERE (tx_hash, log_index) IN (VALUES {','.join('(?, ?)' for _ in pairs)})"
             for tx, idx in pairs:
                 params.extend((tx, int(idx)))
-        sql += " ORDER BY recorded_at DESC, block_number DESC, log_index DESC"
+        # rowid order is insertion order: the order fills were recorded in (no sort needed).
+        sql += " ORDER BY rowid DESC"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
