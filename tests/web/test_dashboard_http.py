@@ -178,3 +178,37 @@ async def test_refuses_rebinding_and_cross_site_websockets(tmp_path: Path) -> No
                 pass
         async with http.ws_connect(url + "/api/ws", headers={"Origin": url}) as ws:
             assert json.loads((await ws.receive()).data)["type"] == "initial"
+
+
+async def test_websocket_streams_hedges_pnl_and_latency(tmp_path: Path) -> None:
+    fills = tmp_path / "fills.jsonl"
+    config = write_config(tmp_path)
+    async with (
+        running_app(config) as (_app, url),
+        aiohttp.ClientSession() as http,
+        http.ws_connect(url + "/api/ws") as ws,
+    ):
+        assert json.loads((await ws.receive()).data)["type"] == "initial"
+        append(fills, fill_line(1, "tAAPL", "SELL", "2", "191"))
+        seen: dict[str, list[dict]] = {}  # type: ignore[type-arg]
+
+        def closed() -> bool:
+            return any(m["data"]["state"] == "filled" for m in seen.get("hedge", []))
+
+        while not (closed() and "latency" in seen and len(seen.get("pnl", [])) >= 2):
+            msg = json.loads((await ws.receive(timeout=10)).data)
+            seen.setdefault(msg["type"], []).append(msg)
+        states = [m["data"]["state"] for m in seen["hedge"]]
+        assert states[0] in ("pending", "submitted") and states[-1] == "filled"
+        hedge = seen["hedge"][-1]["data"]
+        assert hedge["side"] == "BUY" and hedge["fills"][0]["kind"] == "hedged"
+        fill = seen["fill"][-1]["data"]
+        assert [h["kind"] for h in fill["hedges"]] == ["hedged"]
+        assert fill["hedges"][0]["latency_seconds"] >= 0
+        # Onchain SELL 2 @191, hedge BUY 2 @191 (dry-run fills at the last price): 0 P&L.
+        points = [p for m in seen["pnl"] for p in m["data"]["points"]]
+        assert [p["venue"] for p in points] == ["onchain", "broker"]
+        assert points[-1]["realized"] == "0" and points[-1]["cumulative_total"] == "0"
+        assert seen["latency"][-1]["data"]["count"] == 1
+        seqs = [m["seq"] for ms in seen.values() for m in ms if "seq" in m]
+        assert all(isinstance(s, int) and s > 0 for s in seqs)
