@@ -44,7 +44,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(tmp: Path, *, host: str = "127.0.0.1", token: str | None = TOKEN) -> Path:
+def write_config(
+    tmp: Path,
+    *,
+    host: str = "127.0.0.1",
+    token: str | None = TOKEN,
+    latency: float = 0.3,
+    stuck_after: float = 60.0,
+    stall_after: float = 300.0,
+) -> Path:
     token_line = f'token = "{token}"' if token else ""
     path = tmp / "st0x.toml"
     path.write_text(
@@ -58,7 +66,7 @@ poll_interval = 0.05
 [broker]
 type = "dry-run"
 profile = "fractional"
-latency = 0.3
+latency = {latency}
 [hedging]
 poll_interval = 0.05
 poll_jitter = 0.0
@@ -70,7 +78,8 @@ host = "{host}"
 port = 0
 {token_line}
 status_interval = 0.2
-stuck_after = 60.0
+stuck_after = {stuck_after}
+stall_after = {stall_after}
 """
     )
     (tmp / "fills.jsonl").touch()

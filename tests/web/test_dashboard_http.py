@@ -212,3 +212,43 @@ async def test_websocket_streams_hedges_pnl_and_latency(tmp_path: Path) -> None:
         assert seen["latency"][-1]["data"]["count"] == 1
         seqs = [m["seq"] for ms in seen.values() for m in ms if "seq" in m]
         assert all(isinstance(s, int) and s > 0 for s in seqs)
+
+
+async def test_alerts_for_stuck_orders_and_a_stalled_source(tmp_path: Path) -> None:
+    fills = tmp_path / "fills.jsonl"
+    # The broker takes 30 s to fill; an open hedge is "stuck" after 0.5 s; the
+    # source is "stalled" after 1.5 s without input.
+    config = write_config(tmp_path, latency=30.0, stuck_after=0.5, stall_after=1.5)
+    append(fills, fill_line(1, "tAAPL", "SELL", "2", "191"))
+    async with running_app(config) as (_app, url), aiohttp.ClientSession() as http:
+
+        async def alerts() -> set[str]:
+            async with http.get(url + "/api/state") as r:
+                return {a["kind"] for a in (await r.json())["alerts"]}
+
+        async def stuck() -> bool:
+            return "stuck_order" in await alerts()
+
+        await wait_until(stuck, 10)
+        async with http.get(url + "/api/state") as r:
+            hedges = (await r.json())["hedges"]
+        assert hedges[0]["stuck"] is True and hedges[0]["state"] == "submitted"
+
+        async def stalled() -> bool:
+            return "source_stalled" in await alerts()
+
+        await wait_until(stalled, 10)
+        async with http.get(url + "/health") as r:
+            assert r.status == 503
+            assert "no input from the fill source" in (await r.json())["checks"]["source"]["detail"]
+        async with http.get(url + "/metrics") as r:
+            text = await r.text()
+        assert 'st0x_alerts{kind="stuck_order"} 1.0' in text
+        assert 'st0x_source_up{source="replay"} 0.0' in text
+        # New input clears the stall.
+        append(fills, fill_line(2, "tAAPL", "BUY", "0.1", "190"))
+
+        async def recovered() -> bool:
+            return "source_stalled" not in await alerts()
+
+        await wait_until(recovered, 10)

@@ -103,7 +103,16 @@ async def serve_dashboard(
     app.engine.add_listener(dashboard.on_commit)
     follower: asyncio.Task[None] | None = None
     try:
-        url = await dashboard.start()
+        try:
+            url = await dashboard.start()
+        except OSError as exc:
+            log.error(
+                "dashboard cannot listen on %s:%s (%s); the bot runs without it",
+                config.host,
+                config.port,
+                exc,
+            )
+            return
         app.extras["dashboard_url"] = url
         if started is not None and not started.done():
             started.set_result(url)
