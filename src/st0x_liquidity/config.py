@@ -177,7 +177,9 @@ def _describe(exc: BaseException) -> str:
     return text
 
 
-def _first_error(exc: BaseException, path: list[str]) -> tuple[str, str]:
+def _first_error(
+    exc: BaseException, path: list[str], cls: type[Any] | None = None
+) -> tuple[str, str]:
     """Walk cattrs' exception groups to the first leaf and the key path to it."""
     if isinstance(exc, ForbiddenExtraKeysError):
         extra = sorted(exc.extra_fields)
@@ -195,7 +197,12 @@ def _first_error(exc: BaseException, path: list[str]) -> tuple[str, str]:
                 if name is not None:
                     break
             return _first_error(sub, [*path, name] if name is not None else path)
-    return ".".join(path), _describe(exc)
+    problem = _describe(exc)
+    # An attrs validator's message starts with the field it checked: name the key.
+    first = problem.split(" ", 1)
+    if cls is not None and attrs.has(cls) and len(first) == 2 and first[0] in attrs.fields_dict(cls):
+        return ".".join([*path, first[0]]), first[1]
+    return ".".join(path), problem
 
 
 def structure(data: Any, cls: type[Any], prefix: str) -> Any:
@@ -205,7 +212,7 @@ def structure(data: Any, cls: type[Any], prefix: str) -> Any:
     try:
         return CONVERTER.structure(dict(data), cls)
     except (ClassValidationError, ForbiddenExtraKeysError) as exc:
-        key, problem = _first_error(exc, [prefix] if prefix else [])
+        key, problem = _first_error(exc, [prefix] if prefix else [], cls)
         raise ConfigError(key, problem) from None
     except (ValueError, TypeError) as exc:
         raise ConfigError(prefix, str(exc)) from None

@@ -688,12 +688,22 @@ class Engine:
             try:
                 clock = await self.executor.market_clock()
                 attempt = 0
+            except AuthenticationRequiredError as exc:
+                if self.status.auth_required is None:
+                    log.error("market clock: broker needs re-authorisation: %s", exc)
+                self.status.auth_required = str(exc)
+                await asyncio.sleep(self.config.hedging.clock_recheck)
+                continue
             except BrokerError as exc:
                 attempt += 1
                 delay = backoff_delay(attempt, 1.0, self.config.hedging.clock_recheck, self.rng)
                 log.warning("market clock unavailable (%s); asking again in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 continue
+            if self.status.auth_required is not None:
+                self.status.auth_required = None
+                log.warning("broker authorised again; hedging resumes")
+                self._hedge_symbols(list(self.books))
             was_open = self.status.market_open
             self.status.market_open = clock.is_open
             self.status.market_checked_at = datetime.now(UTC)

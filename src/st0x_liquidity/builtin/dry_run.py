@@ -10,6 +10,7 @@ a real broker.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import sqlite3
@@ -94,6 +95,7 @@ class DryRunExecutor:
         self.state_path = state_path
         self._now = now
         self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
         if config.profile == "whole":
             self._rules = OrderRules.whole_shares()
         else:
@@ -126,12 +128,8 @@ class DryRunExecutor:
         return self._db
 
     async def place_market_order(self, order: MarketOrder) -> OrderUpdate:
-        now = self._now()
-        await self.db.execute(
-            "INSERT INTO placements VALUES (?, ?, ?)",
-            (order.client_order_id, now.isoformat(), "attempt"),
-        )
         self._check(order)
+        now = self._now()
         rng = random.Random(f"{self.config.seed}:{order.client_order_id}")
         price = self.config.fill_price or order.reference_price
         if rng.random() < float(self.config.failure_rate):
@@ -145,27 +143,39 @@ class DryRunExecutor:
             outcome, filled, reason = "filled", order.quantity, None
         broker_id = uuid.uuid4().hex
         done = now + timedelta(seconds=self.config.latency)
-        try:
+        # The order and the request log commit together, as one broker-side fact.
+        async with self._lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                await self.db.execute(
+                    "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        broker_id,
+                        order.client_order_id,
+                        str(order.symbol),
+                        order.side.value,
+                        fmt(order.quantity),
+                        fmt(price),
+                        outcome,
+                        fmt(filled),
+                        reason,
+                        now.isoformat(),
+                        done.isoformat(),
+                    ),
+                )
+                result = "accepted"
+            except sqlite3.IntegrityError:
+                result = "rejected: duplicate client_order_id"
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
             await self.db.execute(
-                "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    broker_id,
-                    order.client_order_id,
-                    str(order.symbol),
-                    order.side.value,
-                    fmt(order.quantity),
-                    fmt(price),
-                    outcome,
-                    fmt(filled),
-                    reason,
-                    now.isoformat(),
-                    done.isoformat(),
-                ),
+                "INSERT INTO placements VALUES (?, ?, ?)",
+                (order.client_order_id, now.isoformat(), result),
             )
-        except sqlite3.IntegrityError:
-            raise FinalBrokerError(
-                f"client_order_id {order.client_order_id} was already used"
-            ) from None
+            await self.db.execute("COMMIT")
+        if result != "accepted":
+            raise FinalBrokerError(f"client_order_id {order.client_order_id} was already used")
         return await self.order_status(broker_id)
 
     def _check(self, order: MarketOrder) -> None:
@@ -244,7 +254,7 @@ class DryRunExecutor:
         return None
 
     async def placement_attempts(self) -> dict[str, int]:
-        """How often each client_order_id was sent here (tests check for doubles)."""
+        """How often each client_order_id reached this broker (tests check for doubles)."""
         async with self.db.execute(
             "SELECT client_order_id, COUNT(*) FROM placements GROUP BY client_order_id"
         ) as cur:

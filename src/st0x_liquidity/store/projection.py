@@ -49,8 +49,7 @@ class Batch:
     """View changes of a batch of events, ready for ``executemany``."""
 
     trades: list[tuple[Any, ...]] = attrs.field(factory=list)
-    hedge_inserts: list[tuple[Any, ...]] = attrs.field(factory=list)
-    hedge_updates: list[tuple[Any, ...]] = attrs.field(factory=list)
+    hedges: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     open_deltas: dict[TradeId, Decimal] = attrs.field(factory=lambda: defaultdict(Decimal))
     link_deltas: dict[tuple[TradeId, str, str], Decimal] = attrs.field(
         factory=lambda: defaultdict(Decimal)
@@ -71,28 +70,19 @@ class Batch:
         elif isinstance(event, HedgeIntended):
             self._intent(stored.aggregate_id, event, when)
         elif isinstance(event, HedgeSubmitted):
-            self.hedge_updates.append(
-                (
-                    OrderState.SUBMITTED.value,
-                    event.broker_order_id,
-                    None,
-                    None,
-                    None,
-                    when,
-                    event.client_order_id,
-                )
+            self._hedge_update(
+                event.client_order_id,
+                when,
+                state=OrderState.SUBMITTED.value,
+                broker_order_id=event.broker_order_id,
             )
         elif isinstance(event, HedgeProgressed):
-            self.hedge_updates.append(
-                (
-                    OrderState.PARTIALLY_FILLED.value,
-                    None,
-                    fmt(event.filled_quantity),
-                    _opt(event.average_price),
-                    None,
-                    when,
-                    event.client_order_id,
-                )
+            self._hedge_update(
+                event.client_order_id,
+                when,
+                state=OrderState.PARTIALLY_FILLED.value,
+                filled_quantity=fmt(event.filled_quantity),
+                average_price=_opt(event.average_price),
             )
             self._hedged(stored.aggregate_id, event.client_order_id, event.side, event.hedged, when)
         elif isinstance(event, HedgeClosed):
@@ -152,20 +142,31 @@ class Batch:
             self.link_deltas[(n.older, "netted", str(n.newer))] += n.quantity
             self.link_deltas[(n.newer, "netted", str(n.older))] += n.quantity
 
+    def _hedge_update(self, cid: str, when: str, **changes: Any) -> None:
+        """Merge an order update into this batch's row for ``cid`` (kept in first-seen order)."""
+        row = self.hedges.get(cid)
+        if row is None:
+            row = self.hedges[cid] = {"client_order_id": cid, "partial": True}
+        for key, value in changes.items():
+            if value is not None or key in ("state",):
+                row[key] = value
+        row["updated_at"] = when
+
     def _intent(self, symbol: str, event: HedgeIntended, when: str) -> None:
-        self.hedge_inserts.append(
-            (
-                event.client_order_id,
-                symbol,
-                event.side.value,
-                fmt(event.quantity),
-                fmt(event.reference_price),
-                OrderState.PENDING.value,
-                "0",
-                when,
-                when,
-            )
-        )
+        self.hedges[event.client_order_id] = {
+            "client_order_id": event.client_order_id,
+            "symbol": symbol,
+            "side": event.side.value,
+            "quantity": fmt(event.quantity),
+            "reference_price": fmt(event.reference_price),
+            "state": OrderState.PENDING.value,
+            "broker_order_id": None,
+            "filled_quantity": "0",
+            "average_price": None,
+            "reason": None,
+            "created_at": when,
+            "updated_at": when,
+        }
         for alloc in event.reserved:
             self.open_deltas[alloc.trade_id] -= alloc.quantity
             self.link_deltas[(alloc.trade_id, "reserved", event.client_order_id)] += alloc.quantity
@@ -187,16 +188,13 @@ class Batch:
 
     def _closed(self, symbol: str, event: HedgeClosed, when: str) -> None:
         cid = event.client_order_id
-        self.hedge_updates.append(
-            (
-                event.state.value,
-                None,
-                fmt(event.filled_quantity),
-                _opt(event.average_price),
-                event.reason,
-                when,
-                cid,
-            )
+        self._hedge_update(
+            cid,
+            when,
+            state=event.state.value,
+            filled_quantity=fmt(event.filled_quantity),
+            average_price=_opt(event.average_price),
+            reason=event.reason,
         )
         self._hedged(symbol, cid, event.side, event.hedged, when)
         released = ZERO

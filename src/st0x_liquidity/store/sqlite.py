@@ -210,19 +210,36 @@ class SqliteStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 batch.trades,
             )
-        if batch.hedge_inserts:
+        if batch.hedges:
+            # One upsert per order in first-seen order, so an order that closes in
+            # this batch is terminal before the next order of its symbol is inserted
+            # (the one-open-hedge-per-symbol index holds at every statement).
             await db.executemany(
-                "INSERT INTO hedge_orders (client_order_id, symbol, side, quantity, reference_price, "
-                "state, filled_quantity, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                batch.hedge_inserts,
-            )
-        if batch.hedge_updates:
-            await db.executemany(
-                "UPDATE hedge_orders SET state = ?, broker_order_id = COALESCE(?, broker_order_id), "
-                "filled_quantity = COALESCE(?, filled_quantity), "
-                "average_price = COALESCE(?, average_price), reason = COALESCE(?, reason), "
-                "updated_at = ? WHERE client_order_id = ?",
-                batch.hedge_updates,
+                "INSERT INTO hedge_orders (client_order_id, symbol, side, quantity, "
+                "reference_price, state, broker_order_id, filled_quantity, average_price, reason, "
+                "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, COALESCE(?8, '0'), ?9, "
+                "?10, ?11, ?12) ON CONFLICT (client_order_id) DO UPDATE SET state = ?6, "
+                "broker_order_id = COALESCE(?7, broker_order_id), "
+                "filled_quantity = COALESCE(?8, filled_quantity), "
+                "average_price = COALESCE(?9, average_price), reason = COALESCE(?10, reason), "
+                "updated_at = ?12",
+                [
+                    (
+                        row["client_order_id"],
+                        row.get("symbol", ""),
+                        row.get("side", "BUY"),
+                        row.get("quantity", "0"),
+                        row.get("reference_price", "0"),
+                        row["state"],
+                        row.get("broker_order_id"),
+                        row.get("filled_quantity"),
+                        row.get("average_price"),
+                        row.get("reason"),
+                        row.get("created_at", row["updated_at"]),
+                        row["updated_at"],
+                    )
+                    for row in batch.hedges.values()
+                ],
             )
         if batch.open_deltas:
             await db.executemany(
