@@ -20,6 +20,10 @@ from web3.exceptions import Web3RPCError
 log = logging.getLogger(__name__)
 
 
+MAX_MESSAGE = 512 * 1024 * 1024
+"""Largest WebSocket message accepted (an eth_getLogs answer over many blocks)."""
+
+
 class RpcError(Exception):
     """The node answered a request with a JSON-RPC error."""
 
@@ -52,11 +56,13 @@ class Node:
     async def connect(self, on_head: Callable[[dict[str, Any]], None] | None = None) -> None:
         try:
             if self.websocket:
+                # No silenced listener errors: web3 would then spin on a dead socket.
+                # Log ranges can be large: lift websockets' 1 MiB frame limit.
                 provider: Any = WebSocketProvider(
                     self.url,
+                    websocket_kwargs={"max_size": MAX_MESSAGE},
                     max_connection_retries=1,
                     request_timeout=self.request_timeout,
-                    silence_listener_task_exceptions=True,
                 )
                 w3: AsyncWeb3[Any] = AsyncWeb3(provider)
                 await asyncio.wait_for(provider.connect(), self.request_timeout)

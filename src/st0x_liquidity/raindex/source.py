@@ -436,6 +436,11 @@ class RaindexSource:
             self.stats["get_logs"] += 1
             try:
                 result = await self._request("eth_getLogs", [params])
+            except NodeUnavailable:
+                # An answer too large for the transport can drop the connection
+                # instead of returning an error: ask for less after reconnecting.
+                self._range = max(1, (end - start + 1) // 2)
+                raise
             except RpcError as exc:
                 if end <= start:
                     raise
