@@ -92,7 +92,7 @@ def bench_decode(count: int) -> dict[str, Any]:
 # -- latency ------------------------------------------------------------------------------
 
 
-async def bench_latency(fills: int) -> dict[str, Any]:
+async def bench_latency(fills: int) -> dict[str, Any]:  # noqa: PLR0915
     from st0x_liquidity.app import build_app, open_store
     from st0x_liquidity.config import parse_config, read_toml
     from st0x_liquidity.plugins import load_registry

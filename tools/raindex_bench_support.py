@@ -24,7 +24,7 @@ class Collector:
                 self.fills.append(item)
             self.changed.set()
 
-    async def wait_for(self, predicate: Any, timeout: float = 30.0) -> None:
+    async def wait_for(self, predicate: Any, timeout: float = 30.0) -> None:  # noqa: ASYNC109
         async with asyncio.timeout(timeout):
             while not predicate(self):
                 if self.task.done():

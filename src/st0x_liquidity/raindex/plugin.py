@@ -9,7 +9,8 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..domain.events import FillRecorded, HedgeClosed, HedgeIntended, StoredEvent
 from ..domain.numbers import fmt
@@ -64,9 +65,83 @@ def _cmd_get_pyth_price(args: argparse.Namespace) -> int:
     return 0 if result.get("price") else 1
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    """Local devnet demo in one process: anvil, contracts, taker, and the real engine."""
+    from ..cli import main as cli_main
+    from . import devnet as dn
+
+    folder = Path(args.dir).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("demo.sqlite*"):
+        stale.unlink()
+    anvil = dn.start_anvil()
+    print(f"anvil: {anvil.ws_url} (stopped at the end)", flush=True)
+    try:
+        asyncio.run(_demo(args, anvil, folder))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        anvil.stop()
+    config = str(folder / "config.toml")
+    print("\n== positions", flush=True)
+    cli_main(["positions", "--config-file", config])
+    print(f"\n(audit: python -m st0x_liquidity audit --config-file {config})")
+    return 0
+
+
+async def _demo(args: argparse.Namespace, anvil: Any, folder: Path) -> None:
+    import os
+    import signal
+
+    from ..app import run_app
+    from ..config import load_config
+    from ..logs import secrets_in, setup_logging
+    from . import devnet as dn
+
+    chain = await dn.Chain.connect(anvil.ws_url)
+    taker: asyncio.Task[int] | None = None
+    try:
+        devnet = await dn.deploy(chain)
+        (folder / "devnet.json").write_text(json.dumps(devnet.to_json(), indent=1))
+        (folder / "config.toml").write_text(dn.config_toml(devnet, anvil.ws_url, "demo.sqlite"))
+        print(f"deployed the devnet: orderbook {devnet.orderbook}; config {folder / 'config.toml'}")
+        config = load_config(folder / "config.toml", args.registry)
+        setup_logging(config.log_level, "text", secrets_in(config))
+        taker_args = argparse.Namespace(
+            rpc_url=anvil.ws_url,
+            devnet_file=str(folder / "devnet.json"),
+            duration=0.0,
+            count=0,
+            interval=args.interval,
+            seed=args.seed,
+        )
+        taker = asyncio.create_task(dn._taker(taker_args))
+        if args.duration:
+            # The engine stops on SIGINT like on Ctrl-C: the same clean path.
+            asyncio.get_running_loop().call_later(
+                args.duration, os.kill, os.getpid(), signal.SIGINT
+            )
+        await run_app(config, args.registry)
+    finally:
+        if taker is not None:
+            taker.cancel()
+            await asyncio.gather(taker, return_exceptions=True)
+        await chain.close()
+
+
 @hookimpl
 def st0x_add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from ..cli import _config_parent
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="run the whole loop on a local anvil devnet (needs tools/: npm install)",
+    )
+    demo.add_argument("--duration", type=float, default=0.0, help="seconds (0: until Ctrl-C)")
+    demo.add_argument("--interval", type=float, default=2.0, help="mean seconds between fills")
+    demo.add_argument("--seed", type=int, help="taker's random seed")
+    demo.add_argument("--dir", default=".demo", help="folder for the config and database")
+    demo.set_defaults(handler=_cmd_demo)
 
     parser = subparsers.add_parser(
         "get-pyth-price",
