@@ -173,6 +173,26 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         BEGIN SELECT RAISE(ABORT, 'the circuit breaker log is append-only'); END;
         """,
     ),
+    (
+        4,
+        "rebalancing: inventory snapshots and mint/redeem operations (own append-only log)",
+        """
+        CREATE TABLE rebalancing_events (
+            position INTEGER PRIMARY KEY AUTOINCREMENT,
+            stream TEXT NOT NULL,
+            sequence INTEGER NOT NULL,
+            event_type TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            core_position INTEGER NOT NULL,
+            recorded_at TEXT NOT NULL,
+            UNIQUE (stream, sequence)
+        );
+        CREATE TRIGGER rebalancing_events_no_update BEFORE UPDATE ON rebalancing_events
+        BEGIN SELECT RAISE(ABORT, 'rebalancing events are append-only'); END;
+        CREATE TRIGGER rebalancing_events_no_delete BEFORE DELETE ON rebalancing_events
+        BEGIN SELECT RAISE(ABORT, 'rebalancing events are append-only'); END;
+        """,
+    ),
 )
 
 VIEW_TABLES = (
