@@ -201,6 +201,7 @@ class RaindexSource:
         self.tokens: dict[str, TokenInfo] = {}
         self._wake = asyncio.Event()
         self._last_head = time.monotonic()
+        self._head_number = -1
         self._range = config.max_block_range
         self._rng = random.Random()
         self._sleep: Callable[[float], Any] = asyncio.sleep
@@ -233,7 +234,12 @@ class RaindexSource:
         if node is not None:
             await node.close()
 
-    def _on_head(self, _head: dict[str, Any]) -> None:
+    def _on_head(self, head: dict[str, Any]) -> None:
+        number = head.get("number")
+        if isinstance(number, int):
+            self._head_number = max(self._head_number, number)
+        elif isinstance(number, str) and number.startswith("0x"):
+            self._head_number = max(self._head_number, int(number, 16))
         self._last_head = time.monotonic()
         self._wake.set()
 
@@ -241,6 +247,9 @@ class RaindexSource:
         node = Node(self.evm.ws_rpc_url, self.config.request_timeout)
         await node.connect(self._on_head if node.websocket else None)
         self._last_head = time.monotonic()
+        self._head_number = (
+            int(await node.request("eth_blockNumber", []), 16) if node.websocket else -1
+        )
         self.node = node
         log.info(
             "raindex: connected to %s (%s)", _redact(node.url), "ws" if node.websocket else "http"
@@ -328,9 +337,15 @@ class RaindexSource:
             raise NodeUnavailable(node.closed_reason or "connection closed")
         silent = time.monotonic() - self._last_head
         if silent > self.config.stall_timeout:
-            raise StallError(
-                f"no new head for {silent:.1f}s (stall timeout {self.config.stall_timeout}s)"
-            )
+            # Silence is a stall only if the chain moved on without telling us; a quiet
+            # chain (a devnet between transactions) is not a dead socket.
+            head = int(await self._request("eth_blockNumber", []), 16)
+            if head > self._head_number:
+                raise StallError(
+                    f"no new-head notice for {silent:.1f}s while the chain reached block {head} "
+                    f"(last notice: {self._head_number}; stall timeout {self.config.stall_timeout}s)"
+                )
+            self._last_head = time.monotonic()
 
     async def _target(self) -> int:
         cutoff = self.config.cutoff
