@@ -302,10 +302,10 @@ def parse_config(
     broker_table = _table(data, "broker")
     broker_type = env.get("ST0X_BROKER_TYPE", broker_table.pop("type", None))
     broker_table.pop("type", None)
+    known = ", ".join(sorted(registry.executors)) or "none"
     if broker_type is None:
-        raise ConfigError("broker.type", "required key is missing")
+        raise ConfigError("broker.type", f"required key is missing (known: {known})")
     if not isinstance(broker_type, str) or broker_type not in registry.executors:
-        known = ", ".join(sorted(registry.executors)) or "none"
         raise ConfigError("broker.type", f"unknown broker type {broker_type!r} (known: {known})")
     broker_cls = registry.executors[broker_type].config_class
     broker = structure(
