@@ -42,7 +42,10 @@ STATIC = {
     "dashboard.js": "application/javascript",
     "dashboard.css": "text/css",
 }
-MAX_QUEUE = 1000
+MAX_QUEUE = 20000
+"""Messages a client may fall behind by before it is closed (it then reloads)."""
+MIN_GAP = 0.2
+"""Seconds between two reads of the log: bursts of commits are read together."""
 
 
 def _default(value: Any) -> Any:
@@ -149,15 +152,20 @@ class Dashboard:
             timeout = max(0.0, min(self.poll_interval, next_status - loop.time()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout)
+            # Coalesce a burst of commits into one read (the engine commits up to
+            # hundreds of batches a second while it catches up with a backlog).
+            await asyncio.sleep(MIN_GAP)
             self.wake.clear()
+            watching = bool(self.clients)
             try:
-                messages = await self.state.catch_up()
+                # Nobody watching: keep P&L, latencies and counts current, skip messages.
+                messages = await self.state.catch_up(build=watching)
             except Exception:
                 log.exception("dashboard could not read new events")
                 messages = []
             for message in messages:
                 self.broadcast(message)
-            if messages or loop.time() >= next_status:
+            if (messages and watching) or loop.time() >= next_status:
                 next_status = loop.time() + self.status_interval
                 status = {
                     "status": self.state.status(),

@@ -24,15 +24,6 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 import attrs
 
-from ..domain.events import (
-    FillRecorded,
-    HedgeClosed,
-    HedgeIntended,
-    HedgeProgressed,
-    HedgeSubmitted,
-    InputSkipped,
-    event_from_payload,
-)
 from ..domain.numbers import EXACT, WIDE, fmt
 from ..domain.pnl import PnlBook, PnlRow, PnlTotals, PnlTrade, summarize_totals
 from ..reporting.pnl import read_trades, summary_to_json, trade_from_event
@@ -46,6 +37,8 @@ LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0
 """Upper bounds (seconds) of the hedge latency histogram (dashboard and /metrics)."""
 MAX_SERIES = 5000
 MAX_LATENCY_SAMPLES = 2000
+COUNTS_EVERY = 1.0
+"""Seconds between refreshes of the all-time counts /metrics reports."""
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -119,6 +112,8 @@ class DashboardState:
     counts: dict[str, Any] = attrs.field(factory=dict)
     positions_cache: list[dict[str, Any]] = attrs.field(factory=list)
     started: float = attrs.field(factory=time.monotonic)
+    _counted_at: float = -1e9
+    _counts_stale: bool = False
     ready_cache: bool = False
     alert_counts: dict[str, int] = attrs.field(factory=dict)
 
@@ -139,7 +134,7 @@ class DashboardState:
                 self._add_trade(trade)
             self.position = last
             await asyncio.sleep(0)  # let the engine run between chunks
-        await self.catch_up(build=False)
+        await self.catch_up(build=False, observe=False)
         await self.refresh_counts()
 
     async def close(self) -> None:
@@ -155,11 +150,13 @@ class DashboardState:
 
     # -- following the log ------------------------------------------------------------
 
-    async def catch_up(self, *, build: bool = True) -> list[dict[str, Any]]:
+    async def catch_up(self, *, build: bool = True, observe: bool = True) -> list[dict[str, Any]]:
         """Read events committed since the last call; return the messages they make.
 
-        ``build=False`` (start-up) only folds the P&L; the history of latencies
-        comes from :meth:`load_latency_history` instead.
+        ``build=False`` skips the messages (nobody is watching): the P&L and the
+        latencies are still kept current for /metrics. ``observe=False``
+        (start-up) skips latencies too; their history comes from
+        :meth:`load_latency_history`.
         """
         messages: list[dict[str, Any]] = []
         while True:
@@ -170,14 +167,15 @@ class DashboardState:
             )
             if not rows:
                 break
-            messages.extend(await self._apply(rows, build))
+            self._counts_stale = True
+            messages.extend(await self._apply(rows, build, observe))
             self.position = int(rows[-1][0])
-        if messages:
+        if self._counts_stale and time.monotonic() - self._counted_at >= COUNTS_EVERY:
             await self.refresh_counts()
         return messages
 
-    async def _apply(  # noqa: PLR0915 - one flat dispatch over the event kinds
-        self, rows: Sequence[tuple[Any, ...]], build: bool
+    async def _apply(
+        self, rows: Sequence[tuple[Any, ...]], build: bool, observe: bool
     ) -> list[dict[str, Any]]:
         fills: dict[str, None] = {}
         hedges: dict[str, None] = {}
@@ -190,47 +188,43 @@ class DashboardState:
             trade = trade_from_event(position, str(agg_id), event_type, payload, recorded)
             if trade is not None:
                 pnl_points.append(self._add_trade(trade))
-            if not build:
+            if not (build or (observe and event_type == "HedgeClosed")):
                 continue
+            # The ids of what changed, read straight from the payload's JSON.
+            data = json.loads(payload)
             if agg_type != "Position":
                 if event_type == "InputSkipped":
-                    event = event_from_payload(event_type, json.loads(payload))
-                    assert isinstance(event, InputSkipped)
                     skipped.append(
-                        {"source": agg_id, "reason": event.reason, "at": recorded, "seq": position}
+                        {
+                            "source": agg_id,
+                            "reason": data.get("reason"),
+                            "at": recorded,
+                            "seq": position,
+                        }
                     )
                 continue
-            event = event_from_payload(event_type, json.loads(payload))
             symbols[str(agg_id)] = None
-            if isinstance(event, FillRecorded):
-                fills[str(event.fill.trade_id)] = None
-                for n in event.nettings:
-                    fills[str(n.older)] = None
-            elif isinstance(event, HedgeIntended):
-                hedges[event.client_order_id] = None
-                for alloc in event.reserved:
-                    fills[str(alloc.trade_id)] = None
-            elif isinstance(event, HedgeSubmitted):
-                hedges[event.client_order_id] = None
-            elif isinstance(event, HedgeProgressed):
-                hedges[event.client_order_id] = None
-                for alloc in event.hedged:
-                    fills[str(alloc.trade_id)] = None
-            elif isinstance(event, HedgeClosed):
-                hedges[event.client_order_id] = None
-                closed.append(event.client_order_id)
-                for alloc in (*event.hedged, *event.released):
-                    fills[str(alloc.trade_id)] = None
-                for n in event.nettings:
-                    fills[str(n.older)] = None
-                    fills[str(n.newer)] = None
+            cid = data.get("client_order_id")
+            if cid is not None:
+                hedges[str(cid)] = None
+            if event_type == "FillRecorded":
+                fills[str(data["fill"]["trade_id"])] = None
+            elif event_type == "HedgeClosed":
+                closed.append(str(cid))
+            for key in ("reserved", "hedged", "released"):
+                for alloc in data.get(key) or ():
+                    fills[str(alloc["trade_id"])] = None
+            for netting in data.get("nettings") or ():
+                fills[str(netting["older"])] = None
+                fills[str(netting["newer"])] = None
         if len(self.series) > MAX_SERIES:
             del self.series[: len(self.series) - MAX_SERIES]
+        if observe:
+            for cid in closed:
+                for seconds in await self._latencies(cid):
+                    self.latency.observe(seconds)
         if not build:
             return []
-        for cid in closed:
-            for seconds in await self._latencies(cid):
-                self.latency.observe(seconds)
         seq = int(rows[-1][0])
         messages: list[dict[str, Any]] = []
         if self.db is None:
@@ -533,6 +527,9 @@ class DashboardState:
             category = reason_category(str(reason))
             skipped[category] = skipped.get(category, 0) + int(n)
         fills = await self.fetch("SELECT COUNT(*) FROM onchain_trades")
+        await self.positions()  # the per-symbol gauges of /metrics
+        self._counted_at = time.monotonic()
+        self._counts_stale = False
         self.counts = {
             "fills": int(fills[0][0]) if fills else 0,
             "hedge_states": {str(k): int(v) for k, v in states.items()},
