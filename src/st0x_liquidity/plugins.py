@@ -21,6 +21,7 @@ DEFAULT_PLUGINS = (
     "st0x_liquidity.builtin.dry_run",
     "st0x_liquidity.builtin.replay",
     "st0x_liquidity.raindex.plugin",
+    "st0x_liquidity.rebalancing.plugin",
     "st0x_liquidity.reporting.plugin",
     "st0x_liquidity.web.plugin",
 )

@@ -1,0 +1,158 @@
+"""Events of the rebalancing log (table ``rebalancing_events``).
+
+Streams: ``inventory`` (snapshots, drift, trigger decisions) and
+``op:<operation id>`` (one mint or redemption each). Inventory effects are
+carried explicitly (``Moved``, ``DriftDetected``) so the inventory fold needs no
+knowledge of the state machines.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, ClassVar, TypeAlias
+
+import attrs
+
+from ..domain.events import CONVERTER
+
+INVENTORY_STREAM = "inventory"
+
+
+def op_stream(operation_id: str) -> str:
+    return f"op:{operation_id}"
+
+
+@attrs.frozen
+class SnapshotTaken:
+    """What one venue reported for every asset it was asked about."""
+
+    TYPE: ClassVar[str] = "SnapshotTaken"
+    venue: str
+    observed: dict[str, Decimal]
+    skipped: tuple[str, ...]
+    at: datetime
+    error: str | None = None
+    vaults: dict[str, Decimal] = attrs.field(factory=dict)
+    wallets: dict[str, Decimal] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class DriftDetected:
+    """A snapshot disagreed with the model: ``difference`` = observed - expected."""
+
+    TYPE: ClassVar[str] = "DriftDetected"
+    asset: str
+    venue: str
+    expected: Decimal
+    observed: Decimal
+    difference: Decimal
+
+
+@attrs.frozen
+class TriggerDecided:
+    """A trigger that wanted an operation but did not start one (dry run, disabled...)."""
+
+    TYPE: ClassVar[str] = "TriggerDecided"
+    asset: str
+    action: str
+    quantity: Decimal
+    onchain_share: Decimal | None
+    outcome: str
+    at: datetime
+
+
+@attrs.frozen
+class OperationRequested:
+    TYPE: ClassVar[str] = "OperationRequested"
+    operation_id: str
+    kind: str  # "mint" | "redeem"
+    asset: str
+    quantity: Decimal
+    origin: str  # "trigger" | "cli"
+    at: datetime
+
+
+@attrs.frozen
+class StepIntended:
+    """Durable before the external effect of ``step`` is attempted."""
+
+    TYPE: ClassVar[str] = "StepIntended"
+    operation_id: str
+    step: str
+    details: dict[str, str]
+    at: datetime
+
+
+@attrs.frozen
+class StepDone:
+    """The established outcome of ``step`` (request id, tx hash, receipt...)."""
+
+    TYPE: ClassVar[str] = "StepDone"
+    operation_id: str
+    step: str
+    details: dict[str, str]
+    at: datetime
+
+
+@attrs.frozen
+class Moved:
+    """An operation moved ``quantity`` of ``asset`` within ``venue`` (see MoveKind)."""
+
+    TYPE: ClassVar[str] = "Moved"
+    operation_id: str
+    asset: str
+    venue: str
+    kind: str
+    quantity: Decimal
+
+
+@attrs.frozen
+class OperationEnded:
+    """Terminal: ``outcome`` is completed, failed or abandoned."""
+
+    TYPE: ClassVar[str] = "OperationEnded"
+    operation_id: str
+    asset: str
+    outcome: str
+    reason: str | None
+    at: datetime
+
+
+RebalancingEvent: TypeAlias = (
+    SnapshotTaken
+    | DriftDetected
+    | TriggerDecided
+    | OperationRequested
+    | StepIntended
+    | StepDone
+    | Moved
+    | OperationEnded
+)
+
+EVENT_TYPES: dict[str, type[Any]] = {
+    cls.TYPE: cls
+    for cls in (
+        SnapshotTaken,
+        DriftDetected,
+        TriggerDecided,
+        OperationRequested,
+        StepIntended,
+        StepDone,
+        Moved,
+        OperationEnded,
+    )
+}
+
+
+def to_payload(event: RebalancingEvent) -> dict[str, Any]:
+    payload: dict[str, Any] = CONVERTER.unstructure(event)
+    return payload
+
+
+def from_payload(event_type: str, payload: dict[str, Any]) -> RebalancingEvent:
+    cls = EVENT_TYPES.get(event_type)
+    if cls is None:
+        raise ValueError(f"unknown rebalancing event type {event_type!r}")
+    event: RebalancingEvent = CONVERTER.structure(payload, cls)
+    return event

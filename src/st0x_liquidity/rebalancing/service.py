@@ -1,0 +1,181 @@
+"""The rebalancer service that runs beside the engine.
+
+It keeps the inventory book current (woken by every engine commit, and by its
+own snapshot timer), records a snapshot of each venue every
+``snapshot_interval`` seconds, and checks every asset's band after each of
+those. An asset outside its band gets one decision; what happens to it
+depends on ``enabled``/``dry_run`` and on whether an operation runner for that
+action is available (mint and redemption need ``[rebalancing]`` chain and
+custody settings; USDC moves come in a later release). Decisions that do not
+start an operation are recorded as ``TriggerDecided`` (once per change, not on
+every fill), so the audit trail says what the bot would have done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from ..errors import NotSupportedError
+from ..protocols import Executor
+from .config import RebalancingConfig
+from .events import INVENTORY_STREAM, TriggerDecided
+from .inventory import USDC, Venue
+from .keeper import InventoryKeeper
+from .log import RebalancingLog
+from .triggers import Action, Decision, decide
+
+log = logging.getLogger(__name__)
+
+OnchainReader = Callable[[], Awaitable[tuple[dict[str, Decimal], dict[str, Decimal]]]]
+"""Returns (vault balances, wallet balances) per asset."""
+
+OperationStarter = Callable[[Decision], Awaitable[str | None]]
+"""Starts an operation for a decision; returns its id, or None when it cannot."""
+
+
+class Rebalancer:
+    def __init__(
+        self,
+        database: Path,
+        config: RebalancingConfig,
+        executor: Executor | None,
+        *,
+        onchain: OnchainReader | None = None,
+        starter: OperationStarter | None = None,
+    ) -> None:
+        self.config = config
+        self.executor = executor
+        self.onchain = onchain
+        self.starter = starter
+        self.log = RebalancingLog(database)
+        self.keeper = InventoryKeeper(self.log)
+        self._wake = asyncio.Event()
+        self._last_recorded: dict[str, tuple[str, Decimal]] = {}
+        self.first_request_latency: float | None = None
+        self.started: list[str] = []
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def open(self) -> None:
+        await self.log.open()
+        await self.keeper.refresh()
+
+    async def close(self) -> None:
+        await self.log.close()
+
+    async def run(self) -> None:
+        await self.open()
+        try:
+            next_snapshot = time.monotonic()
+            while True:
+                if time.monotonic() >= next_snapshot:
+                    await self.snapshot()
+                    next_snapshot = time.monotonic() + self.config.snapshot_interval
+                await self.check()
+                timeout = max(0.0, next_snapshot - time.monotonic())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                self._wake.clear()
+        finally:
+            await self.close()
+
+    # -- snapshots --------------------------------------------------------------------
+
+    async def snapshot(self) -> None:
+        if self.executor is not None:
+            try:
+                inventory = await self.executor.inventory()
+            except NotSupportedError:
+                pass
+            except Exception as exc:
+                log.warning("offchain snapshot failed: %s", exc)
+                await self.keeper.record_failed_snapshot(Venue.OFFCHAIN, str(exc)[:300])
+            else:
+                observed = {str(p.symbol).upper(): p.quantity for p in inventory.positions}
+                observed[USDC] = inventory.cash
+                _, drifts = await self.keeper.record_snapshot(
+                    Venue.OFFCHAIN, observed, complete=True
+                )
+                for drift in drifts:
+                    log.info("offchain drift %s: %s", drift.asset, drift.difference)
+        if self.onchain is not None:
+            try:
+                vaults, wallets = await self.onchain()
+            except Exception as exc:
+                log.warning("onchain snapshot failed: %s", exc)
+                await self.keeper.record_failed_snapshot(Venue.ONCHAIN, str(exc)[:300])
+            else:
+                observed = {
+                    a: vaults.get(a, Decimal(0)) + wallets.get(a, Decimal(0))
+                    for a in set(vaults) | set(wallets)
+                }
+                await self.keeper.record_snapshot(
+                    Venue.ONCHAIN, observed, complete=False, vaults=vaults, wallets=wallets
+                )
+
+    # -- triggers ---------------------------------------------------------------------
+
+    async def check(self) -> list[Decision]:
+        """Check every asset's band once; start or record what it calls for."""
+        book = await self.keeper.refresh()
+        now = datetime.now(UTC)
+        decisions = []
+        for asset in sorted(book.assets):
+            decision = decide(book.assets[asset], self.config.rules(asset), now)
+            if decision.action is None:
+                self._last_recorded.pop(asset, None)
+                continue
+            decisions.append(decision)
+            await self._act(decision, now)
+        return decisions
+
+    async def _act(self, decision: Decision, now: datetime) -> None:
+        if not self.config.enabled:
+            outcome = "disabled"
+        elif self.config.dry_run:
+            outcome = "dry-run"
+        elif decision.action in (Action.USDC_TO_ONCHAIN, Action.USDC_TO_OFFCHAIN):
+            outcome = "not supported yet (USDC moves come with the CCTP release)"
+        elif self.starter is None:
+            outcome = "no operation runner configured"
+        else:
+            operation_id = await self.starter(decision)
+            if operation_id is not None:
+                self.started.append(operation_id)
+                self._last_recorded.pop(decision.asset, None)
+                return
+            outcome = "runner refused"
+        assert decision.action is not None
+        key = (f"{decision.action.value}:{outcome}", decision.quantity)
+        if self._last_recorded.get(decision.asset) == key:
+            return
+        self._last_recorded[decision.asset] = key
+        log.info(
+            "rebalancing %s: would %s %s (%s)",
+            decision.asset,
+            decision.action.value,
+            decision.quantity,
+            outcome,
+        )
+        await self.log.append(
+            INVENTORY_STREAM,
+            [
+                TriggerDecided(
+                    decision.asset,
+                    decision.action.value,
+                    decision.quantity,
+                    decision.onchain_share,
+                    outcome,
+                    now,
+                )
+            ],
+            core_position=self.keeper.book.core_position,
+        )
