@@ -53,7 +53,8 @@ def parse_line(text: str, allowed: frozenset[str] | None = None) -> Fill:
     """Parse one JSON line into a Fill, or raise ReplayLineError with the reason."""
     try:
         data = json.loads(text, parse_float=Decimal)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):
+        # ValueError also covers integers longer than Python's int parsing limit.
         raise ReplayLineError("not valid JSON") from None
     if not isinstance(data, dict):
         raise ReplayLineError("line is not a JSON object")
