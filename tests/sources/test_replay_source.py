@@ -1,0 +1,440 @@
+"""The replay fill source: bad lines are skipped with a reason, never fatal; cursors resume.
+
+Two levels: the source alone (what it yields for what bytes), and the source
+inside the real app over a real SQLite file (what is recorded, what a restart
+reads again). The line format is documented in ``docs/replay-format.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from support.fills import line, tx, write_lines
+from support.harness import make_config
+
+from st0x_liquidity.app import run_app
+from st0x_liquidity.builtin.replay import ReplayConfig, ReplaySource
+from st0x_liquidity.domain.fills import Direction, TradeId
+from st0x_liquidity.plugins import load_registry
+from st0x_liquidity.protocols import FillItem, SkippedItem, SourceItem
+
+FIELDS = ("tx_hash", "log_index", "symbol", "direction", "amount", "price", "block_number",
+          "block_timestamp")
+
+
+def source(path: Path, **options: Any) -> ReplaySource:
+    return ReplaySource(ReplayConfig(path=path, **options), path)
+
+
+def collect(src: ReplaySource, cursor: dict[str, Any] | None = None) -> list[SourceItem]:
+    async def go() -> list[SourceItem]:
+        return [item async for item in src.stream(cursor)]
+
+    return asyncio.run(go())
+
+
+def fills_of(items: list[SourceItem]) -> list[FillItem]:
+    return [i for i in items if isinstance(i, FillItem)]
+
+
+def skips_of(items: list[SourceItem]) -> list[SkippedItem]:
+    return [i for i in items if isinstance(i, SkippedItem)]
+
+
+def raw_line(**changes: Any) -> str:
+    row = line(1, "tAAPL", "BUY", "1.5", "187.5")
+    for key, value in changes.items():
+        if value is _DROP:
+            del row[key]
+        else:
+            row[key] = value
+    return json.dumps(row)
+
+
+_DROP = object()
+
+
+# -- one bad line among good ones -------------------------------------------------------
+
+
+BAD_LINES: list[tuple[str, str]] = [
+    ("{not json", "not valid JSON"),
+    ('{"tx_hash": "0x', "not valid JSON"),
+    ("[1, 2, 3]", "not a JSON object"),
+    ('"just text"', "not a JSON object"),
+    ("null", "not a JSON object"),
+    *[(raw_line(**{f: _DROP}), f"missing field {f!r}") for f in FIELDS],
+    (raw_line(tx_hash="0x12"), "tx_hash must be 0x followed by 64 hex digits"),
+    (raw_line(tx_hash="0x" + "g" * 64), "tx_hash must be 0x followed by 64 hex digits"),
+    (raw_line(tx_hash=12), "tx_hash must be text"),
+    (raw_line(amount="-1"), "amount must be a positive decimal"),
+    (raw_line(amount="0"), "amount must be a positive decimal"),
+    (raw_line(amount="-0.000001"), "amount must be a positive decimal"),
+    (raw_line(price="0"), "price must be a positive decimal"),
+    (raw_line(price="-187.5"), "price must be a positive decimal"),
+    (raw_line(amount="lots"), "amount is not a decimal number"),
+    (raw_line(amount="NaN"), "amount must be finite"),
+    (raw_line(amount="Infinity"), "amount must be finite"),
+    (raw_line(amount=True), "amount must be a decimal number, got a boolean"),
+    (raw_line(amount=None), "amount must be a decimal number"),
+    (raw_line(symbol="aapl"), "not an equity symbol: 'aapl'"),
+    (raw_line(symbol=""), "not an equity symbol"),
+    (raw_line(symbol="USD C"), "not an equity symbol"),
+    (raw_line(symbol=7), "symbol must be text"),
+    (raw_line(direction="HOLD"), "direction must be BUY or SELL"),
+    (raw_line(direction=1), "direction must be BUY or SELL"),
+    (raw_line(log_index="3"), "log_index must be an integer"),
+    (raw_line(log_index=-1), "log_index must be a non-negative integer"),
+    (raw_line(log_index=1.5), "log_index must be an integer"),
+    (raw_line(block_number=True), "block_number must be an integer"),
+    (raw_line(block_timestamp="yesterday"), "block_timestamp is not ISO 8601"),
+    (raw_line(block_timestamp=10**30), "block_timestamp out of range"),
+    (raw_line(block_timestamp=[1]), "block_timestamp must be ISO 8601 text or unix seconds"),
+    # An integer too long for Python's int parser must not escape as a ValueError.
+    ('{"log_index": ' + "9" * 5000 + "}", "not valid JSON"),
+    ("[" * 100_000, "not valid JSON"),
+    ('{"amount": NaN}', "missing field"),
+]
+
+
+@pytest.mark.parametrize(("bad", "reason"), BAD_LINES, ids=[r for _, r in BAD_LINES])
+def test_a_bad_line_is_skipped_with_its_reason_and_the_rest_is_read(
+    tmp_path: Path, bad: str, reason: str
+) -> None:
+    path = tmp_path / "fills.jsonl"
+    write_lines(path, [line(1, "tAAPL", "BUY", "1"), bad, line(2, "tTSLA", "SELL", "2")])
+    items = collect(source(path))
+    assert [str(i.fill.trade_id) for i in fills_of(items)] == [f"{tx(1)}:0", f"{tx(2)}:0"]
+    [skipped] = skips_of(items)
+    assert reason in skipped.reason
+    assert skipped.reason.startswith("line 2: ")
+    assert skipped.raw == bad.strip()[:500]
+    assert skipped.cursor["line"] == 2
+    # The cursor moves past the bad line, so a restart never meets it again.
+    assert skipped.cursor["offset"] == len(path.read_bytes().split(b"\n", 2)[0]) + len(bad) + 2
+
+
+def test_float_looking_amounts_parse_exactly_as_decimal(tmp_path: Path) -> None:
+    path = tmp_path / "fills.jsonl"
+    numbers = ["0.1", "0.3", "187.53", "1.000000000000000000000000000001", "1e-7", "2.50", "12"]
+    rows = []
+    for n, text in enumerate(numbers, start=1):
+        # Unquoted JSON numbers: the source must not go through float.
+        rows.append(raw_line(tx_hash=tx(n)).replace('"1.5"', text).replace('"187.5"', text))
+    write_lines(path, rows)
+    items = fills_of(collect(source(path)))
+    assert [i.fill.amount for i in items] == [Decimal(t) for t in numbers]
+    assert [i.fill.price for i in items] == [Decimal(t) for t in numbers]
+    assert str(items[0].fill.amount) == "0.1"
+    assert items[0].fill.amount + items[0].fill.amount + items[0].fill.amount == Decimal("0.3")
+
+
+def test_accepted_spellings(tmp_path: Path) -> None:
+    path = tmp_path / "fills.jsonl"
+    write_lines(
+        path,
+        [
+            raw_line(tx_hash="0x" + "AB" * 32, direction="sell", symbol="AAPL"),
+            raw_line(tx_hash=tx(2), symbol="tTSLA", block_timestamp=1767368000),
+            raw_line(tx_hash=tx(3), symbol="NVDA0x", block_timestamp="2026-01-02T10:00:00-05:00"),
+            raw_line(tx_hash=tx(4), block_timestamp="2026-01-02T15:00:00"),
+            "  " + raw_line(tx_hash=tx(5), extra_field="ignored") + "  \r",
+        ],
+    )
+    fills = [i.fill for i in fills_of(collect(source(path)))]
+    assert len(fills) == 5
+    assert fills[0].trade_id == TradeId("0x" + "ab" * 32, 0)
+    assert fills[0].direction is Direction.SELL
+    assert [f.symbol.ticker for f in fills] == ["AAPL", "TSLA", "NVDA", "AAPL", "AAPL"]
+    assert fills[2].block_timestamp == fills[3].block_timestamp  # both 15:00 UTC
+    assert all(f.block_timestamp.tzinfo is not None for f in fills)
+
+
+def test_blank_and_comment_lines_yield_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "fills.jsonl"
+    write_lines(path, ["", "# a comment", "   ", line(1, "tAAPL", "BUY", "1"), "\t# indented", ""])
+    items = collect(source(path))
+    assert len(items) == 1
+    assert isinstance(items[0], FillItem)
+    assert items[0].cursor == {"offset": len(b"\n# a comment\n   \n") + len(json.dumps(line(1, "tAAPL", "BUY", "1"))) + 1, "line": 4}
+
+
+def test_invalid_utf8_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "fills.jsonl"
+    good = json.dumps(line(1, "tAAPL", "BUY", "1")).encode()
+    path.write_bytes(b"\xff\xfe\x00bad\n" + good + b"\n" + b'{"symbol": "\xc3("}\n')
+    items = collect(source(path))
+    assert len(fills_of(items)) == 1
+    reasons = [s.reason for s in skips_of(items)]
+    assert reasons == ["line is not UTF-8", "line is not UTF-8"]
+    assert "\\xff" in skips_of(items)[0].raw
+
+
+def test_symbol_allow_list(tmp_path: Path) -> None:
+    path = tmp_path / "fills.jsonl"
+    write_lines(path, [line(1, "tAAPL", "BUY", "1"), line(2, "tGME", "BUY", "1")])
+    items = collect(source(path, symbols=["tAAPL", "TSLA"]))
+    assert [i.fill.symbol.ticker for i in fills_of(items)] == ["AAPL"]
+    [skipped] = skips_of(items)
+    assert skipped.reason == "line 2: unknown symbol 'GME'"
+
+
+def test_last_line_without_newline_is_read_when_not_following(tmp_path: Path) -> None:
+    path = tmp_path / "fills.jsonl"
+    path.write_text(json.dumps(line(1, "tAAPL", "BUY", "1")))
+    items = collect(source(path))
+    assert len(fills_of(items)) == 1
+    assert items[0].cursor["offset"] == path.stat().st_size
+
+
+def test_missing_file_is_an_error_unless_following(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        collect(source(tmp_path / "nope.jsonl"))
+
+
+# -- cursors -----------------------------------------------------------------------------
+
+
+def test_stream_from_a_cursor_yields_only_later_lines(tmp_path: Path) -> None:
+    path = tmp_path / "fills.jsonl"
+    write_lines(path, [line(n, "tAAPL", "BUY", "1") for n in range(1, 6)])
+    items = collect(source(path))
+    for k, item in enumerate(items):
+        rest = collect(source(path), dict(item.cursor))
+        assert [i.fill.trade_id for i in fills_of(rest)] == [
+            i.fill.trade_id for i in fills_of(items[k + 1 :])
+        ]
+        assert [i.cursor for i in rest] == [i.cursor for i in items[k + 1 :]]
+
+
+def test_cursor_past_the_end_rereads_from_the_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "fills.jsonl"
+    write_lines(path, [line(1, "tAAPL", "BUY", "1")])
+    with caplog.at_level(logging.WARNING):
+        items = collect(source(path), {"offset": 10_000, "line": 99})
+    assert len(fills_of(items)) == 1
+    assert items[0].cursor["line"] == 1
+    assert "shorter than the saved cursor" in caplog.text
+
+
+# -- through the real app and store -------------------------------------------------------
+
+
+def run(tmp: Path, **source_options: Any) -> None:
+    config = make_config(
+        tmp, source={"path": str(tmp / "fills.jsonl"), **source_options},
+        broker={"type": "dry-run", "profile": "whole"},
+    )
+    asyncio.run(asyncio.wait_for(run_app(config, load_registry()), 60))
+
+
+def db_rows(tmp: Path, sql: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(tmp / "st0x.db") as db:
+        return [tuple(r) for r in db.execute(sql)]
+
+
+def trades(tmp: Path) -> list[tuple[Any, ...]]:
+    return db_rows(tmp, "SELECT tx_hash, log_index, amount FROM onchain_trades ORDER BY tx_hash, log_index")
+
+
+def saved_cursor(tmp: Path) -> dict[str, Any]:
+    [(text,)] = db_rows(tmp, "SELECT cursor FROM source_cursors WHERE source = 'replay'")
+    value: dict[str, Any] = json.loads(text)
+    return value
+
+
+def test_bad_lines_are_recorded_and_logged_while_the_rest_is_processed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "fills.jsonl"
+    write_lines(
+        path,
+        [
+            line(1, "tAAPL", "BUY", "0.6"),
+            "{not json",
+            raw_line(tx_hash=tx(2), amount="-1"),
+            "# comment",
+            line(3, "tAAPL", "BUY", "0.6"),
+            raw_line(tx_hash=tx(4), symbol="aapl"),
+            line(5, "tTSLA", "SELL", "2"),
+        ],
+    )
+    with path.open("ab") as fh:
+        fh.write(b"\xff\n")
+    with caplog.at_level(logging.WARNING):
+        run(tmp_path)
+    assert [t[0] for t in trades(tmp_path)] == [tx(1), tx(3), tx(5)]
+    skipped = db_rows(tmp_path, "SELECT reason, raw FROM skipped_inputs ORDER BY sequence")
+    assert [r[0] for r in skipped] == [
+        "line 2: not valid JSON",
+        "line 3: amount must be a positive decimal, got Decimal('-1')",
+        "line 6: not an equity symbol: 'aapl'",
+        "line is not UTF-8",
+    ]
+    assert skipped[0][1] == "{not json"
+    for reason, _raw in skipped:
+        assert f"skipped input from replay: {reason}" in caplog.text
+    # The bad lines stopped nothing: both symbols were hedged.
+    hedged = db_rows(tmp_path, "SELECT symbol, side, quantity, state FROM hedge_orders ORDER BY symbol")
+    assert hedged == [("AAPL", "SELL", "1", "filled"), ("TSLA", "BUY", "2", "filled")]
+    assert saved_cursor(tmp_path)["offset"] == path.stat().st_size
+
+
+def test_restart_resumes_at_the_cursor_without_reingesting(tmp_path: Path) -> None:
+    path = tmp_path / "fills.jsonl"
+    write_lines(path, [line(n, "tAAPL", "BUY", "0.25") for n in range(1, 4)] + ["{bad"])
+    run(tmp_path)
+    first = saved_cursor(tmp_path)
+    assert first == {"offset": path.stat().st_size, "line": 4}
+    write_lines(path, [line(n, "tTSLA", "SELL", "0.5") for n in range(4, 7)] + ["{bad again"])
+    run(tmp_path)
+    assert [t[0] for t in trades(tmp_path)] == [tx(n) for n in range(1, 7)]
+    # Had the source re-read from the start, the first bad line would be recorded twice.
+    assert [r[0] for r in db_rows(tmp_path, "SELECT reason FROM skipped_inputs")] == [
+        "line 4: not valid JSON",
+        "line 8: not valid JSON",
+    ]
+    assert saved_cursor(tmp_path) == {"offset": path.stat().st_size, "line": 8}
+    fills_recorded = db_rows(
+        tmp_path, "SELECT COUNT(*) FROM events WHERE event_type = 'FillRecorded'"
+    )
+    assert fills_recorded == [(6,)]
+
+
+def test_file_shorter_than_its_cursor_is_reread_without_doubles(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "fills.jsonl"
+    rows = [line(n, "tAAPL", "BUY", "0.25") for n in range(1, 9)]
+    write_lines(path, rows)
+    run(tmp_path)
+    assert len(trades(tmp_path)) == 8
+    # The file is replaced by a shorter one: two old lines and one new.
+    path.unlink()
+    write_lines(path, [rows[0], rows[1], line(9, "tAAPL", "BUY", "0.25")])
+    assert path.stat().st_size < saved_cursor(tmp_path)["offset"]
+    with caplog.at_level(logging.WARNING):
+        run(tmp_path)
+    assert "shorter than the saved cursor" in caplog.text
+    assert [t[0] for t in trades(tmp_path)] == [tx(n) for n in range(1, 10)]
+    assert saved_cursor(tmp_path) == {"offset": path.stat().st_size, "line": 3}
+    [(net,)] = db_rows(tmp_path, "SELECT net FROM positions WHERE symbol = 'AAPL'")
+    [(hedged,)] = db_rows(
+        tmp_path, "SELECT SUM(CAST(filled_quantity AS INTEGER)) FROM hedge_orders"
+    )
+    assert Decimal(net) + hedged == Decimal("2.25")
+
+
+# -- following a growing file ------------------------------------------------------------
+
+
+async def _next(it: AsyncIterator[SourceItem], timeout: float = 5.0) -> SourceItem:
+    return await asyncio.wait_for(anext(it), timeout)
+
+
+async def test_follow_picks_up_appended_lines_and_waits_for_a_whole_last_line(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "fills.jsonl"
+    src = source(path, follow=True, poll_interval=0.01)
+    it = aiter(src.stream(None))
+    pending = asyncio.ensure_future(_next(it))
+    await asyncio.sleep(0.05)
+    assert not pending.done()  # no file yet: following waits for it
+    write_lines(path, [line(1, "tAAPL", "BUY", "1")])
+    first = await pending
+    assert isinstance(first, FillItem) and first.fill.trade_id.tx_hash == tx(1)
+
+    text = json.dumps(line(2, "tTSLA", "SELL", "2.5")) + "\n"
+    cut = len(text) // 2
+    with path.open("a") as fh:
+        fh.write(text[:cut])
+    pending = asyncio.ensure_future(_next(it))
+    await asyncio.sleep(0.1)
+    assert not pending.done()  # half a line is not read (nor skipped as bad JSON)
+    with path.open("a") as fh:
+        fh.write(text[cut:])
+    second = await pending
+    assert isinstance(second, FillItem)
+    assert second.fill.amount == Decimal("2.5")
+    assert second.cursor == {"offset": path.stat().st_size, "line": 2}
+
+    write_lines(path, ["{bad", line(3, "tAAPL", "SELL", "1")])
+    third, fourth = await _next(it), await _next(it)
+    assert isinstance(third, SkippedItem) and third.reason == "line 3: not valid JSON"
+    assert isinstance(fourth, FillItem) and fourth.cursor["line"] == 4
+    await it.aclose()  # type: ignore[attr-defined]
+
+
+async def test_follow_resumes_from_a_cursor(tmp_path: Path) -> None:
+    path = tmp_path / "fills.jsonl"
+    write_lines(path, [line(n, "tAAPL", "BUY", "1") for n in (1, 2)])
+    first = await _next(aiter(source(path).stream(None)))
+    src = source(path, follow=True, poll_interval=0.01)
+    it = aiter(src.stream(dict(first.cursor)))
+    item = await _next(it)
+    assert isinstance(item, FillItem) and item.fill.trade_id.tx_hash == tx(2)
+    write_lines(path, [line(3, "tAAPL", "BUY", "1")])
+    item = await _next(it)
+    assert isinstance(item, FillItem) and item.fill.trade_id.tx_hash == tx(3)
+    await it.aclose()  # type: ignore[attr-defined]
+
+
+# -- nothing raises out of the source -----------------------------------------------------
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+_fieldish = st.dictionaries(
+    st.sampled_from([*FIELDS, "x"]),
+    _json_values | st.sampled_from(["tAAPL", "BUY", "SELL", "1.5", tx(1), "2026-01-02T15:00:00Z"]),
+    max_size=9,
+)
+_lines = st.one_of(
+    st.binary(max_size=200),
+    st.text(max_size=200).map(lambda s: s.encode("utf-8", "surrogatepass")),
+    _fieldish.map(lambda d: json.dumps(d, allow_nan=True).encode()),
+    st.builds(
+        lambda base, key, value: json.dumps({**base, key: value}).encode(),
+        st.just(line(1, "tAAPL", "BUY", "1")),
+        st.sampled_from(FIELDS),
+        _json_values,
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(chunks=st.lists(_lines, max_size=12), newline_at_end=st.booleans())
+def test_random_input_never_raises_out_of_the_source(
+    tmp_path: Path, chunks: list[bytes], newline_at_end: bool
+) -> None:
+    path = tmp_path / "random.jsonl"
+    data = b"\n".join(chunks) + (b"\n" if newline_at_end else b"")
+    path.write_bytes(data)
+    items = collect(source(path))
+    offsets = [i.cursor["offset"] for i in items]
+    assert offsets == sorted(offsets)
+    assert all(0 < o <= len(data) for o in offsets)
+    for item in items:
+        assert isinstance(item, FillItem | SkippedItem)
+        if isinstance(item, SkippedItem):
+            assert item.reason and len(item.raw) <= 500 + 10
+            item.reason.encode("utf-8")  # storable as SQLite text
+    # Resuming from any cursor yields exactly the rest.
+    if items:
+        rest = collect(source(path), dict(items[len(items) // 2].cursor))
+        assert [i.cursor for i in rest] == [i.cursor for i in items[len(items) // 2 + 1 :]]
