@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -125,21 +126,6 @@ class ReplaySource:
     async def stream(self, cursor: Cursor | None) -> AsyncIterator[SourceItem]:
         offset = int(cursor.get("offset", 0)) if cursor else 0
         line_no = int(cursor.get("line", 0)) if cursor else 0
-        try:
-            size = self.path.stat().st_size
-        except FileNotFoundError:
-            if not self.config.follow:
-                raise
-            size = 0
-        if offset > size:
-            log.warning(
-                "replay file %s is shorter than the saved cursor (%d > %d bytes); "
-                "reading it again from the start (duplicates are dropped by trade id)",
-                self.path,
-                offset,
-                size,
-            )
-            offset, line_no = 0, 0
         while True:
             try:
                 handle = self.path.open("rb")
@@ -149,6 +135,17 @@ class ReplaySource:
                 await self._sleep(self.config.poll_interval)
                 continue
             with handle:
+                # Checked on every pass: a followed file may be truncated or replaced.
+                size = os.fstat(handle.fileno()).st_size
+                if offset > size:
+                    log.warning(
+                        "replay file %s is shorter than the saved cursor (%d > %d bytes); "
+                        "reading it again from the start (duplicates are dropped by trade id)",
+                        self.path,
+                        offset,
+                        size,
+                    )
+                    offset, line_no = 0, 0
                 handle.seek(offset)
                 count = 0
                 while True:
