@@ -438,3 +438,18 @@ def test_random_input_never_raises_out_of_the_source(
     if items:
         rest = collect(source(path), dict(items[len(items) // 2].cursor))
         assert [i.cursor for i in rest] == [i.cursor for i in items[len(items) // 2 + 1 :]]
+
+
+async def test_follow_rereads_a_file_that_shrinks_while_followed(tmp_path: Path) -> None:
+    path = tmp_path / "fills.jsonl"
+    write_lines(path, [line(n, "tAAPL", "BUY", "1") for n in (1, 2, 3)])
+    src = source(path, follow=True, poll_interval=0.01)
+    it = aiter(src.stream(None))
+    for n in (1, 2, 3):
+        item = await _next(it)
+        assert isinstance(item, FillItem) and item.fill.trade_id.tx_hash == tx(n)
+    path.write_text(json.dumps(line(4, "tAAPL", "BUY", "1")) + "\n")  # rotated: shorter now
+    item = await _next(it)
+    assert isinstance(item, FillItem) and item.fill.trade_id.tx_hash == tx(4)
+    assert item.cursor == {"offset": path.stat().st_size, "line": 1}
+    await it.aclose()  # type: ignore[attr-defined]
