@@ -26,6 +26,7 @@ from .plugins import load_registry
 from .protocols import (
     CheckpointItem,
     Cursor,
+    Custodian,
     Executor,
     FillItem,
     FillSource,
@@ -34,6 +35,7 @@ from .protocols import (
     PositionStore,
     SkippedItem,
     SourceItem,
+    TokenizationRequest,
 )
 from .registry import ConfigSection, ExecutorContext, ExecutorType, FillSourceType
 
@@ -59,6 +61,7 @@ __all__ = [
     "ConfigError",
     "ConfigSection",
     "Cursor",
+    "Custodian",
     "Direction",
     "EXACT",
     "Executor",
@@ -86,6 +89,7 @@ __all__ = [
     "SourceItem",
     "St0xError",
     "Symbol",
+    "TokenizationRequest",
     "TradeId",
     "__version__",
     "base_ticker",

@@ -17,6 +17,8 @@ import pluggy
 
 if TYPE_CHECKING:
     from .app import App
+    from .config import AppConfig
+    from .protocols import Custodian
     from .registry import ConfigSection, ExecutorType, FillSourceType
 
 PROJECT = "st0x_liquidity"
@@ -57,4 +59,13 @@ def st0x_app_services(app: App) -> Sequence[Callable[[], Awaitable[None]]] | Non
     cancelled when the engine stops. ``app`` gives the config (including this
     plugin's own section in ``app.config.sections``), the store, the executor
     and the engine (status, listeners, pause/resume).
+    """
+
+
+@hookspec(firstresult=True)
+def st0x_custodian(config: AppConfig) -> Custodian | None:
+    """The issuer custody for rebalancing with this config's broker, or None.
+
+    The first plugin that recognises ``config.broker_type`` returns one (e.g.
+    the Alpaca Broker API plugin for ``alpaca-broker-api``).
     """

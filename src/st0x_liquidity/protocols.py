@@ -211,3 +211,44 @@ class PositionStore(Protocol):
         """Opaque per-plugin state (already encrypted if it is secret)."""
 
     async def put_blob(self, namespace: str, key: str, value: bytes) -> None: ...
+
+
+# -- custody (rebalancing) ---------------------------------------------------------
+
+
+@attrs.frozen
+class TokenizationRequest:
+    """An issuer's mint or redeem request, as the issuer reports it."""
+
+    request_id: str
+    kind: str
+    """``mint`` or ``redeem``."""
+    status: str
+    """``pending``, ``completed`` or ``rejected``."""
+    symbol: Symbol
+    quantity: Decimal
+    tx_hash: str | None = None
+    wallet: str | None = None
+
+
+@runtime_checkable
+class Custodian(Protocol):
+    """The issuer side of rebalancing: mint tokens from shares, find redemptions.
+
+    Error contract as for executors: ``FinalBrokerError`` when the issuer refused
+    (e.g. insufficient position), ``RetryableBrokerError`` when the call certainly
+    had no effect, ``AmbiguousBrokerError`` when it might have. ``request_mint``
+    must be idempotent per ``idempotency_key``: sent again with the same key it
+    returns the request the first call created instead of creating another.
+    """
+
+    async def request_mint(
+        self, symbol: Symbol, quantity: Decimal, wallet: str, idempotency_key: str
+    ) -> TokenizationRequest: ...
+
+    async def tokenization_request(self, request_id: str) -> TokenizationRequest | None: ...
+
+    async def find_redemption(self, tx_hash: str) -> TokenizationRequest | None:
+        """The redeem request the issuer opened for the token transfer ``tx_hash``."""
+
+    async def close(self) -> None: ...
