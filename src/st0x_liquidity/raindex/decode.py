@@ -22,6 +22,8 @@ Semantics (``reference/onchain.md`` §2.4, §4):
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -73,18 +75,24 @@ def _hex_int(value: Any, what: str) -> int:
     raise LogDecodeError(f"{what} is not a hex quantity: {value!r:.80}")
 
 
+_HASH = re.compile(r"0[xX][0-9a-fA-F]{64}")
+_ADDRESS = re.compile(r"0[xX][0-9a-fA-F]{40}")
+
+
 def _hash(value: Any, what: str) -> str:
-    raw = _hex_bytes(value, what)
-    if len(raw) != 32:
-        raise LogDecodeError(f"{what} is not 32 bytes")
-    return "0x" + raw.hex()
+    if isinstance(value, str) and _HASH.fullmatch(value):
+        return "0x" + value[2:].lower()
+    if isinstance(value, bytes | bytearray) and len(value) == 32:
+        return "0x" + bytes(value).hex()
+    raise LogDecodeError(f"{what} is not a 32-byte hex hash: {value!r:.80}")
 
 
 def _address(value: Any, what: str) -> str:
-    raw = _hex_bytes(value, what)
-    if len(raw) != 20:
-        raise LogDecodeError(f"{what} is not a 20-byte address")
-    return "0x" + raw.hex()
+    if isinstance(value, str) and _ADDRESS.fullmatch(value):
+        return "0x" + value[2:].lower()
+    if isinstance(value, bytes | bytearray) and len(value) == 20:
+        return "0x" + bytes(value).hex()
+    raise LogDecodeError(f"{what} is not a 20-byte address: {value!r:.80}")
 
 
 def normalize_address(value: str) -> str:
@@ -280,34 +288,59 @@ class _Words:
             self.skip_bytes(self.pointer(item, item + 64))
 
 
+_BODY_CACHE: dict[tuple[str, bytes], Any] = {}
+_BODY_CACHE_MAX = 4096
+"""Decoded order bodies by their exact bytes. A maker's few orders are filled again and
+again, and everything after the event's fixed head is the same bytes each time, so a
+repeat costs one dict lookup. Only bodies that decoded are kept; the key is the whole
+tail, so a different byte anywhere is a different entry."""
+
+
+def _cached(kind: str, body: bytes) -> Any:
+    return _BODY_CACHE.get((kind, body))
+
+
+def _remember(kind: str, body: bytes, value: Any) -> None:
+    if len(_BODY_CACHE) >= _BODY_CACHE_MAX:
+        _BODY_CACHE.clear()
+    _BODY_CACHE[(kind, body)] = value
+
+
 def _decode_take(log: RawLog) -> TakeOrder:
     w = _Words(log.data)
-    config = w.pointer(0, 32)
-    order = w.order(w.pointer(config, config))
-    w.signed_contexts(w.pointer(config, config + 96))
-    return TakeOrder(
-        log,
-        w.address(0),
-        order,
-        w.word(config + 32),
-        w.word(config + 64),
-        float_to_decimal(w.raw(64)),
-        float_to_decimal(w.raw(96)),
-    )
+    sender = w.address(0)
+    taker_input = float_to_decimal(w.raw(64))
+    taker_output = float_to_decimal(w.raw(96))
+    standard = w.word(32) == 128
+    body = log.data[128:] if standard else b""
+    hit = _cached("take", body) if standard else None
+    if hit is None:
+        config = w.pointer(0, 32)
+        order = w.order(w.pointer(config, config))
+        w.signed_contexts(w.pointer(config, config + 96))
+        hit = (order, w.word(config + 32), w.word(config + 64))
+        if standard:
+            _remember("take", body, hit)
+    order, input_index, output_index = hit
+    return TakeOrder(log, sender, order, input_index, output_index, taker_input, taker_output)
 
 
 def _decode_clear(log: RawLog) -> Clear:
     w = _Words(log.data)
-    return Clear(
-        log,
-        w.address(0),
-        w.order(w.pointer(0, 32)),
-        w.order(w.pointer(0, 64)),
-        w.word(96),
-        w.word(128),
-        w.word(160),
-        w.word(192),
-    )
+    sender = w.address(0)
+    body = log.data[32:]
+    hit = _cached("clear", body)
+    if hit is None:
+        hit = (
+            w.order(w.pointer(0, 32)),
+            w.order(w.pointer(0, 64)),
+            w.word(96),
+            w.word(128),
+            w.word(160),
+            w.word(192),
+        )
+        _remember("clear", body, hit)
+    return Clear(log, sender, *hit)
 
 
 def _decode_after_clear(log: RawLog) -> AfterClear:
@@ -578,6 +611,33 @@ def equity_base(symbol: str) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _classify(
+    input_token: str,
+    input_info: TokenInfo,
+    output_token: str,
+    output_info: TokenInfo,
+    usdc_address: str | None,
+) -> tuple[Direction, Symbol] | None:
+    """(maker direction, base symbol) for an input/output token pair, or None."""
+
+    def is_usdc(token: str, info: TokenInfo) -> bool:
+        return info.symbol == USDC_SYMBOL and (
+            usdc_address is None or token == usdc_address.lower()
+        )
+
+    try:
+        in_base = equity_base(input_info.symbol)
+        out_base = equity_base(output_info.symbol)
+        if in_base is not None and is_usdc(output_token, output_info):
+            return Direction.BUY, Symbol(in_base)
+        if out_base is not None and is_usdc(input_token, input_info):
+            return Direction.SELL, Symbol(out_base)
+    except InvalidSymbolError:
+        return None
+    return None
+
+
 def side_to_fill(
     side: OrderSide,
     tokens: Mapping[str, TokenInfo],
@@ -591,30 +651,15 @@ def side_to_fill(
     except KeyError as exc:
         return f"no symbol known for token {exc.args[0]}"
 
-    def is_usdc(token: str, info: TokenInfo) -> bool:
-        return info.symbol == USDC_SYMBOL and (
-            usdc_address is None or token == usdc_address.lower()
-        )
-
-    in_base = equity_base(in_info.symbol)
-    out_base = equity_base(out_info.symbol)
     pair = f"{in_info.symbol!r} in, {out_info.symbol!r} out"
-    if in_base is not None and is_usdc(side.output_token, out_info):
-        direction, base, shares, usdc = (
-            Direction.BUY,
-            in_base,
-            side.input_amount,
-            side.output_amount,
-        )
-    elif out_base is not None and is_usdc(side.input_token, in_info):
-        direction, base, shares, usdc = (
-            Direction.SELL,
-            out_base,
-            side.output_amount,
-            side.input_amount,
-        )
-    else:
+    kind = _classify(side.input_token, in_info, side.output_token, out_info, usdc_address)
+    if kind is None:
         return f"token pair is not one tokenized equity and USDC ({pair})"
+    direction, symbol = kind
+    if direction is Direction.BUY:
+        shares, usdc = side.input_amount, side.output_amount
+    else:
+        shares, usdc = side.output_amount, side.input_amount
     if shares.is_zero() and usdc.is_zero():
         return f"zero amounts ({pair})"
     if shares <= 0:
@@ -624,7 +669,7 @@ def side_to_fill(
     try:
         return Fill(
             trade_id=side.trade_id,
-            symbol=Symbol(base),
+            symbol=symbol,
             direction=direction,
             amount=shares,
             price=price_per_share(usdc, shares),
