@@ -104,6 +104,8 @@ BAD_LINES: list[tuple[str, str]] = [
     ('{"log_index": ' + "9" * 5000 + "}", "not valid JSON"),
     ("[" * 100_000, "not valid JSON"),
     ('{"amount": NaN}', "missing field"),
+    (raw_line().replace('"1.5"', "NaN"), "amount must be given as a string or integer, not a float"),
+    (raw_line().replace('"187.5"', "-Infinity"), "price must be given as a string or integer"),
 ]
 
 
