@@ -23,6 +23,8 @@ class RpcProxy:
         self.refuse_methods: set[str] = set()
         self.max_log_range: int | None = None
         self.drop_notifications = False
+        self.garbage: dict[str, int] = {}
+        """method -> how many more answers to replace with a malformed result"""
         self.requests: list[str] = []
         self._sockets: set[web.WebSocketResponse] = set()
         self._runner: web.AppRunner | None = None
@@ -96,6 +98,19 @@ class RpcProxy:
                         text = msg.data if isinstance(msg.data, str) else msg.data.decode()
                         body = json.loads(text)
                         self.requests.append(str(body.get("method")))
+                        method = str(body.get("method"))
+                        if self.garbage.get(method, 0) > 0:
+                            self.garbage[method] -= 1
+                            await client.send_str(
+                                json.dumps(
+                                    {
+                                        "jsonrpc": "2.0",
+                                        "id": body.get("id"),
+                                        "result": {"nonsense": 1},
+                                    }
+                                )
+                            )
+                            continue
                         refusal = self._refusal(body)
                         if refusal is not None:
                             await client.send_str(

@@ -369,3 +369,25 @@ async def test_confirmations_cutoff_waits(
         assert collector.fills[0].fill.trade_id.tx_hash == tx
     finally:
         await collector.stop()
+
+
+async def test_malformed_node_answers_do_not_end_the_stream(
+    anvil: dn.Anvil, chain: dn.Chain, devnet: dn.Devnet, store: SqliteStore
+) -> None:
+    proxy = RpcProxy(anvil.ws_url)
+    await proxy.start()
+    proxy.garbage = {"eth_getBlockByNumber": 2, "eth_getLogs": 2, "eth_blockNumber": 1}
+    txs = [
+        (await dn.take(chain, devnet, "AAPL", True, Decimal(1)))["transactionHash"]
+        for _ in range(2)
+    ]
+    source = make_source(proxy.ws_url, devnet, store)
+    collector = Collector(source)
+    try:
+        await collector.wait_for(lambda c: len(c.fills) >= 2)
+        assert [i.fill.trade_id.tx_hash for i in collector.fills] == txs
+        assert source.stats["reconnects"] >= 1
+        assert not collector.task.done()
+    finally:
+        await collector.stop()
+        await proxy.stop()

@@ -284,14 +284,26 @@ class RaindexSource:
                         yield item
                     failures = 0
                     await self._wait_for_wake()
-                except (NodeUnavailable, RpcError, _RangeRace, StallError) as exc:
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    # Node trouble is expected (refusals, drops, restarts, stalls); anything
+                    # else (a malformed answer, a store hiccup) is logged with its traceback.
+                    # Either way the walk resumes from where it was: losing a fill is worse.
                     failures += 1
                     self.stats["reconnects"] += 1
                     delay = backoff_delay(
                         failures, self.config.backoff_initial, self.config.backoff_max, self._rng
                     )
-                    log.warning(
-                        "raindex: %s; reconnecting in %.1fs (attempt %d)", exc, delay, failures
+                    expected = isinstance(exc, NodeUnavailable | RpcError | _RangeRace | StallError)
+                    log.log(
+                        logging.WARNING if expected else logging.ERROR,
+                        "raindex: %s%s; reconnecting in %.1fs (attempt %d)",
+                        "" if expected else f"{type(exc).__name__}: ",
+                        exc,
+                        delay,
+                        failures,
+                        exc_info=not expected,
                     )
                     await self._disconnect()
                     await self._sleep(delay)
