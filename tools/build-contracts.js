@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // Compile the project's Solidity test contracts with solc-js (from npm) into one JSON
 // artifact file inside the Python package, so tests and the demo need no compiler.
-// Usage: node tools/build-contracts.js   (from anywhere; idempotent)
+// Usage: node tools/build-contracts.js [OUT.json]   (from anywhere; idempotent)
 const fs = require("fs");
 const path = require("path");
 const solc = require("solc");
 
 const dir = path.join(__dirname, "contracts");
-const out = path.join(__dirname, "..", "src", "st0x_liquidity", "data", "raindex_devnet_contracts.json");
+const out = process.argv[2] || path.join(__dirname, "..", "src", "st0x_liquidity", "data", "raindex_devnet_contracts.json");
 const sources = {};
 for (const file of fs.readdirSync(dir).filter((f) => f.endsWith(".sol")).sort()) {
   sources[file] = { content: fs.readFileSync(path.join(dir, file), "utf8") };
