@@ -60,7 +60,11 @@ cleanup() {
   stop_pid "$DEMO/anvil.pid"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+# Ctrl-C reaches the engine too (same process group) and stops it cleanly; the script
+# then goes on to print the summary and stops what it started.
+interrupted=0
+trap 'interrupted=1' INT
+trap 'exit 143' TERM
 
 PORT=$(.venv/bin/python -c 'from st0x_liquidity.raindex.devnet import free_port; print(free_port())')
 ANVIL=$(.venv/bin/python -c 'from st0x_liquidity.raindex.devnet import anvil_binary; print(anvil_binary())')
