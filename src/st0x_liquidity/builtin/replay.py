@@ -170,7 +170,7 @@ class ReplaySource:
         try:
             text = raw.decode("utf-8").strip()
         except UnicodeDecodeError:
-            return SkippedItem("line is not UTF-8", repr(raw[:MAX_RAW]), cursor)
+            return SkippedItem(f"line {cursor['line']}: not UTF-8 text", repr(raw[:MAX_RAW]), cursor)
         if not text or text.startswith("#"):
             return None
         try:
