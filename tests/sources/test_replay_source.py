@@ -178,7 +178,7 @@ def test_invalid_utf8_is_skipped(tmp_path: Path) -> None:
     items = collect(source(path))
     assert len(fills_of(items)) == 1
     reasons = [s.reason for s in skips_of(items)]
-    assert reasons == ["line is not UTF-8", "line is not UTF-8"]
+    assert reasons == ["line 1: not UTF-8 text", "line 3: not UTF-8 text"]
     assert "\\xff" in skips_of(items)[0].raw
 
 
@@ -283,7 +283,7 @@ def test_bad_lines_are_recorded_and_logged_while_the_rest_is_processed(
         "line 2: not valid JSON",
         "line 3: amount must be a positive decimal, got Decimal('-1')",
         "line 6: not an equity symbol: 'aapl'",
-        "line is not UTF-8",
+        "line 8: not UTF-8 text",
     ]
     assert skipped[0][1] == "{not json"
     for reason, _raw in skipped:
