@@ -391,3 +391,27 @@ async def test_malformed_node_answers_do_not_end_the_stream(
     finally:
         await collector.stop()
         await proxy.stop()
+
+
+async def test_finalized_cutoff_follows_the_node_tag(
+    anvil: dn.Anvil, chain: dn.Chain, devnet: dn.Devnet, store: SqliteStore
+) -> None:
+    tx = (await dn.take(chain, devnet, "AAPL", True, Decimal(1)))["transactionHash"]
+    collector = Collector(make_source(anvil.ws_url, devnet, store, cutoff="finalized"))
+    try:
+        await asyncio.sleep(1.0)
+        assert not collector.fills  # anvil's finalized tag trails the head
+        await chain.rpc("anvil_mine", ["0x50"])
+        await collector.wait_for(lambda c: len(c.fills) >= 1)
+        assert collector.fills[0].fill.trade_id.tx_hash == tx
+    finally:
+        await collector.stop()
+
+
+def test_cutoff_config_values() -> None:
+    assert RaindexConfig(cutoff="SAFE").cutoff == "safe"
+    assert RaindexConfig(cutoff="3").cutoff == 3
+    assert RaindexConfig(cutoff=0).cutoff == 0
+    for bad in ("soon", -1, True, 1.5):
+        with pytest.raises(ValueError, match="cutoff must be"):
+            RaindexConfig(cutoff=bad)
