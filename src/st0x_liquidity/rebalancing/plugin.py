@@ -12,7 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..domain.numbers import fmt
+from ..domain.numbers import fmt, to_decimal
+from ..domain.symbols import Symbol
 from ..errors import StoreError
 from ..hookspecs import hookimpl
 from ..registry import ConfigSection
@@ -20,6 +21,7 @@ from .config import RebalancingConfig
 from .inventory import AssetInventory, InventoryBook
 from .keeper import InventoryKeeper
 from .log import RebalancingLog
+from .operations import OperationState, list_operations
 from .triggers import decide
 
 if TYPE_CHECKING:
@@ -43,10 +45,40 @@ def st0x_add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     parser.add_argument("--json", action="store_true", help="stable JSON output")
     parser.set_defaults(handler=_cmd_inventory)
 
+    rebalance = subparsers.add_parser(
+        "rebalance",
+        help="list, inspect, start, retry and abandon mint/redeem operations",
+        description=(
+            "Operations go through the same database and code as the bot: a running bot "
+            "sees (and drives) operations started here."
+        ),
+    )
+    rebalance.add_argument("--config-file", required=True, type=Path, help="TOML config file")
+    rebalance.add_argument("--log-format", choices=("text", "json"), default="text")
+    rebalance.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    rebalance.add_argument("--json", action="store_true", help="JSON output")
+    actions = rebalance.add_subparsers(dest="action", metavar="ACTION", required=True)
+    status = actions.add_parser("status", help="all operations, or one with its events")
+    status.add_argument("operation_id", nargs="?")
+    for kind in ("mint", "redeem"):
+        start = actions.add_parser(kind, help=f"{kind} QTY tokens of SYMBOL now")
+        start.add_argument("symbol")
+        start.add_argument("quantity")
+        start.add_argument("--no-run", action="store_true", help="only record it (the bot runs it)")
+    retry = actions.add_parser("retry", help="start a new operation like a failed/abandoned one")
+    retry.add_argument("operation_id")
+    retry.add_argument("--no-run", action="store_true")
+    abandon = actions.add_parser("abandon", help="end an operation without further steps")
+    abandon.add_argument("operation_id")
+    abandon.add_argument("--reason", default="abandoned by the operator")
+    resume = actions.add_parser("resume", help="drive every unfinished operation to its end")
+    del resume
+    rebalance.set_defaults(handler=_cmd_rebalance)
+
 
 @hookimpl
 def st0x_app_services(app: App) -> Sequence[Callable[[], Awaitable[None]]] | None:
-    section = app.config.sections.get("rebalancing")
+    section: RebalancingConfig | None = app.config.sections.get("rebalancing")
     if section is None:
         return None
     from .service import Rebalancer
@@ -54,7 +86,18 @@ def st0x_app_services(app: App) -> Sequence[Callable[[], Awaitable[None]]] | Non
     rebalancer = Rebalancer(app.config.database_path, section, app.executor)
     app.extras["rebalancer"] = rebalancer
     app.engine.add_listener(lambda _stored: rebalancer.wake())
-    return [rebalancer.run]
+
+    async def run() -> None:
+        if section.rpc_url and section.orderbook and section.enabled and not section.dry_run:
+            from .runtime import build_runner, onchain_reader
+
+            runner = await build_runner(app.config, rebalancer.log)
+            rebalancer.runner = runner
+            rebalancer.starter = rebalancer._start_operation
+            rebalancer.onchain = onchain_reader(runner)
+        await rebalancer.run()
+
+    return [run]
 
 
 def inventory_json(book: InventoryBook, config: RebalancingConfig) -> dict[str, Any]:
@@ -137,4 +180,110 @@ def _cmd_inventory(args: argparse.Namespace) -> int:
             f"{row['offchain']['available']:>16} {row['offchain']['inflight']:>12} "
             f"{share_text:>7} {band:>11}  {status}"
         )
+    return 0
+
+
+def _state_json(state: OperationState) -> dict[str, Any]:
+    return {
+        "operation_id": state.operation_id,
+        "kind": state.kind,
+        "asset": state.asset,
+        "quantity": fmt(state.quantity),
+        "origin": state.origin,
+        "requested_at": state.requested_at.isoformat(),
+        "status": state.status,
+        "reason": state.ended.reason if state.ended else None,
+        "done": state.done,
+        "intended": {
+            k: {kk: vv for kk, vv in v.items() if kk != "raw"} for k, v in state.intended.items()
+        },
+    }
+
+
+def _cmd_rebalance(args: argparse.Namespace) -> int:
+    from ..cli import load
+
+    config = load(args)
+    if not config.database_path.exists():
+        raise StoreError(f"no database at {config.database_path} (has `run` been started?)")
+
+    async def go() -> int:
+        log = RebalancingLog(config.database_path)
+        await log.open()
+        runner = None
+        try:
+            if args.action == "status":
+                return await _status(log, args)
+            from .runtime import build_runner
+
+            runner = await build_runner(config, log)
+            keeper = InventoryKeeper(log)
+            book = await keeper.refresh()
+            runner.core_position = book.core_position
+            if args.action == "abandon":
+                await runner.abandon(args.operation_id, args.reason)
+                print(f"{args.operation_id} abandoned")
+                return 0
+            if args.action == "resume":
+                open_ops = [s for s in await list_operations(log) if s.ended is None]
+                code = 0
+                for s in open_ops:
+                    final = await runner.run(s.operation_id)
+                    print(f"{final.operation_id} {final.status}")
+                    code = code or (0 if final.status == "completed" else 1)
+                return code
+            if args.action == "retry":
+                old = await runner.load(args.operation_id)
+                if old.ended is None or old.ended.outcome == "completed":
+                    print(f"{args.operation_id} is not failed or abandoned", file=sys.stderr)
+                    return 1
+                kind, asset, quantity = old.kind, old.asset, old.quantity
+            else:
+                kind, asset = args.action, Symbol.parse(args.symbol).ticker
+                quantity = to_decimal(args.quantity, what="quantity")
+            busy = book.get(asset).active_operation
+            if busy:
+                print(f"{asset} already has operation {busy} in flight", file=sys.stderr)
+                return 1
+            try:
+                operation_id = await runner.request(kind, asset, quantity, "cli")
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            print(operation_id, flush=True)
+            if args.no_run:
+                return 0
+            final = await runner.run(operation_id)
+            print(
+                f"{operation_id} {final.status}"
+                + (f": {final.ended.reason}" if final.ended and final.ended.reason else "")
+            )
+            return 0 if final.status == "completed" else 1
+        finally:
+            if runner is not None:
+                await runner.chain.close()
+                await runner.custodian.close()
+            await log.close()
+
+    return asyncio.run(go())
+
+
+async def _status(log: RebalancingLog, args: argparse.Namespace) -> int:
+    states = await list_operations(log)
+    if args.operation_id:
+        states = [s for s in states if s.operation_id == args.operation_id]
+        if not states:
+            print(f"no operation {args.operation_id}", file=sys.stderr)
+            return 1
+    rows = [_state_json(s) for s in states]
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+    else:
+        for r in rows:
+            print(
+                f"{r['operation_id']}  {r['kind']:<6} {r['asset']:<6} "
+                f"{r['quantity']:>14}  {r['status']}"
+                + (f"  ({r['reason']})" if r["reason"] else "")
+            )
     return 0

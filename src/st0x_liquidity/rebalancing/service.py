@@ -29,6 +29,7 @@ from .events import INVENTORY_STREAM, TriggerDecided
 from .inventory import USDC, Venue
 from .keeper import InventoryKeeper
 from .log import RebalancingLog
+from .operations import OperationRunner
 from .triggers import Action, Decision, decide
 
 log = logging.getLogger(__name__)
@@ -49,12 +50,19 @@ class Rebalancer:
         *,
         onchain: OnchainReader | None = None,
         starter: OperationStarter | None = None,
+        runner: OperationRunner | None = None,
     ) -> None:
         self.config = config
         self.executor = executor
         self.onchain = onchain
         self.starter = starter
         self.log = RebalancingLog(database)
+        self.runner = runner
+        if runner is not None:
+            runner.log = self.log
+            if starter is None:
+                self.starter = self._start_operation
+        self.driving: dict[str, asyncio.Task[None]] = {}
         self.keeper = InventoryKeeper(self.log)
         self._wake = asyncio.Event()
         self._last_recorded: dict[str, tuple[str, Decimal]] = {}
@@ -69,7 +77,52 @@ class Rebalancer:
         await self.keeper.refresh()
 
     async def close(self) -> None:
+        for task in self.driving.values():
+            task.cancel()
+        await asyncio.gather(*self.driving.values(), return_exceptions=True)
+        self.driving.clear()
         await self.log.close()
+
+    # -- operations -------------------------------------------------------------------
+
+    async def _start_operation(self, decision: Decision) -> str | None:
+        assert self.runner is not None and decision.action is not None
+        kind = "mint" if decision.action is Action.MINT else "redeem"
+        if decision.asset not in self.config.vaults:
+            return None
+        self.runner.core_position = self.keeper.book.core_position
+        operation_id = await self.runner.request(kind, decision.asset, decision.quantity, "trigger")
+        self._drive(operation_id)
+        return operation_id
+
+    def _drive(self, operation_id: str) -> None:
+        if operation_id in self.driving or self.runner is None:
+            return
+        runner = self.runner
+
+        async def drive() -> None:
+            try:
+                await runner.run(operation_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("operation %s stopped; it resumes on the next start", operation_id)
+            finally:
+                self.driving.pop(operation_id, None)
+                self.wake()  # operation end: check the bands again
+
+        self.driving[operation_id] = asyncio.create_task(drive(), name=f"op-{operation_id}")
+
+    async def resume_operations(self) -> list[str]:
+        """Drive every operation without a terminal event (ours after a crash, or the CLI's)."""
+        if self.runner is None:
+            return []
+        book = await self.keeper.refresh()
+        open_ops = [i.active_operation for i in book.assets.values() if i.active_operation]
+        for operation_id in open_ops:
+            if operation_id is not None:
+                self._drive(operation_id)
+        return [o for o in open_ops if o is not None]
 
     async def run(self) -> None:
         await self.open()
@@ -79,6 +132,7 @@ class Rebalancer:
                 if time.monotonic() >= next_snapshot:
                     await self.snapshot()
                     next_snapshot = time.monotonic() + self.config.snapshot_interval
+                await self.resume_operations()
                 await self.check()
                 timeout = max(0.0, next_snapshot - time.monotonic())
                 with contextlib.suppress(TimeoutError):

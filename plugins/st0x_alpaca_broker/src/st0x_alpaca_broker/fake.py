@@ -6,6 +6,16 @@ key and secret), ``/v1/calendar`` and ``/v1/clock``. An unknown account id gets
 404 ``40410000``. Every response carries ``X-RateLimit-Limit`` /
 ``X-RateLimit-Remaining`` / ``X-RateLimit-Reset``, which the Broker API uses to
 publish its per-partner budget.
+
+Tokenization (``/v1/accounts/{account_id}/tokenization/mint`` and
+``…/requests``) follows the documented shapes: a mint debits the position at
+once (403 "insufficient position" otherwise), honours ``Idempotency-Key`` and
+completes after ``mint_delay`` by calling ``mint_tokens`` (a test wires it to
+mint real tokens on anvil) or is rejected (``reject_mints``, the shares come
+back). ``watch_redemptions`` (a callable listing transfers that reached the
+redemption wallet) is polled while the fake runs; each new transfer opens a
+``redeem`` request with its ``tx_hash`` that completes after ``redeem_delay``
+(crediting the position) or is rejected (``reject_redemptions``).
 """
 
 from __future__ import annotations
@@ -14,7 +24,9 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import uuid
 from collections.abc import Awaitable, Callable
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +35,10 @@ from st0x_alpaca.fake import FakeAlpacaBase, serve
 ACCOUNT_ID = "5fc0795e-1f16-40cc-aa90-ede67c39d7a9"
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
+MintTokens = Callable[[str, Decimal, str], Awaitable[str]]
+"""(symbol, qty, wallet) -> tx hash of the onchain mint."""
+WatchRedemptions = Callable[[], Awaitable[list[tuple[str, str, Decimal]]]]
+"""-> (tx hash, symbol, qty) of every transfer that reached the redemption wallet."""
 
 
 class FakeAlpacaBroker(FakeAlpacaBase):
@@ -40,6 +56,17 @@ class FakeAlpacaBroker(FakeAlpacaBase):
         self.key = key
         self.secret = secret
         self.account_id = account_id
+        self.tokenization: dict[str, dict[str, Any]] = {}
+        self.idempotency: dict[str, str] = {}
+        self.mint_posts = 0
+        self.mint_delay = 0.2
+        self.redeem_delay = 0.2
+        self.watch_interval = 0.1
+        self.reject_mints = False
+        self.reject_redemptions = False
+        self.mint_tokens: MintTokens | None = None
+        self.watch_redemptions: WatchRedemptions | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         super().__init__(**kwargs)
 
     def authenticate(self, request: web.Request) -> bool:
@@ -78,7 +105,125 @@ class FakeAlpacaBroker(FakeAlpacaBase):
 
         return scoped
 
+    # -- tokenization -------------------------------------------------------------
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        async def run() -> None:
+            await coro
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def start(self, port: int = 0) -> FakeAlpacaBroker:
+        await super().start(port)
+        if self.watch_redemptions is not None:
+            self._spawn(self._watch())
+        return self
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await super().stop()
+
+    def _request_json(self, kind: str, symbol: str, qty: Decimal, **extra: Any) -> dict[str, Any]:
+        now = self.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        data: dict[str, Any] = {
+            "tokenization_request_id": str(uuid.uuid4()),
+            "type": kind,
+            "status": "pending",
+            "underlying_symbol": symbol,
+            "token_symbol": f"t{symbol}",
+            "qty": str(qty),
+            "issuer": "st0x",
+            "network": "base",
+            "issuer_request_id": str(uuid.uuid4()),
+            "created_at": now,
+            "updated_at": now,
+        }
+        data.update(extra)
+        self.tokenization[data["tokenization_request_id"]] = data
+        return data
+
+    async def handle_mint(self, request: web.Request) -> web.Response:
+        self.mint_posts += 1
+        key = request.headers.get("Idempotency-Key")
+        if key and key in self.idempotency:
+            return web.json_response(self.tokenization[self.idempotency[key]])
+        try:
+            body = await request.json()
+            symbol = str(body["underlying_symbol"])
+            qty = Decimal(str(body["qty"]))
+            wallet = str(body["wallet_address"])
+        except (ValueError, KeyError, TypeError, InvalidOperation):
+            return web.json_response({"code": 42210000, "message": "invalid request"}, status=422)
+        if not qty.is_finite() or qty <= 0:
+            return web.json_response({"code": 42210000, "message": "qty must be > 0"}, status=422)
+        held = self.positions.get(symbol, Decimal(0))
+        if qty > held:
+            return web.json_response(
+                {"code": 40310000, "message": "insufficient position to tokenize"}, status=403
+            )
+        self.positions[symbol] = held - qty
+        data = self._request_json("mint", symbol, qty, wallet_address=wallet)
+        if key:
+            self.idempotency[key] = data["tokenization_request_id"]
+        self._spawn(self._finish_mint(data, wallet))
+        return web.json_response(data)
+
+    async def _finish_mint(self, data: dict[str, Any], wallet: str) -> None:
+        await asyncio.sleep(self.mint_delay)
+        symbol, qty = data["underlying_symbol"], Decimal(data["qty"])
+        if self.reject_mints or self.mint_tokens is None:
+            data["status"] = "rejected"
+            self.positions[symbol] = self.positions.get(symbol, Decimal(0)) + qty
+        else:
+            data["tx_hash"] = await self.mint_tokens(symbol, qty, wallet)
+            data["status"] = "completed"
+        data["updated_at"] = self.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    async def _watch(self) -> None:
+        assert self.watch_redemptions is not None
+        seen = {d.get("tx_hash") for d in self.tokenization.values()}
+        while True:
+            with contextlib.suppress(Exception):
+                for tx_hash, symbol, qty in await self.watch_redemptions():
+                    if tx_hash in seen:
+                        continue
+                    seen.add(tx_hash)
+                    data = self._request_json("redeem", symbol, qty, tx_hash=tx_hash)
+                    self._spawn(self._finish_redeem(data))
+            await asyncio.sleep(self.watch_interval)
+
+    async def _finish_redeem(self, data: dict[str, Any]) -> None:
+        await asyncio.sleep(self.redeem_delay)
+        if self.reject_redemptions:
+            data["status"] = "rejected"
+        else:
+            symbol, qty = data["underlying_symbol"], Decimal(data["qty"])
+            self.positions[symbol] = self.positions.get(symbol, Decimal(0)) + qty
+            data["status"] = "completed"
+        data["updated_at"] = self.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    async def handle_tokenization_requests(self, request: web.Request) -> web.Response:
+        rows = list(self.tokenization.values())
+        for field, param in (
+            ("type", "type"),
+            ("status", "status"),
+            ("underlying_symbol", "underlying_symbol"),
+        ):
+            wanted = request.query.get(param)
+            if wanted:
+                rows = [r for r in rows if r.get(field) == wanted]
+        return web.json_response(rows)
+
     def _add_routes(self, app: web.Application) -> None:
+        tokenization = "/v1/accounts/{account_id}/tokenization"
+        app.router.add_post(f"{tokenization}/mint", self._scoped(self.handle_mint))
+        app.router.add_get(
+            f"{tokenization}/requests", self._scoped(self.handle_tokenization_requests)
+        )
         base = "/v1/trading/accounts/{account_id}"
         app.router.add_get(f"{base}/account", self._scoped(self.handle_account))
         app.router.add_post(f"{base}/orders", self._scoped(self.handle_post_order))

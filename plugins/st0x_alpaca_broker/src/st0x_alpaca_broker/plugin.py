@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
-from st0x_liquidity import ExecutorContext, ExecutorType, hookimpl
+from st0x_liquidity import AppConfig, Custodian, ExecutorContext, ExecutorType, hookimpl
 
+from .client import AlpacaBrokerClient
+from .custody import AlpacaCustodian
 from .executor import AlpacaBrokerConfig, AlpacaBrokerExecutor
 
 
@@ -22,4 +25,24 @@ def st0x_register_executors(register: Callable[[ExecutorType], None]) -> None:
             factory=_factory,
             description="Alpaca Broker API (managed accounts), fractional market orders",
         )
+    )
+
+
+@hookimpl
+def st0x_custodian(config: AppConfig) -> Custodian | None:
+    """Tokenization through the same Broker API account as hedging."""
+    if config.broker_type != "alpaca-broker-api":
+        return None
+    broker: AlpacaBrokerConfig = config.broker
+    section = config.sections.get("rebalancing")
+    client = AlpacaBrokerClient(
+        broker.http_settings(broker.resolved_base_url()),
+        broker.api_key,
+        broker.api_secret,
+        str(uuid.UUID(broker.account_id)),
+    )
+    return AlpacaCustodian(
+        client,
+        issuer=str(getattr(section, "issuer", "st0x")),
+        network=str(getattr(section, "network", "base")),
     )

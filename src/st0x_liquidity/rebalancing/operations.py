@@ -1,0 +1,473 @@
+"""Mint and redemption as durable, resumable state machines in the rebalancing log.
+
+Each operation is the stream ``op:<id>``. Before every external effect the
+intent is appended (``StepIntended``, carrying everything needed to repeat the
+*same* effect: the idempotency key of a mint request, the signed bytes and hash
+of a transaction); after it, the established outcome (``StepDone``). On resume
+an intended-but-not-done step asks the world (the request by key, the receipt
+by hash, the account nonce) instead of doing anything new.
+
+Mint: ``mint_request`` -> ``mint_poll`` -> ``approve`` -> ``deposit``.
+Redemption: ``withdraw`` -> ``transfer`` -> ``detect`` -> ``redeem_poll``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from ..domain.numbers import EXACT, ZERO, fmt
+from ..domain.symbols import Symbol
+from ..errors import FinalBrokerError
+from ..protocols import Custodian, TokenizationRequest
+from ..raindex.floats import scale_units
+from .chain import (
+    ChainClient,
+    PreparedTx,
+    TransactionReplaced,
+    TransactionReverted,
+    deposit3,
+    deposited_units,
+    erc20_approve,
+    erc20_transfer,
+    vault_id_bytes,
+    withdraw3,
+    withdrawn_units,
+)
+from .config import RebalancingConfig
+from .events import (
+    Moved,
+    OperationEnded,
+    OperationRequested,
+    RebalancingEvent,
+    StepDone,
+    StepIntended,
+    op_stream,
+)
+from .inventory import MoveKind, Venue
+from .log import ConcurrentAppendError, RebalancingLog
+
+log = logging.getLogger(__name__)
+
+TOKEN_DECIMALS = 18
+MINT_STEPS = ("mint_request", "mint_poll", "approve", "deposit")
+REDEEM_STEPS = ("withdraw", "transfer", "detect", "redeem_poll")
+CRASH_ENV = "ST0X_REBALANCING_CRASH_AT"
+"""Test hook: ``<step>:<intended|effect|done>`` SIGKILLs this process at that point."""
+
+
+class QuantityError(ValueError):
+    pass
+
+
+def to_units(quantity: Decimal, decimals: int = TOKEN_DECIMALS) -> int:
+    """Exact base units; a remainder is an error before anything is sent."""
+    scaled = quantity.scaleb(decimals, context=EXACT)
+    if scaled != scaled.to_integral_value() or scaled <= 0:
+        raise QuantityError(f"{quantity} is not a positive whole number of 1e-{decimals} units")
+    return int(scaled)
+
+
+@attrs.define
+class OperationState:
+    operation_id: str
+    kind: str
+    asset: str
+    quantity: Decimal
+    origin: str
+    requested_at: datetime
+    length: int = 0
+    intended: dict[str, dict[str, str]] = attrs.field(factory=dict)
+    done: dict[str, dict[str, str]] = attrs.field(factory=dict)
+    ended: OperationEnded | None = None
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        return MINT_STEPS if self.kind == "mint" else REDEEM_STEPS
+
+    @property
+    def next_step(self) -> str | None:
+        if self.ended is not None:
+            return None
+        return next((s for s in self.steps if s not in self.done), None)
+
+    @property
+    def status(self) -> str:
+        if self.ended is not None:
+            return self.ended.outcome
+        step = self.next_step
+        if step is None:
+            return "finishing"
+        return f"{step}:{'intended' if step in self.intended else 'next'}"
+
+    @property
+    def moved_quantity(self) -> Decimal:
+        """For a redemption: what was actually withdrawn (may be less than asked)."""
+        done = self.done.get("withdraw")
+        return Decimal(done["quantity"]) if done else self.quantity
+
+
+def fold_operation(events: Sequence[RebalancingEvent]) -> OperationState | None:
+    state: OperationState | None = None
+    for event in events:
+        if isinstance(event, OperationRequested):
+            state = OperationState(
+                event.operation_id, event.kind, event.asset, event.quantity, event.origin, event.at
+            )
+        if state is None:
+            continue
+        state.length += 1
+        if isinstance(event, StepIntended):
+            state.intended[event.step] = event.details
+        elif isinstance(event, StepDone):
+            state.done[event.step] = event.details
+        elif isinstance(event, OperationEnded):
+            state.ended = event
+    return state
+
+
+def failure_moves(state: OperationState) -> list[Moved]:
+    """Where the in-flight amount actually is after the steps done so far."""
+    op, asset, q = state.operation_id, state.asset, state.quantity
+    if state.kind == "mint":
+        if "mint_poll" not in state.done:  # shares still at the broker
+            return [Moved(op, asset, Venue.OFFCHAIN.value, MoveKind.RELEASE.value, q)]
+        return [Moved(op, asset, Venue.ONCHAIN.value, MoveKind.RELEASE.value, q)]  # in the wallet
+    w = state.moved_quantity
+    if "transfer" not in state.done:  # in the vault or the wallet: still ours, onchain
+        return [Moved(op, asset, Venue.ONCHAIN.value, MoveKind.RELEASE.value, w)]
+    # sent to the issuer's redemption wallet: no longer ours onchain
+    return [Moved(op, asset, Venue.ONCHAIN.value, MoveKind.SETTLE.value, w)]
+
+
+class StepFailed(Exception):
+    """The operation cannot continue: ends it as failed with this reason."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class OperationRunner:
+    def __init__(
+        self,
+        log_: RebalancingLog,
+        config: RebalancingConfig,
+        chain: ChainClient,
+        custodian: Custodian,
+        *,
+        retry_delay: float = 1.0,
+    ) -> None:
+        self.log = log_
+        self.config = config
+        self.chain = chain
+        self.custodian = custodian
+        self.retry_delay = retry_delay
+        self.core_position = 0
+
+    # -- records ----------------------------------------------------------------------
+
+    async def load(self, operation_id: str) -> OperationState:
+        items = await self.log.read(stream=op_stream(operation_id))
+        state = fold_operation([e for _, _, _, e in items])
+        if state is None:
+            raise KeyError(f"no operation {operation_id}")
+        return state
+
+    async def _append(self, state: OperationState, events: list[RebalancingEvent]) -> None:
+        state.length = await self.log.append(
+            op_stream(state.operation_id),
+            events,
+            core_position=self.core_position,
+            expected=state.length,
+        )
+
+    async def request(self, kind: str, asset: str, quantity: Decimal, origin: str) -> str:
+        """Record a new operation and reserve its quantity at the source venue."""
+        if kind not in ("mint", "redeem"):
+            raise ValueError(f"unknown operation kind {kind!r}")
+        to_units(quantity)
+        if asset not in self.config.vaults:
+            raise ValueError(f"no vault pinned for {asset} in [rebalancing.vaults]")
+        operation_id = uuid.uuid4().hex[:16]
+        venue = Venue.OFFCHAIN if kind == "mint" else Venue.ONCHAIN
+        await self.log.append(
+            op_stream(operation_id),
+            [
+                OperationRequested(operation_id, kind, asset, quantity, origin, _now()),
+                Moved(operation_id, asset, venue.value, MoveKind.RESERVE.value, quantity),
+            ],
+            core_position=self.core_position,
+            expected=0,
+        )
+        log.info("%s %s %s requested as %s (%s)", kind, quantity, asset, operation_id, origin)
+        return operation_id
+
+    async def end(
+        self, state: OperationState, outcome: str, reason: str | None, moves: list[Moved]
+    ) -> None:
+        await self._append(
+            state,
+            [*moves, OperationEnded(state.operation_id, state.asset, outcome, reason, _now())],
+        )
+        log.log(
+            logging.INFO if outcome == "completed" else logging.WARNING,
+            "operation %s (%s %s %s) %s%s",
+            state.operation_id,
+            state.kind,
+            state.quantity,
+            state.asset,
+            outcome,
+            f": {reason}" if reason else "",
+        )
+
+    async def abandon(self, operation_id: str, reason: str) -> None:
+        state = await self.load(operation_id)
+        if state.ended is not None:
+            raise ValueError(f"operation {operation_id} already ended ({state.ended.outcome})")
+        await self.end(state, "abandoned", reason, failure_moves(state))
+
+    # -- driving ----------------------------------------------------------------------
+
+    async def run(self, operation_id: str) -> OperationState:
+        """Drive the operation to a terminal event (resuming wherever it stands)."""
+        while True:
+            state = await self.load(operation_id)
+            step = state.next_step
+            if step is None:
+                return state
+            try:
+                await getattr(self, f"_step_{step}")(state)
+            except StepFailed as exc:
+                state = await self.load(operation_id)
+                if state.ended is None:
+                    await self.end(state, "failed", f"{step}: {exc}", failure_moves(state))
+            except ConcurrentAppendError:
+                self.chain._next_nonce = None  # a prepared tx of ours was never sent
+                await asyncio.sleep(0.05)  # someone else moved it: reload and continue
+
+    def _crash_point(self, step: str, phase: str) -> None:
+        if os.environ.get(CRASH_ENV) == f"{step}:{phase}":
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    async def _intend(self, state: OperationState, step: str, details: dict[str, str]) -> None:
+        await self._append(state, [StepIntended(state.operation_id, step, details, _now())])
+        state.intended[step] = details
+        self._crash_point(step, "intended")
+
+    async def _done(
+        self,
+        state: OperationState,
+        step: str,
+        details: dict[str, str],
+        extra: Sequence[RebalancingEvent] = (),
+    ) -> None:
+        self._crash_point(step, "effect")
+        await self._append(state, [StepDone(state.operation_id, step, details, _now()), *extra])
+        state.done[step] = details
+        self._crash_point(step, "done")
+
+    def _pin(self, asset: str) -> tuple[str, bytes]:
+        pin = self.config.vaults[asset]
+        return pin.token, vault_id_bytes(pin.vault_id)
+
+    @property
+    def wallet(self) -> str:
+        return self.config.wallet or self.chain.address
+
+    async def _transaction(
+        self, state: OperationState, step: str, to: str, data: str
+    ) -> dict[str, Any]:
+        """Send (or, after a crash, find or re-send) the one transaction of ``step``."""
+        if step in state.intended:
+            tx = PreparedTx.from_details(state.intended[step])
+            await self.chain.broadcast(tx)
+        else:
+            try:
+                tx = await self.chain.prepare(to, data)
+            except TransactionReverted as exc:
+                raise StepFailed(exc.reason) from None
+            await self._intend(state, step, tx.to_details())
+            await self.chain.broadcast(tx)
+        try:
+            return await self.chain.settle(tx)
+        except TransactionReverted as exc:
+            raise StepFailed(f"reverted: {exc.reason} (tx {exc.tx_hash})") from None
+        except TransactionReplaced as exc:
+            raise StepFailed(str(exc)) from None
+
+    async def _retrying(self, what: str, call: Any) -> Any:
+        """Repeat a read-only or idempotent issuer call until it answers (or refuses)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.poll_timeout
+        while True:
+            try:
+                return await call()
+            except FinalBrokerError as exc:
+                raise StepFailed(str(exc)) from None
+            except Exception as exc:
+                if loop.time() > deadline:
+                    raise StepFailed(f"{what}: issuer unreachable: {exc}") from None
+                log.warning("%s failed, retrying: %s", what, exc)
+                await asyncio.sleep(self.retry_delay)
+
+    async def _poll(self, what: str, request_id: str) -> TokenizationRequest:
+        while True:
+            found = await self._retrying(
+                what, lambda: self.custodian.tokenization_request(request_id)
+            )
+            if found is not None and found.status in ("completed", "rejected"):
+                return found  # type: ignore[no-any-return]
+            await asyncio.sleep(self.config.poll_interval)
+
+    # -- mint -------------------------------------------------------------------------
+
+    async def _step_mint_request(self, state: OperationState) -> None:
+        key = f"st0x-{state.operation_id}"
+        if "mint_request" not in state.intended:
+            await self._intend(
+                state, "mint_request", {"idempotency_key": key, "wallet": self.wallet}
+            )
+        wallet = state.intended["mint_request"]["wallet"]
+        request: TokenizationRequest = await self._retrying(
+            "mint request",
+            lambda: self.custodian.request_mint(Symbol(state.asset), state.quantity, wallet, key),
+        )
+        await self._done(state, "mint_request", {"request_id": request.request_id})
+
+    async def _step_mint_poll(self, state: OperationState) -> None:
+        request_id = state.done["mint_request"]["request_id"]
+        found = await self._poll("mint status", request_id)
+        if found.status == "rejected":
+            raise StepFailed(f"mint request {request_id} rejected by the issuer")
+        if not found.tx_hash:
+            raise StepFailed(f"mint request {request_id} completed without a tx hash")
+        op, asset, q = state.operation_id, state.asset, state.quantity
+        await self._done(
+            state,
+            "mint_poll",
+            {"tx_hash": found.tx_hash},
+            [
+                Moved(op, asset, Venue.OFFCHAIN.value, MoveKind.SETTLE.value, q),
+                Moved(op, asset, Venue.ONCHAIN.value, MoveKind.ARRIVE.value, q),
+            ],
+        )
+
+    async def _step_approve(self, state: OperationState) -> None:
+        token, _ = self._pin(state.asset)
+        units = to_units(state.quantity)
+        if "approve" not in state.intended:
+            allowance = await self.chain.erc20_allowance(token, self.wallet, self.config.orderbook)
+            if allowance >= units:
+                await self._done(state, "approve", {"allowance": str(allowance)})
+                return
+        receipt = await self._transaction(
+            state, "approve", token, erc20_approve(self.config.orderbook, 2**256 - 1)
+        )
+        await self._done(state, "approve", {"tx_hash": receipt["transactionHash"]})
+
+    async def _step_deposit(self, state: OperationState) -> None:
+        token, vault = self._pin(state.asset)
+        units = to_units(state.quantity)
+        receipt = await self._transaction(
+            state, "deposit", self.config.orderbook, deposit3(token, vault, state.quantity)
+        )
+        got = deposited_units(receipt, self.wallet, token)
+        if got != units:
+            raise StepFailed(f"DepositV2 moved {got} units, expected {units}")
+        op, asset, q = state.operation_id, state.asset, state.quantity
+        await self._done(
+            state,
+            "deposit",
+            {"tx_hash": receipt["transactionHash"], "units": str(units)},
+            [
+                Moved(op, asset, Venue.ONCHAIN.value, MoveKind.RELEASE.value, q),
+                OperationEnded(op, asset, "completed", None, _now()),
+            ],
+        )
+
+    # -- redemption -------------------------------------------------------------------
+
+    async def _step_withdraw(self, state: OperationState) -> None:
+        token, vault = self._pin(state.asset)
+        receipt = await self._transaction(
+            state, "withdraw", self.config.orderbook, withdraw3(token, vault, state.quantity)
+        )
+        units = withdrawn_units(receipt, self.wallet, token)
+        if units is None:
+            raise StepFailed("no WithdrawV2 in the withdraw receipt")
+        got = scale_units(units, TOKEN_DECIMALS)
+        if got <= ZERO:
+            raise StepFailed("the vault had nothing to withdraw")
+        op, asset = state.operation_id, state.asset
+        extra: list[RebalancingEvent] = []
+        if got < state.quantity:  # the rest never left the vault
+            short = EXACT.subtract(state.quantity, got)
+            extra.append(Moved(op, asset, Venue.ONCHAIN.value, MoveKind.RELEASE.value, short))
+        await self._done(
+            state,
+            "withdraw",
+            {"tx_hash": receipt["transactionHash"], "units": str(units), "quantity": fmt(got)},
+            extra,
+        )
+
+    async def _step_transfer(self, state: OperationState) -> None:
+        token, _ = self._pin(state.asset)
+        if not self.config.redemption_wallet:
+            raise StepFailed("rebalancing.redemption_wallet is not configured")
+        units = int(state.done["withdraw"]["units"])
+        receipt = await self._transaction(
+            state, "transfer", token, erc20_transfer(self.config.redemption_wallet, units)
+        )
+        await self._done(state, "transfer", {"tx_hash": receipt["transactionHash"]})
+
+    async def _step_detect(self, state: OperationState) -> None:
+        tx_hash = state.done["transfer"]["tx_hash"]
+        while True:
+            found = await self._retrying(
+                "redemption detection", lambda: self.custodian.find_redemption(tx_hash)
+            )
+            if found is not None:
+                break
+            await asyncio.sleep(self.config.poll_interval)
+        await self._done(state, "detect", {"request_id": found.request_id})
+
+    async def _step_redeem_poll(self, state: OperationState) -> None:
+        request_id = state.done["detect"]["request_id"]
+        found = await self._poll("redemption status", request_id)
+        w = state.moved_quantity
+        if found.status == "rejected":
+            raise StepFailed(
+                f"redemption {request_id} rejected by the issuer; {w} tokens are at the "
+                "redemption wallet (resolve with the issuer)"
+            )
+        op, asset = state.operation_id, state.asset
+        await self._done(
+            state,
+            "redeem_poll",
+            {"status": found.status},
+            [
+                Moved(op, asset, Venue.ONCHAIN.value, MoveKind.SETTLE.value, w),
+                Moved(op, asset, Venue.OFFCHAIN.value, MoveKind.CREDIT.value, w),
+                OperationEnded(op, asset, "completed", None, _now()),
+            ],
+        )
+
+
+async def list_operations(log_: RebalancingLog) -> list[OperationState]:
+    items = await log_.read()
+    by_stream: dict[str, list[RebalancingEvent]] = {}
+    for _, _, stream, event in items:
+        if stream.startswith("op:"):
+            by_stream.setdefault(stream, []).append(event)
+    states = [fold_operation(events) for events in by_stream.values()]
+    return sorted((s for s in states if s is not None), key=lambda s: s.requested_at)

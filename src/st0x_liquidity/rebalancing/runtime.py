@@ -1,0 +1,67 @@
+"""Builds the pieces that act (chain client, custodian, runner) from a config."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError
+from .chain import ChainClient, load_account, vault_id_bytes
+from .config import RebalancingConfig
+from .log import RebalancingLog
+from .operations import OperationRunner
+from .service import OnchainReader
+
+if TYPE_CHECKING:
+    from ..config import AppConfig
+    from ..protocols import Custodian
+
+
+def custodian_for(config: AppConfig) -> Custodian | None:
+    from ..plugins import get_plugin_manager
+
+    found: Custodian | None = get_plugin_manager().hook.st0x_custodian(config=config)
+    return found
+
+
+async def build_runner(config: AppConfig, log: RebalancingLog) -> OperationRunner:
+    section: RebalancingConfig | None = config.sections.get("rebalancing")
+    if section is None:
+        raise ConfigError("rebalancing", "section is missing")
+    if not section.rpc_url or not section.orderbook:
+        raise ConfigError("rebalancing", "rpc_url and orderbook are required to mint or redeem")
+    custodian = custodian_for(config)
+    if custodian is None:
+        raise ConfigError(
+            "broker.type", f"{config.broker_type!r} offers no tokenization (custodian)"
+        )
+    account = load_account(section.keystore, section.keystore_password_env, section.private_key_env)
+    if section.wallet and section.wallet.lower() != str(account.address).lower():
+        raise ConfigError("rebalancing.wallet", "is not the address of the signing key")
+    chain = await ChainClient.connect(
+        section.rpc_url, account, section.chain_id, section.confirmations
+    )
+    return OperationRunner(log, section, chain, custodian)
+
+
+def onchain_reader(runner: OperationRunner) -> OnchainReader:
+    """Snapshot reader: (vault balances, wallet balances) for every pinned vault."""
+    section = runner.config
+    chain = runner.chain
+
+    async def read() -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+        from ..raindex.floats import scale_units
+
+        vaults: dict[str, Decimal] = {}
+        wallets: dict[str, Decimal] = {}
+        for asset, pin in section.vaults.items():
+            vaults[asset] = await chain.vault_balance(
+                section.orderbook, runner.wallet, pin.token, vault_id_bytes(pin.vault_id)
+            )
+            decimals = 6 if asset == "USDC" else 18
+            wallets[asset] = scale_units(
+                await chain.erc20_balance(pin.token, runner.wallet), decimals
+            )
+        return vaults, wallets
+
+    return read
