@@ -313,3 +313,54 @@ def test_disabled_plugin_is_not_loaded(example_site: Path, tmp_path: Path) -> No
     )
     assert run.returncode == 2
     assert "unknown broker type 'example-paper'" in run.stderr
+
+
+def test_a_refused_order_fails_its_hedge_with_the_plugins_reason(
+    example_site: Path, tmp_path: Path
+) -> None:
+    shutil.copyfile(SAMPLE_FILLS, tmp_path / "fills.jsonl")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        """
+database_url = "st0x.db"
+[source]
+type = "replay"
+path = "fills.jsonl"
+[broker]
+type = "example-paper"
+state_path = "paper-orders.json"
+reject_symbols = ["NVDA"]
+[hedging]
+poll_interval = 0.02
+poll_jitter = 0.0
+failure_backoff = 0.05
+failure_backoff_max = 0.1
+[engine]
+drain_timeout = 1.0
+"""
+    )
+    run = cli("run", "--config-file", str(config), cwd=tmp_path, site=example_site)
+    assert run.returncode == 0, run.stderr
+    assert "NVDA is not tradable at this broker" in run.stderr
+    paper = json.loads((tmp_path / "paper-orders.json").read_text()).values()
+    assert {o["symbol"] for o in paper} == {"AAPL", "TSLA"}
+
+    report = json.loads(
+        cli("audit", "--json", "--config-file", str(config), cwd=tmp_path, site=example_site).stdout
+    )
+    nvda = [h for h in report["hedges"] if h["symbol"] == "NVDA"]
+    assert nvda, "NVDA was never tried"
+    for hedge in nvda:
+        assert hedge["state"] == "failed"
+        assert hedge["reason"] == "NVDA is not tradable at this broker"
+        assert Decimal(hedge["filled_quantity"]) == 0
+    # Failed hedges leave NVDA's shares open, explained fill by fill.
+    net = sum(
+        (Decimal(f["amount"]) * (1 if f["direction"] == "BUY" else -1))
+        for f in report["fills"]
+        if f["symbol"] == "NVDA"
+    )
+    still_open = sum(Decimal(f["open"]) for f in report["fills"] if f["symbol"] == "NVDA")
+    assert net != 0 and abs(net) == still_open
+    others = [h for h in report["hedges"] if h["symbol"] != "NVDA"]
+    assert others and all(h["state"] == "filled" for h in others)
