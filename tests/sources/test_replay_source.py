@@ -10,7 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -455,3 +459,71 @@ async def test_follow_rereads_a_file_that_shrinks_while_followed(tmp_path: Path)
     assert isinstance(item, FillItem) and item.fill.trade_id.tx_hash == tx(4)
     assert item.cursor == {"offset": path.stat().st_size, "line": 1}
     await it.aclose()  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_cli_follows_a_growing_file_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        """
+database_url = "st0x.db"
+log_level = "info"
+[source]
+type = "replay"
+path = "fills.jsonl"
+follow = true
+poll_interval = 0.05
+[broker]
+type = "dry-run"
+profile = "whole"
+[hedging]
+poll_interval = 0.02
+poll_jitter = 0.0
+"""
+    )
+    path = tmp_path / "fills.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "st0x_liquidity", "run", "--config-file", str(config)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        def fills_in_db() -> int:
+            try:
+                return len(trades(tmp_path))
+            except sqlite3.Error:
+                return 0
+
+        def wait_for(count: int) -> None:
+            deadline = time.monotonic() + 30
+            while fills_in_db() < count:
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, f"only {fills_in_db()} of {count} fills"
+                time.sleep(0.05)
+
+        time.sleep(0.5)  # the file does not exist yet: following waits for it
+        write_lines(path, [line(1, "tAAPL", "BUY", "0.5"), line(2, "tAAPL", "BUY", "0.7")])
+        wait_for(2)
+        text = json.dumps(line(3, "tTSLA", "SELL", "3")) + "\n"
+        with path.open("a") as fh:
+            fh.write(text[:40])
+        time.sleep(0.5)  # the half line must not be read, nor skipped as bad JSON
+        assert fills_in_db() == 2
+        with path.open("a") as fh:
+            fh.write(text[40:])
+        write_lines(path, ["{bad", line(4, "tAAPL", "SELL", "0.2")])
+        wait_for(4)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert [t[0] for t in trades(tmp_path)] == [tx(n) for n in (1, 2, 3, 4)]
+    assert [r[0] for r in db_rows(tmp_path, "SELECT reason FROM skipped_inputs")] == [
+        "line 4: not valid JSON"
+    ]
+    hedges = db_rows(tmp_path, "SELECT symbol, side, quantity, state FROM hedge_orders ORDER BY symbol")
+    assert hedges == [("AAPL", "SELL", "1", "filled"), ("TSLA", "BUY", "3", "filled")]
+    assert saved_cursor(tmp_path) == {"offset": path.stat().st_size, "line": 5}
