@@ -24,6 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import attrs
 from eth_abi.abi import encode
 
 from st0x_liquidity.raindex import abi
@@ -92,7 +93,7 @@ def bench_decode(count: int) -> dict[str, Any]:
 # -- latency ------------------------------------------------------------------------------
 
 
-async def bench_latency(fills: int) -> dict[str, Any]:  # noqa: PLR0915
+async def bench_latency(fills: int, enrich: bool = True) -> dict[str, Any]:  # noqa: PLR0915
     from st0x_liquidity.app import build_app, open_store
     from st0x_liquidity.config import parse_config, read_toml
     from st0x_liquidity.plugins import load_registry
@@ -105,6 +106,7 @@ async def bench_latency(fills: int) -> dict[str, Any]:  # noqa: PLR0915
         (tmp / "config.toml").write_text(dn.config_toml(devnet, anvil.ws_url, "bench.sqlite"))
         registry = load_registry()
         config = parse_config(read_toml(tmp / "config.toml"), registry, config_dir=tmp)
+        config = attrs.evolve(config, source=attrs.evolve(config.source, enrich=enrich))
         store = open_store(config)
         await store.open()
         app = await build_app(config, registry, store)
@@ -164,6 +166,7 @@ async def bench_latency(fills: int) -> dict[str, Any]:  # noqa: PLR0915
     return {
         "benchmark": "block_to_hedge_latency",
         "fills": fills,
+        "enrichment": enrich,
         "p50_ms": round(statistics.median(ms), 2),
         "p99_ms": round(_pct(ms, 0.99), 2),
         "ws_delivery_p50_ms": round(statistics.median(wms), 2),
@@ -237,12 +240,13 @@ def main() -> int:
     parser.add_argument("which", choices=("decode", "latency", "backfill", "all"))
     parser.add_argument("--logs", type=int, default=50_000)
     parser.add_argument("--fills", type=int)
+    parser.add_argument("--no-enrich", action="store_true", help="latency without receipt/trace reads")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     if args.which in ("decode", "all"):
         print(json.dumps(bench_decode(args.logs)), flush=True)
     if args.which in ("latency", "all"):
-        print(json.dumps(asyncio.run(bench_latency(args.fills or 500))), flush=True)
+        print(json.dumps(asyncio.run(bench_latency(args.fills or 500, not args.no_enrich))), flush=True)
     if args.which in ("backfill", "all"):
         print(json.dumps(asyncio.run(bench_backfill(args.fills or 50_000))), flush=True)
     return 0

@@ -38,6 +38,46 @@ class NodeUnavailable(Exception):
     """The node could not be reached, or the connection broke."""
 
 
+class _PatientWebSocketProvider(WebSocketProvider):
+    """web3's WebSocketProvider, waiting for answers without spinning the event loop.
+
+    web3 (7.x/8.x) waits for each answer with ``while True: await asyncio.sleep(0)``,
+    which keeps a CPU core busy for the whole round trip and starves nothing but
+    burns the shared 2-core budget while the engine runs beside the source. This
+    override polls the same response cache with a short growing sleep (≤ 2 ms).
+    If web3's internals ever change shape, it falls back to web3's own wait.
+    """
+
+    async def _get_response_for_request_id(
+        self,
+        request_id: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 - web3 signature
+    ) -> Any:
+        processor = getattr(self, "_request_processor", None)
+        cache = getattr(processor, "_request_response_cache", None)
+        check = getattr(self, "_handle_listener_task_exceptions", None)
+        if cache is None or check is None or processor is None:
+            return await super()._get_response_for_request_id(request_id, timeout)
+        from web3._utils.caching.caching_utils import generate_cache_key
+        from web3.exceptions import TimeExhausted
+
+        key = generate_cache_key(request_id)
+
+        async def wait() -> Any:
+            delay = 0.0
+            while True:
+                check()
+                if key in cache:
+                    return await processor.pop_raw_response(cache_key=key)
+                await asyncio.sleep(delay)
+                delay = min(0.002, delay + 0.0002)
+
+        try:
+            return await asyncio.wait_for(wait(), timeout or self.request_timeout)
+        except TimeoutError:
+            raise TimeExhausted(f"no answer to request {request_id} within the timeout") from None
+
+
 def is_websocket(url: str) -> bool:
     return url.startswith(("ws://", "wss://"))
 
@@ -58,7 +98,7 @@ class Node:
             if self.websocket:
                 # No silenced listener errors: web3 would then spin on a dead socket.
                 # Log ranges can be large: lift websockets' 1 MiB frame limit.
-                provider: Any = WebSocketProvider(
+                provider: Any = _PatientWebSocketProvider(
                     self.url,
                     websocket_kwargs={"max_size": MAX_MESSAGE},
                     max_connection_retries=1,
