@@ -50,8 +50,40 @@ class ReplayLineError(ValueError):
     pass
 
 
+MAX_DEPTH = 32
+"""Deepest JSON nesting parsed. json's C parser recurses on the C stack, and with
+the raised recursion limit some dependencies set (py_ecc: 100000), a line of
+``[[[[…`` crashes the process with a segmentation fault instead of raising."""
+
+
+def _too_deep(text: str) -> bool:
+    if text.count("[") + text.count("{") <= MAX_DEPTH:  # every sane line: no scan
+        return False
+    depth = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
+
+
 def parse_line(text: str, allowed: frozenset[str] | None = None) -> Fill:
     """Parse one JSON line into a Fill, or raise ReplayLineError with the reason."""
+    if _too_deep(text):
+        raise ReplayLineError(f"not valid JSON (nested deeper than {MAX_DEPTH})")
     try:
         data = json.loads(text, parse_float=Decimal)
     except (ValueError, RecursionError):
