@@ -527,3 +527,36 @@ poll_jitter = 0.0
     hedges = db_rows(tmp_path, "SELECT symbol, side, quantity, state FROM hedge_orders ORDER BY symbol")
     assert hedges == [("AAPL", "SELL", "1", "filled"), ("TSLA", "BUY", "3", "filled")]
     assert saved_cursor(tmp_path) == {"offset": path.stat().st_size, "line": 5}
+
+
+def test_deeply_nested_json_is_skipped_not_a_crash_with_the_raised_recursion_limit(
+    tmp_path: Path,
+) -> None:
+    """The running bot imports web3, whose py_ecc raises the recursion limit to 100000;
+    json's C parser then overflows the C stack on ``[[[…`` (a segfault) before it
+    raises. Run where a regression can only fail this test, not kill the session."""
+    path = tmp_path / "fills.jsonl"
+    good = json.dumps(line(1, "tAAPL", "BUY", "1"))
+    nested_in_text = json.dumps({**line(2, "tAAPL", "BUY", "1"), "note": "[" * 1000})
+    path.write_text("\n".join(["[" * 200_000, '{"a": ' * 100_000, good, nested_in_text]) + "\n")
+    code = (
+        "import asyncio, sys\n"
+        "sys.setrecursionlimit(100_000)\n"
+        "from pathlib import Path\n"
+        "from st0x_liquidity.builtin.replay import ReplayConfig, ReplaySource\n"
+        f"p = Path({str(path)!r})\n"
+        "async def main():\n"
+        "    async for item in ReplaySource(ReplayConfig(path=p), p).stream(None):\n"
+        "        print(type(item).__name__, getattr(item, 'reason', ''))\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == [
+        "SkippedItem line 1: not valid JSON (nested deeper than 32)",
+        "SkippedItem line 2: not valid JSON (nested deeper than 32)",
+        "FillItem ",
+        "FillItem ",
+    ]
