@@ -79,7 +79,9 @@ class Env:
         self.anvil.stop()
 
 
-async def make_env(tmp: Path, *, shares: Decimal = Decimal(100), **rebalancing: str) -> Env:
+async def make_env(
+    tmp: Path, *, shares: Decimal = Decimal(100), toml: str = "", **rebalancing: str
+) -> Env:
     anvil = start_anvil()
     chain = await Chain.connect(anvil.http_url)
     token = await chain.deploy("TestERC20", "Tokenized AAPL", "tAAPL", 18)
@@ -135,5 +137,6 @@ async def make_env(tmp: Path, *, shares: Decimal = Decimal(100), **rebalancing: 
         "poll_interval = 0.05\npoll_timeout = 5\ncooldown = 0\n"
         + extra
         + f'[rebalancing.vaults.AAPL]\ntoken = "{token}"\nvault_id = "{VAULT_ID}"\n'
+        + toml
     )
     return env

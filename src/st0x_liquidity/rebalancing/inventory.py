@@ -21,7 +21,13 @@ from decimal import Decimal
 
 import attrs
 
-from ..domain.events import FillRecorded, HedgeClosed, HedgeProgressed, StoredEvent
+from ..domain.events import (
+    FillRecorded,
+    HedgeClosed,
+    HedgeIntended,
+    HedgeProgressed,
+    StoredEvent,
+)
 from ..domain.numbers import EXACT, ZERO
 from .events import (
     DriftDetected,
@@ -86,6 +92,8 @@ class AssetInventory:
     wallet: Decimal | None = None
     active_operation: str | None = None
     last_operation_end: datetime | None = None
+    hedge_pending: bool = False
+    """A hedge order of this symbol is in flight: its broker fill will move the balance."""
 
     def venue(self, venue: Venue) -> Balance:
         return self.onchain if venue is Venue.ONCHAIN else self.offchain
@@ -148,8 +156,13 @@ class InventoryBook:
             self._add(asset, Venue.ONCHAIN, EXACT.multiply(sign, fill.amount))
             cash = EXACT.multiply(fill.amount, fill.price)
             self._add(USDC, Venue.ONCHAIN, EXACT.multiply(-sign, cash))
+        elif isinstance(event, HedgeIntended):
+            asset = asset_of(stored.aggregate_id)
+            self.assets[asset] = attrs.evolve(self.get(asset), hedge_pending=True)
         elif isinstance(event, HedgeProgressed | HedgeClosed):
             asset = asset_of(stored.aggregate_id)
+            if isinstance(event, HedgeClosed):
+                self.assets[asset] = attrs.evolve(self.get(asset), hedge_pending=False)
             qty = event.filled_quantity
             cash = EXACT.multiply(qty, event.average_price) if event.average_price else ZERO
             prev_qty, prev_cash = self._hedges.get(event.client_order_id, (ZERO, ZERO))

@@ -9,6 +9,7 @@ transaction: two processes cannot both advance one operation.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -17,13 +18,19 @@ from pathlib import Path
 
 import aiosqlite
 
-from ..domain.events import FillRecorded, HedgeClosed, HedgeProgressed, StoredEvent
+from ..domain.events import (
+    FillRecorded,
+    HedgeClosed,
+    HedgeIntended,
+    HedgeProgressed,
+    StoredEvent,
+)
 from ..domain.events import event_from_payload as core_from_payload
 from ..errors import StoreError
 from ..store.sqlite import SqliteStore
 from .events import RebalancingEvent, from_payload, to_payload
 
-CORE_TYPES = (FillRecorded.TYPE, HedgeProgressed.TYPE, HedgeClosed.TYPE)
+CORE_TYPES = (FillRecorded.TYPE, HedgeIntended.TYPE, HedgeProgressed.TYPE, HedgeClosed.TYPE)
 
 
 class ConcurrentAppendError(StoreError):
@@ -38,6 +45,7 @@ class RebalancingLog:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._db: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()  # one transaction at a time on this connection
 
     async def open(self) -> None:
         store = SqliteStore(self.path)  # applies migrations (incl. rebalancing_events)
@@ -75,6 +83,16 @@ class RebalancingLog:
 
         Returns the stream's new length.
         """
+        async with self._write_lock:
+            return await self._append(stream, events, core_position, expected)
+
+    async def _append(
+        self,
+        stream: str,
+        events: Sequence[RebalancingEvent],
+        core_position: int,
+        expected: int | None,
+    ) -> int:
         db = self.db
         now = datetime.now(UTC).isoformat()
         await db.execute("BEGIN IMMEDIATE")

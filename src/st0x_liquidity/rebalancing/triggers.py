@@ -3,7 +3,7 @@
 The onchain share of an asset is ``onchain total / (onchain + offchain total)``.
 Outside ``target ± deviation`` (strict comparisons) the operation that brings
 it back to ``target`` is proposed; inside, nothing. Never while the asset has
-an operation or an amount in flight, never within the cooldown after the last
+an operation, an amount or a hedge order in flight, never within the cooldown after the last
 operation ended, never below the minimum, never more than the source venue has
 available.
 """
@@ -73,6 +73,8 @@ def decide(inv: AssetInventory, rules: AssetRules, now: datetime) -> Decision:
         return nothing(f"operation {inv.active_operation} in flight")
     if inv.has_inflight:
         return nothing("an amount is in flight")
+    if inv.hedge_pending:
+        return nothing("a hedge order is in flight")
     if inv.last_operation_end is not None and now - inv.last_operation_end < rules.cooldown:
         return nothing("cooling down after the last operation")
     if share is None:
