@@ -27,7 +27,7 @@ import attrs
 
 from ..domain.numbers import EXACT, ZERO, fmt
 from ..domain.symbols import Symbol
-from ..errors import FinalBrokerError
+from ..errors import AmbiguousBrokerError, FinalBrokerError
 from ..protocols import Custodian, TokenizationRequest
 from ..raindex.floats import scale_units
 from .chain import (
@@ -306,16 +306,23 @@ class OperationRunner:
             raise StepFailed(str(exc)) from None
 
     async def _retrying(self, what: str, call: Any) -> Any:
-        """Repeat a read-only or idempotent issuer call until it answers (or refuses)."""
+        """Repeat a read-only or idempotent issuer call until it answers (or refuses).
+
+        After ``poll_timeout`` of failures the step fails, unless one of them was
+        ambiguous (the request may have been created): an outcome that is not
+        established is never turned into a failure, so it keeps asking.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.poll_timeout
+        ambiguous = False
         while True:
             try:
                 return await call()
             except FinalBrokerError as exc:
                 raise StepFailed(str(exc)) from None
             except Exception as exc:
-                if loop.time() > deadline:
+                ambiguous = ambiguous or isinstance(exc, AmbiguousBrokerError)
+                if loop.time() > deadline and not ambiguous:
                     raise StepFailed(f"{what}: issuer unreachable: {exc}") from None
                 log.warning("%s failed, retrying: %s", what, exc)
                 await asyncio.sleep(self.retry_delay)

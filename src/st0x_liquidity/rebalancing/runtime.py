@@ -38,6 +38,10 @@ async def build_runner(config: AppConfig, log: RebalancingLog) -> OperationRunne
     account = load_account(section.keystore, section.keystore_password_env, section.private_key_env)
     if section.wallet and section.wallet.lower() != str(account.address).lower():
         raise ConfigError("rebalancing.wallet", "is not the address of the signing key")
+    if section.redemption_wallet.lower() == str(account.address).lower():
+        raise ConfigError(
+            "rebalancing.redemption_wallet", "must be the issuer's wallet, not the market maker's"
+        )
     chain = await ChainClient.connect(
         section.rpc_url, account, section.chain_id, section.confirmations
     )
