@@ -78,6 +78,14 @@ class _PatientWebSocketProvider(WebSocketProvider):
             raise TimeExhausted(f"no answer to request {request_id} within the timeout") from None
 
 
+def _observe_listener(provider: Any) -> None:
+    """Mark the end of web3's socket-reader task as seen: a dropped socket is handled by
+    the source (NodeUnavailable on the next request), not reported by asyncio at exit."""
+    task = getattr(provider, "_message_listener_task", None)
+    if isinstance(task, asyncio.Task):
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+
 def is_websocket(url: str) -> bool:
     return url.startswith(("ws://", "wss://"))
 
@@ -90,27 +98,44 @@ class Node:
         self.request_timeout = request_timeout
         self.websocket = is_websocket(url)
         self._w3: AsyncWeb3[Any] | None = None
+        self._sub_w3: AsyncWeb3[Any] | None = None
         self._listener: asyncio.Task[None] | None = None
         self.closed_reason: str | None = None
 
+    def _ws_provider(self) -> Any:
+        # No silenced listener errors: web3 would then spin on a dead socket.
+        # Log ranges can be large: lift websockets' 1 MiB frame limit.
+        return _PatientWebSocketProvider(
+            self.url,
+            websocket_kwargs={"max_size": MAX_MESSAGE},
+            max_connection_retries=1,
+            request_timeout=self.request_timeout,
+        )
+
     async def connect(self, on_head: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """Open the request connection and, with ``on_head``, a second one for ``newHeads``.
+
+        The subscription has a connection of its own: on a socket that also carries
+        requests, a notice can wait ~40 ms behind the node's unacknowledged last answer
+        (Nagle against delayed ACK; measured with anvil), and a busy request stream
+        must not delay the wake-up either.
+        """
         try:
             if self.websocket:
-                # No silenced listener errors: web3 would then spin on a dead socket.
-                # Log ranges can be large: lift websockets' 1 MiB frame limit.
-                provider: Any = _PatientWebSocketProvider(
-                    self.url,
-                    websocket_kwargs={"max_size": MAX_MESSAGE},
-                    max_connection_retries=1,
-                    request_timeout=self.request_timeout,
-                )
+                provider = self._ws_provider()
                 w3: AsyncWeb3[Any] = AsyncWeb3(provider)
                 await asyncio.wait_for(provider.connect(), self.request_timeout)
+                _observe_listener(provider)
                 self._w3 = w3
                 if on_head is not None:
-                    await asyncio.wait_for(w3.eth.subscribe("newHeads"), self.request_timeout)
+                    sub_provider = self._ws_provider()
+                    sub: AsyncWeb3[Any] = AsyncWeb3(sub_provider)
+                    await asyncio.wait_for(sub_provider.connect(), self.request_timeout)
+                    _observe_listener(sub_provider)
+                    self._sub_w3 = sub
+                    await asyncio.wait_for(sub.eth.subscribe("newHeads"), self.request_timeout)
                     self._listener = asyncio.create_task(
-                        self._listen(w3, on_head), name="raindex-heads"
+                        self._listen(sub, on_head), name="raindex-heads"
                     )
             else:
                 self._w3 = AsyncWeb3(
@@ -172,12 +197,13 @@ class Node:
         if listener is not None:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
-        w3, self._w3 = self._w3, None
-        if w3 is None:
-            return
-        try:
+        for w3 in (self._sub_w3, self._w3):
+            if w3 is None:
+                continue
             provider: Any = w3.provider
-            if hasattr(provider, "disconnect"):
-                await asyncio.wait_for(provider.disconnect(), 5)
-        except Exception as exc:  # closing a broken socket may fail; it is gone either way
-            log.debug("closing %s: %s", self.url, exc)
+            try:
+                if hasattr(provider, "disconnect"):
+                    await asyncio.wait_for(provider.disconnect(), 5)
+            except Exception as exc:  # closing a broken socket may fail; it is gone either way
+                log.debug("closing %s: %s", self.url, exc)
+        self._w3 = self._sub_w3 = None
