@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+import types
+import typing
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -196,7 +198,9 @@ def _first_error(
                     name = str(note.index)
                 if name is not None:
                     break
-            return _first_error(sub, [*path, name] if name is not None else path)
+            if name is None:  # the class's own validator failed: its message names the field
+                return _first_error(sub, path, cls)
+            return _first_error(sub, [*path, name])
     problem = _describe(exc)
     # An attrs validator's message starts with the field it checked: name the key.
     first = problem.split(" ", 1)
@@ -218,15 +222,31 @@ def structure(data: Any, cls: type[Any], prefix: str) -> Any:
         raise ConfigError(prefix, str(exc)) from None
 
 
+def _is_list(tp: Any) -> bool:
+    if typing.get_origin(tp) in (list, tuple, set, frozenset):
+        return True
+    return typing.get_origin(tp) in (typing.Union, types.UnionType) and any(
+        _is_list(arg) for arg in typing.get_args(tp)
+    )
+
+
 def _env_overrides(
     section: str | None, cls: type[Any], table: dict[str, Any], env: Mapping[str, str]
 ) -> dict[str, Any]:
     result = dict(table)
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # unresolvable annotations in a plugin's class: no list splitting
+        hints = {}
     for field in attrs.fields(cls):
         name = f"ST0X_{section}_{field.name}" if section else f"ST0X_{field.name}"
         value = env.get(name.upper())
         if value is not None:
-            result[field.name] = value
+            # A list from the environment is comma-separated (not a list of characters).
+            if _is_list(hints.get(field.name)):
+                result[field.name] = [part.strip() for part in value.split(",") if part.strip()]
+            else:
+                result[field.name] = value
     return result
 
 

@@ -50,7 +50,7 @@ BASE: dict[str, Any] = {
         ),
         (
             {**BASE, "broker": {"type": "dry-run", "failure_rate": "2"}},
-            "failure_rate must be between 0 and 1",
+            "broker.failure_rate: must be between 0 and 1",
         ),
     ],
 )
