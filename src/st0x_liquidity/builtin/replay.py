@@ -38,12 +38,20 @@ log = logging.getLogger(__name__)
 MAX_RAW = 500
 
 
+def _tickers(_i: object, _attr: object, value: list[str] | None) -> None:
+    for text in value or ():
+        try:
+            Symbol.parse(text)
+        except InvalidSymbolError:
+            raise ValueError(f"symbols must be tickers like AAPL or tAAPL, got {text!r}") from None
+
+
 @attrs.frozen
 class ReplayConfig:
     path: Path
     follow: bool = False
     poll_interval: float = 0.5
-    symbols: list[str] | None = None
+    symbols: list[str] | None = attrs.field(default=None, validator=_tickers)
 
 
 class ReplayLineError(ValueError):
