@@ -560,3 +560,30 @@ def test_deeply_nested_json_is_skipped_not_a_crash_with_the_raised_recursion_lim
         "FillItem ",
         "FillItem ",
     ]
+
+
+# -- configuration of the source ------------------------------------------------------------
+
+
+def _parse(source_table: dict[str, Any], env: dict[str, str] | None = None) -> Any:
+    from st0x_liquidity.config import parse_config
+
+    raw = {"database_url": "x.db", "source": source_table, "broker": {"type": "dry-run"}}
+    return parse_config(raw, load_registry(), env=env or {})
+
+
+def test_a_bad_symbol_in_the_allow_list_is_a_config_error_naming_the_key() -> None:
+    from st0x_liquidity.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        _parse({"type": "replay", "path": "f.jsonl", "symbols": ["AAPL", "aapl"]})
+    assert str(info.value) == "source.symbols: must be tickers like AAPL or tAAPL, got 'aapl'"
+
+
+def test_list_keys_from_the_environment_are_comma_separated() -> None:
+    config = _parse(
+        {"type": "replay", "path": "f.jsonl"},
+        {"ST0X_SOURCE_SYMBOLS": "AAPL, tTSLA,,", "ST0X_SOURCE_FOLLOW": "true"},
+    )
+    assert config.source.symbols == ["AAPL", "tTSLA"]
+    assert config.source.follow is True
