@@ -329,7 +329,6 @@ path = "fills.jsonl"
 [broker]
 type = "example-paper"
 state_path = "paper-orders.json"
-reject_symbols = ["NVDA"]
 [hedging]
 poll_interval = 0.02
 poll_jitter = 0.0
@@ -339,7 +338,11 @@ failure_backoff_max = 0.1
 drain_timeout = 1.0
 """
     )
-    run = cli("run", "--config-file", str(config), cwd=tmp_path, site=example_site)
+    # A list key of the plugin's class, from the environment: comma-separated.
+    run = cli(
+        "run", "--config-file", str(config), cwd=tmp_path, site=example_site,
+        ST0X_BROKER_REJECT_SYMBOLS="NVDA, GME",
+    )
     assert run.returncode == 0, run.stderr
     assert "NVDA is not tradable at this broker" in run.stderr
     paper = json.loads((tmp_path / "paper-orders.json").read_text()).values()
