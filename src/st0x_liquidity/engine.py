@@ -314,7 +314,7 @@ class Engine:
                 self.status.last_fill_at = fill.block_timestamp
                 cursor_carried = True
             elif isinstance(item, SkippedItem):
-                log.warning("skipped input from %s: %s", source, item.reason)
+                log.info("skipped input from %s: %s", source, item.reason)
                 events.append(
                     NewEvent(
                         FILL_SOURCE,
@@ -469,9 +469,12 @@ class Engine:
                     return  # stopping before the broker accepted anything
             if update.state is not OrderState.PENDING:
                 self.status.hedges_placed += 1
-            await self._append(
-                [position_event(order.symbol, HedgeSubmitted(cid, update.broker_order_id))]
-            )
+            submitted = position_event(order.symbol, HedgeSubmitted(cid, update.broker_order_id))
+            update = self._sanitize(order, update)
+            if update.state.terminal:  # filled or refused at once: one commit for both facts
+                await self._close(order, update, before=[submitted])
+                return
+            await self._append([submitted])
         await self._track(order, update)
 
     async def _call(self, what: str, fn: Callable[[], Awaitable[T]], *, ambiguous_ok: bool) -> T:
@@ -626,7 +629,9 @@ class Engine:
         filled = max(filled, ZERO)
         return attrs.evolve(update, filled_quantity=filled)
 
-    async def _close(self, order: MarketOrder, update: OrderUpdate) -> None:
+    async def _close(
+        self, order: MarketOrder, update: OrderUpdate, before: Sequence[NewEvent] = ()
+    ) -> None:
         book = self.books[order.symbol.ticker]
         cid = order.client_order_id
         settlement: Settlement = book.finish(cid, update.filled_quantity)
@@ -644,7 +649,7 @@ class Engine:
             settlement.released,
             settlement.nettings,
         )
-        await self._append([position_event(order.symbol, event)])
+        await self._append([*before, position_event(order.symbol, event)])
         symbol_state = self._symbols.setdefault(order.symbol.ticker, _SymbolState())
         if state is OrderState.FILLED:
             self.status.hedges_filled += 1

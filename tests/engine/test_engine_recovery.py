@@ -94,9 +94,11 @@ async def test_graceful_stop_lets_an_in_flight_placement_finish(tmp_path: Path) 
     config = make_config(tmp_path, engine={"shutdown_timeout": 5.0})
     broker = ScriptedExecutor()
     release = asyncio.Event()
+    calling = asyncio.Event()
     original = broker.place_market_order
 
     async def slow_place(order: MarketOrder) -> object:
+        calling.set()
         await release.wait()
         return await original(order)
 
@@ -104,7 +106,7 @@ async def test_graceful_stop_lets_an_in_flight_placement_finish(tmp_path: Path) 
     source = QueueSource()
     engine, store, task = await start_engine(config, broker, source)
     source.push(fill(1, "tAAPL", "SELL", "2"))
-    await wait_for(lambda: engine._order_tasks)
+    await asyncio.wait_for(calling.wait(), 30)
     engine.request_stop()
     await asyncio.sleep(0.05)
     assert not task.done(), "must wait for the broker call in flight"
@@ -130,7 +132,7 @@ async def test_books_rebuilt_on_start_match_the_store(tmp_path: Path) -> None:
     before = engine.books["AAPL"]
     await stop(engine, task, store)
     engine2, store2, task2 = await start_engine(config, broker, QueueSource())
-    await asyncio.sleep(0.05)
+    await wait_for(lambda: "AAPL" in engine2.books)
     after = engine2.books["AAPL"]
     assert [(lot.trade_id, lot.open) for lot in after.lots] == [
         (lot.trade_id, lot.open) for lot in before.lots

@@ -54,6 +54,7 @@ class SqliteStore:
         self._synchronous = synchronous.upper()
         self._db: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._queue: list[tuple[list[NewEvent], asyncio.Future[list[StoredEvent]]]] = []
         self._sequences: dict[tuple[str, str], int] = {}
         self.database_id = ""
 
@@ -144,21 +145,48 @@ class SqliteStore:
     # -- writing -------------------------------------------------------------------
 
     async def append(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
+        """Commit ``events`` and their view changes atomically; return them as stored.
+
+        Group commit: callers that arrive while a transaction is being written
+        queue up, and the next one to get the lock commits the whole queue in
+        one transaction (one fsync), in arrival order. Each caller's events are
+        still all-or-nothing, and the log order is the order of the calls.
+        """
         if not events:
             return []
-        async with self._write_lock:
-            db = self.db
-            now = _now()
-            stored: list[StoredEvent] = []
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                rows = []
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[StoredEvent]] = loop.create_future()
+        entry = (list(events), future)
+        self._queue.append(entry)
+        try:
+            async with self._write_lock:
+                if not future.done():
+                    batch, self._queue = self._queue, []
+                    await self._commit_group(batch)
+        except asyncio.CancelledError:
+            if entry in self._queue:  # not taken by a writer: it will not be committed
+                self._queue.remove(entry)
+            raise
+        return future.result()
+
+    async def _commit_group(
+        self, batch: list[tuple[list[NewEvent], asyncio.Future[list[StoredEvent]]]]
+    ) -> None:
+        db = self.db
+        now = _now()
+        per_caller: list[list[StoredEvent]] = []
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = []
+            for events, _ in batch:
+                stored: list[StoredEvent] = []
                 for new in events:
                     seq = await self._next_sequence(new.aggregate_type, new.aggregate_id)
-                    item = StoredEvent(
-                        new.aggregate_type, new.aggregate_id, seq, new.event, new.metadata, now
+                    stored.append(
+                        StoredEvent(
+                            new.aggregate_type, new.aggregate_id, seq, new.event, new.metadata, now
+                        )
                     )
-                    stored.append(item)
                     rows.append(
                         (
                             new.aggregate_type,
@@ -171,18 +199,31 @@ class SqliteStore:
                             now.isoformat(),
                         )
                     )
-                await db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-                await self._project(stored)
-                await db.execute("COMMIT")
-            except BaseException as exc:
-                await db.execute("ROLLBACK")
-                self._sequences.clear()
-                if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"could not commit {len(events)} events: {exc}") from exc
+                per_caller.append(stored)
+            await db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            await self._project(item for stored in per_caller for item in stored)
+            await db.execute("COMMIT")
+        except BaseException as exc:
+            await db.execute("ROLLBACK")
+            self._sequences.clear()
+            error: BaseException = exc
+            if isinstance(exc, sqlite3.Error):
+                error = StoreError(f"could not commit {len(rows)} events: {exc}")
+            for _, future in batch:
+                if future.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):
+                    future.cancel()
+                else:
+                    future.set_exception(error)
+            if isinstance(exc, asyncio.CancelledError):
                 raise
+            return
+        for stored, (_, future) in zip(per_caller, batch, strict=True):
             for item in stored:
                 self._sequences[(item.aggregate_type, item.aggregate_id)] = item.sequence
-            return stored
+            if not future.done():
+                future.set_result(stored)
 
     async def _next_sequence(self, aggregate_type: str, aggregate_id: str) -> int:
         key = (aggregate_type, aggregate_id)
@@ -258,7 +299,17 @@ class SqliteStore:
                     if d
                 ],
             )
-            await db.execute("DELETE FROM fill_links WHERE quantity = '0'")
+            emptied = [
+                (t.tx_hash, t.log_index, kind, other)
+                for (t, kind, other), d in batch.link_deltas.items()
+                if d < 0
+            ]
+            if emptied:  # only links that shrank can have reached zero
+                await db.executemany(
+                    "DELETE FROM fill_links WHERE tx_hash = ? AND log_index = ? AND kind = ? "
+                    "AND counterpart = ? AND quantity = '0'",
+                    emptied,
+                )
         if batch.positions:
             rows = []
             for symbol, p in batch.positions.items():
@@ -352,21 +403,22 @@ class SqliteStore:
         return await self._read_events(after, limit)
 
     async def known_trade_ids(self, ids: Sequence[TradeId]) -> set[TradeId]:
+        wanted = set(ids)
+        hashes = sorted({t.tx_hash for t in wanted})
         found: set[TradeId] = set()
-        unique = list(dict.fromkeys(ids))
-        for start in range(0, len(unique), 400):
-            chunk = unique[start : start + 400]
-            values = ",".join("(?, ?)" for _ in chunk)
-            params: list[Any] = []
-            for t in chunk:
-                params.extend((t.tx_hash, t.log_index))
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start : start + 500]
+            marks = ",".join("?" for _ in chunk)
+            # tx_hash IN (...) walks the primary-key index; a row-value IN over a
+            # VALUES list would scan the whole table once per batch.
             async with self.db.execute(
-                f"SELECT tx_hash, log_index FROM onchain_trades "
-                f"WHERE (tx_hash, log_index) IN (VALUES {values})",
-                params,
+                f"SELECT tx_hash, log_index FROM onchain_trades WHERE tx_hash IN ({marks})",
+                chunk,
             ) as cur:
                 for tx_hash, log_index in await cur.fetchall():
-                    found.add(TradeId(tx_hash, int(log_index)))
+                    trade_id = TradeId(tx_hash, int(log_index))
+                    if trade_id in wanted:
+                        found.add(trade_id)
         return found
 
     async def cursor(self, source: str) -> Cursor | None:

@@ -1,0 +1,262 @@
+"""Benchmarks for issue 2: ingestion throughput, hedge decision latency, memory.
+
+    python benchmarks/run.py            # all three, prints a table and JSON
+    python benchmarks/run.py --quick    # smaller sizes, for a smoke run
+
+Throughput is compared, in the same run, with a bare sqlite3 insert of the same
+number of event rows (same pragmas, same batch size), because this machine is
+shared and noisy: the ratio is more stable than either number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import resource
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from st0x_liquidity.builtin.dry_run import DryRunConfig, DryRunExecutor
+from st0x_liquidity.config import parse_config
+from st0x_liquidity.domain.fills import Direction, Fill, TradeId
+from st0x_liquidity.domain.orders import MarketOrder, OrderUpdate
+from st0x_liquidity.domain.symbols import Symbol
+from st0x_liquidity.engine import Engine
+from st0x_liquidity.plugins import load_registry
+from st0x_liquidity.protocols import Cursor, FillItem, SourceItem
+from st0x_liquidity.store.sqlite import SqliteStore
+
+T0 = datetime(2026, 1, 2, 15, 0, tzinfo=UTC)
+SYMBOLS = [f"S{i:02d}" for i in range(20)]
+
+
+def make_fills(count: int, seed: int = 5) -> list[Fill]:
+    rng = random.Random(seed)
+    fills = []
+    for n in range(count):
+        fills.append(
+            Fill(
+                TradeId(f"0x{n + 1:064x}", n % 4),
+                Symbol(rng.choice(SYMBOLS).replace("S", "X")),
+                rng.choice((Direction.BUY, Direction.SELL)),
+                Decimal(rng.randint(1, 5000)) / 1000,
+                Decimal(rng.randint(5000, 50000)) / 100,
+                n,
+                T0,
+            )
+        )
+    return fills
+
+
+class ListSource:
+    name = "bench"
+
+    def __init__(self, fills: list[Fill]) -> None:
+        self.fills = fills
+
+    async def stream(self, cursor: Cursor | None) -> AsyncIterator[SourceItem]:
+        for i, f in enumerate(self.fills):
+            yield FillItem(f, {"i": i})
+            if i % 500 == 499:
+                await asyncio.sleep(0)
+
+    async def close(self) -> None:
+        return None
+
+
+def config_for(tmp: Path) -> Any:
+    return parse_config(
+        {
+            "database_url": str(tmp / "bench.db"),
+            "source": {"type": "replay", "path": str(tmp / "unused.jsonl")},
+            "broker": {"type": "dry-run"},
+            "hedging": {"poll_interval": 0.01, "poll_jitter": 0},
+            "engine": {"batch_size": 500, "drain_timeout": 120},
+        },
+        load_registry(),
+        config_dir=tmp,
+        env={},
+    )
+
+
+async def run_engine(fills: list[Fill], tmp: Path) -> tuple[float, int, Engine]:
+    config = config_for(tmp)
+    store = SqliteStore(config.database_path)
+    await store.open()
+    executor = DryRunExecutor(DryRunConfig(), tmp / "broker.sqlite")
+    await executor.start()
+    engine = Engine(config, store, executor, ListSource(fills), database_id=store.database_id)
+    start = time.perf_counter()
+    await engine.run()
+    elapsed = time.perf_counter() - start
+    events = (await store.fetch("SELECT COUNT(*) FROM events"))[0][0]
+    await executor.close()
+    await store.close()
+    return elapsed, int(events), engine
+
+
+def bare_sqlite(rows: int, tmp: Path, batch: int = 500) -> float:
+    db = sqlite3.connect(tmp / "bare.db", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute(
+        "CREATE TABLE events (aggregate_type TEXT, aggregate_id TEXT, sequence INTEGER, "
+        "event_type TEXT, event_version INTEGER, payload TEXT, metadata TEXT, recorded_at TEXT, "
+        "PRIMARY KEY (aggregate_type, aggregate_id, sequence))"
+    )
+    payload = json.dumps({"fill": {"amount": "1.234", "price": "123.45", "tx": "0x" + "a" * 64}})
+    start = time.perf_counter()
+    for offset in range(0, rows, batch):
+        db.execute("BEGIN")
+        db.executemany(
+            "INSERT INTO events VALUES (?, ?, ?, ?, 1, ?, '{}', '2026-01-01T00:00:00')",
+            [("Position", "X", offset + i, "FillRecorded", payload) for i in range(batch)],
+        )
+        db.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    db.close()
+    return elapsed
+
+
+def bench_throughput(count: int) -> dict[str, Any]:
+    fills = make_fills(count)
+    with tempfile.TemporaryDirectory() as d:
+        elapsed, events, engine = asyncio.run(run_engine(fills, Path(d)))
+        bare = bare_sqlite(events, Path(d))
+    return {
+        "fills": count,
+        "events": events,
+        "hedges_filled": engine.status.hedges_filled,
+        "seconds": round(elapsed, 3),
+        "fills_per_second": round(count / elapsed),
+        "bare_sqlite_rows_per_second": round(events / bare),
+        "engine_vs_bare_event_rate": round((events / elapsed) / (events / bare), 3),
+    }
+
+
+class TimedExecutor(DryRunExecutor):
+    """Records when each order reaches the broker call."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.called: dict[str, float] = {}
+        self.event = asyncio.Event()
+
+    async def place_market_order(self, order: MarketOrder) -> OrderUpdate:
+        self.called[order.symbol.ticker] = time.perf_counter()
+        self.event.set()
+        return await super().place_market_order(order)
+
+
+class PushSource:
+    name = "bench"
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Fill | None] = asyncio.Queue()
+
+    async def stream(self, cursor: Cursor | None) -> AsyncIterator[SourceItem]:
+        n = 0
+        while (f := await self.queue.get()) is not None:
+            n += 1
+            yield FillItem(f, {"i": n})
+
+    async def close(self) -> None:
+        return None
+
+
+async def _latency(samples: int, tmp: Path) -> list[float]:
+    config = config_for(tmp)
+    store = SqliteStore(config.database_path)
+    await store.open()
+    executor = TimedExecutor(DryRunConfig(profile="whole"), tmp / "broker.sqlite")
+    await executor.start()
+    source = PushSource()
+    engine = Engine(config, store, executor, source, database_id=store.database_id)
+    task = asyncio.create_task(engine.run())
+    while not engine.status.market_open:
+        await asyncio.sleep(0.01)
+    latencies = []
+    for n in range(samples):
+        symbol = Symbol(f"L{n % 50}")
+        executor.event.clear()
+        f = Fill(TradeId(f"0x{n + 1:064x}", 0), symbol, Direction.BUY, Decimal(2), Decimal(100), n, T0)
+        handed = time.perf_counter()
+        source.queue.put_nowait(f)
+        await executor.event.wait()
+        latencies.append((executor.called[symbol.ticker] - handed) * 1000)
+        while engine._order_tasks:
+            await asyncio.sleep(0)
+    source.queue.put_nowait(None)
+    await task
+    await executor.close()
+    await store.close()
+    return latencies
+
+
+def bench_latency(samples: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as d:
+        lat = asyncio.run(_latency(samples, Path(d)))
+    lat.sort()
+    return {
+        "samples": samples,
+        "p50_ms": round(statistics.median(lat), 3),
+        "p99_ms": round(lat[int(len(lat) * 0.99) - 1], 3),
+        "max_ms": round(lat[-1], 3),
+    }
+
+
+def _rss_child(count: int) -> None:
+    fills = make_fills(count)
+    with tempfile.TemporaryDirectory() as d:
+        asyncio.run(run_engine(fills, Path(d)))
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def _rss_engine_only(count: int) -> int:
+    out = subprocess.run(
+        [sys.executable, __file__, "--rss-child", str(count)],
+        capture_output=True, text=True, check=True,
+    )
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def bench_memory(small: int, large: int) -> dict[str, Any]:
+    a = _rss_engine_only(small)
+    b = _rss_engine_only(large)
+    return {
+        f"peak_rss_mb_{small}": round(a / 1024, 1),
+        f"peak_rss_mb_{large}": round(b / 1024, 1),
+        "growth_mb": round((b - a) / 1024, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rss-child", type=int)
+    args = parser.parse_args()
+    if args.rss_child:
+        _rss_child(args.rss_child)
+        return
+    count = 10_000 if args.quick else 100_000
+    results = {
+        "throughput": bench_throughput(count),
+        "latency": bench_latency(200 if args.quick else 2000),
+        "memory": bench_memory(count // 10, count),
+    }
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
