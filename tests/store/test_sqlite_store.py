@@ -135,3 +135,16 @@ async def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="not a usable st0x database"):
         await SqliteStore(path).open()
+
+
+async def test_two_processes_opening_a_new_database_at_once(tmp_path: Path) -> None:
+    """The bot and the reporter may start together; neither may fail on migrations."""
+    path = tmp_path / "fresh.db"
+    stores = [SqliteStore(path) for _ in range(4)]
+    import asyncio
+
+    await asyncio.gather(*(s.open() for s in stores))
+    assert len({s.database_id for s in stores}) == 1
+    for s in stores:
+        assert await s.schema_version() == LATEST_VERSION
+        await s.close()

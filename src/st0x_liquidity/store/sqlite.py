@@ -103,24 +103,32 @@ class SqliteStore:
         return self._db
 
     async def _migrate(self) -> None:
+        """Apply missing migrations, each in its own write transaction.
+
+        The version is read inside the transaction, so two processes opening a
+        new database at once (the bot and the reporter) cannot both apply one.
+        """
         db = self.db
         await db.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             "version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
-        async with db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations") as cur:
-            row = await cur.fetchone()
-        current = int(row[0]) if row else 0
-        if current > LATEST_VERSION:
-            raise StoreError(
-                f"{self.path} has schema version {current}, newer than this program knows "
-                f"({LATEST_VERSION}); upgrade st0x-liquidity"
-            )
         for version, description, sql in MIGRATIONS:
-            if version <= current:
-                continue
             await db.execute("BEGIN IMMEDIATE")
             try:
+                async with db.execute(
+                    "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
+                ) as cur:
+                    row = await cur.fetchone()
+                current = int(row[0]) if row else 0
+                if current > LATEST_VERSION:
+                    raise StoreError(
+                        f"{self.path} has schema version {current}, newer than this program "
+                        f"knows ({LATEST_VERSION}); upgrade st0x-liquidity"
+                    )
+                if version <= current:
+                    await db.execute("COMMIT")
+                    continue
                 for statement in _split_sql(sql):
                     await db.execute(statement)
                 if version == 1:
