@@ -62,7 +62,7 @@ async def test_imbalance_from_fills_is_rebalanced_both_ways(tmp_path: Path) -> N
     await log.open()
     runner = await env.runner(log)
     rebalancer = Rebalancer(config.database_path, section, executor, runner=runner)
-    rebalancer.onchain = onchain_reader(runner)
+    rebalancer.onchain = onchain_reader(runner, rebalancer.keeper.book)
     commits: list[float] = []
     engine.add_listener(lambda _s: commits.append(time.perf_counter()))
     engine.add_listener(lambda _s: rebalancer.wake())

@@ -136,8 +136,7 @@ async def test_alpaca_down_ends_the_mint_cleanly(env: Env) -> None:
         assert (aapl.offchain.available, aapl.offchain.inflight) == (0, 0)
         assert not await env.logs(TRANSFER_TOPIC, env.token)
     finally:
-        await env.fake.start()
-        await _close(log, runner)
+        await _close(log, runner)  # env.close() stopping the fake again is harmless
 
 
 def test_quantities_with_more_than_18_decimals_are_refused() -> None:

@@ -50,6 +50,17 @@ class DriftDetected:
 
 
 @attrs.frozen
+class VaultDiscovered:
+    """One of the owner's vaults, seen in a fill of ``tx_hash``."""
+
+    TYPE: ClassVar[str] = "VaultDiscovered"
+    asset: str
+    token: str
+    vault_id: str
+    tx_hash: str
+
+
+@attrs.frozen
 class TriggerDecided:
     """A trigger that wanted an operation but did not start one (dry run, disabled...)."""
 
@@ -71,6 +82,8 @@ class OperationRequested:
     quantity: Decimal
     origin: str  # "trigger" | "cli"
     at: datetime
+    token: str = ""
+    vault_id: str = ""
 
 
 @attrs.frozen
@@ -122,6 +135,7 @@ class OperationEnded:
 RebalancingEvent: TypeAlias = (
     SnapshotTaken
     | DriftDetected
+    | VaultDiscovered
     | TriggerDecided
     | OperationRequested
     | StepIntended
@@ -135,6 +149,7 @@ EVENT_TYPES: dict[str, type[Any]] = {
     for cls in (
         SnapshotTaken,
         DriftDetected,
+        VaultDiscovered,
         TriggerDecided,
         OperationRequested,
         StepIntended,

@@ -36,6 +36,7 @@ from .events import (
     OperationRequested,
     RebalancingEvent,
     SnapshotTaken,
+    VaultDiscovered,
 )
 
 USDC = "USDC"
@@ -131,6 +132,10 @@ class InventoryBook:
     assets: dict[str, AssetInventory] = attrs.field(factory=dict)
     core_position: int = 0
     log_position: int = 0
+    vaults: dict[str, dict[tuple[str, str], str]] = attrs.field(factory=dict)
+    """Discovered vaults: asset -> {(token, vault id): tx hash seen in}."""
+    fill_txs: list[str] = attrs.field(factory=list)
+    """Fill transactions folded since the last vault discovery took them."""
     _hedges: dict[str, tuple[Decimal, Decimal]] = attrs.field(factory=dict)
 
     def get(self, asset: str) -> AssetInventory:
@@ -151,6 +156,7 @@ class InventoryBook:
         event = stored.event
         if isinstance(event, FillRecorded):
             fill = event.fill
+            self.fill_txs.append(fill.trade_id.tx_hash)
             asset = asset_of(str(fill.symbol))
             sign = Decimal(fill.direction.sign)
             self._add(asset, Venue.ONCHAIN, EXACT.multiply(sign, fill.amount))
@@ -189,6 +195,8 @@ class InventoryBook:
             )
         elif isinstance(event, DriftDetected):
             self._add(event.asset, Venue(event.venue), event.difference)
+        elif isinstance(event, VaultDiscovered):
+            self.vaults.setdefault(event.asset, {})[(event.token, event.vault_id)] = event.tx_hash
         elif isinstance(event, SnapshotTaken):
             for asset in set(event.vaults) | set(event.wallets):
                 self.assets[asset] = attrs.evolve(
@@ -217,3 +225,17 @@ def fold(
     for position, _core, event in log:
         book.apply_log(position, event)
     return book
+
+
+def vault_for(
+    asset: str, pinned: dict[str, tuple[str, str]], book: InventoryBook
+) -> tuple[str, str] | str:
+    """``(token, vault id)`` to deposit to / withdraw from, or why there is none."""
+    if asset in pinned:
+        return pinned[asset]
+    found = sorted(book.vaults.get(asset, {}))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        return f"no vault known for {asset} (pin one in [rebalancing.vaults])"
+    return f"{len(found)} vaults discovered for {asset}: pin one in [rebalancing.vaults]"

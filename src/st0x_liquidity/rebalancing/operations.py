@@ -53,7 +53,7 @@ from .events import (
     StepIntended,
     op_stream,
 )
-from .inventory import MoveKind, Venue
+from .inventory import InventoryBook, MoveKind, Venue, vault_for
 from .log import ConcurrentAppendError, RebalancingLog
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,8 @@ class OperationState:
     quantity: Decimal
     origin: str
     requested_at: datetime
+    token: str = ""
+    vault_id: str = ""
     length: int = 0
     intended: dict[str, dict[str, str]] = attrs.field(factory=dict)
     done: dict[str, dict[str, str]] = attrs.field(factory=dict)
@@ -121,7 +123,14 @@ def fold_operation(events: Sequence[RebalancingEvent]) -> OperationState | None:
     for event in events:
         if isinstance(event, OperationRequested):
             state = OperationState(
-                event.operation_id, event.kind, event.asset, event.quantity, event.origin, event.at
+                event.operation_id,
+                event.kind,
+                event.asset,
+                event.quantity,
+                event.origin,
+                event.at,
+                event.token,
+                event.vault_id,
             )
         if state is None:
             continue
@@ -173,6 +182,12 @@ class OperationRunner:
         self.custodian = custodian
         self.retry_delay = retry_delay
         self.core_position = 0
+        self.book: InventoryBook | None = None
+        """The inventory fold, for discovered vaults (set by the service or the CLI)."""
+
+    def vault(self, asset: str) -> tuple[str, str] | str:
+        pinned = {a: (p.token.lower(), p.vault_id) for a, p in self.config.vaults.items()}
+        return vault_for(asset, pinned, self.book or InventoryBook())
 
     # -- records ----------------------------------------------------------------------
 
@@ -196,14 +211,18 @@ class OperationRunner:
         if kind not in ("mint", "redeem"):
             raise ValueError(f"unknown operation kind {kind!r}")
         to_units(quantity)
-        if asset not in self.config.vaults:
-            raise ValueError(f"no vault pinned for {asset} in [rebalancing.vaults]")
+        vault = self.vault(asset)
+        if isinstance(vault, str):
+            raise ValueError(vault)
+        token, vault_id = vault
         operation_id = uuid.uuid4().hex[:16]
         venue = Venue.OFFCHAIN if kind == "mint" else Venue.ONCHAIN
         await self.log.append(
             op_stream(operation_id),
             [
-                OperationRequested(operation_id, kind, asset, quantity, origin, _now()),
+                OperationRequested(
+                    operation_id, kind, asset, quantity, origin, _now(), token, vault_id
+                ),
                 Moved(operation_id, asset, venue.value, MoveKind.RESERVE.value, quantity),
             ],
             core_position=self.core_position,
@@ -276,9 +295,9 @@ class OperationRunner:
         state.done[step] = details
         self._crash_point(step, "done")
 
-    def _pin(self, asset: str) -> tuple[str, bytes]:
-        pin = self.config.vaults[asset]
-        return pin.token, vault_id_bytes(pin.vault_id)
+    def _pin(self, state: OperationState) -> tuple[str, bytes]:
+        """The vault chosen when the operation was requested (fixed for its life)."""
+        return state.token, vault_id_bytes(state.vault_id)
 
     @property
     def wallet(self) -> str:
@@ -370,7 +389,7 @@ class OperationRunner:
         )
 
     async def _step_approve(self, state: OperationState) -> None:
-        token, _ = self._pin(state.asset)
+        token, _ = self._pin(state)
         units = to_units(state.quantity)
         if "approve" not in state.intended:
             allowance = await self.chain.erc20_allowance(token, self.wallet, self.config.orderbook)
@@ -383,7 +402,7 @@ class OperationRunner:
         await self._done(state, "approve", {"tx_hash": receipt["transactionHash"]})
 
     async def _step_deposit(self, state: OperationState) -> None:
-        token, vault = self._pin(state.asset)
+        token, vault = self._pin(state)
         units = to_units(state.quantity)
         receipt = await self._transaction(
             state, "deposit", self.config.orderbook, deposit3(token, vault, state.quantity)
@@ -405,7 +424,7 @@ class OperationRunner:
     # -- redemption -------------------------------------------------------------------
 
     async def _step_withdraw(self, state: OperationState) -> None:
-        token, vault = self._pin(state.asset)
+        token, vault = self._pin(state)
         receipt = await self._transaction(
             state, "withdraw", self.config.orderbook, withdraw3(token, vault, state.quantity)
         )
@@ -428,7 +447,7 @@ class OperationRunner:
         )
 
     async def _step_transfer(self, state: OperationState) -> None:
-        token, _ = self._pin(state.asset)
+        token, _ = self._pin(state)
         if not self.config.redemption_wallet:
             raise StepFailed("rebalancing.redemption_wallet is not configured")
         units = int(state.done["withdraw"]["units"])

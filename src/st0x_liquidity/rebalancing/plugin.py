@@ -94,7 +94,7 @@ def st0x_app_services(app: App) -> Sequence[Callable[[], Awaitable[None]]] | Non
             runner = await build_runner(app.config, rebalancer.log)
             rebalancer.runner = runner
             rebalancer.starter = rebalancer._start_operation
-            rebalancer.onchain = onchain_reader(runner)
+            rebalancer.onchain = onchain_reader(runner, rebalancer.keeper.book)
         await rebalancer.run()
 
     return [run]
@@ -220,6 +220,7 @@ def _cmd_rebalance(args: argparse.Namespace) -> int:
             keeper = InventoryKeeper(log)
             book = await keeper.refresh()
             runner.core_position = book.core_position
+            runner.book = book
             if args.action == "abandon":
                 await runner.abandon(args.operation_id, args.reason)
                 print(f"{args.operation_id} abandoned")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError
 from .chain import ChainClient, load_account, vault_id_bytes
 from .config import RebalancingConfig
+from .inventory import USDC, InventoryBook
 from .log import RebalancingLog
 from .operations import OperationRunner
 from .service import OnchainReader
@@ -48,24 +49,34 @@ async def build_runner(config: AppConfig, log: RebalancingLog) -> OperationRunne
     return OperationRunner(log, section, chain, custodian)
 
 
-def onchain_reader(runner: OperationRunner) -> OnchainReader:
-    """Snapshot reader: (vault balances, wallet balances) for every pinned vault."""
+def onchain_reader(runner: OperationRunner, book: InventoryBook) -> OnchainReader:
+    """Snapshot reader: (vault balances, wallet balances) per asset, over every pinned and
+    discovered vault of the asset (summed) and the market-maker wallet."""
     section = runner.config
     chain = runner.chain
 
     async def read() -> tuple[dict[str, Decimal], dict[str, Decimal]]:
         from ..raindex.floats import scale_units
 
+        where: dict[str, set[tuple[str, str]]] = {}
+        for asset, pin in section.vaults.items():
+            where.setdefault(asset, set()).add((pin.token.lower(), pin.vault_id))
+        for asset, found in book.vaults.items():
+            where.setdefault(asset, set()).update(found)
         vaults: dict[str, Decimal] = {}
         wallets: dict[str, Decimal] = {}
-        for asset, pin in section.vaults.items():
-            vaults[asset] = await chain.vault_balance(
-                section.orderbook, runner.wallet, pin.token, vault_id_bytes(pin.vault_id)
-            )
-            decimals = 6 if asset == "USDC" else 18
-            wallets[asset] = scale_units(
-                await chain.erc20_balance(pin.token, runner.wallet), decimals
-            )
+        for asset, pairs in sorted(where.items()):
+            decimals = 6 if asset == USDC else 18
+            total = Decimal(0)
+            for token, vault_id in sorted(pairs):
+                total += await chain.vault_balance(
+                    section.orderbook, runner.wallet, token, vault_id_bytes(vault_id)
+                )
+            vaults[asset] = total
+            held = Decimal(0)
+            for token in sorted({t for t, _ in pairs}):
+                held += scale_units(await chain.erc20_balance(token, runner.wallet), decimals)
+            wallets[asset] = held
         return vaults, wallets
 
     return read

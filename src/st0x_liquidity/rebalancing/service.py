@@ -25,6 +25,7 @@ from pathlib import Path
 from ..errors import NotSupportedError
 from ..protocols import Executor
 from .config import RebalancingConfig
+from .discovery import discover_vaults
 from .events import INVENTORY_STREAM, TriggerDecided
 from .inventory import USDC, Venue
 from .keeper import InventoryKeeper
@@ -63,6 +64,7 @@ class Rebalancer:
             if starter is None:
                 self.starter = self._start_operation
         self.driving: dict[str, asyncio.Task[None]] = {}
+        self._token_assets: dict[str, str | None] = {}
         self.keeper = InventoryKeeper(self.log)
         self._wake = asyncio.Event()
         self._last_recorded: dict[str, tuple[str, Decimal]] = {}
@@ -88,7 +90,8 @@ class Rebalancer:
     async def _start_operation(self, decision: Decision) -> str | None:
         assert self.runner is not None and decision.action is not None
         kind = "mint" if decision.action is Action.MINT else "redeem"
-        if decision.asset not in self.config.vaults:
+        self.runner.book = self.keeper.book
+        if isinstance(self.runner.vault(decision.asset), str):
             return None
         self.runner.core_position = self.keeper.book.core_position
         operation_id = await self.runner.request(kind, decision.asset, decision.quantity, "trigger")
@@ -113,6 +116,34 @@ class Rebalancer:
 
         self.driving[operation_id] = asyncio.create_task(drive(), name=f"op-{operation_id}")
 
+    async def discover(self) -> None:
+        """Vaults of the owner's orders in fills folded since the last call."""
+        book = await self.keeper.refresh()
+        if self.runner is None or not book.fill_txs or not self.config.orderbook:
+            return
+        txs, book.fill_txs = list(dict.fromkeys(book.fill_txs)), []
+        known = {key for vaults in book.vaults.values() for key in vaults}
+        try:
+            found = await discover_vaults(
+                self.runner.chain,
+                self.config.orderbook,
+                self.runner.wallet,
+                txs,
+                known=known,
+                cache=self._token_assets,
+            )
+        except Exception as exc:
+            log.warning("vault discovery failed (retried with the next fills): %s", exc)
+            book.fill_txs = txs + book.fill_txs
+            return
+        if found:
+            for event in found:
+                log.info(
+                    "vault discovered: %s %s in %s", event.asset, event.vault_id, event.tx_hash
+                )
+            await self.log.append(INVENTORY_STREAM, list(found), core_position=book.core_position)
+            await self.keeper.refresh()
+
     async def resume_operations(self) -> list[str]:
         """Drive every operation without a terminal event (ours after a crash, or the CLI's)."""
         if self.runner is None:
@@ -132,6 +163,7 @@ class Rebalancer:
                 if time.monotonic() >= next_snapshot:
                     await self.snapshot()
                     next_snapshot = time.monotonic() + self.config.snapshot_interval
+                await self.discover()
                 await self.resume_operations()
                 await self.check()
                 timeout = max(0.0, next_snapshot - time.monotonic())
