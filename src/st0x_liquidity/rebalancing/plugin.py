@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..domain.numbers import fmt, to_decimal
 from ..domain.symbols import Symbol
-from ..errors import StoreError
+from ..errors import ConfigError, StoreError
 from ..hookspecs import hookimpl
 from ..registry import ConfigSection
 from .config import RebalancingConfig
@@ -26,6 +27,8 @@ from .triggers import decide
 
 if TYPE_CHECKING:
     from ..app import App
+
+logger = logging.getLogger(__name__)
 
 
 @hookimpl
@@ -91,10 +94,15 @@ def st0x_app_services(app: App) -> Sequence[Callable[[], Awaitable[None]]] | Non
         if section.rpc_url and section.orderbook and section.enabled and not section.dry_run:
             from .runtime import build_runner, onchain_reader
 
-            runner = await build_runner(app.config, rebalancer.log)
-            rebalancer.runner = runner
-            rebalancer.starter = rebalancer._start_operation
-            rebalancer.onchain = onchain_reader(runner, rebalancer.keeper.book)
+            try:
+                runner = await build_runner(app.config, rebalancer.log)
+            except ConfigError as exc:
+                logger.error("rebalancing cannot act (inventory and decisions only): %s", exc)
+            else:
+                runner.book = rebalancer.keeper.book
+                rebalancer.runner = runner
+                rebalancer.starter = rebalancer._start_operation
+                rebalancer.onchain = onchain_reader(runner, rebalancer.keeper.book)
         await rebalancer.run()
 
     return [run]
