@@ -106,3 +106,28 @@ async def test_fills_hedges_snapshots_and_rebuild(tmp_path: Path) -> None:
     rebuilt = await InventoryKeeper(log2).refresh()
     assert rebuilt.assets == live
     await log2.close()
+
+
+def test_a_reorg_correction_entry_moves_onchain_like_a_fill() -> None:
+    import attrs
+
+    from st0x_liquidity.domain.events import StoredEvent
+    from st0x_liquidity.rebalancing.inventory import InventoryBook
+
+    @attrs.frozen
+    class Correction:  # the shape of FillReverted / FillReinstated: a compensating Fill
+        TYPE = "FillReverted"
+        entry: object
+
+    book = InventoryBook()
+    book.apply_core(
+        1,
+        StoredEvent(
+            "Position", "AAPL", 1, FillRecorded(fill(1, "tAAPL", "BUY", "10", "100")), {}, T0
+        ),
+    )
+    reverted = Correction(fill(1, "tAAPL", "SELL", "10", "100", log_index=10**9))
+    book.apply_core(2, StoredEvent("Position", "AAPL", 2, reverted, {}, T0))  # type: ignore[arg-type]
+    assert book.assets["AAPL"].onchain.available == 0
+    assert book.assets[USDC].onchain.available == 0
+    assert book.fill_txs == [fill(1, "tAAPL", "BUY", "10").trade_id.tx_hash]

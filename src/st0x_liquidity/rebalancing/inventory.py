@@ -28,6 +28,7 @@ from ..domain.events import (
     HedgeProgressed,
     StoredEvent,
 )
+from ..domain.fills import Fill
 from ..domain.numbers import EXACT, ZERO
 from .events import (
     DriftDetected,
@@ -154,9 +155,14 @@ class InventoryBook:
     def apply_core(self, position: int, stored: StoredEvent) -> None:
         self.core_position = max(self.core_position, position)
         event = stored.event
-        if isinstance(event, FillRecorded):
-            fill = event.fill
-            self.fill_txs.append(fill.trade_id.tx_hash)
+        # A reorg correction (FillReverted / FillReinstated) carries its compensating
+        # entry as a Fill: it moves the onchain balance exactly like a fill.
+        entry = getattr(event, "entry", None)
+        if isinstance(event, FillRecorded) or isinstance(entry, Fill):
+            fill = event.fill if isinstance(event, FillRecorded) else entry
+            assert isinstance(fill, Fill)
+            if isinstance(event, FillRecorded):
+                self.fill_txs.append(fill.trade_id.tx_hash)
             asset = asset_of(str(fill.symbol))
             sign = Decimal(fill.direction.sign)
             self._add(asset, Venue.ONCHAIN, EXACT.multiply(sign, fill.amount))

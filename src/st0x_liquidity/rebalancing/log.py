@@ -30,7 +30,14 @@ from ..errors import StoreError
 from ..store.sqlite import SqliteStore
 from .events import RebalancingEvent, from_payload, to_payload
 
-CORE_TYPES = (FillRecorded.TYPE, HedgeIntended.TYPE, HedgeProgressed.TYPE, HedgeClosed.TYPE)
+CORE_TYPES = (
+    FillRecorded.TYPE,
+    "FillReverted",  # reorg corrections: their ``entry`` moves inventory like a fill
+    "FillReinstated",
+    HedgeIntended.TYPE,
+    HedgeProgressed.TYPE,
+    HedgeClosed.TYPE,
+)
 
 
 class ConcurrentAppendError(StoreError):
