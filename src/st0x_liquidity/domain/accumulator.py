@@ -103,7 +103,7 @@ def decide_hedge(
     if open_net.is_zero():
         return None
     side = Direction.SELL if open_net > ZERO else Direction.BUY
-    size = abs(open_net)
+    size = open_net.copy_abs()  # abs() would round to the default 28 digits
     if not rules.fractional:
         quantity = round_down(size, 0)
         if quantity < max(rules.min_quantity, Decimal(1)):
@@ -139,7 +139,9 @@ class SymbolBook:
     def open_net(self) -> Decimal:
         total = ZERO
         for lot in self.lots:
-            total = add(total, lot.open if lot.direction is Direction.BUY else -lot.open)
+            total = add(
+                total, lot.open if lot.direction is Direction.BUY else lot.open.copy_negate()
+            )
         return total
 
     @property

@@ -94,4 +94,5 @@ class Fill:
 
     @property
     def signed_amount(self) -> Decimal:
-        return self.amount if self.direction is Direction.BUY else -self.amount
+        # copy_negate is exact; unary minus rounds to the context's 28 digits.
+        return self.amount if self.direction is Direction.BUY else self.amount.copy_negate()

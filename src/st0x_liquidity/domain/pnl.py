@@ -94,13 +94,13 @@ class SymbolPnl:
         total = ZERO
         for lot in self.lots:
             total = EXACT.add(
-                total, lot.quantity if lot.direction is Direction.BUY else -lot.quantity
+                total, lot.quantity if lot.direction is Direction.BUY else lot.quantity.copy_negate()
             )
         self.net = total
 
     @property
     def open_quantity(self) -> Decimal:
-        return abs(self.net)
+        return self.net.copy_abs()
 
     @property
     def average_cost(self) -> Decimal | None:
@@ -149,7 +149,9 @@ class SymbolPnl:
                 self.lots[0] = attrs.evolve(lot, quantity=left)
         if remaining > ZERO:
             self.lots.append(PnlLot(trade.direction, remaining, trade.price, trade.trade_id))
-        signed = trade.quantity if trade.direction is Direction.BUY else -trade.quantity
+        signed = (
+            trade.quantity if trade.direction is Direction.BUY else trade.quantity.copy_negate()
+        )
         self.net = EXACT.add(self.net, signed)
         if realized is not None:
             self.cumulative = EXACT.add(self.cumulative, realized)
