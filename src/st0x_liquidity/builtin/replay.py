@@ -27,7 +27,7 @@ import attrs
 
 from ..config import resolve_path
 from ..domain.fills import Direction, Fill, InvalidFillError, TradeId
-from ..domain.numbers import NotADecimalError, to_decimal
+from ..domain.numbers import WIDE, NotADecimalError, to_decimal
 from ..domain.symbols import InvalidSymbolError, Symbol
 from ..hookspecs import hookimpl
 from ..protocols import Cursor, FillItem, SkippedItem, SourceItem
@@ -110,8 +110,8 @@ def parse_line(text: str, allowed: frozenset[str] | None = None) -> Fill:
             trade_id=TradeId(_field(data, "tx_hash"), _int(data, "log_index")),
             symbol=symbol,
             direction=Direction(direction_text.upper()),
-            amount=to_decimal(_field(data, "amount"), what="amount"),
-            price=to_decimal(_field(data, "price"), what="price"),
+            amount=_quantity(data, "amount"),
+            price=_quantity(data, "price"),
             block_number=_int(data, "block_number"),
             block_timestamp=_timestamp(_field(data, "block_timestamp")),
         )
@@ -123,6 +123,26 @@ def _field(data: dict[str, Any], name: str) -> Any:
     if name not in data:
         raise ReplayLineError(f"missing field {name!r}")
     return data[name]
+
+
+MAX_PLACES = 18
+"""Most decimal places of an amount or price (a token's precision)."""
+MAX_DIGITS = 18
+"""Amounts and prices are below 10**18: with MAX_PLACES, sums and products stay
+exact in the engine's 80-digit arithmetic, which raises rather than round (a line
+of 1e999999 shares used to stop the engine, and again on every restart)."""
+
+
+def _quantity(data: dict[str, Any], name: str) -> Decimal:
+    value = to_decimal(_field(data, name), what=name)
+    if value > 0:  # zero and negatives are refused by Fill with their own reason
+        if value.adjusted() >= MAX_DIGITS:
+            raise ReplayLineError(f"{name} must be below 1e{MAX_DIGITS}, got {value}")
+        value = value.normalize(WIDE)
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -MAX_PLACES:
+            raise ReplayLineError(f"{name} has more than {MAX_PLACES} decimal places: {value}")
+    return value
 
 
 def _int(data: dict[str, Any], name: str) -> int:
