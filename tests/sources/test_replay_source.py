@@ -87,6 +87,11 @@ BAD_LINES: list[tuple[str, str]] = [
     (raw_line(price="0"), "price must be a positive decimal"),
     (raw_line(price="-187.5"), "price must be a positive decimal"),
     (raw_line(amount="lots"), "amount is not a decimal number"),
+    # Beyond exact 80-digit arithmetic: these used to stop the engine on every start.
+    (raw_line(amount="1e999999"), "amount must be below 1e18, got 1E+999999"),
+    (raw_line(price="1000000000000000000"), "price must be below 1e18"),
+    (raw_line(amount="0.1234567890123456789"), "amount has more than 18 decimal places"),
+    (raw_line(price="1E-19"), "price has more than 18 decimal places"),
     (raw_line(amount="NaN"), "amount must be finite"),
     (raw_line(amount="Infinity"), "amount must be finite"),
     (raw_line(amount=True), "amount must be a decimal number, got a boolean"),
@@ -132,7 +137,7 @@ def test_a_bad_line_is_skipped_with_its_reason_and_the_rest_is_read(
 
 def test_float_looking_amounts_parse_exactly_as_decimal(tmp_path: Path) -> None:
     path = tmp_path / "fills.jsonl"
-    numbers = ["0.1", "0.3", "187.53", "1.000000000000000000000000000001", "1e-7", "2.50", "12"]
+    numbers = ["0.1", "0.3", "187.53", "1.000000000000000001", "1e-7", "2.50", "12"]
     rows = []
     for n, text in enumerate(numbers, start=1):
         # Unquoted JSON numbers: the source must not go through float.
@@ -587,3 +592,80 @@ def test_list_keys_from_the_environment_are_comma_separated() -> None:
     )
     assert config.source.symbols == ["AAPL", "tTSLA"]
     assert config.source.follow is True
+
+
+def test_garbage_through_the_app_is_recorded_and_never_stops_it(tmp_path: Path) -> None:
+    import random
+
+    rng = random.Random(5)
+    path = tmp_path / "fills.jsonl"
+    good: list[str] = []
+    expected_skips = 0
+    with path.open("wb") as fh:
+        for n in range(1, 301):
+            kind = rng.randrange(6)
+            if kind == 0:
+                row = line(n, rng.choice(["tAAPL", "TSLA", "NVDA0x"]), rng.choice(["BUY", "SELL"]),
+                           str(Decimal(rng.randint(1, 999)) / 100))
+                good.append(tx(n))
+                fh.write(json.dumps(row).encode() + b"\n")
+                continue
+            if kind == 1:
+                data = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 80)))
+                data = data.replace(b"\n", b"")
+            elif kind == 2:
+                data = json.dumps({**line(n, "tAAPL", "BUY", "1"), "amount": rng.choice(
+                    [None, -1, "0", [], {}, "1e999999", "x", True]
+                )}).encode()
+            elif kind == 3:
+                data = b'{"symbol": "\\ud800", "tx_hash": "\\u0000"}' + b"\x00"
+            elif kind == 4:
+                data = ("[" * rng.randrange(30, 3000)).encode()
+            else:
+                data = json.dumps(line(n, "tAAPL", "BUY", "1"))[: rng.randrange(1, 60)].encode()
+            stripped = data.strip()
+            try:
+                text = stripped.decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+            if text is None or (text.strip() and not text.strip().startswith("#")):
+                expected_skips += 1
+            fh.write(data + b"\n")
+    run(tmp_path)
+    assert sorted(t[0] for t in trades(tmp_path)) == sorted(good)
+    [(skipped,)] = db_rows(tmp_path, "SELECT COUNT(*) FROM skipped_inputs")
+    assert skipped == expected_skips
+    assert saved_cursor(tmp_path)["offset"] == path.stat().st_size
+    # Nothing in the store is unreadable: the views rebuild from the events.
+    from st0x_liquidity.store.sqlite import SqliteStore
+
+    async def rebuild() -> int:
+        store = SqliteStore(tmp_path / "st0x.db")
+        await store.open()
+        try:
+            return await store.rebuild_views()
+        finally:
+            await store.close()
+
+    assert asyncio.run(rebuild()) > 0
+    assert sorted(t[0] for t in trades(tmp_path)) == sorted(good)
+
+
+def test_the_largest_and_finest_accepted_values_run_through_the_engine(tmp_path: Path) -> None:
+    big = "999999999999999999.999999999999999999"
+    fine = "0.000000000000000001"
+    write_lines(
+        tmp_path / "fills.jsonl",
+        [
+            line(1, "tAAPL", "BUY", big, big),
+            line(2, "tAAPL", "BUY", big, fine),
+            line(3, "tAAPL", "SELL", fine, big),
+            line(4, "tTSLA", "SELL", fine, fine),
+            line(5, "tAAPL", "BUY", big, "187.123456789012345678"),
+        ],
+    )
+    run(tmp_path)
+    assert len(trades(tmp_path)) == 5
+    assert db_rows(tmp_path, "SELECT COUNT(*) FROM skipped_inputs") == [(0,)]
+    states = {r[0] for r in db_rows(tmp_path, "SELECT state FROM hedge_orders")}
+    assert states == {"filled"}
