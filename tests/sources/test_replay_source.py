@@ -284,7 +284,7 @@ def test_bad_lines_are_recorded_and_logged_while_the_rest_is_processed(
     )
     with path.open("ab") as fh:
         fh.write(b"\xff\n")
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         run(tmp_path)
     assert [t[0] for t in trades(tmp_path)] == [tx(1), tx(3), tx(5)]
     skipped = db_rows(tmp_path, "SELECT reason, raw FROM skipped_inputs ORDER BY sequence")
