@@ -45,7 +45,7 @@ clock_recheck = 0.05
 
 @pytest.mark.asyncio
 async def test_imbalance_from_fills_is_rebalanced_both_ways(tmp_path: Path) -> None:
-    env = await make_env(tmp_path, toml=HEDGING)
+    env = await make_env(tmp_path, toml=HEDGING, snapshot_interval="3600")
     config = env.config()
     section = config.sections["rebalancing"]
     store = SqliteStore(config.database_path)
