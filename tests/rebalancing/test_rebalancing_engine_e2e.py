@@ -86,7 +86,8 @@ async def test_imbalance_from_fills_is_rebalanced_both_ways(tmp_path: Path) -> N
         await send(env.orderbook, deposit3(env.token, vault_id_bytes(VAULT_ID), Decimal(50)))
         env.fake.positions["AAPL"] = Decimal(50)
         service = asyncio.create_task(rebalancer.run())
-        await wait_for(lambda: "AAPL" in rebalancer.keeper.book.assets, 20)
+        # both first snapshots recorded (onchain last) before the taker moves anything
+        await wait_for(lambda: rebalancer.keeper.book.get("AAPL").vault is not None, 20)
 
         # a taker buys 40 tokens from the maker's order: they leave the vault; the engine
         # hedges by buying 40 shares -> 10 onchain / 90 offchain -> mint 40
