@@ -68,7 +68,7 @@ async def audit_report(
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     trades = await store.fetch(
         "SELECT t.tx_hash, t.log_index, t.symbol, t.direction, t.amount, t.price, t.block_number, "
-        f"t.block_timestamp, t.open_quantity FROM onchain_trades t {clause} "
+        f"t.block_timestamp, t.open_quantity, t.corrects FROM onchain_trades t {clause} "
         "ORDER BY t.symbol, t.arrival",
         params,
     )
@@ -91,7 +91,7 @@ async def audit_report(
 
     fills = []
     covered: dict[str, list[dict[str, str]]] = {}
-    for tx, idx, sym, direction, amount, price, block, ts, open_qty in trades:
+    for tx, idx, sym, direction, amount, price, block, ts, open_qty, corrects in trades:
         trade_id = f"{tx}:{idx}"
         netted: list[dict[str, str]] = []
         hedged: list[dict[str, Any]] = []
@@ -130,6 +130,7 @@ async def audit_report(
                 "reserved": reserved,
                 "open": open_qty,
                 "explained": total == Decimal(amount),
+                "corrects": corrects,
             }
         )
     hedge_list = []

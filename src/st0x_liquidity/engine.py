@@ -40,6 +40,8 @@ from .domain.events import (
     FILL_SOURCE,
     CursorCheckpointed,
     FillRecorded,
+    FillReinstated,
+    FillReverted,
     HedgeClosed,
     HedgeIntended,
     HedgeProgressed,
@@ -47,9 +49,10 @@ from .domain.events import (
     InputSkipped,
     NewEvent,
     StoredEvent,
+    correction_id,
     position_event,
 )
-from .domain.fills import Direction
+from .domain.fills import Direction, Fill, TradeId
 from .domain.numbers import ZERO
 from .domain.orders import MarketOrder, OrderRules, OrderState, OrderUpdate
 from .domain.symbols import Symbol
@@ -63,12 +66,12 @@ from .errors import (
 )
 from .protocols import (
     BookSnapshot,
-    CheckpointItem,
     Executor,
     FillItem,
     FillSource,
     HedgeOrderRecord,
     PositionStore,
+    RevertedItem,
     SkippedItem,
     SourceItem,
 )
@@ -285,55 +288,32 @@ class Engine:
 
     async def ingest_batch(self, batch: Sequence[SourceItem]) -> list[StoredEvent]:
         """Record a batch of source items and any hedges they trigger, in one commit."""
-        seen_at = time.perf_counter()
-        fill_ids = [i.fill.trade_id for i in batch if isinstance(i, FillItem)]
-        known = await self.store.known_trade_ids(fill_ids) if fill_ids else set()
-        source = self.source.name
+        ids = [
+            i.fill.trade_id if isinstance(i, FillItem) else i.trade_id
+            for i in batch
+            if isinstance(i, FillItem | RevertedItem)
+        ]
+        known = await self.store.trade_corrections(ids) if ids else {}
         events: list[NewEvent] = []
         touched: dict[str, None] = {}
         cursor_carried = False
         for item in batch:
-            cursor = dict(item.cursor)
             if isinstance(item, FillItem):
-                fill = item.fill
-                if fill.trade_id in known:
-                    self.status.duplicates_dropped += 1
-                    cursor_carried = False
-                    continue
-                known.add(fill.trade_id)
-                book = self._book(fill.symbol)
-                nettings = book.apply_fill(fill)
-                events.append(
-                    position_event(
-                        fill.symbol, FillRecorded(fill, nettings), source=source, cursor=cursor
-                    )
-                )
-                touched[fill.symbol.ticker] = None
-                self.fill_seen_at[fill.symbol.ticker] = seen_at
-                self.status.fills_ingested += 1
-                self.status.last_fill_at = fill.block_timestamp
-                cursor_carried = True
+                cursor_carried = self._ingest_fill(item, known, events, touched)
+            elif isinstance(item, RevertedItem):
+                cursor_carried = self._ingest_revert(item, known, events, touched)
             elif isinstance(item, SkippedItem):
-                log.info("skipped input from %s: %s", source, item.reason)
-                events.append(
-                    NewEvent(
-                        FILL_SOURCE,
-                        source,
-                        InputSkipped(item.reason, item.raw),
-                        {"source": source, "cursor": cursor},
-                    )
-                )
-                self.status.inputs_skipped += 1
+                self._ingest_skip(item, events)
                 cursor_carried = True
-            elif isinstance(item, CheckpointItem):
+            else:
                 cursor_carried = False
         if batch and not cursor_carried:
             events.append(
                 NewEvent(
                     FILL_SOURCE,
-                    source,
+                    self.source.name,
                     CursorCheckpointed(),
-                    {"source": source, "cursor": dict(batch[-1].cursor)},
+                    {"source": self.source.name, "cursor": dict(batch[-1].cursor)},
                 )
             )
         orders = self._decide_many(list(touched), events)
@@ -343,6 +323,83 @@ class Engine:
         for order in orders:
             self._spawn_order(order)
         return stored
+
+    def _ingest_fill(
+        self,
+        item: FillItem,
+        known: dict[TradeId, tuple[Fill, int]],
+        events: list[NewEvent],
+        touched: dict[str, None],
+    ) -> bool:
+        """Apply a new fill (or reinstate a reverted one); False for a duplicate."""
+        fill = item.fill
+        state = known.get(fill.trade_id)
+        if state is not None and state[1] % 2 == 0:
+            self.status.duplicates_dropped += 1
+            return False
+        book = self._book(fill.symbol)
+        event: FillRecorded | FillReinstated
+        if state is None:
+            known[fill.trade_id] = (fill, 0)
+            event = FillRecorded(fill, book.apply_fill(fill))
+        else:  # reverted earlier, back on the canonical chain
+            k = state[1] + 1
+            entry = attrs.evolve(fill, trade_id=correction_id(fill.trade_id, k))
+            known[fill.trade_id] = (state[0], k)
+            event = FillReinstated(fill.trade_id, entry, book.apply_fill(entry))
+            log.warning("fill %s is back on the canonical chain: reinstated", fill.trade_id)
+        events.append(
+            position_event(fill.symbol, event, source=self.source.name, cursor=dict(item.cursor))
+        )
+        touched[fill.symbol.ticker] = None
+        self.fill_seen_at[fill.symbol.ticker] = time.perf_counter()
+        self.status.fills_ingested += 1
+        self.status.last_fill_at = fill.block_timestamp
+        return True
+
+    def _ingest_revert(
+        self,
+        item: RevertedItem,
+        known: dict[TradeId, tuple[Fill, int]],
+        events: list[NewEvent],
+        touched: dict[str, None],
+    ) -> bool:
+        """Reverse a fill that left the canonical chain with a compensating entry."""
+        state = known.get(item.trade_id)
+        if state is None or state[1] % 2 == 1:
+            reason = f"{item.reason} (no recorded fill to revert)"
+            self._ingest_skip(SkippedItem(reason, str(item.trade_id), item.cursor), events)
+            return True
+        original, k = state[0], state[1] + 1
+        entry = attrs.evolve(
+            original,
+            trade_id=correction_id(original.trade_id, k),
+            direction=original.direction.opposite,
+        )
+        known[item.trade_id] = (original, k)
+        book = self._book(original.symbol)
+        event = FillReverted(item.trade_id, entry, item.reason, book.apply_fill(entry))
+        events.append(
+            position_event(
+                original.symbol, event, source=self.source.name, cursor=dict(item.cursor)
+            )
+        )
+        log.error("fill %s reversed: %s", item.trade_id, item.reason)
+        touched[original.symbol.ticker] = None
+        return True
+
+    def _ingest_skip(self, item: SkippedItem, events: list[NewEvent]) -> None:
+        source = self.source.name
+        log.info("skipped input from %s: %s", source, item.reason)
+        events.append(
+            NewEvent(
+                FILL_SOURCE,
+                source,
+                InputSkipped(item.reason, item.raw),
+                {"source": source, "cursor": dict(item.cursor)},
+            )
+        )
+        self.status.inputs_skipped += 1
 
     def _book(self, symbol: Symbol) -> SymbolBook:
         book = self.books.get(symbol.ticker)

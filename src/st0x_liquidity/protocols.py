@@ -49,7 +49,21 @@ class CheckpointItem:
     cursor: Cursor
 
 
-SourceItem: TypeAlias = FillItem | SkippedItem | CheckpointItem
+@attrs.frozen
+class RevertedItem:
+    """A fill delivered earlier is no longer on the canonical chain (reorg).
+
+    The engine records a ``FillReverted`` with a compensating entry; an unknown or
+    already reverted trade id is recorded as skipped. If the same trade id is
+    delivered again later as a :class:`FillItem`, it is reinstated.
+    """
+
+    trade_id: TradeId
+    reason: str
+    cursor: Cursor
+
+
+SourceItem: TypeAlias = FillItem | SkippedItem | CheckpointItem | RevertedItem
 
 
 @runtime_checkable
@@ -193,6 +207,10 @@ class PositionStore(Protocol):
     async def append(self, events: Sequence[NewEvent]) -> list[StoredEvent]: ...
 
     async def known_trade_ids(self, ids: Sequence[TradeId]) -> set[TradeId]: ...
+
+    async def trade_corrections(self, ids: Sequence[TradeId]) -> dict[TradeId, tuple[Fill, int]]:
+        """For each known trade id: the recorded fill and how many corrections
+        (reverts and reinstatements) it has had; odd means currently reverted."""
 
     async def cursor(self, source: str) -> Cursor | None: ...
 

@@ -32,6 +32,42 @@ class FillRecorded:
 
 
 @attrs.frozen
+class FillReverted:
+    """A recorded fill left the canonical chain (reorg).
+
+    The fill's own record stays (the audit trail is append-only); ``entry`` is a
+    compensating entry of the opposite direction and same amount, under a
+    synthetic trade id (see :func:`correction_id`), that goes through the book like
+    any fill: it nets against open lots or opens exposure the next hedge corrects.
+    A hedge already placed for the original stays.
+    """
+
+    TYPE: ClassVar[str] = "FillReverted"
+    original: TradeId
+    entry: Fill
+    reason: str
+    nettings: tuple[Netting, ...] = ()
+
+
+@attrs.frozen
+class FillReinstated:
+    """A reverted fill came back onto the canonical chain: re-applied as a new entry."""
+
+    TYPE: ClassVar[str] = "FillReinstated"
+    original: TradeId
+    entry: Fill
+    nettings: tuple[Netting, ...] = ()
+
+
+CORRECTION_STRIDE = 1_000_000_000
+"""Synthetic log indexes of correction entries: original + k × stride (k = 1, 2, …)."""
+
+
+def correction_id(original: TradeId, k: int) -> TradeId:
+    return TradeId(original.tx_hash, original.log_index + k * CORRECTION_STRIDE)
+
+
+@attrs.frozen
 class HedgeIntended:
     """Durable before the broker is called (the exactly-once guarantee hangs on it)."""
 
@@ -96,6 +132,8 @@ class CursorCheckpointed:
 
 DomainEvent: TypeAlias = (
     FillRecorded
+    | FillReverted
+    | FillReinstated
     | HedgeIntended
     | HedgeSubmitted
     | HedgeProgressed
@@ -108,6 +146,8 @@ EVENT_TYPES: dict[str, type[Any]] = {
     cls.TYPE: cls
     for cls in (
         FillRecorded,
+        FillReverted,
+        FillReinstated,
         HedgeIntended,
         HedgeSubmitted,
         HedgeProgressed,

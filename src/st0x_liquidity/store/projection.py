@@ -17,8 +17,11 @@ import attrs
 
 from ..domain.accumulator import Allocation, Netting
 from ..domain.events import (
+    CORRECTION_STRIDE,
     CursorCheckpointed,
     FillRecorded,
+    FillReinstated,
+    FillReverted,
     HedgeClosed,
     HedgeIntended,
     HedgeProgressed,
@@ -26,7 +29,7 @@ from ..domain.events import (
     InputSkipped,
     StoredEvent,
 )
-from ..domain.fills import Direction, TradeId
+from ..domain.fills import Direction, Fill, TradeId
 from ..domain.numbers import ZERO, add, fmt
 from ..domain.orders import OrderState
 
@@ -66,7 +69,18 @@ class Batch:
         if source is not None and "cursor" in meta:
             self.cursors[source] = (json.dumps(meta["cursor"], sort_keys=True), when)
         if isinstance(event, FillRecorded):
-            self._fill(stored, event, when, source)
+            self._fill(stored, event.fill, event.nettings, when, source)
+        elif isinstance(event, FillReverted | FillReinstated):
+            k = event.entry.trade_id.log_index // CORRECTION_STRIDE
+            self._fill(
+                stored,
+                event.entry,
+                event.nettings,
+                when,
+                source,
+                corrects=str(event.original),
+                correction=k,
+            )
         elif isinstance(event, HedgeIntended):
             self._intent(stored.aggregate_id, event, when)
         elif isinstance(event, HedgeSubmitted):
@@ -110,8 +124,17 @@ class Batch:
         delta.updated_at = when
         return delta
 
-    def _fill(self, stored: StoredEvent, event: FillRecorded, when: str, source: Any) -> None:
-        fill = event.fill
+    def _fill(
+        self,
+        stored: StoredEvent,
+        fill: Fill,
+        nettings: tuple[Netting, ...],
+        when: str,
+        source: Any,
+        *,
+        corrects: str | None = None,
+        correction: int = 0,
+    ) -> None:
         self.trades.append(
             (
                 fill.trade_id.tx_hash,
@@ -126,9 +149,11 @@ class Batch:
                 fmt(fill.amount),
                 source,
                 when,
+                corrects,
+                correction,
             )
         )
-        self._nettings(event.nettings)
+        self._nettings(nettings)
         pos = self._position(str(fill.symbol), when)
         pos.net = add(pos.net, fill.signed_amount)
         pos.open = add(pos.open, fill.signed_amount)

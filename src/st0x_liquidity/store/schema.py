@@ -193,6 +193,15 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         BEGIN SELECT RAISE(ABORT, 'rebalancing events are append-only'); END;
         """,
     ),
+    (
+        5,
+        "reorg corrections: compensating entries name the fill they correct",
+        """
+        ALTER TABLE onchain_trades ADD COLUMN corrects TEXT;
+        ALTER TABLE onchain_trades ADD COLUMN correction INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX onchain_trades_corrects ON onchain_trades (corrects);
+        """,
+    ),
 )
 
 VIEW_TABLES = (

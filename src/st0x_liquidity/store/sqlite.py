@@ -9,10 +9,11 @@ dozen round trips to the database thread, not thousands.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -27,7 +28,7 @@ from ..domain.events import (
     event_from_payload,
     event_to_payload,
 )
-from ..domain.fills import TradeId
+from ..domain.fills import Direction, Fill, TradeId
 from ..domain.numbers import EXACT, fmt
 from ..domain.symbols import Symbol
 from ..errors import StoreError
@@ -170,7 +171,7 @@ class SqliteStore:
             async with self._write_lock:
                 if not future.done():
                     batch, self._queue = self._queue, []
-                    await self._commit_group(batch)
+                    await _uninterrupted(self._commit_group(batch))
         except asyncio.CancelledError:
             if entry in self._queue:  # not taken by a writer: it will not be committed
                 self._queue.remove(entry)
@@ -212,7 +213,8 @@ class SqliteStore:
             await self._project(item for stored in per_caller for item in stored)
             await db.execute("COMMIT")
         except BaseException as exc:
-            await db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # BEGIN itself may have failed
+                await db.execute("ROLLBACK")
             self._sequences.clear()
             error: BaseException = exc
             if isinstance(exc, sqlite3.Error):
@@ -255,8 +257,8 @@ class SqliteStore:
         if batch.trades:
             await db.executemany(
                 "INSERT INTO onchain_trades (tx_hash, log_index, symbol, direction, amount, price, "
-                "block_number, block_timestamp, arrival, open_quantity, source, recorded_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "block_number, block_timestamp, arrival, open_quantity, source, recorded_at, "
+                "corrects, correction) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 batch.trades,
             )
         if batch.hedges:
@@ -429,6 +431,26 @@ class SqliteStore:
                         found.add(trade_id)
         return found
 
+    async def trade_corrections(
+        self, ids: Sequence[TradeId]
+    ) -> dict[TradeId, tuple[Fill, int]]:
+        known = await self.known_trade_ids(ids)
+        result: dict[TradeId, tuple[Fill, int]] = {}
+        for trade_id in known:
+            rows = await self.fetch(
+                "SELECT symbol, direction, amount, price, block_number, block_timestamp, "
+                "(SELECT COUNT(*) FROM onchain_trades c WHERE c.corrects = ?) "
+                "FROM onchain_trades WHERE tx_hash = ? AND log_index = ?",
+                (str(trade_id), trade_id.tx_hash, trade_id.log_index),
+            )
+            symbol, direction, amount, price, block, ts, corrections = rows[0]
+            fill = Fill(
+                trade_id, Symbol(symbol), Direction(direction), Decimal(amount), Decimal(price),
+                int(block), datetime.fromisoformat(ts),
+            )
+            result[trade_id] = (fill, int(corrections))
+        return result
+
     async def cursor(self, source: str) -> Cursor | None:
         async with self.db.execute(
             "SELECT cursor FROM source_cursors WHERE source = ?", (source,)
@@ -539,6 +561,25 @@ class SqliteStore:
                 "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
                 (namespace, key, value, _now().isoformat()),
             )
+
+
+async def _uninterrupted(coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` to the end even if the caller is cancelled, then re-raise.
+
+    A transaction cut off between BEGIN and COMMIT by a cancellation would leave
+    the connection mid-transaction (and a cancelled COMMIT may still have
+    committed); shutdown cancels callers, so writes finish before they notice.
+    """
+    task = asyncio.ensure_future(coro)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    task.result()
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 def _split_sql(script: str) -> list[str]:
