@@ -79,6 +79,20 @@ async def test_breaker_requires_the_token_and_is_audited(tmp_path: Path) -> None
         )
         assert [row[0] for row in log] == ["pause", "resume"]
         assert log[0][1:] == ("maintenance", "dashboard")
+        # Every change is an event in the audit trail (the event log).
+        events = await app.store.fetch(
+            "SELECT aggregate_type, aggregate_id, event_type, payload FROM events "
+            "WHERE event_type = 'CircuitBreakerChanged' ORDER BY rowid"
+        )
+        assert [row[:3] for row in events] == [
+            ("CircuitBreaker", "hedging", "CircuitBreakerChanged")
+        ] * 2
+        payloads = [json.loads(row[3]) for row in events]
+        assert [(p["paused"], p["actor"]) for p in payloads] == [
+            (True, "dashboard"),
+            (False, "dashboard"),
+        ]
+        assert payloads[0]["reason"] == "maintenance"
         with_pause = {"action": "pause", "reason": "kept across restarts"}
         async with http.post(url + "/api/breaker", json=with_pause, headers=auth) as r:
             assert r.status == 200

@@ -22,6 +22,7 @@ from .symbols import Symbol
 
 POSITION = "Position"
 FILL_SOURCE = "FillSource"
+CIRCUIT_BREAKER = "CircuitBreaker"
 
 
 @attrs.frozen
@@ -130,6 +131,21 @@ class CursorCheckpointed:
     TYPE: ClassVar[str] = "CursorCheckpointed"
 
 
+@attrs.frozen
+class CircuitBreakerChanged:
+    """Hedging was paused or resumed by an operator (stream ``CircuitBreaker/hedging``).
+
+    Not folded into any view: it is the audit trail of the breaker. Fills keep
+    being recorded while hedging is paused.
+    """
+
+    TYPE: ClassVar[str] = "CircuitBreakerChanged"
+    paused: bool
+    reason: str
+    actor: str
+    remote: str | None = None
+
+
 DomainEvent: TypeAlias = (
     FillRecorded
     | FillReverted
@@ -140,6 +156,7 @@ DomainEvent: TypeAlias = (
     | HedgeClosed
     | InputSkipped
     | CursorCheckpointed
+    | CircuitBreakerChanged
 )
 
 EVENT_TYPES: dict[str, type[Any]] = {
@@ -154,6 +171,7 @@ EVENT_TYPES: dict[str, type[Any]] = {
         HedgeClosed,
         InputSkipped,
         CursorCheckpointed,
+        CircuitBreakerChanged,
     )
 }
 EVENT_VERSION = 1

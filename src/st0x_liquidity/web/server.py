@@ -7,8 +7,8 @@ Routes:
   messages (``docs/dashboard.md``);
 * ``GET /api/state`` — the same initial state as JSON, for scripts;
 * ``POST /api/breaker`` — pause/resume hedging; needs ``Authorization: Bearer
-  <token>`` with ``[dashboard] token``; every change is appended to
-  ``circuit_breaker_log``;
+  <token>`` with ``[dashboard] token``; every change is a
+  ``CircuitBreakerChanged`` event and a row of ``circuit_breaker_log``;
 * ``GET /health`` — 200 when ready, 503 with the failing checks otherwise;
 * ``GET /metrics`` — Prometheus text exposition.
 

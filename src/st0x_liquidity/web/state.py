@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 import attrs
 
+from ..domain.events import CIRCUIT_BREAKER, CircuitBreakerChanged, NewEvent
 from ..domain.numbers import EXACT, WIDE, fmt
 from ..domain.pnl import PnlBook, PnlRow, PnlTotals, PnlTrade, summarize_totals
 from ..reporting.pnl import read_trades, summary_to_json, trade_from_event
@@ -550,10 +551,19 @@ class DashboardState:
     async def record_breaker(
         self, action: str, reason: str, actor: str, remote: str | None
     ) -> Breaker:
-        """Apply a pause/resume to the engine and append it to the audit log."""
+        """Apply a pause/resume to the engine and append it to the audit trail.
+
+        The change is a ``CircuitBreakerChanged`` event in the event log (the
+        audit trail), and a row of ``circuit_breaker_log`` (the breaker's
+        history on the page and its state after a restart).
+        """
         now = datetime.now(UTC).isoformat()
         if self.db is None:
             raise RuntimeError("dashboard state is not open")
+        change = CircuitBreakerChanged(
+            paused=action == "pause", reason=reason, actor=actor, remote=remote
+        )
+        await self.app.store.append([NewEvent(CIRCUIT_BREAKER, "hedging", change)])
         await self.db.execute(
             "INSERT INTO circuit_breaker_log (at, action, reason, actor, remote) "
             "VALUES (?, ?, ?, ?, ?)",
