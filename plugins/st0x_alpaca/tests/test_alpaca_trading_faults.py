@@ -241,3 +241,21 @@ async def test_rate_limit_headers_are_read_case_insensitively(make_executor: Any
         assert time.monotonic() - started >= 0.9
     finally:
         await runner.cleanup()
+
+
+async def test_stats_count_failed_requests_and_429s(
+    fake: FakeAlpacaTrading, make_executor: Any
+) -> None:
+    executor = await make_executor()
+    assert executor.stats == {"request_errors": 0, "rate_limited": 0}
+    fake.inject("500", path_contains="/v2/clock")
+    await executor.market_clock()  # retried, succeeds
+    assert executor.stats == {"request_errors": 1, "rate_limited": 0}
+    fake.inject("429", path_contains="/v2/clock", retry_after="0.01")
+    await executor.market_clock()
+    assert executor.stats == {"request_errors": 2, "rate_limited": 1}
+    fake.inject("raw", path_contains="/v2/clock", status=400, body=b'{"message": "bad"}')
+    with pytest.raises(BrokerError):
+        await executor.market_clock()
+    assert executor.stats == {"request_errors": 3, "rate_limited": 1}
+    assert executor.stats is executor.http.stats

@@ -150,3 +150,19 @@ async def test_concurrent_hedges_share_one_session(
     results = await asyncio.gather(*(executor.place_market_order(order(f"c-{i}")) for i in range(8)))
     assert len({r.broker_order_id for r in results}) == 8
     assert executor.http is executor.client.http
+
+
+async def test_stats_count_failed_requests_and_429s(
+    broker_fake: FakeAlpacaBroker, make_broker_executor: Any
+) -> None:
+    executor = await make_broker_executor()
+    assert executor.stats == {"request_errors": 0, "rate_limited": 0}
+    broker_fake.inject("503", path_contains="/v1/calendar")
+    broker_fake.inject("429", path_contains="/v1/calendar", retry_after="0.01")
+    await executor.market_clock()  # both refused attempts retried, then it succeeds
+    assert executor.stats == {"request_errors": 2, "rate_limited": 1}
+    broker_fake.inject("500", method="POST")
+    with pytest.raises(AmbiguousBrokerError):
+        await executor.place_market_order(order("b-stats"))
+    assert executor.stats["request_errors"] >= 3
+    assert executor.stats["rate_limited"] == 1

@@ -146,6 +146,11 @@ class AlpacaExecutorBase:
         self._rules = OrderRules.fractional_shares(QTY_DECIMALS, config.min_notional)
 
     @property
+    def stats(self) -> dict[str, int]:
+        """HTTP counters for ``/metrics``: ``request_errors`` and ``rate_limited`` (429s)."""
+        return self.http.stats
+
+    @property
     def order_rules(self) -> OrderRules:
         return self._rules
 

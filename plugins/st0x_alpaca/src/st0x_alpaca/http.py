@@ -17,6 +17,13 @@ failure into the core's broker errors:
 * other 4xx: :class:`AlpacaRejection` (a ``FinalBrokerError``) with Alpaca's
   code and message.
 
+``AlpacaHttp.stats`` counts what happened on the wire in this process, one per
+failed attempt (a retried request counts each time it failed):
+``request_errors`` every failed attempt (connection error, timeout, 4xx
+including 429, 5xx, unreadable 2xx body) and ``rate_limited`` the 429s among
+them. The executors expose the same dict as ``executor.stats`` for the
+dashboard's ``/metrics``.
+
 Authentication is the only thing the two APIs do differently here, so it comes
 in as a callable producing headers. Secret values are scrubbed from every
 message this module builds.
@@ -224,6 +231,7 @@ class AlpacaHttp:
         self._session: aiohttp.ClientSession | None = None
         self.limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
         self._base = settings.base_url.rstrip("/")
+        self.stats: dict[str, int] = {"request_errors": 0, "rate_limited": 0}
 
     async def open(self) -> None:
         if self._session is None or self._session.closed:
@@ -308,6 +316,24 @@ class AlpacaHttp:
         what: str,
         extra_headers: Mapping[str, str],
     ) -> Reply:
+        try:
+            return await self._send(
+                method, path, params, json_body, what=what, extra_headers=extra_headers
+            )
+        except (_Problem, FinalBrokerError):
+            self.stats["request_errors"] += 1
+            raise
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        json_body: Mapping[str, Any] | None,
+        *,
+        what: str,
+        extra_headers: Mapping[str, str],
+    ) -> Reply:
         await self.open()
         assert self._session is not None
         headers = {**self._auth_headers(), **extra_headers}
@@ -335,6 +361,7 @@ class AlpacaHttp:
 
         self._note_rate_headers(resp_headers)
         if status == 429:
+            self.stats["rate_limited"] += 1
             wait = self._rate_limit_wait(resp_headers)
             log.warning("%s: rate limited by Alpaca, waiting %.2fs", what, wait)
             raise _Problem("rate limited (HTTP 429)", wait=wait)
