@@ -321,3 +321,22 @@ async def test_when_two_match_the_earliest_is_taken(
 async def test_inventory_is_not_supported(authorized: SchwabExecutor) -> None:
     with pytest.raises(NotSupportedError):
         await authorized.inventory()
+
+
+async def test_stats_count_failed_requests_and_429s(
+    authorized: SchwabExecutor, fake: FakeSchwab
+) -> None:
+    oid = (await authorized.place_market_order(order("1"))).broker_order_id
+    assert authorized.stats == {"request_errors": 0, "rate_limited": 0}
+    fake.inject("get_order", Fault("status", 500))
+    assert (await authorized.order_status(oid)).state is OrderState.SUBMITTED  # retried
+    assert authorized.stats == {"request_errors": 1, "rate_limited": 0}
+    fake.inject("get_order", Fault("status", 429, headers={"Retry-After": "1"}))
+    with pytest.raises(RetryableBrokerError):
+        await authorized.order_status(oid)
+    assert authorized.stats == {"request_errors": 2, "rate_limited": 1}
+    fake.inject("place_order", Fault("disconnect_before"))
+    with pytest.raises(AmbiguousBrokerError):
+        await authorized.place_market_order(order("1", cid="c-stats"))
+    assert authorized.stats == {"request_errors": 3, "rate_limited": 1}
+    assert authorized.stats is authorized.http.stats

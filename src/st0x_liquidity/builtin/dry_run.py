@@ -96,6 +96,8 @@ class DryRunExecutor:
         self._now = now
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self.stats: dict[str, int] = {"request_errors": 0, "rate_limited": 0}
+        """Broker HTTP counters for ``/metrics``: always zero, nothing goes over the wire."""
         if config.profile == "whole":
             self._rules = OrderRules.whole_shares()
         else:

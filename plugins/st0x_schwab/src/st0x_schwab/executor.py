@@ -103,6 +103,11 @@ class SchwabExecutor:
     def order_rules(self) -> OrderRules:
         return OrderRules.whole_shares()
 
+    @property
+    def stats(self) -> dict[str, int]:
+        """HTTP counters for ``/metrics``: ``request_errors`` and ``rate_limited`` (429s)."""
+        return self.http.stats
+
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:

@@ -11,6 +11,11 @@ Classification (docs/brokers/schwab.md has the table):
   more try, or into :class:`AuthenticationRequiredError`;
 * any other 4xx: :class:`FinalBrokerError` with Schwab's message.
 
+``SchwabHttp.stats`` counts, per failed attempt in this process (a retried
+request counts each time it failed), ``request_errors`` (transport failure,
+timeout, any non-2xx including 401 and 429) and ``rate_limited`` (the 429s);
+the executor exposes it as ``executor.stats`` for the dashboard's ``/metrics``.
+
 Nothing here ever formats a header, a request body or a token into a message.
 """
 
@@ -97,6 +102,7 @@ class SchwabHttp:
         self._sleep = sleep
         self.limiter = RateLimiter(per_minute, sleep=sleep)
         self._session: aiohttp.ClientSession | None = None
+        self.stats: dict[str, int] = {"request_errors": 0, "rate_limited": 0}
 
     async def start(self) -> None:
         if self._session is None:
@@ -140,6 +146,7 @@ class SchwabHttp:
                     body = await resp.read()
                     reply = Reply(resp.status, dict(resp.headers), body)
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                self.stats["request_errors"] += 1
                 what = type(exc).__name__
                 if kind == "order":
                     raise AmbiguousBrokerError(
@@ -152,6 +159,9 @@ class SchwabHttp:
                 raise RetryableBrokerError(f"Schwab {action}: unreachable ({what})") from None
             if 200 <= reply.status < 300:
                 return reply
+            self.stats["request_errors"] += 1
+            if reply.status == 429:
+                self.stats["rate_limited"] += 1
             error = self._classify(reply, action, kind)
             if (
                 isinstance(error, RetryableBrokerError)
