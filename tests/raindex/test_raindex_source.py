@@ -415,3 +415,51 @@ def test_cutoff_config_values() -> None:
     for bad in ("soon", -1, True, 1.5):
         with pytest.raises(ValueError, match="cutoff must be"):
             RaindexConfig(cutoff=bad)
+
+
+async def test_caught_up_after_backfill_and_again_after_a_reconnect(
+    anvil: dn.Anvil, chain: dn.Chain, devnet: dn.Devnet, store: SqliteStore
+) -> None:
+    history = [await dn.take(chain, devnet, "AAPL", True, Decimal(i + 1)) for i in range(4)]
+    proxy = RpcProxy(anvil.ws_url)
+    await proxy.start()
+    # Small ranges: the backfill is many walks' worth; a long backoff keeps the gap visible.
+    source = make_source(
+        proxy.ws_url, devnet, store, max_block_range=2, backoff_initial=2.0, backoff_max=2.0
+    )
+    assert source.caught_up is False
+    seen: list[bool] = []
+
+    class Recording(Collector):
+        async def _run(self, cursor: Any) -> None:
+            async for item in self.source.stream(cursor):
+                seen.append(self.source.caught_up)
+                self.items.append(item)
+                self.changed.set()
+
+    collector = Recording(source)
+
+    async def until(expected: bool) -> None:
+        async with asyncio.timeout(30):
+            while source.caught_up is not expected:
+                if collector.task.done():
+                    collector.task.result()
+                await asyncio.sleep(0.01)
+
+    try:
+        await collector.wait_for(lambda c: len(c.fills) >= 4)
+        assert seen and not any(seen)  # every backfilled item was handed over while catching up
+        await until(True)
+        assert [i.fill.trade_id.tx_hash for i in collector.fills] == [
+            r["transactionHash"] for r in history
+        ]
+        await proxy.kill_connections()
+        await until(False)  # the socket died: not caught up until the walk reaches the head
+        tx = (await dn.take(chain, devnet, "TSLA", False, Decimal(1)))["transactionHash"]
+        await until(True)
+        await collector.wait_for(lambda c: len(c.fills) >= 5)
+        assert collector.fills[-1].fill.trade_id.tx_hash == tx
+        assert source.stats["reconnects"] >= 1
+    finally:
+        await collector.stop()
+        await proxy.stop()

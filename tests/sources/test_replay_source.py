@@ -403,6 +403,26 @@ async def test_follow_resumes_from_a_cursor(tmp_path: Path) -> None:
     await it.aclose()  # type: ignore[attr-defined]
 
 
+async def test_caught_up_only_at_end_of_file(tmp_path: Path) -> None:
+    path = tmp_path / "fills.jsonl"
+    write_lines(path, [line(n, "tAAPL", "BUY", "1") for n in (1, 2)])
+    src = source(path, follow=True, poll_interval=0.01)
+    assert src.caught_up is False
+    it = aiter(src.stream(None))
+    await _next(it)
+    assert src.caught_up is False  # line 2 is still unread
+    await _next(it)
+    pending = asyncio.ensure_future(_next(it))
+    await asyncio.sleep(0.05)
+    assert src.caught_up is True  # every line handed over; following waits for more
+    write_lines(path, [line(3, "tAAPL", "BUY", "1")])
+    item = await pending
+    assert isinstance(item, FillItem) and item.fill.trade_id.tx_hash == tx(3)
+    await it.aclose()  # type: ignore[attr-defined]
+    once = source(path)
+    assert len([item async for item in once.stream(None)]) == 3 and once.caught_up is True
+
+
 # -- nothing raises out of the source -----------------------------------------------------
 
 _json_values = st.recursive(

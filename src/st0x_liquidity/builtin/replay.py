@@ -179,6 +179,8 @@ class ReplaySource:
             frozenset(Symbol.parse(s).ticker for s in config.symbols) if config.symbols else None
         )
         self._sleep: Callable[[float], Any] = asyncio.sleep
+        self.caught_up = False
+        """True once the stream has handed over every complete line up to end of file."""
 
     async def close(self) -> None:
         return None
@@ -186,6 +188,7 @@ class ReplaySource:
     async def stream(self, cursor: Cursor | None) -> AsyncIterator[SourceItem]:
         offset = int(cursor.get("offset", 0)) if cursor else 0
         line_no = int(cursor.get("line", 0)) if cursor else 0
+        self.caught_up = False
         while True:
             try:
                 handle = self.path.open("rb")
@@ -222,6 +225,7 @@ class ReplaySource:
                     item = self._item(raw, {"offset": offset, "line": line_no})
                     if item is not None:
                         yield item
+                self.caught_up = True  # at end of file (a followed file may grow later)
             if not self.config.follow:
                 return
             await self._sleep(self.config.poll_interval)

@@ -15,6 +15,11 @@ Any failure of the node — refused request, dropped socket, restarted node —
 is logged and retried with capped exponential backoff; it never ends the
 stream. A log range the node refuses is halved until it passes.
 
+``RaindexSource.caught_up`` (read by the dashboard's ``/health``) is True once
+a walk has reached the cutoff block; it is False from the start, after any
+failure (until the walk after the reconnect reaches the cutoff again), and
+while a walk has more than ``max_block_range`` blocks to read (a backfill).
+
 Reorgs: the hashes of recently walked blocks are remembered (also across
 restarts, in the store). When the last walked block's hash changes, the walk
 finds the fork point, re-reads from there, and every fill delivered from the
@@ -218,6 +223,8 @@ class RaindexSource:
             "reverted": 0,
         }
         self.window_key = f"{self.orderbook}:{self.owner}"
+        self.caught_up = False
+        """True once the walk has reached the cutoff block; False while backfilling."""
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -291,6 +298,7 @@ class RaindexSource:
                     # else (a malformed answer, a store hiccup) is logged with its traceback.
                     # Either way the walk resumes from where it was: losing a fill is worse.
                     failures += 1
+                    self.caught_up = False
                     self.stats["reconnects"] += 1
                     delay = backoff_delay(
                         failures, self.config.backoff_initial, self.config.backoff_max, self._rng
@@ -381,6 +389,8 @@ class RaindexSource:
         """Walk from ``state.next_block`` to the cutoff block; yields items in chain order."""
         target = await self._target()
         await self._check_reorg(state)
+        if target - state.next_block + 1 > self.config.max_block_range:
+            self.caught_up = False  # a backfill: more than one range behind the cutoff
         ranges = 0
         while state.next_block <= target and not self._closed:
             start = state.next_block
@@ -406,6 +416,8 @@ class RaindexSource:
                 self._last_checkpoint = now
                 self._checkpoint_block = state.next_block
                 yield CheckpointItem(state.cursor())
+        if state.next_block > target and not self._closed:
+            self.caught_up = True
 
     def _due_reverts(self, state: WalkState, target: int) -> list[SourceItem]:
         if not state.pending_reverts:
