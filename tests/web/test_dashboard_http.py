@@ -266,3 +266,62 @@ async def test_alerts_for_stuck_orders_and_a_stalled_source(tmp_path: Path) -> N
             return "source_stalled" not in await alerts()
 
         await wait_until(recovered, 10)
+
+
+async def test_broker_token_expiry_in_state_alerts_and_metrics(tmp_path: Path) -> None:
+    """A broker plugin's token status (st0x-schwab: app.extras["schwab_auth"]) is shown."""
+    from datetime import UTC, datetime, timedelta
+
+    config = write_config(tmp_path)
+    now = datetime.now(UTC)
+
+    def publish(ends_in: timedelta, problem: str | None = None) -> None:
+        app.extras["schwab_auth"] = {
+            "authorized": problem is None,
+            "authorized_at": (now - timedelta(days=6)).isoformat(),
+            "access_expires_at": (now + timedelta(minutes=20)).isoformat(),
+            "refresh_expires_at": (now + ends_in).isoformat(),
+            "expires_soon": ends_in < timedelta(days=1),
+            "problem": problem,
+        }
+
+    async with running_app(config) as (app, url), aiohttp.ClientSession() as http:
+
+        async def scrape() -> tuple[dict[str, object], str]:
+            async with http.get(url + "/api/state") as r:
+                state = await r.json()
+            async with http.get(url + "/metrics") as r:
+                return state, await r.text()
+
+        state, metrics = await scrape()
+        assert state["status"]["broker"]["token"] is None
+        assert "st0x_broker_auth_expires_seconds{" not in metrics
+
+        publish(timedelta(days=3))
+        state, metrics = await scrape()
+        token = state["status"]["broker"]["token"]
+        assert token["state"] == "ok" and state["status"]["broker"]["auth"] == "ok"
+        assert abs(token["expires_in_seconds"] - 3 * 86400) <= 120
+        assert not [a for a in state["alerts"] if a["kind"].startswith("auth")]
+        assert 'st0x_broker_auth_required{broker="dry-run"} 0.0' in metrics
+
+        publish(timedelta(hours=5))
+        state, metrics = await scrape()
+        assert state["status"]["broker"]["auth"] == "expiring"
+        kinds = {a["kind"]: a for a in state["alerts"]}
+        assert kinds["auth_expiring"]["severity"] == "warning"
+        assert "5.0 h" in kinds["auth_expiring"]["message"]
+        line = next(
+            x for x in metrics.splitlines() if x.startswith("st0x_broker_auth_expires_seconds{")
+        )
+        assert abs(float(line.split()[-1]) - 5 * 3600) <= 120
+
+        publish(-timedelta(minutes=1), problem="refresh token expired: run `schwab auth`")
+        state, metrics = await scrape()
+        assert state["status"]["broker"]["auth"] == "required"
+        assert state["status"]["broker"]["token"]["expires_in_seconds"] == 0
+        kinds = {a["kind"]: a for a in state["alerts"]}
+        assert kinds["auth_required"]["severity"] == "critical"
+        assert "schwab auth" in kinds["auth_required"]["message"]
+        assert 'st0x_broker_auth_required{broker="dry-run"} 1.0' in metrics
+        assert 'st0x_broker_auth_expires_seconds{broker="dry-run"} 0.0' in metrics

@@ -105,8 +105,17 @@ function renderHeader() {
   pill($("source"), src.stalled ? "stalled" : src.state, src.stalled || src.state.startsWith("failed") ? "bad" : src.state === "running" ? "good" : "warn");
   $("source-detail").textContent = `${src.name}` + (src.last_block !== null ? ` · block ${src.last_block}` : "") + ` · last input ${ago(src.last_item_at)}`;
   const b = st.broker;
-  pill($("broker"), b.auth !== "ok" ? "auth required" : b.error ? "error" : b.market_checked_at ? "connected" : "connecting", b.auth !== "ok" || b.error ? "bad" : b.market_checked_at ? "good" : "warn");
+  const authBad = b.auth === "required";
+  pill($("broker"), authBad ? "auth required" : b.error ? "error" : b.market_checked_at ? "connected" : "connecting", authBad || b.error ? "bad" : b.market_checked_at ? "good" : "warn");
   $("broker-detail").textContent = b.type + (b.error ? ` · ${b.error}` : "");
+  const tok = b.token;
+  $("auth-chip").hidden = !tok;
+  if (tok) {
+    pill($("auth"), tok.state === "required" ? "re-authorize" : tok.state === "expiring" ? "expires soon" : "ok", tok.state === "required" ? "bad" : tok.state === "expiring" ? "warn" : "good");
+    const left = tok.expires_in_seconds;
+    $("auth-detail").textContent = tok.problem ? tok.problem : left === null ? "" : left <= 0 ? "refresh token expired" : `refresh token ends in ${left >= 86400 ? (left / 86400).toFixed(1) + " d" : (left / 3600).toFixed(1) + " h"}`;
+    $("auth-chip").title = tok.refresh_expires_at ? `refresh token ends ${tok.refresh_expires_at}` : "";
+  }
   const br = st.breaker;
   const paused = br.status === "paused";
   pill($("breaker-status"), paused ? "paused" : "active", paused ? "bad" : "good");

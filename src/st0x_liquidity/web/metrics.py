@@ -48,6 +48,7 @@ METRIC_NAMES = (
     "st0x_source_stats_total",
     "st0x_broker_up",
     "st0x_broker_auth_required",
+    "st0x_broker_auth_expires_seconds",
     "st0x_broker_request_errors_total",
     "st0x_broker_rate_limited_total",
     "st0x_market_open",
@@ -251,8 +252,18 @@ class St0xCollector(Collector):
             "1 while the broker needs re-authorisation",
             labels=["broker"],
         )
-        auth.add_metric([broker], 1.0 if status.auth_required else 0.0)
+        token = state.broker_auth()
+        required = status.auth_required or (token is not None and token["state"] == "required")
+        auth.add_metric([broker], 1.0 if required else 0.0)
         yield auth
+        expires = GaugeMetricFamily(
+            "st0x_broker_auth_expires_seconds",
+            "Seconds until the broker refresh token ends (0 once expired; absent if none)",
+            labels=["broker"],
+        )
+        if token is not None and token["expires_in_seconds"] is not None:
+            expires.add_metric([broker], float(token["expires_in_seconds"]))
+        yield expires
         errors = CounterMetricFamily(
             "st0x_broker_request_errors",
             "Failed broker HTTP requests (this process; 0 if the executor does not count)",

@@ -40,6 +40,10 @@ MAX_SERIES = 5000
 MAX_LATENCY_SAMPLES = 2000
 COUNTS_EVERY = 1.0
 """Seconds between refreshes of the all-time counts /metrics reports."""
+AUTH_EXTRAS = ("schwab_auth",)
+"""``app.extras`` keys where broker plugins publish their token status (st0x-schwab)."""
+AUTH_WARN_SECONDS = 86400.0
+"""Warn this long before a broker refresh token ends (a day: re-authorize in time)."""
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -586,6 +590,49 @@ class DashboardState:
             )
         ]
 
+    def broker_auth(self) -> dict[str, Any] | None:
+        """The broker's token status, when its plugin publishes one (else None).
+
+        ``state`` is ``ok``, ``expiring`` (the refresh token ends within a day)
+        or ``required`` (expired, revoked or never authorized: run the broker's
+        auth command); ``expires_in_seconds`` counts to the refresh token's end,
+        rounded to the minute so status messages change only when it does.
+        """
+        for key in AUTH_EXTRAS:
+            raw = self.app.extras.get(key)
+            if isinstance(raw, Mapping):
+                break
+        else:
+            return None
+        expires_at = raw.get("refresh_expires_at")
+        seconds: float | None = None
+        if isinstance(expires_at, str):
+            try:
+                end = datetime.fromisoformat(expires_at)
+            except ValueError:
+                end = None
+            if end is not None:
+                if end.tzinfo is None:
+                    end = end.replace(tzinfo=UTC)
+                seconds = (end - datetime.now(UTC)).total_seconds()
+        problem = raw.get("problem")
+        authorized = bool(raw.get("authorized"))
+        if not authorized or problem or (seconds is not None and seconds <= 0):
+            state = "required"
+        elif raw.get("expires_soon") or (seconds is not None and seconds < AUTH_WARN_SECONDS):
+            state = "expiring"
+        else:
+            state = "ok"
+        return {
+            "provider": key,
+            "state": state,
+            "authorized": authorized,
+            "authorized_at": raw.get("authorized_at"),
+            "refresh_expires_at": expires_at,
+            "expires_in_seconds": None if seconds is None else max(0, round(seconds / 60) * 60),
+            "problem": None if problem is None else str(problem),
+        }
+
     def source_stalled(self) -> str | None:
         status = self.app.engine.status
         if status.source_state.startswith("failed"):
@@ -620,12 +667,32 @@ class DashboardState:
                         "client_order_id": cid,
                     }
                 )
+        token = self.broker_auth()
         if status.auth_required:
             alerts.append(
                 {
                     "kind": "auth_required",
                     "severity": "critical",
                     "message": f"broker needs re-authorisation: {status.auth_required}",
+                }
+            )
+        elif token is not None and token["state"] == "required":
+            alerts.append(
+                {
+                    "kind": "auth_required",
+                    "severity": "critical",
+                    "message": "broker needs re-authorisation: "
+                    + (token["problem"] or "the refresh token has expired"),
+                }
+            )
+        if token is not None and token["state"] == "expiring":
+            hours = (token["expires_in_seconds"] or 0) / 3600
+            alerts.append(
+                {
+                    "kind": "auth_expiring",
+                    "severity": "warning",
+                    "message": f"broker refresh token expires in {hours:.1f} h "
+                    f"(at {token['refresh_expires_at']}): re-authorize before then",
                 }
             )
         if status.broker_error:
@@ -688,14 +755,21 @@ class DashboardState:
 
     def status(self) -> dict[str, Any]:
         s = self.app.engine.status
+        token = self.broker_auth()
+        auth = "ok"
+        if s.auth_required or (token is not None and token["state"] == "required"):
+            auth = "required"
+        elif token is not None and token["state"] == "expiring":
+            auth = "expiring"
         return {
             "broker": {
                 "type": self.app.config.broker_type,
                 "market_open": s.market_open,
                 "market_checked_at": _iso(s.market_checked_at),
                 "error": s.broker_error,
-                "auth": "required" if s.auth_required else "ok",
-                "auth_detail": s.auth_required,
+                "auth": auth,
+                "auth_detail": s.auth_required or (token["problem"] if token else None),
+                "token": token,
             },
             "source": {
                 "type": self.app.config.source_type,
