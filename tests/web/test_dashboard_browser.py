@@ -135,3 +135,61 @@ async def test_dashboard_in_a_real_browser(tmp_path: Path) -> None:
             assert errors == []
         finally:
             await context.close()
+
+
+async def test_inventory_bars_with_their_bands(tmp_path: Path) -> None:
+    """With [rebalancing], the page shows one bar per asset: onchain share against its band."""
+    fills = tmp_path / "fills.jsonl"
+    config = write_config(tmp_path)
+    with config.open("a") as fh:
+        fh.write('[rebalancing]\ndry_run = true\n[rebalancing.equity]\ntarget = "0.5"\n')
+        fh.write('deviation = "0.2"\n')
+    append(
+        fills,
+        fill_line(1, "tAAPL", "SELL", "2", "190"),
+        fill_line(2, "tTSLA", "BUY", "3", "240"),
+    )
+    async with running_app(config) as (app, url), playwright_api.async_playwright() as pw:
+        await wait_until(lambda: app.engine.status.hedges_filled >= 2, 20)
+        context = await pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=ARGS,
+            viewport={"width": 1440, "height": 1100},
+        )
+        try:
+            page = context.pages[0] if context.pages else await context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await page.goto(url + "/")
+            await page.wait_for_selector("#conn.good", timeout=10_000)
+            await page.wait_for_selector("#inventory-panel:not([hidden])", timeout=10_000)
+            for asset in ("AAPL", "TSLA"):
+                row = page.locator(f'.inv-row[data-asset="{asset}"]')
+                await row.wait_for(timeout=10_000)
+                band = row.locator(".inv-band")
+                assert await band.get_attribute("style") == "left:30%;width:40%"
+                assert await row.locator(".inv-target").get_attribute("style") == "left:50%"
+                assert await row.locator(".inv-bar").bounding_box() is not None
+            # Refreshed on updates: a new asset's bar appears without a reload.
+            append(fills, fill_line(3, "NVDA0x", "BUY", "1", "120"))
+            await page.wait_for_selector('.inv-row[data-asset="NVDA"]', timeout=15_000)
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - test setup
+            await page.screenshot(path=str(ARTIFACTS / "dashboard-inventory.png"), full_page=True)
+            assert errors == []
+        finally:
+            await context.close()
+
+
+async def test_no_inventory_panel_without_rebalancing(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    async with running_app(config) as (_app, url), playwright_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            page = await browser.new_page()
+            await page.goto(url + "/")
+            await page.wait_for_selector("#conn.good", timeout=10_000)
+            assert await page.locator("#inventory-panel").is_hidden()
+        finally:
+            await browser.close()

@@ -63,7 +63,7 @@ function handle(msg) {
       d.fills.slice().reverse().forEach((f) => S.fills.set(f.trade_id, f));
       d.hedges.forEach((h) => S.hedges.set(h.client_order_id, h));
       S.pnl = d.pnl; S.latency = d.latency; S.status = d.status; S.alerts = d.alerts;
-      S.health = d.health; S.history = d.breaker_history || [];
+      S.health = d.health; S.history = d.breaker_history || []; S.inventory = d.inventory || null;
       break;
     case "fill":
       if (!S.fills.has(d.trade_id)) S.fresh.add(d.trade_id);
@@ -77,6 +77,7 @@ function handle(msg) {
       S.pnl.series = S.pnl.series.concat(d.points).slice(-5000);
       break;
     case "latency": S.latency = d; break;
+    case "inventory": S.inventory = d; break;
     case "status": S.status = d.status; S.alerts = d.alerts; S.health = d.health; break;
     case "breaker":
       if (S.status) S.status.breaker = d;
@@ -93,7 +94,7 @@ function schedule() { if (!dirty) { dirty = true; requestAnimationFrame(render);
 
 function render() {
   dirty = false;
-  renderHeader(); renderAlerts(); renderPositions(); renderPnl(); renderLatency(); renderHedges(); renderFills();
+  renderHeader(); renderAlerts(); renderPositions(); renderInventory(); renderPnl(); renderLatency(); renderHedges(); renderFills();
   $("footer").textContent = S.status ? `event log position ${S.status.log_position} · engine started ${ago(S.status.engine.started_at)} · fills ingested ${S.status.engine.fills_ingested}` : "";
 }
 
@@ -131,6 +132,31 @@ function renderAlerts() {
   if (!S.alerts.length) { ul.innerHTML = '<li class="ok">No alerts</li>'; return; }
   ul.innerHTML = S.alerts.map((a) => `<li class="${esc(a.severity)}" data-kind="${esc(a.kind)}"><b>${esc(a.kind.replace("_", " "))}</b> — ${esc(a.message)}</li>`).join("");
 }
+
+function renderInventory() {
+  const inv = S.inventory;
+  $("inventory-panel").hidden = !inv;
+  if (!inv) return;
+  const pct = (v) => +Math.max(0, Math.min(100, Number(v) * 100)).toFixed(3);
+  $("inventory").innerHTML = inv.assets.length ? inv.assets.map((a) => {
+    const share = a.onchain_share === null ? null : pct(a.onchain_share);
+    const lo = pct(a.band.lower), hi = pct(a.band.upper), target = pct(a.band.target);
+    const out = share !== null && (share < lo || share > hi);
+    const on = Number(a.onchain.available) + Number(a.onchain.inflight);
+    const off = Number(a.offchain.available) + Number(a.offchain.inflight);
+    const inflight = Number(a.onchain.inflight) || Number(a.offchain.inflight);
+    const title = `onchain ${a.onchain.available} (+${a.onchain.inflight} in flight) · offchain ${a.offchain.available} (+${a.offchain.inflight} in flight) · band ${a.band.lower}–${a.band.upper}, target ${a.band.target}` + (a.active_operation ? ` · operation ${a.active_operation}` : "") + (a.would ? ` · would ${a.would} ${a.would_quantity}` : "") + (a.reason ? ` · ${a.reason}` : "");
+    return `<div class="inv-row${out ? " out" : ""}" data-asset="${esc(a.asset)}" title="${esc(title)}">` +
+      `<span class="inv-asset">${esc(a.asset)}</span>` +
+      `<div class="inv-bar"><div class="inv-band" style="left:${lo}%;width:${+(hi - lo).toFixed(3)}%"></div>` +
+      `<div class="inv-target" style="left:${target}%"></div>` +
+      (share === null ? "" : `<div class="inv-fill" style="width:${share}%"></div>`) + `</div>` +
+      `<span class="inv-share">${share === null ? "–" : share.toFixed(1) + "%"}</span>` +
+      `<span class="sub">${fmtQty(on)} on / ${fmtQty(off)} off${inflight ? " · in flight" : ""}${a.active_operation ? " · " + esc(a.active_operation) : ""}</span></div>`;
+  }).join("") : '<div class="sub">no inventory yet</div>';
+}
+
+function fmtQty(v) { return Number.isInteger(v) ? String(v) : v.toFixed(4).replace(/0+$/, ""); }
 
 function renderPositions() {
   const rows = [...S.positions.values()].sort((a, b) => a.symbol.localeCompare(b.symbol));

@@ -148,6 +148,7 @@ class Dashboard:
         loop = asyncio.get_running_loop()
         next_status = loop.time() + self.status_interval
         last_status = ""
+        last_inventory = ""
         while True:
             timeout = max(0.0, min(self.poll_interval, next_status - loop.time()))
             with contextlib.suppress(TimeoutError):
@@ -176,6 +177,12 @@ class Dashboard:
                 if text != last_status:
                     last_status = text
                     self.broadcast({"type": "status", "data": status})
+                inventory = self.state.inventory()
+                if inventory is not None:
+                    text = dumps(inventory)
+                    if text != last_inventory:
+                        last_inventory = text
+                        self.broadcast({"type": "inventory", "data": inventory})
 
     def broadcast(self, message: dict[str, Any]) -> None:
         text = dumps(message)

@@ -633,6 +633,20 @@ class DashboardState:
             "problem": None if problem is None else str(problem),
         }
 
+    def inventory(self) -> dict[str, Any] | None:
+        """Inventory per asset with its band (``inventory --json``), or None.
+
+        Only when ``[rebalancing]`` is configured: its service publishes itself
+        as ``app.extras["rebalancer"]`` and keeps its book current after every
+        commit; this reads that book, it does not fold the logs again.
+        """
+        rebalancer = self.app.extras.get("rebalancer")
+        if rebalancer is None:
+            return None
+        from ..rebalancing.plugin import inventory_json
+
+        return inventory_json(rebalancer.keeper.book, rebalancer.config)
+
     def source_stalled(self) -> str | None:
         status = self.app.engine.status
         if status.source_state.startswith("failed"):
@@ -816,6 +830,7 @@ class DashboardState:
             "alerts": await self.alerts(),
             "health": await self.health(),
             "breaker_history": await self.breaker_history(),
+            "inventory": self.inventory(),
         }
 
 
