@@ -48,8 +48,12 @@ async def test_revert_before_hedge_nets_away_and_reinstatement_counts_again(tmp_
     source.push_item(RevertedItem(original.trade_id, "reorg again", {"n": 3}))  # already reverted
     source.push_item(RevertedItem(TradeId(tx(99), 0), "reorg of a stranger", {"n": 4}))
     await wait_for(lambda: engine.status.inputs_skipped == 2)
-    [position] = await store.positions()
-    assert position.net == 0
+
+    async def netted_away() -> bool:
+        [position] = await store.positions()
+        return position.net == 0 and position.fills == 2
+
+    await wait_for(netted_away)
     await stop(engine, task, store)
 
     # After a restart, the fill comes back on the new canonical chain: counted again.
@@ -58,8 +62,12 @@ async def test_revert_before_hedge_nets_away_and_reinstatement_counts_again(tmp_
     source2.push_item(FillItem(original, {"n": 5}))
     source2.push_item(FillItem(original, {"n": 6}))  # and a duplicate of that
     await wait_for(lambda: engine.status.fills_ingested + engine.status.duplicates_dropped == 2)
-    [position] = await store.positions()
-    assert position.net == Decimal("-0.5")
+
+    async def reinstated() -> bool:
+        [position] = await store.positions()
+        return position.net == Decimal("-0.5")
+
+    await wait_for(reinstated)  # status counters move before the commit lands
     assert engine.status.duplicates_dropped == 1
     kinds = await store.fetch(
         "SELECT event_type FROM events WHERE aggregate_type = 'Position' ORDER BY sequence"

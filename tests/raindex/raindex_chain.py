@@ -13,7 +13,13 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from st0x_liquidity.protocols import CheckpointItem, FillItem, SkippedItem, SourceItem
+from st0x_liquidity.protocols import (
+    CheckpointItem,
+    FillItem,
+    RevertedItem,
+    SkippedItem,
+    SourceItem,
+)
 from st0x_liquidity.raindex.source import RaindexSource
 
 
@@ -152,6 +158,10 @@ class Collector:
     @property
     def skipped(self) -> list[SkippedItem]:
         return [i for i in self.items if isinstance(i, SkippedItem)]
+
+    @property
+    def reverted(self) -> list[RevertedItem]:
+        return [i for i in self.items if isinstance(i, RevertedItem)]
 
     @property
     def last_cursor(self) -> Any:

@@ -277,12 +277,13 @@ async def test_reorg_reverts_a_fill(
         survivor = await dn.take(chain, devnet, "TSLA", True, Decimal(2))
         await collector.wait_for(
             lambda c: (
-                any("reorg" in s.reason for s in c.skipped)
+                c.reverted
                 and survivor["transactionHash"] in {i.fill.trade_id.tx_hash for i in c.fills}
             )
         )
-        [revert] = [s for s in collector.skipped if "reorg" in s.reason]
-        assert doomed["transactionHash"] in revert.reason
+        [revert] = collector.reverted
+        assert revert.trade_id.tx_hash == doomed["transactionHash"]
+        assert "reorg" in revert.reason and doomed["transactionHash"] in revert.reason
         assert kept["transactionHash"] not in revert.reason
         assert source.stats["reorgs"] >= 1 and source.stats["reverted"] == 1
     finally:
