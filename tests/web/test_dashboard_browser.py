@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -175,6 +176,21 @@ async def test_inventory_bars_with_their_bands(tmp_path: Path) -> None:
             # Refreshed on updates: a new asset's bar appears without a reload.
             append(fills, fill_line(3, "NVDA0x", "BUY", "1", "120"))
             await page.wait_for_selector('.inv-row[data-asset="NVDA"]', timeout=15_000)
+            # A broker refresh token ending within a day shows in the header and alerts.
+            assert await page.locator("#auth-chip").is_hidden()
+            ends = datetime.now(UTC) + timedelta(hours=6)
+            app.extras["schwab_auth"] = {
+                "authorized": True,
+                "authorized_at": (ends - timedelta(days=7)).isoformat(),
+                "access_expires_at": None,
+                "refresh_expires_at": ends.isoformat(),
+                "expires_soon": True,
+                "problem": None,
+            }
+            await page.wait_for_function(
+                "document.getElementById('auth').textContent === 'expires soon'", timeout=10_000
+            )
+            await page.wait_for_selector('#alerts li[data-kind="auth_expiring"]', timeout=10_000)
             ARTIFACTS.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - test setup
             await page.screenshot(path=str(ARTIFACTS / "dashboard-inventory.png"), full_page=True)
             assert errors == []
