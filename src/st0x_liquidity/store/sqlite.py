@@ -47,6 +47,34 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+_BUSY_TIMEOUT_MS = 10_000
+
+
+async def _enter_wal(db: aiosqlite.Connection) -> None:
+    """Switch to WAL, retrying while another connection holds the file.
+
+    Changing the journal mode needs an exclusive lock, and SQLite does not
+    always call the busy handler for it (a connection that is itself in the
+    middle of recovery answers "database is locked" at once), so the wait is
+    done here, bounded by the same timeout.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            async with db.execute("PRAGMA journal_mode=WAL") as cur:
+                await cur.fetchall()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if loop.time() >= deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
 class SqliteStore:
     """The embedded :class:`~st0x_liquidity.protocols.PositionStore`."""
 
@@ -71,9 +99,11 @@ class SqliteStore:
             raise StoreError(f"cannot open database {self.path}: {exc}") from None
         self._db = db
         try:
-            await db.execute("PRAGMA journal_mode=WAL")
+            # The busy timeout first: every statement below may meet another
+            # process opening the same new file (the bot and the reporter).
+            await db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            await _enter_wal(db)
             await db.execute(f"PRAGMA synchronous={self._synchronous}")
-            await db.execute("PRAGMA busy_timeout=10000")
             await db.execute("PRAGMA foreign_keys=ON")
             await db.create_function("dec_add", 2, _dec_add, deterministic=True)
             await self._migrate()
