@@ -24,6 +24,7 @@ from .errors import (
 from .hookspecs import hookimpl
 from .plugins import load_registry
 from .protocols import (
+    CashConversion,
     CheckpointItem,
     Cursor,
     Custodian,
@@ -37,6 +38,8 @@ from .protocols import (
     SkippedItem,
     SourceItem,
     TokenizationRequest,
+    UsdcCustodian,
+    WalletTransfer,
 )
 from .registry import ConfigSection, ExecutorContext, ExecutorType, FillSourceType
 
@@ -62,6 +65,7 @@ __all__ = [
     "ConfigError",
     "ConfigSection",
     "Cursor",
+    "CashConversion",
     "Custodian",
     "Direction",
     "EXACT",
@@ -92,6 +96,8 @@ __all__ = [
     "St0xError",
     "Symbol",
     "TokenizationRequest",
+    "UsdcCustodian",
+    "WalletTransfer",
     "TradeId",
     "__version__",
     "base_ticker",

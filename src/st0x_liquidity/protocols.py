@@ -270,3 +270,80 @@ class Custodian(Protocol):
         """The redeem request the issuer opened for the token transfer ``tx_hash``."""
 
     async def close(self) -> None: ...
+
+
+@attrs.frozen
+class CashConversion:
+    """A USD<->USDC conversion order at the broker (Alpaca: symbol ``USDCUSD``).
+
+    ``side`` is ``buy`` (USD -> USDC) or ``sell`` (USDC -> USD); ``quantity`` is
+    the USDC amount asked for, ``filled_quantity`` what was converted. ``status``
+    is one of the core's order states (``pending``, ``submitted``,
+    ``partially_filled``, ``filled``, ``failed``, ``cancelled``).
+    """
+
+    order_id: str
+    client_order_id: str
+    side: str
+    status: str
+    quantity: Decimal
+    filled_quantity: Decimal | None = None
+    filled_price: Decimal | None = None
+    """USD per USDC of the fill: the conversion's slippage against 1."""
+    fees: Decimal = Decimal(0)
+    """USD charged by the broker for the conversion."""
+    reason: str | None = None
+
+
+@attrs.frozen
+class WalletTransfer:
+    """A crypto transfer in or out of the broker account's wallet.
+
+    ``status`` is the broker's: ``PENDING``, ``PROCESSING``, ``COMPLETE`` or
+    ``FAILED``. ``direction`` is ``INCOMING`` or ``OUTGOING``.
+    """
+
+    transfer_id: str
+    direction: str
+    status: str
+    asset: str
+    amount: Decimal
+    tx_hash: str | None = None
+    from_address: str | None = None
+    to_address: str | None = None
+    network_fee: Decimal = Decimal(0)
+    fees: Decimal = Decimal(0)
+    created_at: str | None = None
+
+
+@runtime_checkable
+class UsdcCustodian(Protocol):
+    """The broker side of USDC rebalancing: convert cash, move USDC in and out.
+
+    Same error contract as :class:`Custodian`. ``convert`` must be idempotent
+    per ``client_order_id`` (sent again, it returns the order the first call
+    made). Withdrawals carry no idempotency key at the broker, so a caller that
+    does not know whether one was created looks for it in :meth:`transfers`
+    before asking again.
+    """
+
+    async def convert(self, side: str, quantity: Decimal, client_order_id: str) -> CashConversion:
+        """Place a USD<->USDC market conversion."""
+
+    async def conversion(self, client_order_id: str) -> CashConversion | None:
+        """The conversion placed with ``client_order_id``, or None if there is none."""
+
+    async def whitelist_status(self, address: str) -> str | None:
+        """``APPROVED``, ``PENDING`` or ``REJECTED`` for USDC to ``address``; None if absent."""
+
+    async def withdraw_usdc(self, amount: Decimal, address: str) -> WalletTransfer:
+        """Send ``amount`` USDC from the broker wallet to ``address`` (whitelisted)."""
+
+    async def transfers(self) -> list[WalletTransfer]:
+        """Every wallet transfer of the account, newest first."""
+
+    async def deposit_address(self) -> str:
+        """The account's USDC deposit address on Ethereum."""
+
+    async def close(self) -> None: ...
+
