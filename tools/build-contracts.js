@@ -1,37 +1,60 @@
 #!/usr/bin/env node
-// Compile the project's Solidity test contracts with solc-js (from npm) into one JSON
-// artifact file inside the Python package, so tests and the demo need no compiler.
-// Usage: node tools/build-contracts.js [OUT.json]   (from anywhere; idempotent)
+// Compile the project's Solidity test contracts with solc-js (from npm) into JSON artifact
+// files inside the Python package, so tests and the demo need no compiler:
+//   tools/contracts/*.sol      -> src/st0x_liquidity/data/raindex_devnet_contracts.json
+//   tools/contracts/cctp/*.sol -> src/st0x_liquidity/data/cctp_devnet_contracts.json
+// Usage: node tools/build-contracts.js [RAINDEX_OUT.json [CCTP_OUT.json]]
+// (from anywhere; idempotent: the same sources give byte-identical files)
 const fs = require("fs");
 const path = require("path");
 const solc = require("solc");
 
-const dir = path.join(__dirname, "contracts");
-const out = process.argv[2] || path.join(__dirname, "..", "src", "st0x_liquidity", "data", "raindex_devnet_contracts.json");
-const sources = {};
-for (const file of fs.readdirSync(dir).filter((f) => f.endsWith(".sol")).sort()) {
-  sources[file] = { content: fs.readFileSync(path.join(dir, file), "utf8") };
-}
-const input = {
-  language: "Solidity",
-  sources,
-  settings: {
-    optimizer: { enabled: true, runs: 200 },
-    viaIR: true,
-    evmVersion: "cancun",
-    outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } },
-  },
-};
-const output = JSON.parse(solc.compile(JSON.stringify(input)));
-const errors = (output.errors || []).filter((e) => e.severity === "error");
-for (const e of output.errors || []) console.error(e.formattedMessage);
-if (errors.length) process.exit(1);
-const artifacts = { _compiler: solc.version(), _note: "built by tools/build-contracts.js from tools/contracts/*.sol" };
-for (const [file, contracts] of Object.entries(output.contracts)) {
-  for (const [name, c] of Object.entries(contracts)) {
-    if (!c.evm.bytecode.object) continue; // libraries inlined, interfaces
-    artifacts[name] = { source: file, abi: c.abi, bytecode: "0x" + c.evm.bytecode.object };
+const data = path.join(__dirname, "..", "src", "st0x_liquidity", "data");
+
+function build(dir, out, note) {
+  const sources = {};
+  for (const file of fs.readdirSync(dir).filter((f) => f.endsWith(".sol")).sort()) {
+    sources[file] = { content: fs.readFileSync(path.join(dir, file), "utf8") };
   }
+  const input = {
+    language: "Solidity",
+    sources,
+    settings: {
+      optimizer: { enabled: true, runs: 200 },
+      viaIR: true,
+      evmVersion: "cancun",
+      outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } },
+    },
+  };
+  // Sibling imports ("./X.sol") resolve to the same source keys, so nothing is read twice.
+  const findImports = (p) => {
+    const file = path.join(dir, p);
+    return fs.existsSync(file) ? { contents: fs.readFileSync(file, "utf8") } : { error: `not found: ${p}` };
+  };
+  const output = JSON.parse(solc.compile(JSON.stringify(input), { import: findImports }));
+  const errors = (output.errors || []).filter((e) => e.severity === "error");
+  for (const e of output.errors || []) console.error(e.formattedMessage);
+  if (errors.length) process.exit(1);
+  const artifacts = { _compiler: solc.version(), _note: note };
+  for (const file of Object.keys(output.contracts).sort()) {
+    const contracts = output.contracts[file];
+    for (const name of Object.keys(contracts).sort()) {
+      const c = contracts[name];
+      if (!c.evm.bytecode.object) continue; // libraries inlined, interfaces
+      artifacts[name] = { source: file, abi: c.abi, bytecode: "0x" + c.evm.bytecode.object };
+    }
+  }
+  fs.writeFileSync(out, JSON.stringify(artifacts, null, 1) + "\n");
+  console.log(`wrote ${Object.keys(artifacts).length - 2} contracts to ${path.relative(process.cwd(), out)}`);
 }
-fs.writeFileSync(out, JSON.stringify(artifacts, null, 1) + "\n");
-console.log(`wrote ${Object.keys(artifacts).length - 2} contracts to ${path.relative(process.cwd(), out)}`);
+
+build(
+  path.join(__dirname, "contracts"),
+  process.argv[2] || path.join(data, "raindex_devnet_contracts.json"),
+  "built by tools/build-contracts.js from tools/contracts/*.sol",
+);
+build(
+  path.join(__dirname, "contracts", "cctp"),
+  process.argv[3] || path.join(data, "cctp_devnet_contracts.json"),
+  "built by tools/build-contracts.js from tools/contracts/cctp/*.sol",
+);
