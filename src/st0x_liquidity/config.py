@@ -26,6 +26,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, Iterabl
 from .domain.numbers import NotADecimalError, to_decimal
 from .errors import ConfigError
 from .plugins import Registry
+from .validators import non_negative
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -45,11 +46,6 @@ class Secret:
         return self.value
 
 
-def _positive_number(_i: object, attr: attrs.Attribute[float], value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attr.name} must not be negative")
-
-
 @attrs.frozen
 class EvmConfig:
     ws_rpc_url: str
@@ -62,22 +58,22 @@ class EvmConfig:
 class HedgingConfig:
     """How the engine hedges; every value in seconds unless named otherwise."""
 
-    poll_interval: float = attrs.field(default=15.0, validator=_positive_number)
-    poll_jitter: float = attrs.field(default=5.0, validator=_positive_number)
+    poll_interval: float = attrs.field(default=15.0, validator=non_negative)
+    poll_jitter: float = attrs.field(default=5.0, validator=non_negative)
     min_notional: Decimal | None = None
     client_order_prefix: str = "st0x"
-    failure_backoff: float = attrs.field(default=5.0, validator=_positive_number)
-    failure_backoff_max: float = attrs.field(default=300.0, validator=_positive_number)
-    retry_backoff_max: float = attrs.field(default=60.0, validator=_positive_number)
-    clock_recheck: float = attrs.field(default=60.0, validator=_positive_number)
+    failure_backoff: float = attrs.field(default=5.0, validator=non_negative)
+    failure_backoff_max: float = attrs.field(default=300.0, validator=non_negative)
+    retry_backoff_max: float = attrs.field(default=60.0, validator=non_negative)
+    clock_recheck: float = attrs.field(default=60.0, validator=non_negative)
 
 
 @attrs.frozen
 class EngineConfig:
-    shutdown_timeout: float = attrs.field(default=10.0, validator=_positive_number)
+    shutdown_timeout: float = attrs.field(default=10.0, validator=non_negative)
     batch_size: int = 500
     exit_when_source_ends: bool = True
-    drain_timeout: float = attrs.field(default=60.0, validator=_positive_number)
+    drain_timeout: float = attrs.field(default=60.0, validator=non_negative)
 
 
 @attrs.frozen

@@ -23,21 +23,17 @@ import attrs
 from ..errors import StoreError
 from ..hookspecs import hookimpl
 from ..registry import ConfigSection
+from ..validators import positive
 from .pnl import CheckpointMovedError, PnlReporter, summary_to_json
 
 log = logging.getLogger(__name__)
-
-
-def _non_negative(_i: object, attr: attrs.Attribute[float], value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{attr.name} must be positive")
 
 
 @attrs.frozen
 class ReportConfig:
     """``[report]``: how often the reporter loop looks for new trades (seconds)."""
 
-    interval: float = attrs.field(default=30.0, validator=_non_negative)
+    interval: float = attrs.field(default=30.0, validator=positive)
 
 
 @hookimpl

@@ -14,16 +14,12 @@ import attrs
 from ..config import Secret
 from ..hookspecs import hookimpl
 from ..registry import ConfigSection
+from ..validators import positive
 
 if TYPE_CHECKING:
     from ..app import App
 
 log = logging.getLogger(__name__)
-
-
-def _positive(_i: object, attr: attrs.Attribute[float], value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{attr.name} must be positive")
 
 
 def _port(_i: object, _attr: object, value: int) -> None:
@@ -40,12 +36,12 @@ class DashboardConfig:
     port: int = attrs.field(default=8080, validator=_port)
     token: Secret | None = None
     """Needed to pause/resume hedging (and for every page when not bound to localhost)."""
-    stuck_after: float = attrs.field(default=120.0, validator=_positive)
+    stuck_after: float = attrs.field(default=120.0, validator=positive)
     """Seconds an open hedge may go without progress before it is flagged stuck."""
-    stall_after: float = attrs.field(default=300.0, validator=_positive)
+    stall_after: float = attrs.field(default=300.0, validator=positive)
     """Seconds without any input from a running fill source before it is flagged stalled."""
     recent_fills: int = 200
-    status_interval: float = attrs.field(default=2.0, validator=_positive)
+    status_interval: float = attrs.field(default=2.0, validator=positive)
 
 
 @hookimpl

@@ -25,6 +25,7 @@ from st0x_liquidity import (
     fmt,
     round_down,
 )
+from st0x_liquidity.validators import at_least_one, non_negative, positive
 
 from .api import AlpacaTradingEndpoints
 from .http import AlpacaHttp, AlpacaRejection, HttpSettings
@@ -34,21 +35,6 @@ log = logging.getLogger(__name__)
 
 MAX_CLIENT_ORDER_ID = 48
 """Alpaca documents ``client_order_id`` as at most 48 characters."""
-
-
-def _positive(_i: object, attr: attrs.Attribute[float], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attr.name} must be positive")
-
-
-def _non_negative(_i: object, attr: attrs.Attribute[Decimal], value: Decimal) -> None:
-    if value < 0:
-        raise ValueError(f"{attr.name} must not be negative")
-
-
-def _at_least_one(_i: object, attr: attrs.Attribute[int], value: int) -> None:
-    if value < 1:
-        raise ValueError(f"{attr.name} must be at least 1")
 
 
 @attrs.frozen(kw_only=True)
@@ -62,16 +48,16 @@ class AlpacaCommonConfig:
     api_key: Secret
     api_secret: Secret
     base_url: str | None = None
-    min_notional: Decimal = attrs.field(default=Decimal(2), validator=_non_negative)
-    timeout: float = attrs.field(default=10.0, validator=_positive)
-    connect_timeout: float = attrs.field(default=5.0, validator=_positive)
-    rate_limit_per_minute: float = attrs.field(default=190.0, validator=_positive)
-    rate_limit_burst: int = attrs.field(default=10, validator=_at_least_one)
-    max_attempts: int = attrs.field(default=4, validator=_at_least_one)
-    backoff_initial: float = attrs.field(default=0.5, validator=_positive)
-    backoff_max: float = attrs.field(default=8.0, validator=_positive)
-    retry_after_max: float = attrs.field(default=60.0, validator=_positive)
-    resolve_attempts: int = attrs.field(default=3, validator=_at_least_one)
+    min_notional: Decimal = attrs.field(default=Decimal(2), validator=non_negative)
+    timeout: float = attrs.field(default=10.0, validator=positive)
+    connect_timeout: float = attrs.field(default=5.0, validator=positive)
+    rate_limit_per_minute: float = attrs.field(default=190.0, validator=positive)
+    rate_limit_burst: int = attrs.field(default=10, validator=at_least_one)
+    max_attempts: int = attrs.field(default=4, validator=at_least_one)
+    backoff_initial: float = attrs.field(default=0.5, validator=positive)
+    backoff_max: float = attrs.field(default=8.0, validator=positive)
+    retry_after_max: float = attrs.field(default=60.0, validator=positive)
+    resolve_attempts: int = attrs.field(default=3, validator=at_least_one)
 
     def http_settings(self, base_url: str) -> HttpSettings:
         return HttpSettings(

@@ -7,11 +7,11 @@ case), which is the recommended place for ``app_secret`` and ``encryption_key``.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import attrs
 
 from st0x_liquidity import Secret
+from st0x_liquidity.validators import http_url, non_negative, positive
 
 _HEX_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 
@@ -32,21 +32,6 @@ def _check_encryption_key(_i: object, _a: object, value: Secret) -> None:
         raise ValueError("encryption_key must not be all zeros")
 
 
-def _check_url(_i: object, attr: attrs.Attribute[str], value: str) -> None:
-    if not value.startswith(("https://", "http://")):
-        raise ValueError(f"{attr.name} must be an http(s) URL, got {value!r}")
-
-
-def _positive(_i: object, attr: attrs.Attribute[Any], value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{attr.name} must be positive")
-
-
-def _non_negative(_i: object, attr: attrs.Attribute[int], value: int) -> None:
-    if value < 0:
-        raise ValueError(f"{attr.name} must not be negative")
-
-
 @attrs.frozen
 class SchwabConfig:
     """Schwab app credentials, account selection and tuning.
@@ -59,19 +44,19 @@ class SchwabConfig:
     app_key: str
     app_secret: Secret
     encryption_key: Secret = attrs.field(validator=_check_encryption_key)
-    redirect_uri: str = attrs.field(default="https://127.0.0.1", validator=_check_url)
+    redirect_uri: str = attrs.field(default="https://127.0.0.1", validator=http_url)
     account_number: str | None = None
-    account_index: int = attrs.field(default=0, validator=_non_negative)
-    base_url: str = attrs.field(default="https://api.schwabapi.com", validator=_check_url)
-    request_timeout: float = attrs.field(default=30.0, validator=_positive)
-    max_retries: int = attrs.field(default=3, validator=_non_negative)
-    retry_backoff: float = attrs.field(default=1.0, validator=_positive)
-    requests_per_minute: int = attrs.field(default=120, validator=_positive)
-    refresh_margin: float = attrs.field(default=300.0, validator=_positive)
-    maintenance_interval: float = attrs.field(default=60.0, validator=_positive)
-    refresh_warning: float = attrs.field(default=86400.0, validator=_positive)
-    recovery_clock_skew: float = attrs.field(default=300.0, validator=_positive)
-    recovery_lookback: float = attrs.field(default=86400.0, validator=_positive)
+    account_index: int = attrs.field(default=0, validator=non_negative)
+    base_url: str = attrs.field(default="https://api.schwabapi.com", validator=http_url)
+    request_timeout: float = attrs.field(default=30.0, validator=positive)
+    max_retries: int = attrs.field(default=3, validator=non_negative)
+    retry_backoff: float = attrs.field(default=1.0, validator=positive)
+    requests_per_minute: int = attrs.field(default=120, validator=positive)
+    refresh_margin: float = attrs.field(default=300.0, validator=positive)
+    maintenance_interval: float = attrs.field(default=60.0, validator=positive)
+    refresh_warning: float = attrs.field(default=86400.0, validator=positive)
+    recovery_clock_skew: float = attrs.field(default=300.0, validator=positive)
+    recovery_lookback: float = attrs.field(default=86400.0, validator=positive)
 
     def key_bytes(self) -> bytes:
         return _key_bytes(self.encryption_key.get())
