@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from .domain.numbers import ZERO, add, fmt
+from .store.hedge_rows import HEDGE_ORDER_COLUMNS, hedge_order_json
 from .store.sqlite import SqliteStore
 
 
@@ -81,8 +82,7 @@ async def audit_report(
     ):
         links.setdefault(f"{tx}:{idx}", []).append((kind, other, qty))
     hedge_rows = await store.fetch(
-        "SELECT client_order_id, symbol, side, quantity, reference_price, state, broker_order_id, "
-        "filled_quantity, average_price, reason, created_at, updated_at FROM hedge_orders "
+        f"SELECT {HEDGE_ORDER_COLUMNS} FROM hedge_orders "
         + ("WHERE symbol = ? " if symbol else "")
         + "ORDER BY created_at, client_order_id",
         [symbol] if symbol else [],
@@ -137,23 +137,7 @@ async def audit_report(
     for r in hedge_rows:
         if tx_hash and r[0] not in covered:
             continue
-        hedge_list.append(
-            {
-                "client_order_id": r[0],
-                "symbol": r[1],
-                "side": r[2],
-                "quantity": r[3],
-                "reference_price": r[4],
-                "state": r[5],
-                "broker_order_id": r[6],
-                "filled_quantity": r[7],
-                "average_price": r[8],
-                "reason": r[9],
-                "created_at": r[10],
-                "updated_at": r[11],
-                "fills": covered.get(r[0], []),
-            }
-        )
+        hedge_list.append({**hedge_order_json(r), "fills": covered.get(r[0], [])})
     return {"fills": fills, "hedges": hedge_list}
 
 

@@ -28,6 +28,7 @@ from ..domain.events import CIRCUIT_BREAKER, CircuitBreakerChanged, NewEvent
 from ..domain.numbers import EXACT, WIDE, fmt
 from ..domain.pnl import PnlBook, PnlRow, PnlTotals, PnlTrade, summarize_totals
 from ..reporting.pnl import read_trades, summary_to_json, trade_from_event
+from ..store.hedge_rows import HEDGE_ORDER_COLUMNS, hedge_order_json
 
 if TYPE_CHECKING:
     from ..app import App
@@ -447,9 +448,7 @@ class DashboardState:
         if client_order_ids is not None and not client_order_ids:
             return []
         sql = (
-            "SELECT client_order_id, symbol, side, quantity, reference_price, state, "
-            "broker_order_id, filled_quantity, average_price, reason, created_at, updated_at "
-            "FROM hedge_orders"
+            f"SELECT {HEDGE_ORDER_COLUMNS} FROM hedge_orders"
         )
         params: list[Any] = []
         if client_order_ids is not None:
@@ -478,18 +477,7 @@ class DashboardState:
             age = (now - datetime.fromisoformat(r[11])).total_seconds()
             result.append(
                 {
-                    "client_order_id": r[0],
-                    "symbol": r[1],
-                    "side": r[2],
-                    "quantity": r[3],
-                    "reference_price": r[4],
-                    "state": r[5],
-                    "broker_order_id": r[6],
-                    "filled_quantity": r[7],
-                    "average_price": r[8],
-                    "reason": r[9],
-                    "created_at": r[10],
-                    "updated_at": r[11],
+                    **hedge_order_json(r),
                     "open": r[5] in OPEN_STATES,
                     "stuck": r[5] in OPEN_STATES and age > self.stuck_after,
                     "fills": covered.get(r[0], []),
