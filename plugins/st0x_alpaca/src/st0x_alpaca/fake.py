@@ -456,6 +456,10 @@ class FakeAlpacaBase:
         return web.json_response(self.account_json())
 
     async def handle_positions(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.positions_json())
+
+    def positions_json(self) -> list[dict[str, Any]]:
+        """The positions list (subclasses append other asset classes)."""
         rows = []
         for symbol, qty in sorted(self.positions.items()):
             if qty == 0:
@@ -483,7 +487,7 @@ class FakeAlpacaBase:
                     "change_today": "0",
                 }
             )
-        return web.json_response(rows)
+        return rows
 
     async def handle_post_order(self, request: web.Request) -> web.Response:
         try:

@@ -1,10 +1,11 @@
 """The Broker API client: one session, HTTP Basic auth, account-scoped paths.
 
-Trading endpoints live under ``/v1/trading/accounts/{account_id}``; market
-hours come from ``/v1/calendar``. Rebalancing (a later release) adds the
-wallet (``/v1/accounts/{id}/wallets/...``), journal (``/v1/journals``) and
-tokenization (``/v1/accounts/{id}/tokenization/...``) endpoints as further
-methods on this class, over the same :class:`~st0x_alpaca.http.AlpacaHttp` (so
+Trading endpoints live under ``/v1/trading/accounts/{account_id}`` (hedges
+and the ``USDCUSD`` conversion orders); market hours come from
+``/v1/calendar``. Rebalancing adds the crypto wallet
+(``/v1/accounts/{id}/wallets/...``) and tokenization
+(``/v1/accounts/{id}/tokenization/...``) endpoints as further methods on this
+class, all with the same Basic auth, over the same :class:`~st0x_alpaca.http.AlpacaHttp` (so
 they share its rate limiter and the ``X-RateLimit-*`` budget Alpaca grants per
 partner).
 """
@@ -96,6 +97,64 @@ class AlpacaBrokerClient:
         if not isinstance(reply.data, list):
             raise ValueError("tokenization requests: answer is not a list")
         return [r for r in reply.data if isinstance(r, dict)]
+
+    # -- crypto wallet (USDC rebalancing) ------------------------------------------------
+
+    def _wallets(self, tail: str = "") -> str:
+        return f"/v1/accounts/{self.account_id}/wallets{tail}"
+
+    async def wallet_whitelists(self) -> Any:
+        """``GET /v1/accounts/{id}/wallets/whitelists`` (raw JSON)."""
+        reply = await self.http.request("GET", self._wallets("/whitelists"), what="list whitelist")
+        return reply.data
+
+    async def add_wallet_whitelist(self, address: str, asset: str) -> Any:
+        """``POST …/wallets/whitelists {address, asset}``: one entry, normally ``PENDING``."""
+        reply = await self.http.request(
+            "POST",
+            self._wallets("/whitelists"),
+            kind=RequestKind.ORDER,
+            json_body={"address": address, "asset": asset},
+            what=f"whitelist {address}",
+        )
+        return reply.data
+
+    async def wallet_withdraw(self, amount: str, asset: str, address: str) -> Any:
+        """``POST …/wallets/transfers {amount, asset, address}``: one OUTGOING transfer.
+
+        No idempotency key exists here, so a timeout or 5xx is ambiguous (the
+        transport never re-sends it); the caller looks in :meth:`wallet_transfers`.
+        """
+        reply = await self.http.request(
+            "POST",
+            self._wallets("/transfers"),
+            kind=RequestKind.ORDER,
+            json_body={"amount": amount, "asset": asset, "address": address},
+            what=f"withdraw {amount} {asset} to {address}",
+        )
+        return reply.data
+
+    async def wallet_transfers(self) -> Any:
+        """``GET …/wallets/transfers``: every transfer (filtered client-side by callers)."""
+        reply = await self.http.request("GET", self._wallets("/transfers"), what="list transfers")
+        return reply.data
+
+    async def wallet_address(self, asset: str, network: str) -> Any:
+        """``GET …/wallets?asset=…&network=…``: the deposit wallet ``{asset_id, address, …}``."""
+        reply = await self.http.request(
+            "GET",
+            self._wallets(),
+            params={"asset": asset, "network": network},
+            what=f"{asset} deposit address",
+        )
+        return reply.data
+
+    async def positions_json(self) -> Any:
+        """``GET /v1/trading/accounts/{id}/positions`` unparsed (crypto rows included)."""
+        reply = await self.http.request(
+            "GET", f"{self.trading.prefix}/positions", what="list positions"
+        )
+        return reply.data
 
     async def close(self) -> None:
         await self.http.close()

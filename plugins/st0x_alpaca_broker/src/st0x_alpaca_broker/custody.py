@@ -6,6 +6,10 @@ insufficient position is final; so is any other 4xx. Requests are read from
 ``GET …/tokenization/requests`` and matched by id (one request) or by
 ``tx_hash`` (the redeem request Alpaca opens for our transfer to the
 redemption wallet).
+
+The same object is the :class:`~st0x_liquidity.UsdcCustodian` (USD<->USDC
+conversion, wallet whitelist, withdrawals, transfers, deposit address): see
+:mod:`st0x_alpaca_broker.usdc`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 from st0x_liquidity import Symbol, TokenizationRequest, to_decimal
 
 from .client import AlpacaBrokerClient
+from .usdc import UsdcCustody
 
 
 def parse_request(data: dict[str, Any]) -> TokenizationRequest:
@@ -31,11 +36,21 @@ def parse_request(data: dict[str, Any]) -> TokenizationRequest:
     )
 
 
-class AlpacaCustodian:
-    def __init__(self, client: AlpacaBrokerClient, *, issuer: str, network: str) -> None:
+class AlpacaCustodian(UsdcCustody):
+    """Tokenization (``Custodian``) and USDC custody (``UsdcCustodian``) of one account."""
+
+    def __init__(
+        self,
+        client: AlpacaBrokerClient,
+        *,
+        issuer: str,
+        network: str,
+        usdc_network: str = "ethereum",
+    ) -> None:
         self.client = client
         self.issuer = issuer
         self.network = network
+        self.usdc_network = usdc_network
 
     async def request_mint(
         self, symbol: Symbol, quantity: Decimal, wallet: str, idempotency_key: str

@@ -9,11 +9,17 @@ from typing import Literal
 
 import attrs
 from st0x_alpaca.common import AlpacaCommonConfig, AlpacaExecutorBase
-from st0x_alpaca.wire import CALENDAR_LOOKAHEAD, clock_from_calendar, new_york_today
+from st0x_alpaca.wire import (
+    CALENDAR_LOOKAHEAD,
+    clock_from_calendar,
+    new_york_today,
+    parse_positions,
+)
 
-from st0x_liquidity import MarketClock
+from st0x_liquidity import Inventory, MarketClock
 
 from .client import AlpacaBrokerClient
+from .wallet_wire import usdc_position
 
 BASE_URLS = {
     "sandbox": "https://broker-api.sandbox.alpaca.markets",
@@ -64,3 +70,17 @@ class AlpacaBrokerExecutor(AlpacaExecutorBase):
         today = new_york_today(now)
         days = await self.client.calendar(today, today + CALENDAR_LOOKAHEAD)
         return clock_from_calendar(days, now)
+
+    async def inventory(self) -> Inventory:
+        """Equity positions, and as ``cash`` the account's USDC-equivalent money:
+        USD cash plus the USDC held (the ``USDCUSD`` crypto position, counted 1:1).
+
+        The rebalancer reads ``cash`` as the offchain USDC amount; a conversion
+        between the two then moves nothing in its books. The split is
+        :meth:`~st0x_alpaca_broker.usdc.UsdcCustody.balances`.
+        """
+        raw = await self.client.positions_json()
+        positions = parse_positions(raw)
+        usdc = usdc_position(raw)
+        account = await self.endpoints.get_account()
+        return Inventory(positions=positions.equities, cash=account.cash + usdc, as_of=self._now())

@@ -16,6 +16,10 @@ back). ``watch_redemptions`` (a callable listing transfers that reached the
 redemption wallet) is polled while the fake runs; each new transfer opens a
 ``redeem`` request with its ``tx_hash`` that completes after ``redeem_delay``
 (crediting the position) or is rejected (``reject_redemptions``).
+
+USDC (``USDCUSD`` conversions, whitelist, withdrawals with real onchain
+transfers through ``send_usdc``, deposits found by ``watch_deposits``, the
+deposit address) comes from :class:`~st0x_alpaca_broker.fake_wallet.FakeUsdcWallet`.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import web
-from st0x_alpaca.fake import FakeAlpacaBase, serve
+from st0x_alpaca.fake import serve
+
+from .fake_wallet import FakeUsdcWallet
 
 ACCOUNT_ID = "5fc0795e-1f16-40cc-aa90-ede67c39d7a9"
 
@@ -41,7 +47,7 @@ WatchRedemptions = Callable[[], Awaitable[list[tuple[str, str, Decimal]]]]
 """-> (tx hash, symbol, qty) of every transfer that reached the redemption wallet."""
 
 
-class FakeAlpacaBroker(FakeAlpacaBase):
+class FakeAlpacaBroker(FakeUsdcWallet):
     """The Broker API with Basic auth and one managed account."""
 
     api_name = "alpaca-broker-api"
@@ -61,12 +67,10 @@ class FakeAlpacaBroker(FakeAlpacaBase):
         self.mint_posts = 0
         self.mint_delay = 0.2
         self.redeem_delay = 0.2
-        self.watch_interval = 0.1
         self.reject_mints = False
         self.reject_redemptions = False
         self.mint_tokens: MintTokens | None = None
         self.watch_redemptions: WatchRedemptions | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
         super().__init__(**kwargs)
 
     def authenticate(self, request: web.Request) -> bool:
@@ -93,6 +97,9 @@ class FakeAlpacaBroker(FakeAlpacaBase):
                 "clearing_broker": "VELOX",
             }
         )
+        equity = Decimal(data["equity"]) + self.usdc * self.conversion_price
+        text = format(equity, "f")
+        data.update(equity=text, portfolio_value=text, last_equity=text)
         return data
 
     def _scoped(self, handler: Handler) -> Handler:
@@ -106,14 +113,6 @@ class FakeAlpacaBroker(FakeAlpacaBase):
         return scoped
 
     # -- tokenization -------------------------------------------------------------
-
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        async def run() -> None:
-            await coro
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def start(self, port: int = 0) -> FakeAlpacaBroker:
         await super().start(port)
@@ -232,6 +231,7 @@ class FakeAlpacaBroker(FakeAlpacaBase):
         )
         app.router.add_get(f"{base}/orders/{{order_id}}", self._scoped(self.handle_get_order))
         app.router.add_get(f"{base}/positions", self._scoped(self.handle_positions))
+        self._add_wallet_routes(app, self._scoped)
         app.router.add_get("/v1/calendar", self.handle_calendar)
         app.router.add_get("/v1/clock", self.handle_clock)
 
