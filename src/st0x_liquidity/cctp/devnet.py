@@ -31,6 +31,7 @@ from ..raindex.abi import canonical_type
 from ..raindex.devnet import MAKER, OTHER_MAKER, TAKER, Anvil, Chain, start_anvil
 from ..raindex.node import RpcError
 from . import contracts
+from .fake_iris import FakeIris
 from .message import to_bytes32
 
 ETHEREUM_DOMAIN = 0
@@ -352,6 +353,15 @@ class CctpPair:
                 for s in self.sides
             },
         }
+
+    async def start_iris(self, port: int = 0, **options: Any) -> FakeIris:
+        """A :class:`FakeIris` watching both chains and signing with the pair's attester
+        (``options`` go to its constructor: ``pending_seconds``, ``expiration_window``, ...);
+        stop it with ``await iris.stop()``."""
+        iris = FakeIris(attester_keys=[self.attester_key], **options)
+        for side in self.sides:
+            iris.add_chain(side.domain, side.rpc_url, side.deployment.message_transmitter)
+        return await iris.start(port)
 
     async def stop(self) -> None:
         for side in self.sides:
