@@ -120,12 +120,6 @@ class FakeAlpacaBroker(FakeUsdcWallet):
             self._spawn(self._watch())
         return self
 
-    async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await super().stop()
-
     def _request_json(self, kind: str, symbol: str, qty: Decimal, **extra: Any) -> dict[str, Any]:
         now = self.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         data: dict[str, Any] = {

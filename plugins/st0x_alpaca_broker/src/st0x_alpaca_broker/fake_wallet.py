@@ -163,6 +163,12 @@ class FakeUsdcWallet(FakeAlpacaBase):
             self._spawn(self._watch_deposits())
         return self
 
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await super().stop()
+
     def _stamp(self) -> str:
         return rfc3339(self.now())
 

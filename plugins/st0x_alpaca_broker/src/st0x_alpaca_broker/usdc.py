@@ -96,6 +96,15 @@ class UsdcCustody:
                 found = await self.conversion(client_order_id)
                 if found is not None:
                     log.info("alpaca-broker: conversion %s already placed", sent)
+                    if (found.side, found.quantity) != (side, quantity):
+                        log.warning(
+                            "alpaca-broker: %s exists as %s %s, asked %s %s",
+                            sent,
+                            found.side,
+                            found.quantity,
+                            side,
+                            quantity,
+                        )
                     return found
             raise
         return _readable(order, client_order_id)
