@@ -250,3 +250,16 @@ def message_received(receipt: dict[str, Any], address: str | None = None) -> str
         except (IndexError, KeyError):
             raise CctpMessageError("MessageReceived log lacks its nonce topic") from None
     return None
+
+
+def message_received_filter(
+    message_transmitter: str, nonce_hex: str, from_block: int = 0, to_block: int | str = "latest"
+) -> dict[str, Any]:
+    """``eth_getLogs`` params for the ``MessageReceived`` of one nonce on the destination:
+    finds the relay (ours or a third party's) whose receipt holds the ``MintAndWithdraw``."""
+    return {
+        "address": message_transmitter,
+        "fromBlock": hex(from_block),
+        "toBlock": to_block if isinstance(to_block, str) else hex(to_block),
+        "topics": [MESSAGE_RECEIVED_TOPIC, None, to_bytes32(nonce_hex)],
+    }

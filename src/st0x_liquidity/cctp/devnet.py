@@ -289,6 +289,22 @@ async def relay(
     )
 
 
+async def find_relay(
+    chain: Chain, deployment: CctpDeployment, nonce_hex: str, from_block: int = 0
+) -> tuple[str, contracts.MintResult | None] | None:
+    """The relay of ``nonce`` on this (destination) chain, whoever sent it: its tx hash
+    and its ``MintAndWithdraw``; None when the message was not received yet."""
+    logs = await chain.rpc(
+        "eth_getLogs",
+        [contracts.message_received_filter(deployment.message_transmitter, nonce_hex, from_block)],
+    )
+    if not logs:
+        return None
+    tx_hash = str(logs[0]["transactionHash"])
+    receipt = await chain.rpc("eth_getTransactionReceipt", [tx_hash])
+    return tx_hash, contracts.mint_and_withdraw(receipt, deployment.token_messenger)
+
+
 # -- two chains -----------------------------------------------------------------------
 
 
