@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from st0x_alpaca.wire import MalformedReplyError
 from st0x_alpaca_broker.custody import AlpacaCustodian
 from st0x_alpaca_broker.fake import FakeAlpacaBroker
+from st0x_alpaca_broker.plugin import st0x_custodian
 
 from st0x_liquidity import (
     AmbiguousBrokerError,
@@ -18,8 +20,14 @@ from st0x_liquidity import (
     UsdcCustodian,
     WalletTransfer,
 )
+from st0x_liquidity.config import load_config
+from st0x_liquidity.plugins import load_registry
 
-from .conftest import wait_for  # type: ignore[import-not-found]
+from .conftest import (  # type: ignore[import-not-found]
+    BROKER_KEY,
+    BROKER_SECRET,
+    wait_for,
+)
 
 WALLET = "0x8ba1f109551bD432803012645Ac136ddd64DBA72"
 
@@ -261,3 +269,23 @@ async def test_deposit_address_and_ugly_wallet_replies(
     with pytest.raises(MalformedReplyError, match="transfer"):
         await usdc_custodian.transfers()
     assert await usdc_custodian.transfers() == []
+
+
+async def test_plugin_hook_returns_the_usdc_custodian(
+    broker_fake: FakeAlpacaBroker, tmp_path: Path
+) -> None:
+    (tmp_path / "fills.jsonl").touch()
+    path = tmp_path / "config.toml"
+    path.write_text(
+        'database_url = "st0x.db"\n[source]\ntype = "replay"\npath = "fills.jsonl"\n'
+        '[broker]\ntype = "alpaca-broker-api"\n'
+        f'api_key = "{BROKER_KEY}"\napi_secret = "{BROKER_SECRET}"\n'
+        'account_id = "5fc0795e-1f16-40cc-aa90-ede67c39d7a9"\n'
+        f'base_url = "{broker_fake.base_url}"\n'
+    )
+    custodian = st0x_custodian(load_config(path, load_registry(), env={}))
+    assert isinstance(custodian, UsdcCustodian)
+    try:
+        assert await custodian.deposit_address() == broker_fake.deposit_address
+    finally:
+        await custodian.close()

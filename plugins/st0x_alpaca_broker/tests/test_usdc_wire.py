@@ -76,7 +76,8 @@ def test_documented_transfer_is_read_whole() -> None:
     )
     assert t.amount == Decimal("75.5") and t.network_fee == Decimal("0.1") and t.fees == 0
     assert t.tx_hash == TRANSFER["tx_hash"].lower()
-    assert t.from_address == TRANSFER["from_address"] and t.created_at == TRANSFER["created_at"]
+    assert t.from_address == TRANSFER["from_address"]
+    assert t.created_at == "2025-03-01T10:00:00.123456+00:00"  # fromisoformat-readable
 
 
 def test_optional_transfer_fields_may_be_missing() -> None:

@@ -165,7 +165,8 @@ def parse_conversion(data: Any, client_order_id: str) -> CashConversion:
 
 def parse_transfer(data: Any) -> WalletTransfer:
     """One wallet transfer: ``id``, ``direction``, ``status``, ``amount`` and ``asset``
-    are required; fees default to 0, the rest to None; ``tx_hash`` lower-cased."""
+    are required; fees default to 0, the rest to None; ``tx_hash`` lower-cased;
+    ``created_at`` rewritten as Python's ISO format (microseconds, ``+00:00``)."""
     obj = _obj(data, "transfer")
     transfer_id = _text(obj, "id", "transfer")
     what = f"transfer {transfer_id[:60]}"
@@ -177,7 +178,9 @@ def parse_transfer(data: Any) -> WalletTransfer:
     tx_hash = _opt_text(obj, "tx_hash", what)
     created = _opt_text(obj, "created_at", what)
     if created is not None:
-        parse_time(created, f"{what}: created_at")
+        # One spelling consumers can read with datetime.fromisoformat (Alpaca
+        # sends up to nine fractional digits, which Python 3.11 cannot parse).
+        created = parse_time(created, f"{what}: created_at").isoformat()
     return WalletTransfer(
         transfer_id=transfer_id,
         direction=direction,
