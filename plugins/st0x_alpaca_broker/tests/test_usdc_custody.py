@@ -38,7 +38,8 @@ async def filled(custodian: AlpacaCustodian, cid: str) -> CashConversion:
         assert found is not None
         return found if found.status in ("filled", "failed", "cancelled") else None
 
-    return await wait_for(probe, f"conversion {cid}")
+    done: CashConversion = await wait_for(probe, f"conversion {cid}")
+    return done
 
 
 async def settled(custodian: AlpacaCustodian, transfer_id: str) -> WalletTransfer:
@@ -48,7 +49,8 @@ async def settled(custodian: AlpacaCustodian, transfer_id: str) -> WalletTransfe
                 return t
         return None
 
-    return await wait_for(probe, f"transfer {transfer_id}")
+    final: WalletTransfer = await wait_for(probe, f"transfer {transfer_id}")
+    return final
 
 
 def test_one_object_is_both_custodians(usdc_custodian: AlpacaCustodian) -> None:

@@ -239,10 +239,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--secret", default="broker-secret-test")
     parser.add_argument("--account-id", default=ACCOUNT_ID)
     parser.add_argument("--closed", action="store_true", help="market closed")
+    parser.add_argument("--deposit-address", default=None, help="USDC deposit address")
+    parser.add_argument("--usdc", default="0", help="USDC held at start")
     args = parser.parse_args(argv)
+    extra = {"deposit_address": args.deposit_address} if args.deposit_address else {}
     fake = FakeAlpacaBroker(
-        key=args.key, secret=args.secret, account_id=args.account_id, market_open=not args.closed
+        key=args.key,
+        secret=args.secret,
+        account_id=args.account_id,
+        market_open=not args.closed,
+        **extra,
     )
+    fake.usdc = Decimal(args.usdc)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(fake, args.port))
     return 0
