@@ -10,6 +10,7 @@ import attrs
 
 from .inventory import USDC
 from .triggers import AssetRules, Band
+from .usdc_config import CctpConfig
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _BYTES32 = re.compile(r"^0x[0-9a-fA-F]{1,64}$")
@@ -82,6 +83,8 @@ class RebalancingConfig:
     keystore_password_env: str = "ST0X_REBALANCING_KEYSTORE_PASSWORD"
     poll_interval: float = attrs.field(default=10.0, validator=_non_negative)
     poll_timeout: float = attrs.field(default=1800.0, validator=_non_negative)
+    cctp: CctpConfig | None = None
+    """``[rebalancing.cctp]``: USDC moves between the broker and the Base vault."""
 
     def rules(self, asset: str) -> AssetRules:
         cooldown = timedelta(seconds=self.cooldown)

@@ -132,6 +132,20 @@ class OperationEnded:
     at: datetime
 
 
+@attrs.frozen
+class CostRecorded:
+    """What an operation cost, per item (``conversion``, ``broker``, ``cctp``), in USD.
+
+    Positive is a loss. Appended with the operation's end, for the P&L report.
+    """
+
+    TYPE: ClassVar[str] = "CostRecorded"
+    operation_id: str
+    asset: str
+    costs: dict[str, Decimal]
+    at: datetime
+
+
 RebalancingEvent: TypeAlias = (
     SnapshotTaken
     | DriftDetected
@@ -142,6 +156,7 @@ RebalancingEvent: TypeAlias = (
     | StepDone
     | Moved
     | OperationEnded
+    | CostRecorded
 )
 
 EVENT_TYPES: dict[str, type[Any]] = {
@@ -156,6 +171,7 @@ EVENT_TYPES: dict[str, type[Any]] = {
         StepDone,
         Moved,
         OperationEnded,
+        CostRecorded,
     )
 }
 

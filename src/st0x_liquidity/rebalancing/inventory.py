@@ -56,6 +56,7 @@ class MoveKind(enum.Enum):
     SETTLE = "settle"  # inflight -> gone (left this venue)
     ARRIVE = "arrive"  # -> inflight (arrived at this venue, not usable yet)
     CREDIT = "credit"  # -> available
+    DEBIT = "debit"  # available -> gone (a cost paid from the venue's balance)
 
 
 @attrs.frozen
@@ -77,6 +78,8 @@ class Balance:
             i = EXACT.subtract(i, quantity)
         elif kind is MoveKind.ARRIVE:
             i = EXACT.add(i, quantity)
+        elif kind is MoveKind.DEBIT:
+            a = EXACT.subtract(a, quantity)
         else:
             a = EXACT.add(a, quantity)
         return Balance(a, i)

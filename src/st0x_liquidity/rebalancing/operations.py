@@ -55,6 +55,7 @@ from .events import (
 )
 from .inventory import InventoryBook, MoveKind, Venue, vault_for
 from .log import ConcurrentAppendError, RebalancingLog
+from .usdc_flow import USDC_KINDS, USDC_STEPS, usdc_failure_moves
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,8 @@ class OperationState:
 
     @property
     def steps(self) -> tuple[str, ...]:
+        if self.kind in USDC_STEPS:
+            return USDC_STEPS[self.kind]
         return MINT_STEPS if self.kind == "mint" else REDEEM_STEPS
 
     @property
@@ -146,6 +149,8 @@ def fold_operation(events: Sequence[RebalancingEvent]) -> OperationState | None:
 
 def failure_moves(state: OperationState) -> list[Moved]:
     """Where the in-flight amount actually is after the steps done so far."""
+    if state.kind in USDC_KINDS:
+        return usdc_failure_moves(state)
     op, asset, q = state.operation_id, state.asset, state.quantity
     if state.kind == "mint":
         if "mint_poll" not in state.done:  # shares still at the broker
@@ -208,15 +213,8 @@ class OperationRunner:
 
     async def request(self, kind: str, asset: str, quantity: Decimal, origin: str) -> str:
         """Record a new operation and reserve its quantity at the source venue."""
-        if kind not in ("mint", "redeem"):
-            raise ValueError(f"unknown operation kind {kind!r}")
-        to_units(quantity)
-        vault = self.vault(asset)
-        if isinstance(vault, str):
-            raise ValueError(vault)
-        token, vault_id = vault
+        token, vault_id, venue = self._target(kind, asset, quantity)
         operation_id = uuid.uuid4().hex[:16]
-        venue = Venue.OFFCHAIN if kind == "mint" else Venue.ONCHAIN
         await self.log.append(
             op_stream(operation_id),
             [
@@ -230,6 +228,17 @@ class OperationRunner:
         )
         log.info("%s %s %s requested as %s (%s)", kind, quantity, asset, operation_id, origin)
         return operation_id
+
+    def _target(self, kind: str, asset: str, quantity: Decimal) -> tuple[str, str, Venue]:
+        """(token, vault id, source venue) of a new operation; ValueError if it cannot run."""
+        if kind not in ("mint", "redeem"):
+            raise ValueError(f"unknown operation kind {kind!r}")
+        to_units(quantity)
+        vault = self.vault(asset)
+        if isinstance(vault, str):
+            raise ValueError(vault)
+        token, vault_id = vault
+        return token, vault_id, Venue.OFFCHAIN if kind == "mint" else Venue.ONCHAIN
 
     async def end(
         self, state: OperationState, outcome: str, reason: str | None, moves: list[Moved]
@@ -269,10 +278,16 @@ class OperationRunner:
             except StepFailed as exc:
                 state = await self.load(operation_id)
                 if state.ended is None:
-                    await self.end(state, "failed", f"{step}: {exc}", failure_moves(state))
+                    await self._fail(state, step, exc)
             except ConcurrentAppendError:
-                self.chain._next_nonce = None  # a prepared tx of ours was never sent
+                self._forget_nonces()  # a prepared tx of ours was never sent
                 await asyncio.sleep(0.05)  # someone else moved it: reload and continue
+
+    def _forget_nonces(self) -> None:
+        self.chain._next_nonce = None
+
+    async def _fail(self, state: OperationState, step: str, exc: StepFailed) -> None:
+        await self.end(state, "failed", f"{step}: {exc}", failure_moves(state))
 
     def _crash_point(self, step: str, phase: str) -> None:
         if os.environ.get(CRASH_ENV) == f"{step}:{phase}":
@@ -304,21 +319,32 @@ class OperationRunner:
         return self.config.wallet or self.chain.address
 
     async def _transaction(
-        self, state: OperationState, step: str, to: str, data: str
+        self,
+        state: OperationState,
+        step: str,
+        to: str,
+        data: str,
+        *,
+        chain: ChainClient | None = None,
+        extra: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Send (or, after a crash, find or re-send) the one transaction of ``step``."""
-        if step in state.intended:
+        """Send (or, after a crash, find or re-send) the one transaction of ``step``.
+
+        ``chain`` defaults to the vault's chain; ``extra`` goes into the intent too.
+        """
+        chain = chain or self.chain
+        if step in state.intended and "raw" in state.intended[step]:
             tx = PreparedTx.from_details(state.intended[step])
-            await self.chain.broadcast(tx)
+            await chain.broadcast(tx)
         else:
             try:
-                tx = await self.chain.prepare(to, data)
+                tx = await chain.prepare(to, data)
             except TransactionReverted as exc:
                 raise StepFailed(exc.reason) from None
-            await self._intend(state, step, tx.to_details())
-            await self.chain.broadcast(tx)
+            await self._intend(state, step, {**tx.to_details(), **(extra or {})})
+            await chain.broadcast(tx)
         try:
-            return await self.chain.settle(tx)
+            return await chain.settle(tx)
         except TransactionReverted as exc:
             raise StepFailed(f"reverted: {exc.reason} (tx {exc.tx_hash})") from None
         except TransactionReplaced as exc:

@@ -19,11 +19,14 @@ from ..errors import ConfigError, StoreError
 from ..hookspecs import hookimpl
 from ..registry import ConfigSection
 from .config import RebalancingConfig
-from .inventory import AssetInventory, InventoryBook
+from .inventory import USDC, AssetInventory, InventoryBook
 from .keeper import InventoryKeeper
 from .log import RebalancingLog
 from .operations import OperationState, list_operations
 from .triggers import decide
+from .usdc_flow import TO_OFFCHAIN, TO_ONCHAIN
+
+USDC_COMMANDS = {"usdc-to-onchain": TO_ONCHAIN, "usdc-to-offchain": TO_OFFCHAIN}
 
 if TYPE_CHECKING:
     from ..app import App
@@ -50,7 +53,7 @@ def st0x_add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
 
     rebalance = subparsers.add_parser(
         "rebalance",
-        help="list, inspect, start, retry and abandon mint/redeem operations",
+        help="list, inspect, start, retry and abandon mint/redeem/USDC operations",
         description=(
             "Operations go through the same database and code as the bot: a running bot "
             "sees (and drives) operations started here."
@@ -66,6 +69,13 @@ def st0x_add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     for kind in ("mint", "redeem"):
         start = actions.add_parser(kind, help=f"{kind} QTY tokens of SYMBOL now")
         start.add_argument("symbol")
+        start.add_argument("quantity")
+        start.add_argument("--no-run", action="store_true", help="only record it (the bot runs it)")
+    for action, where in (
+        ("usdc-to-onchain", "broker to the Base vault"),
+        ("usdc-to-offchain", "Base vault to the broker"),
+    ):
+        start = actions.add_parser(action, help=f"move QTY USDC from the {where} now (CCTP)")
         start.add_argument("quantity")
         start.add_argument("--no-run", action="store_true", help="only record it (the bot runs it)")
     retry = actions.add_parser("retry", help="start a new operation like a failed/abandoned one")
@@ -208,6 +218,14 @@ def _state_json(state: OperationState) -> dict[str, Any]:
     }
 
 
+def _requested(args: argparse.Namespace) -> tuple[str, str, Decimal]:
+    """(kind, asset, quantity) of a ``rebalance mint|redeem|usdc-to-...`` command."""
+    quantity = to_decimal(args.quantity, what="quantity")
+    if args.action in USDC_COMMANDS:
+        return USDC_COMMANDS[args.action], USDC, quantity
+    return args.action, Symbol.parse(args.symbol).ticker, quantity
+
+
 def _cmd_rebalance(args: argparse.Namespace) -> int:
     from ..cli import load
 
@@ -248,8 +266,7 @@ def _cmd_rebalance(args: argparse.Namespace) -> int:
                     return 1
                 kind, asset, quantity = old.kind, old.asset, old.quantity
             else:
-                kind, asset = args.action, Symbol.parse(args.symbol).ticker
-                quantity = to_decimal(args.quantity, what="quantity")
+                kind, asset, quantity = _requested(args)
             busy = book.get(asset).active_operation
             if busy:
                 print(f"{asset} already has operation {busy} in flight", file=sys.stderr)
@@ -270,7 +287,7 @@ def _cmd_rebalance(args: argparse.Namespace) -> int:
             return 0 if final.status == "completed" else 1
         finally:
             if runner is not None:
-                await runner.chain.close()
+                await runner.close()
                 await runner.custodian.close()
             await log.close()
 

@@ -10,8 +10,8 @@ from .chain import ChainClient, load_account, vault_id_bytes
 from .config import RebalancingConfig
 from .inventory import USDC, InventoryBook
 from .log import RebalancingLog
-from .operations import OperationRunner
 from .service import OnchainReader
+from .usdc_runner import UsdcRunner
 
 if TYPE_CHECKING:
     from ..config import AppConfig
@@ -25,7 +25,7 @@ def custodian_for(config: AppConfig) -> Custodian | None:
     return found
 
 
-async def build_runner(config: AppConfig, log: RebalancingLog) -> OperationRunner:
+async def build_runner(config: AppConfig, log: RebalancingLog) -> UsdcRunner:
     section: RebalancingConfig | None = config.sections.get("rebalancing")
     if section is None:
         raise ConfigError("rebalancing", "section is missing")
@@ -46,10 +46,19 @@ async def build_runner(config: AppConfig, log: RebalancingLog) -> OperationRunne
     chain = await ChainClient.connect(
         section.rpc_url, account, section.chain_id, section.confirmations
     )
-    return OperationRunner(log, section, chain, custodian)
+    cctp = section.cctp
+    if cctp is None:
+        return UsdcRunner(log, section, chain, custodian)
+    from ..cctp.iris import IrisClient
+
+    # the same key signs on Ethereum: the withdrawal lands in the market maker's wallet
+    eth = await ChainClient.connect(
+        cctp.ethereum_rpc_url, account, cctp.ethereum_chain_id, cctp.ethereum_confirmations
+    )
+    return UsdcRunner(log, section, chain, custodian, eth=eth, iris=IrisClient(cctp.iris_url))
 
 
-def onchain_reader(runner: OperationRunner, book: InventoryBook) -> OnchainReader:
+def onchain_reader(runner: UsdcRunner, book: InventoryBook) -> OnchainReader:
     """Snapshot reader: (vault balances, wallet balances) per asset, over every pinned and
     discovered vault of the asset (summed) and the market-maker wallet."""
     section = runner.config
@@ -59,10 +68,20 @@ def onchain_reader(runner: OperationRunner, book: InventoryBook) -> OnchainReade
         from ..raindex.floats import scale_units
 
         where: dict[str, set[tuple[str, str]]] = {}
+
+        def add(asset: str, token: str, vault_id: str) -> None:
+            # one spelling per vault id ("0xfab" pinned, 64 digits discovered): counted once
+            key = (token.lower(), "0x" + vault_id_bytes(vault_id).hex())
+            where.setdefault(asset, set()).add(key)
+
         for asset, pin in section.vaults.items():
-            where.setdefault(asset, set()).add((pin.token.lower(), pin.vault_id))
+            add(asset, pin.token, pin.vault_id)
         for asset, found in book.vaults.items():
-            where.setdefault(asset, set()).update(found)
+            for token, vault_id in found:
+                add(asset, token, vault_id)
+        cctp = section.cctp
+        if cctp is not None:
+            add(USDC, cctp.base_usdc, cctp.usdc_vault_id)
         vaults: dict[str, Decimal] = {}
         wallets: dict[str, Decimal] = {}
         for asset, pairs in sorted(where.items()):
@@ -76,6 +95,10 @@ def onchain_reader(runner: OperationRunner, book: InventoryBook) -> OnchainReade
             held = Decimal(0)
             for token in sorted({t for t, _ in pairs}):
                 held += scale_units(await chain.erc20_balance(token, runner.wallet), decimals)
+            if asset == USDC and cctp is not None and runner.eth is not None:
+                # USDC left in the wallet on Ethereum (a failed move) is ours, onchain
+                units = await runner.eth.erc20_balance(cctp.ethereum_usdc, runner.wallet)
+                held += scale_units(units, decimals)
             wallets[asset] = held
         return vaults, wallets
 

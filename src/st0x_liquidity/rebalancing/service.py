@@ -6,7 +6,8 @@ own snapshot timer), records a snapshot of each venue every
 those. An asset outside its band gets one decision; what happens to it
 depends on ``enabled``/``dry_run`` and on whether an operation runner for that
 action is available (mint and redemption need ``[rebalancing]`` chain and
-custody settings; USDC moves come in a later release). Decisions that do not
+custody settings; USDC moves need ``[rebalancing.cctp]`` and a broker with USDC
+custody). Decisions that do not
 start an operation are recorded as ``TriggerDecided`` (once per change, not on
 every fill), so the audit trail says what the bot would have done.
 """
@@ -32,11 +33,15 @@ from .keeper import InventoryKeeper
 from .log import RebalancingLog
 from .operations import OperationRunner
 from .triggers import Action, Decision, decide
+from .usdc_flow import TO_OFFCHAIN, TO_ONCHAIN
+from .usdc_runner import UsdcRunner
 
 log = logging.getLogger(__name__)
 
 OnchainReader = Callable[[], Awaitable[tuple[dict[str, Decimal], dict[str, Decimal]]]]
 """Returns (vault balances, wallet balances) per asset."""
+
+USDC_ACTIONS = (Action.USDC_TO_ONCHAIN, Action.USDC_TO_OFFCHAIN)
 
 OperationStarter = Callable[[Decision], Awaitable[str | None]]
 """Starts an operation for a decision; returns its id, or None when it cannot."""
@@ -89,12 +94,21 @@ class Rebalancer:
 
     async def _start_operation(self, decision: Decision) -> str | None:
         assert self.runner is not None and decision.action is not None
-        kind = "mint" if decision.action is Action.MINT else "redeem"
         self.runner.book = self.keeper.book
-        if isinstance(self.runner.vault(decision.asset), str):
-            return None
+        if decision.action in USDC_ACTIONS:
+            kind = TO_ONCHAIN if decision.action is Action.USDC_TO_ONCHAIN else TO_OFFCHAIN
+        else:
+            kind = "mint" if decision.action is Action.MINT else "redeem"
+            if isinstance(self.runner.vault(decision.asset), str):
+                return None
         self.runner.core_position = self.keeper.book.core_position
-        operation_id = await self.runner.request(kind, decision.asset, decision.quantity, "trigger")
+        try:
+            operation_id = await self.runner.request(
+                kind, decision.asset, decision.quantity, "trigger"
+            )
+        except ValueError as exc:
+            log.info("rebalancing %s: %s refused: %s", decision.asset, kind, exc)
+            return None
         self._drive(operation_id)
         return operation_id
 
@@ -228,8 +242,10 @@ class Rebalancer:
             outcome = "disabled"
         elif self.config.dry_run:
             outcome = "dry-run"
-        elif decision.action in (Action.USDC_TO_ONCHAIN, Action.USDC_TO_OFFCHAIN):
-            outcome = "not supported yet (USDC moves come with the CCTP release)"
+        elif decision.action in USDC_ACTIONS and not (
+            isinstance(self.runner, UsdcRunner) and self.runner.usdc_ready
+        ):
+            outcome = "USDC moves need [rebalancing.cctp] (not configured)"
         elif self.starter is None:
             outcome = "no operation runner configured"
         else:
