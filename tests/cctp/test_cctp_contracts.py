@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -12,7 +14,7 @@ from eth_account.messages import encode_defunct
 from eth_utils.crypto import keccak
 
 from st0x_liquidity.cctp import contracts, devnet
-from st0x_liquidity.cctp.devnet import CctpPair, CctpSide, cctp_artifacts
+from st0x_liquidity.cctp.devnet import CctpDeployment, CctpPair, CctpSide, cctp_artifacts
 from st0x_liquidity.cctp.fake_iris import FakeIris
 from st0x_liquidity.cctp.message import (
     ZERO32,
@@ -332,6 +334,54 @@ async def test_receive_checks_in_order(cctp_pair: CctpPair, fake_iris: FakeIris)
         unlinked, burn=attrs.evolve(unlinked.burn, burn_token=to_bytes32(TAKER))
     )
     assert await why(unlinked) == "Mint token not supported"
+
+
+async def test_pair_setup(cctp_pair: CctpPair, tmp_path: Path) -> None:
+    """Chain ids 1/8453, domains 0/6, distinct addresses, linked both ways, funded accounts."""
+    eth, base = cctp_pair.ethereum, cctp_pair.base
+    assert (eth.deployment.chain_id, base.deployment.chain_id) == (1, 8453)
+    assert (eth.domain, base.domain) == (0, 6)
+    assert eth.deployment.usdc != base.deployment.usdc
+    assert eth.deployment.token_messenger != base.deployment.token_messenger
+    for local, remote in ((eth, base), (base, eth)):
+        d = local.deployment
+        remote_tm = await devnet.view(
+            local.chain,
+            "TokenMessengerV2",
+            d.token_messenger,
+            "remoteTokenMessengers",
+            remote.domain,
+        )
+        assert "0x" + remote_tm.hex() == to_bytes32(remote.deployment.token_messenger)
+        linked = await devnet.view(
+            local.chain,
+            "TokenMinterV2",
+            d.token_minter,
+            "getLocalToken",
+            remote.domain,
+            bytes.fromhex(to_bytes32(remote.deployment.usdc)[2:]),
+        )
+        assert linked.lower() == d.usdc
+        assert (
+            await devnet.view(
+                local.chain, "MessageTransmitterV2", d.message_transmitter, "localDomain"
+            )
+            == local.domain
+        )
+        assert await devnet.view(
+            local.chain,
+            "MessageTransmitterV2",
+            d.message_transmitter,
+            "isEnabledAttester",
+            cctp_pair.attester,
+        )
+        assert await devnet.view(local.chain, "TestUSDC", d.usdc, "decimals") == 6
+        for account in cctp_pair.accounts:
+            assert await devnet.usdc_balance(local.chain, d, account) == cctp_pair.funded_units
+    written = json.loads((tmp_path / "cctp-pair.json").read_text())
+    assert written["chains"]["base"]["message_transmitter"] == base.deployment.message_transmitter
+    assert written["chains"]["ethereum"]["rpc_url"] == eth.rpc_url
+    assert CctpDeployment.from_json(eth.deployment.to_json()) == eth.deployment
 
 
 async def test_burn_checks(cctp_pair: CctpPair) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from cctp_support import FAST_FEE, burn
+from hypothesis import given
+from hypothesis import strategies as st
 
 from st0x_liquidity.cctp.devnet import ATTESTER_KEY, CctpPair
 from st0x_liquidity.cctp.fake_iris import FakeIris
@@ -282,3 +284,57 @@ def test_parse_messages_is_tolerant() -> None:
     ):
         with pytest.raises(IrisError):
             parse_messages(bad)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8) | st.decimals(allow_nan=False),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+entry_keys = st.sampled_from(
+    [
+        "status",
+        "message",
+        "attestation",
+        "decodedMessage",
+        "eventNonce",
+        "delayReason",
+        "nonce",
+        "decodedMessageBody",
+        "feeExecuted",
+        "expirationBlock",
+        "finalityThresholdExecuted",
+    ]
+)
+entries = st.dictionaries(
+    entry_keys,
+    json_values | st.sampled_from(["complete", "0x" + "00" * 376, "PENDING"]),
+    max_size=6,
+)
+
+
+@given(
+    st.one_of(json_values, st.builds(lambda es: {"messages": es}, st.lists(entries, max_size=3)))
+)
+def test_parse_messages_raises_only_iris_errors(data: Any) -> None:
+    try:
+        parsed = parse_messages(data)
+    except IrisError as exc:
+        assert str(exc)
+    else:
+        assert all(
+            m.complete == (m.status == "complete" and bool(m.message) and bool(m.attestation))
+            for m in parsed
+        )
+
+
+@given(json_values)
+def test_parse_fees_raises_only_iris_errors(data: Any) -> None:
+    try:
+        tiers = parse_fees(data)
+    except IrisError as exc:
+        assert str(exc)
+    else:
+        assert all(t.minimum_fee_bps >= 0 for t in tiers)
