@@ -3,7 +3,9 @@
 // files inside the Python package, so tests and the demo need no compiler:
 //   tools/contracts/*.sol      -> src/st0x_liquidity/data/raindex_devnet_contracts.json
 //   tools/contracts/cctp/*.sol -> src/st0x_liquidity/data/cctp_devnet_contracts.json
-// Usage: node tools/build-contracts.js [RAINDEX_OUT.json [CCTP_OUT.json]]
+// Usage: node tools/build-contracts.js                       builds both into data/
+//        node tools/build-contracts.js RAINDEX_OUT.json      the raindex set only, there
+//        node tools/build-contracts.js RAINDEX_OUT|- CCTP_OUT.json   ("-" skips the raindex set)
 // (from anywhere; idempotent: the same sources give byte-identical files)
 const fs = require("fs");
 const path = require("path");
@@ -48,13 +50,18 @@ function build(dir, out, note) {
   console.log(`wrote ${Object.keys(artifacts).length - 2} contracts to ${path.relative(process.cwd(), out)}`);
 }
 
-build(
-  path.join(__dirname, "contracts"),
-  process.argv[2] || path.join(data, "raindex_devnet_contracts.json"),
-  "built by tools/build-contracts.js from tools/contracts/*.sol",
-);
-build(
-  path.join(__dirname, "contracts", "cctp"),
-  process.argv[3] || path.join(data, "cctp_devnet_contracts.json"),
-  "built by tools/build-contracts.js from tools/contracts/cctp/*.sol",
-);
+const [raindexOut, cctpOut] = process.argv.slice(2);
+if (raindexOut !== "-") {
+  build(
+    path.join(__dirname, "contracts"),
+    raindexOut || path.join(data, "raindex_devnet_contracts.json"),
+    "built by tools/build-contracts.js from tools/contracts/*.sol",
+  );
+}
+if (cctpOut || !raindexOut) {
+  build(
+    path.join(__dirname, "contracts", "cctp"),
+    cctpOut || path.join(data, "cctp_devnet_contracts.json"),
+    "built by tools/build-contracts.js from tools/contracts/cctp/*.sol",
+  );
+}
