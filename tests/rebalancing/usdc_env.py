@@ -113,9 +113,7 @@ class UsdcEnv:
             counts[f"{side.name}_burns"] = len(burns)
             counts[f"{side.name}_mints"] = len(mints)
         counts["vault_deposits"] = len(await self.logs(self.base, DEPOSIT_V2_TOPIC, self.orderbook))
-        counts["conversions"] = sum(
-            1 for b in self.fake.order_bodies if b.get("symbol") == "USDCUSD"
-        )
+        counts["conversions"] = sum(1 for o in self.fake.orders.values() if o.symbol == "USDCUSD")
         counts["withdrawals"] = sum(1 for t in self.fake.transfers if t["direction"] == "OUTGOING")
         counts["deposits"] = sum(1 for t in self.fake.transfers if t["direction"] == "INCOMING")
         return counts

@@ -229,14 +229,18 @@ class UsdcRunner(OperationRunner):
     ) -> CashConversion:
         """Place (or find again, by client order id) a conversion and wait until it ends."""
         cid = f"st0x-{state.operation_id}-{step}"
+        custodian = self.usdc_custodian
+        placed: CashConversion | None = None
         if step not in state.intended:
             await self._intend(
                 state, step, {"client_order_id": cid, "side": side, "quantity": fmt(quantity)}
             )
-        custodian = self.usdc_custodian
-        placed: CashConversion = await self._retrying(
-            f"{side} USDC", lambda: custodian.convert(side, quantity, cid)
-        )
+        else:  # resumed: the order may exist already (convert is idempotent anyway)
+            placed = await self._retrying("conversion status", lambda: custodian.conversion(cid))
+        if placed is None:
+            placed = await self._retrying(
+                f"{side} USDC", lambda: custodian.convert(side, quantity, cid)
+            )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.cctp.conversion_timeout
         current: CashConversion | None = placed
