@@ -53,3 +53,30 @@ async def test_every_referenced_metric_exists(tmp_path: Path) -> None:
     for name in METRIC_NAMES:
         assert exposed(name) or exposed(name + "_info"), name
         assert name in documented or name + "_info" in documented, name
+
+
+def test_every_metric_family_is_charted() -> None:
+    """The dashboard charts every family the collector exposes (the issue: "charts these")."""
+    names = referenced()
+    uncharted = [
+        name
+        for name in METRIC_NAMES
+        if not any(
+            ref in (name, name + "_total", name + "_info", name + "_bucket", name + "_sum")
+            for ref in names
+        )
+    ]
+    assert uncharted == []
+
+
+def test_panels_do_not_overlap_and_have_unique_ids() -> None:
+    panels = json.loads(GRAFANA.read_text())["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    cells: dict[tuple[int, int], str] = {}
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24, panel["title"]
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                assert (x, y) not in cells, f"{panel['title']} overlaps {cells[(x, y)]}"
+                cells[(x, y)] = panel["title"]
