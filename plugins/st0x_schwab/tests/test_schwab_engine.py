@@ -56,7 +56,7 @@ class Feed:
         return None
 
 
-async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> None:
+async def wait_for(predicate: Callable[[], Any], timeout: float = 30.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         result = predicate()
@@ -227,7 +227,7 @@ async def test_lost_login_pauses_hedging_and_schwab_auth_resumes_it(
     argv = ["schwab", "auth", "--config-file", str(running.config_file), "--redirect-url", redirected]
     assert await asyncio.to_thread(main, argv) == 0
 
-    await wait_for(lambda: running.engine.status.hedges_filled == 2, timeout=15)
+    await wait_for(lambda: running.engine.status.hedges_filled == 2)
     assert running.engine.status.auth_required is None
     assert bought(live_fake) == [("BUY", Decimal(1)), ("BUY", Decimal(1))]
     [aapl] = await running.store.positions()

@@ -13,7 +13,7 @@ import os
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from st0x_liquidity.errors import AuthenticationRequiredError
+from st0x_liquidity import AuthenticationRequiredError
 
 VERSION = 1
 NONCE_BYTES = 12

@@ -7,8 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from st0x_liquidity import ExecutorContext, ExecutorType
-from st0x_liquidity.hookspecs import hookimpl
+from st0x_liquidity import ExecutorContext, ExecutorType, hookimpl
 
 from .cli import add_schwab_commands
 from .config import SchwabConfig
