@@ -16,7 +16,6 @@ from st0x_liquidity import (
     Direction,
     FinalBrokerError,
     MarketOrder,
-    NotSupportedError,
     OrderState,
     RetryableBrokerError,
     Symbol,
@@ -316,11 +315,6 @@ async def test_when_two_match_the_earliest_is_taken(
     fake.add_order("AAPL", "BUY", 2)
     found = await authorized.find_order(intent.client_order_id, intent)
     assert found is not None and found.broker_order_id == str(ours.order_id)
-
-
-async def test_inventory_is_not_supported(authorized: SchwabExecutor) -> None:
-    with pytest.raises(NotSupportedError):
-        await authorized.inventory()
 
 
 async def test_stats_count_failed_requests_and_429s(

@@ -22,11 +22,12 @@ from st0x_liquidity import (
     Inventory,
     MarketClock,
     MarketOrder,
-    NotSupportedError,
     OrderRules,
     OrderState,
     OrderUpdate,
+    Position,
     PositionStore,
+    Symbol,
     fmt,
 )
 
@@ -41,6 +42,7 @@ from .parsing import (
     format_time,
     order_id_from_location,
     order_update,
+    parse_account_positions,
     parse_accounts,
     parse_market_hours,
     parse_order,
@@ -405,7 +407,30 @@ class SchwabExecutor:
     # -- the rest ----------------------------------------------------------------------
 
     async def inventory(self) -> Inventory:
-        raise NotSupportedError("the schwab executor does not report inventory")
+        """Stock and ETF positions (signed shares) and cash, for the rebalancer.
+
+        ``GET /trader/v1/accounts/{hash}?fields=positions``. Other asset types
+        (options, bonds, money-market funds) and tickers st0x cannot name are
+        left out and logged, never silently.
+        """
+        account = await self.account_hash()
+        reply = await self._call(
+            "GET", f"/trader/v1/accounts/{account}", "account positions",
+            params={"fields": "positions"},
+        )
+        holdings = parse_account_positions(reply.body)
+        skipped = list(holdings.skipped)
+        positions: list[Position] = []
+        for held in holdings.positions:
+            try:
+                symbol = Symbol(held.symbol)
+            except ValueError:
+                skipped.append(held.symbol[:20])
+                continue
+            positions.append(Position(symbol, held.quantity, held.market_value))
+        if skipped:
+            log.info("Schwab inventory leaves out: %s", ", ".join(skipped[:20]))
+        return Inventory(tuple(positions), holdings.cash, self._now())
 
     async def maintenance(self) -> None:
         """Refresh the access token ahead of expiry, forever; never raises."""

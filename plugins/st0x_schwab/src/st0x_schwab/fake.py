@@ -5,7 +5,8 @@ access tokens, refresh tokens dead 7 days after the original login (refreshing
 returns the same refresh token and does not extend it), ``accountNumbers``,
 order POST answered ``201`` with an empty body and a ``Location`` header,
 order objects with ``orderActivityCollection``/``executionLegs`` and JSON
-numbers, the time-window order listing, market hours with the open-day
+numbers, the time-window order listing, the account with its positions and
+balances (``?fields=positions``, moved by fills), market hours with the open-day
 (``equity.EQ``) and closed-day (``equity.equity``) shapes, 401 for bad or
 expired tokens and 429 over the request budget.
 
@@ -38,7 +39,8 @@ CODE_LIFETIME = timedelta(seconds=30)
 
 FaultKind = Literal["status", "disconnect_before", "disconnect_after", "garbage", "delay", "no_location"]
 Route = Literal[
-    "token", "accounts", "place_order", "get_order", "list_orders", "market_hours", "authorize"
+    "token", "accounts", "place_order", "get_order", "list_orders", "market_hours", "authorize",
+    "account",
 ]
 
 
@@ -109,6 +111,12 @@ class FakeSchwab:
         self.faults: dict[str, collections.deque[Fault]] = collections.defaultdict(collections.deque)
         self.fill_prices: dict[str, Decimal] = {}  # symbol -> price: fill at once on placement
         self.reject_symbols: dict[str, str] = {}  # symbol -> rejection reason
+        # account hash -> symbol -> (signed shares, assetType); fills move them.
+        self.holdings: dict[str, dict[str, tuple[Decimal, str]]] = {
+            h: {} for _n, h in self.accounts
+        }
+        self.cash: dict[str, Decimal] = {h: Decimal("100000") for _n, h in self.accounts}
+        self.last_price: dict[str, Decimal] = {}
         self._ids = itertools.count(1004055538153)
         self._recent: collections.deque[float] = collections.deque()
         self._runner: web.AppRunner | None = None
@@ -124,6 +132,7 @@ class FakeSchwab:
                 web.get("/v1/oauth/authorize", self._authorize),
                 web.post("/v1/oauth/token", self._token),
                 web.get("/trader/v1/accounts/accountNumbers", self._account_numbers),
+                web.get("/trader/v1/accounts/{hash}", self._account_details),
                 web.post("/trader/v1/accounts/{hash}/orders", self._place),
                 web.get("/trader/v1/accounts/{hash}/orders", self._list),
                 web.get("/trader/v1/accounts/{hash}/orders/{order_id}", self._get_order),
@@ -184,9 +193,39 @@ class FakeSchwab:
         order = self.orders[order_id]
         qty = Decimal(quantity) if quantity is not None else order.quantity - order.filled
         order.legs.append((qty, Decimal(price), self.now()))
+        sign = 1 if order.instruction in ("BUY", "BUY_TO_COVER") else -1
+        self.set_position(
+            order.symbol,
+            self.position(order.symbol, order.account_hash) + sign * qty,
+            account_hash=order.account_hash,
+        )
+        self.cash[order.account_hash] = (
+            self.cash.get(order.account_hash, Decimal(0)) - sign * qty * Decimal(price)
+        )
+        self.last_price[order.symbol] = Decimal(price)
         if order.filled >= order.quantity:
             order.status = "FILLED"
             order.close_time = self.now()
+
+    def position(self, symbol: str, account_hash: str | None = None) -> Decimal:
+        held = self.holdings.get(account_hash or self.accounts[0][1], {})
+        return held.get(symbol, (Decimal(0), "EQUITY"))[0]
+
+    def set_position(
+        self,
+        symbol: str,
+        quantity: Decimal | int | str,
+        *,
+        asset_type: str | None = None,
+        account_hash: str | None = None,
+    ) -> None:
+        """Hold ``quantity`` (negative: short) of ``symbol``; 0 closes the position."""
+        held = self.holdings.setdefault(account_hash or self.accounts[0][1], {})
+        kind = asset_type or held.get(symbol, (Decimal(0), "EQUITY"))[1]
+        if Decimal(quantity) == 0:
+            held.pop(symbol, None)
+        else:
+            held[symbol] = (Decimal(quantity), kind)
 
     def finish(self, order_id: int, status: str, description: str | None = None) -> None:
         order = self.orders[order_id]
@@ -341,6 +380,86 @@ class FakeSchwab:
         if response is not None:
             return response
         return web.json_response([{"accountNumber": n, "hashValue": h} for n, h in self.accounts])
+
+    def account_json(self, account_hash: str, with_positions: bool) -> dict[str, Any]:
+        """``securitiesAccount`` as Schwab sends it (numbers are JSON numbers)."""
+        number = next(n for n, h in self.accounts if h == account_hash)
+        positions = []
+        long_value = short_value = Decimal(0)
+        for symbol, (qty, asset) in sorted(self.holdings.get(account_hash, {}).items()):
+            price = self.last_price.get(symbol, Decimal(100))
+            value = qty * price
+            if qty > 0:
+                long_value += value
+            else:
+                short_value += value
+            positions.append(
+                {
+                    "shortQuantity": float(-qty) if qty < 0 else 0.0,
+                    "averagePrice": float(price),
+                    "currentDayProfitLoss": 0.0,
+                    "currentDayProfitLossPercentage": 0.0,
+                    "longQuantity": float(qty) if qty > 0 else 0.0,
+                    "settledLongQuantity": float(qty) if qty > 0 else 0.0,
+                    "settledShortQuantity": float(-qty) if qty < 0 else 0.0,
+                    "instrument": {
+                        "assetType": asset,
+                        "cusip": "000000000",
+                        "symbol": symbol,
+                        "netChange": 0.0,
+                    },
+                    "marketValue": float(value),
+                    "maintenanceRequirement": float(abs(value) * Decimal("0.25")),
+                    "previousSessionLongQuantity": float(qty) if qty > 0 else 0.0,
+                    "currentDayCost": 0.0,
+                }
+            )
+        cash = self.cash.get(account_hash, Decimal(0))
+        account: dict[str, Any] = {
+            "type": "MARGIN",
+            "accountNumber": number,
+            "roundTrips": 0,
+            "isDayTrader": False,
+            "isClosingOnlyRestricted": False,
+            "pfcbFlag": False,
+            "currentBalances": {
+                "accruedInterest": 0.0,
+                "cashBalance": float(cash),
+                "cashReceipts": 0.0,
+                "longMarketValue": float(long_value),
+                "shortMarketValue": float(short_value),
+                "liquidationValue": float(cash + long_value + short_value),
+                "moneyMarketFund": 0.0,
+                "savings": 0.0,
+                "pendingDeposits": 0.0,
+                "availableFunds": float(cash),
+                "buyingPower": float(cash * 2),
+                "equity": float(cash + long_value + short_value),
+                "marginBalance": 0.0,
+                "shortBalance": 0.0,
+            },
+        }
+        if with_positions:
+            account["positions"] = positions
+        return {
+            "securitiesAccount": account,
+            "aggregatedBalance": {
+                "currentLiquidationValue": float(cash + long_value + short_value),
+                "liquidationValue": float(cash + long_value + short_value),
+            },
+        }
+
+    async def _account_details(self, request: web.Request) -> web.StreamResponse:
+        denied = self._bearer(request) or self._account(request)
+        if denied is not None:
+            return denied
+        response, _ = await self._fault("account", request)
+        if response is not None:
+            return response
+        fields = request.query.get("fields", "")
+        return web.json_response(
+            self.account_json(request.match_info["hash"], "positions" in fields.split(","))
+        )
 
     async def _place(self, request: web.Request) -> web.StreamResponse:
         denied = self._bearer(request) or self._account(request)

@@ -371,3 +371,84 @@ def retry_after(value: str | None) -> float | None:
     if not math.isfinite(seconds) or seconds < 0:
         return None
     return min(seconds, 600.0)
+
+
+# -- account positions -----------------------------------------------------------------
+
+INVENTORY_ASSET_TYPES = frozenset({"EQUITY", "COLLECTIVE_INVESTMENT"})
+"""Stocks and ETFs (Schwab files ETFs as ``COLLECTIVE_INVESTMENT``); options,
+bonds and money-market funds are not inventory st0x hedges with."""
+
+
+@attrs.frozen
+class AccountPosition:
+    symbol: str
+    quantity: Decimal
+    market_value: Decimal | None
+
+
+@attrs.frozen
+class AccountHoldings:
+    positions: tuple[AccountPosition, ...]
+    cash: Decimal
+    skipped: tuple[str, ...]
+    """Asset types or symbols left out (for a log line), never silently."""
+
+
+def parse_account_positions(body: bytes) -> AccountHoldings:
+    """``GET /trader/v1/accounts/{hash}?fields=positions``: signed shares and cash.
+
+    Quantity is ``longQuantity − shortQuantity``; cash is
+    ``currentBalances.cashBalance`` (``cashAvailableForTrading`` when absent).
+    Schwab writes class shares with a slash (``BRK/B``); they become ``BRK.B``.
+    """
+    data = decode_json(body, "account")
+    if not isinstance(data, Mapping):
+        raise SchwabReplyError("Schwab account reply is not an object")
+    account = data.get("securitiesAccount")
+    if not isinstance(account, Mapping):
+        raise SchwabReplyError("Schwab account reply has no securitiesAccount")
+    balances = account.get("currentBalances")
+    if not isinstance(balances, Mapping):
+        raise SchwabReplyError("Schwab account reply has no currentBalances")
+    raw_cash = balances.get("cashBalance", balances.get("cashAvailableForTrading"))
+    if raw_cash is None:
+        raise SchwabReplyError("Schwab account reply has no cashBalance")
+    cash = _number(raw_cash, "cashBalance")
+    raw_positions = account.get("positions", [])
+    if raw_positions is None:
+        raw_positions = []
+    if not isinstance(raw_positions, list):
+        raise SchwabReplyError("Schwab account positions is not a list")
+    totals: dict[str, tuple[Decimal, Decimal | None]] = {}
+    skipped: list[str] = []
+    for item in raw_positions:
+        if not isinstance(item, Mapping):
+            raise SchwabReplyError("Schwab account position is not an object")
+        instrument = item.get("instrument")
+        if not isinstance(instrument, Mapping):
+            raise SchwabReplyError("Schwab account position has no instrument")
+        symbol, asset = instrument.get("symbol"), instrument.get("assetType")
+        if not isinstance(symbol, str) or not symbol:
+            raise SchwabReplyError("Schwab account position has no symbol")
+        if asset not in INVENTORY_ASSET_TYPES:
+            skipped.append(f"{symbol[:20]} ({str(asset)[:30]})")
+            continue
+        long_qty = _number(item.get("longQuantity", 0), "longQuantity")
+        short_qty = _number(item.get("shortQuantity", 0), "shortQuantity")
+        value = item.get("marketValue")
+        market_value = None if value is None else _number(value, "marketValue")
+        ticker = symbol.strip().upper().replace("/", ".")
+        quantity, known_value = totals.get(ticker, (Decimal(0), Decimal(0)))
+        merged_value = (
+            None if market_value is None or known_value is None else known_value + market_value
+        )
+        totals[ticker] = (quantity + long_qty - short_qty, merged_value)
+    return AccountHoldings(
+        positions=tuple(
+            AccountPosition(t, q.normalize() if q else Decimal(0), v)
+            for t, (q, v) in sorted(totals.items())
+        ),
+        cash=cash,
+        skipped=tuple(skipped),
+    )
