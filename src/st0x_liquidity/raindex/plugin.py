@@ -103,7 +103,10 @@ async def _demo(args: argparse.Namespace, anvil: Any, folder: Path) -> None:
     try:
         devnet = await dn.deploy(chain)
         (folder / "devnet.json").write_text(json.dumps(devnet.to_json(), indent=1))
-        (folder / "config.toml").write_text(dn.config_toml(devnet, anvil.ws_url, "demo.sqlite"))
+        dashboard = None if args.dashboard_port < 0 else args.dashboard_port
+        (folder / "config.toml").write_text(
+            dn.config_toml(devnet, anvil.ws_url, "demo.sqlite", dashboard_port=dashboard)
+        )
         print(f"deployed the devnet: orderbook {devnet.orderbook}; config {folder / 'config.toml'}")
         config = load_config(folder / "config.toml", args.registry)
         setup_logging(config.log_level, "text", secrets_in(config))
@@ -141,6 +144,12 @@ def st0x_add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     demo.add_argument("--interval", type=float, default=2.0, help="mean seconds between fills")
     demo.add_argument("--seed", type=int, help="taker's random seed")
     demo.add_argument("--dir", default=".demo", help="folder for the config and database")
+    demo.add_argument(
+        "--dashboard-port",
+        type=int,
+        default=0,
+        help="dashboard port on 127.0.0.1 (0: a free one, printed at start; -1: no dashboard)",
+    )
     demo.set_defaults(handler=_cmd_demo)
 
     parser = subparsers.add_parser(
