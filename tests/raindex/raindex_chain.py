@@ -32,6 +32,10 @@ class RpcProxy:
         self.garbage: dict[str, int] = {}
         """method -> how many more answers to replace with a malformed result"""
         self.requests: list[str] = []
+        self.hold_methods: set[str] = set()
+        """methods whose requests wait (unanswered) until :meth:`release` is called"""
+        self.released = asyncio.Event()
+        self.held: list[str] = []
         self._sockets: set[web.WebSocketResponse] = set()
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -50,6 +54,16 @@ class RpcProxy:
         site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def release(self) -> None:
+        """Let the held requests (and any later ones) through to the node."""
+        self.hold_methods = set()
+        self.released.set()
+
+    async def _forward_later(self, upstream: Any, text: str) -> None:
+        await self.released.wait()
+        with contextlib.suppress(Exception):
+            await upstream.send_str(text)
 
     async def kill_connections(self) -> None:
         for ws in list(self._sockets):
@@ -97,6 +111,7 @@ class RpcProxy:
                     await client.close()
 
                 pump = asyncio.create_task(down())
+                holding: set[asyncio.Task[None]] = set()
                 try:
                     async for msg in client:
                         if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
@@ -117,6 +132,12 @@ class RpcProxy:
                                 )
                             )
                             continue
+                        if method in self.hold_methods:
+                            self.held.append(method)
+                            task = asyncio.create_task(self._forward_later(upstream, text))
+                            holding.add(task)
+                            task.add_done_callback(holding.discard)
+                            continue
                         refusal = self._refusal(body)
                         if refusal is not None:
                             await client.send_str(
@@ -127,6 +148,8 @@ class RpcProxy:
                             continue
                         await upstream.send_str(text)
                 finally:
+                    for task in list(holding):
+                        task.cancel()
                     pump.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await pump

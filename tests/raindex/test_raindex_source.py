@@ -95,7 +95,7 @@ async def test_take_and_clear_fills_both_sides_and_directions(
         assert (f.symbol.ticker, f.direction, f.amount, f.price) == (
             "NVDA",
             Direction.BUY,
-            2,
+            Decimal(2),
             Decimal("131.4"),
         )
         f = by_tx[bob["transactionHash"]]
