@@ -1,16 +1,23 @@
-"""The engine through the real CLI with the Broker API plugin: replay → engine → fake."""
+"""The engine through the real CLI with the Broker API plugin: replay → engine → fake.
+
+One scenario SIGKILLs the process after the order POST reached the fake but
+before its answer came back; after a restart exactly one order exists.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import signal
 import sqlite3
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from st0x_alpaca.fake import FILL_AT_ONCE
 from st0x_alpaca_broker.fake import ACCOUNT_ID, FakeAlpacaBroker
 
 from .conftest import BROKER_KEY, BROKER_SECRET  # type: ignore[import-not-found]
@@ -91,3 +98,89 @@ clock_recheck = 0.5
         assert order is not None and order.id == broker_id and order.filled_qty == Decimal(filled)
     assert len(fake.orders) == len(hedges) == len({h[0] for h in hedges})
     assert fake.positions == {"AAPL": Decimal("-0.75"), "TSLA": Decimal("0.75")}
+
+
+def write_config(tmp: Path, base_url: str, *, timeout: float) -> Path:
+    config = tmp / "config.toml"
+    config.write_text(
+        f"""
+database_url = "st0x.db"
+[source]
+type = "replay"
+path = "fills.jsonl"
+[broker]
+type = "alpaca-broker-api"
+base_url = "{base_url}"
+timeout = {timeout}
+backoff_initial = 0.05
+backoff_max = 0.2
+[hedging]
+poll_interval = 0.05
+poll_jitter = 0.01
+retry_backoff_max = 0.5
+clock_recheck = 0.5
+[engine]
+shutdown_timeout = 2.0
+drain_timeout = 60.0
+"""
+    )
+    return config
+
+
+async def start_cli(tmp: Path, config: Path) -> asyncio.subprocess.Process:
+    env = dict(
+        os.environ,
+        ST0X_BROKER_API_KEY=BROKER_KEY,
+        ST0X_BROKER_API_SECRET=BROKER_SECRET,
+        ST0X_BROKER_ACCOUNT_ID=ACCOUNT_ID,
+    )
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "st0x_liquidity", "run", "--config-file", str(config),
+        cwd=tmp, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+def hedge_rows(tmp: Path) -> list[tuple[str, str, str, str | None, str]]:
+    db = sqlite3.connect(tmp / "st0x.db")
+    try:
+        return db.execute(
+            "SELECT client_order_id, symbol, state, broker_order_id, filled_quantity "
+            "FROM hedge_orders ORDER BY client_order_id"
+        ).fetchall()
+    finally:
+        db.close()
+
+
+@pytest.mark.slow
+async def test_sigkill_between_order_post_and_answer_leaves_one_order(tmp_path: Path) -> None:
+    (tmp_path / "fills.jsonl").write_text(fill_line(1, "tTSLA", "SELL", "0.375", "241.43") + "\n")
+    async with FakeAlpacaBroker(key=BROKER_KEY, secret=BROKER_SECRET) as fake:
+        fake.default_script = FILL_AT_ONCE
+        # The order is created at the fake, then its answer is held until the process dies.
+        fake.inject("slow_after", method="POST", delay=60.0)
+        config = write_config(tmp_path, fake.base_url, timeout=30.0)
+        proc = await start_cli(tmp_path, config)
+        deadline = time.monotonic() + 60
+        while not fake.orders and time.monotonic() < deadline:
+            assert proc.returncode is None
+            await asyncio.sleep(0.02)
+        assert len(fake.orders) == 1, "the order POST never reached the fake"
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        assert hedge_rows(tmp_path)[0][2] == "pending"  # the intent was durable, no answer
+
+        fake.faults.clear()
+        restarted = await start_cli(tmp_path, config)
+        _out, err = await asyncio.wait_for(restarted.communicate(), 120)
+        text = err.decode(errors="replace")
+        assert restarted.returncode == 0, text[-4000:]
+        assert BROKER_SECRET not in text and "Traceback" not in text
+
+    assert len(fake.orders) == 1
+    assert fake.order_posts == 1, "recovery must look the order up, not post it again"
+    ((cid, symbol, state, broker_id, filled),) = hedge_rows(tmp_path)
+    order = fake.order_by_client_id(cid)
+    assert order is not None and order.id == broker_id
+    assert (symbol, state, Decimal(filled)) == ("TSLA", "filled", Decimal("0.375"))
+    assert order.side == "buy" and fake.positions["TSLA"] == Decimal("0.375")
