@@ -177,3 +177,46 @@ async def test_sigkill_between_order_post_and_answer_leaves_one_order(tmp_path: 
     assert order is not None and order.id == broker_id
     assert (symbol, state, Decimal(filled)) == ("AAPL", "filled", Decimal("3.5"))
     assert order.side == "sell" and fake.positions["AAPL"] == Decimal("-3.5")
+
+
+def failed_hedges(tmp: Path) -> list[tuple[str, str, str | None]]:
+    db = sqlite3.connect(tmp / "st0x.db", timeout=10)
+    try:
+        return db.execute(
+            "SELECT client_order_id, symbol, reason FROM hedge_orders WHERE state = 'failed'"
+        ).fetchall()
+    except sqlite3.OperationalError:  # the engine has not created its tables yet
+        return []
+    finally:
+        db.close()
+
+
+@pytest.mark.slow
+async def test_alpaca_rejection_reaches_the_hedge_orders_state(tmp_path: Path) -> None:
+    """A 4xx (here 422 "not fractionable") is final: no retry of that POST, no order at
+    Alpaca, and Alpaca's code and message are what the hedge order records as its reason."""
+    (tmp_path / "fills.jsonl").write_text(fill_line(1, "tAAPL", "BUY", "0.5", "187.53") + "\n")
+    async with FakeAlpacaTrading(key_id=KEY, secret_key=SECRET) as fake:
+        fake.non_fractionable.add("AAPL")
+        proc = await start_cli(tmp_path, write_config(tmp_path, fake.base_url))
+        try:
+            deadline = time.monotonic() + 60
+            while not failed_hedges(tmp_path) and time.monotonic() < deadline:
+                assert proc.returncode is None
+                await asyncio.sleep(0.05)
+            proc.send_signal(signal.SIGINT)  # the exposure stays; an operator looks at it
+            await finish(proc)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        assert not fake.orders
+        posts = fake.order_posts
+
+    failed = failed_hedges(tmp_path)
+    assert failed, "no failed hedge order was recorded"
+    for _cid, symbol, reason in failed:
+        assert symbol == "AAPL" and reason is not None
+        assert "HTTP 422" in reason and "40010001" in reason
+        assert "requested asset AAPL is not fractionable" in reason
+    assert posts == len({cid for cid, _, _ in failed}), "a refused order POST was sent again"
