@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -197,8 +198,9 @@ async def test_back_to_back_identical_hedges_are_not_confused_in_recovery(
 @pytest.mark.parametrize("how", ["revoked", "seven_days"])
 async def test_lost_login_pauses_hedging_and_schwab_auth_resumes_it(
     running: Running, live_fake: FakeSchwab, monkeypatch: pytest.MonkeyPatch,
-    clock: TestClock, how: str,
+    clock: TestClock, how: str, *, caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="st0x_liquidity.engine")
     await wait_for(lambda: running.engine.status.market_open)
     if how == "revoked":
         live_fake.revoke_refresh_tokens()
@@ -214,6 +216,14 @@ async def test_lost_login_pauses_hedging_and_schwab_auth_resumes_it(
     assert live_fake.orders == {}
     [aapl] = await running.store.positions()
     assert aapl.net == Decimal("-2.2")  # fills kept accumulating
+    # One clear error while logged out (clock rechecks every 0.2 s here): no
+    # repeats, and no false "authorised again" between them.
+    await asyncio.sleep(1.0)
+    engine_logs = [r for r in caplog.records if r.name == "st0x_liquidity.engine"]
+    errors = [r.getMessage() for r in engine_logs if "re-authorisation" in r.getMessage()]
+    assert len(errors) == 1 and "schwab auth" in errors[0]
+    assert not any("authorised again" in r.getMessage() for r in engine_logs)
+    assert running.engine.status.auth_required is not None
 
     # The operator runs `schwab auth` in another process; the bot is not restarted.
     url = (
@@ -229,6 +239,7 @@ async def test_lost_login_pauses_hedging_and_schwab_auth_resumes_it(
 
     await wait_for(lambda: running.engine.status.hedges_filled == 2)
     assert running.engine.status.auth_required is None
+    assert any("authorised again" in r.getMessage() for r in caplog.records)
     assert bought(live_fake) == [("BUY", Decimal(1)), ("BUY", Decimal(1))]
     [aapl] = await running.store.positions()
     assert aapl.net == Decimal("-0.2")

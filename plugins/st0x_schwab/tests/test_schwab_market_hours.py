@@ -11,6 +11,8 @@ from st0x_schwab.executor import SchwabExecutor
 from st0x_schwab.fake import FakeSchwab, Fault, TestClock
 from st0x_schwab.parsing import SchwabReplyError
 
+from st0x_liquidity import AuthenticationRequiredError
+
 NY = ZoneInfo("America/New_York")
 
 
@@ -77,14 +79,11 @@ async def test_unreadable_market_hours_is_a_retryable_error(
         await authorized.market_clock()
 
 
-async def test_without_a_login_the_clock_is_estimated_not_an_error(
-    executor: SchwabExecutor, clock: TestClock, fake: FakeSchwab
+async def test_without_a_login_the_clock_asks_for_schwab_auth(
+    executor: SchwabExecutor, fake: FakeSchwab
 ) -> None:
-    # No tokens stored: Schwab cannot be asked, the executor estimates regular hours
-    # so the engine keeps attempting hedges and reports the authorization problem.
-    clock_now = await executor.market_clock()
-    assert clock_now.is_open and clock_now.next_close == ny(2026, 3, 4, 16, 0)
-    clock.advance(days=3)  # Saturday 10:00 New York
-    later = await executor.market_clock()
-    assert not later.is_open and later.next_open == ny(2026, 3, 9, 9, 30)
+    # No tokens stored: Schwab cannot be asked, and the clock says why instead of
+    # guessing (a guessed clock made the engine believe the login was back).
+    with pytest.raises(AuthenticationRequiredError, match="schwab auth"):
+        await executor.market_clock()
     assert not any("/markets/" in p for _m, p in fake.requests)

@@ -378,17 +378,13 @@ class SchwabExecutor:
     async def market_clock(self) -> MarketClock:
         """Regular session from Schwab's market-hours endpoint (pre/post market count as closed).
 
-        That endpoint needs a login too. Without one the clock falls back to a
-        weekday 09:30-16:00 New York estimate, so the engine keeps trying to
-        hedge in market hours and reports the authorization problem from the
-        order calls (which cannot succeed until ``schwab auth`` is run).
+        That endpoint needs a login too, so without one this raises
+        :class:`AuthenticationRequiredError` like every other call. The engine
+        then keeps hedging paused and reports the problem once; the first clock
+        read after ``schwab auth`` clears it. (An estimated clock here made the
+        engine take every clock read for a recovered login: it logged the error
+        and "authorised again" on every recheck.)
         """
-        try:
-            return await self._schwab_clock()
-        except AuthenticationRequiredError:
-            return _estimated_clock(self._now())
-
-    async def _schwab_clock(self) -> MarketClock:
         now = self._now()
         today_et = now.astimezone(EASTERN).date()
         self._day_cache.pop(today_et, None)  # today is always asked afresh
@@ -449,22 +445,6 @@ class SchwabExecutor:
             except Exception:
                 log.exception("unexpected error in Schwab token maintenance")
             await self._sleep(self.config.maintenance_interval)
-
-
-def _estimated_clock(now: datetime) -> MarketClock:
-    local = now.astimezone(EASTERN)
-    day = local.date()
-    for offset in range(8):
-        d = day + timedelta(days=offset)
-        if d.weekday() >= 5:
-            continue
-        start = datetime(d.year, d.month, d.day, 9, 30, tzinfo=EASTERN)
-        end = datetime(d.year, d.month, d.day, 16, 0, tzinfo=EASTERN)
-        if start <= now < end:
-            return MarketClock(True, next_open=None, next_close=end)
-        if now < start:
-            return MarketClock(False, next_open=start, next_close=end)
-    return MarketClock(False)
 
 
 def _with_client_id(update: OrderUpdate, client_order_id: str) -> OrderUpdate:
