@@ -40,7 +40,7 @@ def fill_line(n: int, symbol: str, direction: str, amount: str, price: str) -> s
     )
 
 
-def write_config(tmp: Path, base_url: str, *, timeout: float = 5.0) -> Path:
+def write_config(tmp: Path, base_url: str, *, timeout: float = 5.0, follow: bool = False) -> Path:
     config = tmp / "config.toml"
     config.write_text(
         f"""
@@ -49,6 +49,7 @@ log_level = "info"
 [source]
 type = "replay"
 path = "fills.jsonl"
+follow = {str(follow).lower()}
 [broker]
 type = "alpaca-trading-api"
 base_url = "{base_url}"
@@ -220,3 +221,71 @@ async def test_alpaca_rejection_reaches_the_hedge_orders_state(tmp_path: Path) -
         assert "HTTP 422" in reason and "40010001" in reason
         assert "requested asset AAPL is not fractionable" in reason
     assert posts == len({cid for cid, _, _ in failed}), "a refused order POST was sent again"
+
+
+def recorded_fills(tmp: Path) -> int:
+    db = sqlite3.connect(tmp / "st0x.db", timeout=10)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM onchain_trades").fetchone()[0])
+    except sqlite3.OperationalError:  # the engine has not created its tables yet
+        return 0
+    finally:
+        db.close()
+
+
+@pytest.mark.slow
+async def test_market_closed_fills_wait_and_are_hedged_once_at_the_open(tmp_path: Path) -> None:
+    lines = [
+        fill_line(1, "tAAPL", "BUY", "0.5", "187.53"),
+        fill_line(2, "tTSLA", "SELL", "1.25", "241.43"),
+        fill_line(3, "tAAPL", "BUY", "0.25", "187.6"),
+    ]
+    (tmp_path / "fills.jsonl").write_text("\n".join(lines) + "\n")
+    async with FakeAlpacaTrading(key_id=KEY, secret_key=SECRET) as fake:
+        fake.default_script = FILL_AT_ONCE
+        fake.market_open = False
+        # follow: the source stays open like a live one, so the bot runs until stopped
+        proc = await start_cli(tmp_path, write_config(tmp_path, fake.base_url, follow=True))
+        try:
+            deadline = time.monotonic() + 60
+            while recorded_fills(tmp_path) < 3 and time.monotonic() < deadline:
+                assert proc.returncode is None
+                await asyncio.sleep(0.05)
+            assert recorded_fills(tmp_path) == 3
+
+            def clock_reads() -> int:
+                return sum(1 for _m, path, _t in fake.requests if path.startswith("/v2/clock"))
+
+            seen = clock_reads()
+            while clock_reads() < seen + 2 and time.monotonic() < deadline:
+                assert proc.returncode is None
+                await asyncio.sleep(0.05)
+            assert clock_reads() >= seen + 2, "the engine stopped asking the clock"
+            assert fake.order_posts == 0, "a hedge was sent while the market was closed"
+
+            fake.market_open = True
+            want = {"AAPL": Decimal("-0.75"), "TSLA": Decimal("1.25")}
+            while fake.positions != want and time.monotonic() < deadline + 60:
+                assert proc.returncode is None
+                await asyncio.sleep(0.05)
+            while len(hedge_rows(tmp_path)) < 2 or any(
+                r[2] != "filled" for r in hedge_rows(tmp_path)
+            ):
+                assert proc.returncode is None and time.monotonic() < deadline + 60
+                await asyncio.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            await finish(proc)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+    rows = hedge_rows(tmp_path)
+    assert len(fake.orders) == fake.order_posts == len(rows) == len({r[0] for r in rows})
+    assert all(state == "filled" for _cid, _s, state, _b, _f in rows)
+    # one netted hedge per symbol, opposite to the maker's direction
+    assert sorted((r[1], Decimal(r[4])) for r in rows) == [
+        ("AAPL", Decimal("0.75")),
+        ("TSLA", Decimal("1.25")),
+    ]
+    assert fake.positions == {"AAPL": Decimal("-0.75"), "TSLA": Decimal("1.25")}
