@@ -8,6 +8,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
 import pytest
 from st0x_alpaca.http import AlpacaNotFound
 from st0x_alpaca_broker import BASE_URLS, AlpacaBrokerConfig, AlpacaBrokerExecutor
@@ -144,12 +145,28 @@ async def test_rate_limit_headers_are_honoured(make_broker_executor: Any) -> Non
 
 
 async def test_concurrent_hedges_share_one_session(
-    broker_fake: FakeAlpacaBroker, make_broker_executor: Any
+    broker_fake: FakeAlpacaBroker, make_broker_executor: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    created: list[aiohttp.ClientSession] = []
+    original = aiohttp.ClientSession
+
+    def counting(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
+        created.append(original(*args, **kwargs))
+        return created[-1]
+
+    monkeypatch.setattr(aiohttp, "ClientSession", counting)
     executor = await make_broker_executor()
+    broker_fake.inject("503", path_contains="/orders/", times=2)  # retried reads
+    broker_fake.inject("drop_after", method="POST")  # a lost answer, resolved by lookup
     results = await asyncio.gather(*(executor.place_market_order(order(f"c-{i}")) for i in range(8)))
     assert len({r.broker_order_id for r in results}) == 8
+    for result in results:
+        await executor.order_status(result.broker_order_id)
+    await executor.market_clock()
+    await executor.inventory()
     assert executor.http is executor.client.http
+    assert len(created) == 1, f"{len(created)} sessions for one executor"
+    assert len(broker_fake.orders) == 8
 
 
 async def test_stats_count_failed_requests_and_429s(
