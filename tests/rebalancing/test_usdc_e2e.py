@@ -19,6 +19,7 @@ from support.harness import wait_for
 from usdc_env import UsdcEnv, make_usdc_env, write_config
 
 from st0x_liquidity.cctp.devnet import relay
+from st0x_liquidity.cctp.fake_iris import sign_attestation
 from st0x_liquidity.domain.numbers import ZERO
 from st0x_liquidity.plugins import load_registry
 from st0x_liquidity.raindex.devnet import TAKER
@@ -29,6 +30,7 @@ from st0x_liquidity.rebalancing.runtime import onchain_reader
 from st0x_liquidity.rebalancing.service import Rebalancer
 from st0x_liquidity.rebalancing.usdc_runner import UsdcRunner
 from st0x_liquidity.registry import ExecutorContext
+from st0x_liquidity.reporting.rebalancing_cost import read_costs
 from st0x_liquidity.store.sqlite import SqliteStore
 
 
@@ -98,16 +100,17 @@ async def test_imbalance_is_rebalanced_both_ways_by_the_rebalancer(env: UsdcEnv)
         assert await env.vault() == Decimal("549.955")
         assert env.fake.usdc == 0
 
-        # takers sell us 3000 USDC worth of tokens' counterpart: far too much onchain now
-        await env.deposit_to_vault(Decimal(3000))
+        # the broker's cash is spent elsewhere (hedges bought shares): 549.955 onchain
+        # against 100 offchain is far too much onchain now
+        env.fake.cash = Decimal(100)
         await wait_for(
             lambda: _equals(kinds, ["usdc_to_onchain:completed", "usdc_to_offchain:completed"]), 60
         )
-        # 4099.955 in all -> 2049.9775 onchain; the rest crossed (less 1.3 bp) and was sold
-        assert await env.vault() == Decimal("2049.9775")
-        burned = Decimal("1499.9775")
+        # 649.955 in all -> 324.9775 onchain; the rest crossed (less 1.3 bp) and was sold
+        assert await env.vault() == Decimal("324.9775")
+        burned = Decimal("224.9775")
         fee = (burned * Decimal("1.3") / 10000).quantize(Decimal("0.000001"), "ROUND_CEILING")
-        assert env.fake.cash == Decimal(550) + burned - fee
+        assert env.fake.cash == Decimal(100) + burned - fee
         assert env.fake.usdc == 0
         assert await env.balance(env.eth, env.wallet) == 0
         assert await env.balance(env.base, env.wallet) == 0
@@ -120,6 +123,11 @@ async def test_imbalance_is_rebalanced_both_ways_by_the_rebalancer(env: UsdcEnv)
         assert counts["base_burns"] == counts["ethereum_mints"] == 1
         assert counts["withdrawals"] == counts["deposits"] == 1
         assert counts["conversions"] == 2
+        # what it cost, as the P&L summary shows it: Circle's fees only (the fake's
+        # conversions and withdrawals are free here)
+        cost = await read_costs(log.db)
+        assert cost.operations == 2
+        assert cost.total == Decimal("0.045") + fee == cost.items["cctp"]
     finally:
         service.cancel()
         await asyncio.gather(service, return_exceptions=True)
@@ -256,6 +264,17 @@ async def test_a_destination_that_refuses_the_message_leaves_the_funds_visible_i
         assert await env.balance(env.eth, env.wallet) == 0
         assert await env.vault() == 0
         assert await usdc(log) == (ZERO, Decimal(100), Decimal(-100), ZERO)
+        assert await runner.land_all() == []  # still not minted
+
+        # later someone relays it with a valid attestation: the funds land, visibly
+        message = bytes.fromhex(state.done["attest"]["message"][2:])
+        signed = sign_attestation(message, [env.pair.attester_key])
+        await relay(env.base.chain, env.base.deployment, TAKER, message, signed)
+        assert await runner.land_all() == [state.operation_id]
+        assert await env.balance(env.base, env.wallet) == Decimal("99.99")
+        assert await usdc(log) == (Decimal("99.99"), ZERO, Decimal(-100), ZERO)
+        assert (await read_costs(log.db)).total == Decimal("0.01")
+        assert await runner.land_all() == []  # once
     finally:
         await runner.close()
         await runner.custodian.close()

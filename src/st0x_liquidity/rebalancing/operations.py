@@ -241,7 +241,11 @@ class OperationRunner:
         return token, vault_id, Venue.OFFCHAIN if kind == "mint" else Venue.ONCHAIN
 
     async def end(
-        self, state: OperationState, outcome: str, reason: str | None, moves: list[Moved]
+        self,
+        state: OperationState,
+        outcome: str,
+        reason: str | None,
+        moves: Sequence[RebalancingEvent],
     ) -> None:
         await self._append(
             state,

@@ -258,6 +258,8 @@ def _cmd_rebalance(args: argparse.Namespace) -> int:
                     final = await runner.run(s.operation_id)
                     print(f"{final.operation_id} {final.status}")
                     code = code or (0 if final.status == "completed" else 1)
+                for landed in await runner.land_all():
+                    print(f"{landed} landed (its USDC in limbo was minted)")
                 return code
             if args.action == "retry":
                 old = await runner.load(args.operation_id)

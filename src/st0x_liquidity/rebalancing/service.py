@@ -169,6 +169,26 @@ class Rebalancer:
                 self._drive(operation_id)
         return [o for o in open_ops if o is not None]
 
+    async def land_limbo(self) -> list[str]:
+        """USDC burned by a failed operation and never minted: did anyone mint it since?
+
+        Checked once per snapshot while USDC has an amount in flight and no operation.
+        """
+        runner = self.runner
+        if not isinstance(runner, UsdcRunner) or not runner.usdc_ready:
+            return []
+        inv = self.keeper.book.assets.get(USDC)
+        if inv is None or inv.active_operation is not None or not inv.has_inflight:
+            return []
+        try:
+            landed = await runner.land_all()
+        except Exception as exc:
+            log.warning("checking USDC in limbo failed (retried next snapshot): %s", exc)
+            return []
+        if landed:
+            await self.keeper.refresh()
+        return landed
+
     async def run(self) -> None:
         await self.open()
         try:
@@ -176,6 +196,7 @@ class Rebalancer:
             while True:
                 if time.monotonic() >= next_snapshot:
                     await self.snapshot()
+                    await self.land_limbo()
                     next_snapshot = time.monotonic() + self.config.snapshot_interval
                 await self.discover()
                 await self.resume_operations()

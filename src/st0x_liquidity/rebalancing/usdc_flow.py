@@ -182,8 +182,11 @@ def burned_amount(state: OperationState) -> Decimal:
 
 
 def limbo(state: OperationState) -> bool:
-    """Burned and not (known to be) minted: neither chain can give the funds back now."""
-    return "burn" in state.done and "relay" not in state.done
+    """Burned and not (known to be) minted: neither chain can give the funds back now.
+
+    A failed operation stays so until :meth:`UsdcRunner.land` sees the mint (``landed``).
+    """
+    return "burn" in state.done and "relay" not in state.done and "landed" not in state.done
 
 
 def usdc_failure_moves(state: OperationState) -> list[Moved]:

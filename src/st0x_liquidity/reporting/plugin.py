@@ -15,16 +15,19 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from ..domain.numbers import EXACT, fmt
 from ..errors import StoreError
 from ..hookspecs import hookimpl
 from ..registry import ConfigSection
 from ..validators import positive
 from .pnl import CheckpointMovedError, PnlReporter, summary_to_json
+from .rebalancing_cost import read_costs
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +136,13 @@ async def _loop(reporter: PnlReporter, interval: float) -> None:
 
 async def _print_summary(reporter: PnlReporter, *, as_json: bool) -> None:
     summaries = [summary_to_json(s) for s in await reporter.summary()]
+    cost = await read_costs(reporter.db)
+    realized = Decimal(summaries[-1]["realized_pnl"])
     data: dict[str, Any] = {
         "symbols": summaries[:-1],
         "total": summaries[-1],
+        "rebalancing_cost": cost.to_json(),
+        "realized_after_rebalancing": fmt(EXACT.subtract(realized, cost.total)),
         "checkpoint": await reporter.checkpoint(),
     }
     if as_json:
@@ -153,4 +160,10 @@ async def _print_summary(reporter: PnlReporter, *, as_json: bool) -> None:
             f"{s['volume_shares']:>12} {s['trades_onchain']:>7} {s['trades_broker']:>6} "
             f"{s['open_position'] or '-':>12} {s['average_cost'] or '-':>12} "
             f"{s['average_spread'] or '-':>12}"
+        )
+    if cost.operations:
+        items = ", ".join(f"{k} {v}" for k, v in data["rebalancing_cost"]["items"].items())
+        print(
+            f"rebalancing cost: {fmt(cost.total)} USD over {cost.operations} operations "
+            f"({items}); realized after rebalancing: {data['realized_after_rebalancing']}"
         )
