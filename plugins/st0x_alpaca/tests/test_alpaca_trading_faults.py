@@ -259,3 +259,47 @@ async def test_stats_count_failed_requests_and_429s(
         await executor.market_clock()
     assert executor.stats == {"request_errors": 3, "rate_limited": 1}
     assert executor.stats is executor.http.stats
+
+
+async def test_backoff_for_5xx_and_refused_connections_is_exponential_and_capped(
+    fake: FakeAlpacaTrading,
+) -> None:
+    from st0x_alpaca.http import AlpacaHttp, HttpSettings
+
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    settings = HttpSettings(
+        base_url=fake.base_url, max_attempts=7, backoff_initial=0.01, backoff_max=0.05
+    )
+    headers = {"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}
+    http = AlpacaHttp(settings, lambda: headers, sleep=record)
+    try:
+        fake.inject("503", path_contains="/v2/clock", times=6)
+        reply = await http.request("GET", "/v2/clock")  # the 7th attempt gets through
+        assert reply.status == 200
+    finally:
+        await http.close()
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    refused = AlpacaHttp(
+        HttpSettings(base_url=f"http://127.0.0.1:{port}", max_attempts=7, backoff_initial=0.01,
+                     backoff_max=0.05),
+        lambda: headers,
+        sleep=record,
+    )  # fmt: skip
+    try:
+        with pytest.raises(RetryableBrokerError, match="cannot connect"):
+            await refused.request("GET", "/v2/clock")
+    finally:
+        await refused.close()
+
+    assert len(waits) == 12  # six waits before each of the six retries, twice
+    for attempt, wait in enumerate(waits):
+        ceiling = min(0.05, 0.01 * 2 ** (attempt % 6))
+        assert ceiling / 2 <= wait <= ceiling  # doubling, with jitter, never above the cap
+    assert max(waits) <= 0.05
