@@ -169,15 +169,14 @@ def cctp_toml(env: UsdcEnv, **overrides: str) -> str:
     return "[rebalancing.cctp]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items())
 
 
-def write_config(env: UsdcEnv, *, rebalancing: str = "", **cctp: str) -> None:
+def write_config(env: UsdcEnv, *, rebalancing: str = "", broker: str = "", **cctp: str) -> None:
     env.config_path.write_text(
         'database_url = "st0x.db"\n'
         '[source]\ntype = "replay"\npath = "fills.jsonl"\n'
         '[broker]\ntype = "alpaca-broker-api"\n'
         f'api_key = "{KEY}"\napi_secret = "{SECRET}"\naccount_id = "{ACCOUNT_ID}"\n'
         f'base_url = "{env.fake.base_url}"\nbackoff_initial = 0.01\nbackoff_max = 0.05\n'
-        "max_attempts = 1\ntimeout = 5.0\n"
-        "[rebalancing]\n"
+        "max_attempts = 1\ntimeout = 5.0\n" + broker + "[rebalancing]\n"
         f'rpc_url = "{env.base.rpc_url}"\norderbook = "{env.orderbook}"\n'
         f"chain_id = {env.base.deployment.chain_id}\n"
         f'wallet = "{env.wallet}"\n'
