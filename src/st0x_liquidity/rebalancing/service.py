@@ -88,6 +88,8 @@ class Rebalancer:
             task.cancel()
         await asyncio.gather(*self.driving.values(), return_exceptions=True)
         self.driving.clear()
+        if isinstance(self.runner, UsdcRunner):
+            await self.runner.close()  # its chain, Ethereum and Iris connections
         await self.log.close()
 
     # -- operations -------------------------------------------------------------------
