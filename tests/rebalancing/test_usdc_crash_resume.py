@@ -91,8 +91,7 @@ async def crash_and_resume(env: UsdcEnv, command: str, point: str) -> dict[str, 
         assert len(open_ops) == 1
         final = await asyncio.wait_for(runner.run(open_ops[0].operation_id), 60)
         assert final.status == "completed", final.ended
-        ops = await list_operations(log)
-        assert {o.status for o in ops} == {"completed"}
+        assert all(o.ended is not None for o in await list_operations(log))
         inv = (await InventoryKeeper(log).refresh()).get("USDC")
         assert inv.active_operation is None and not inv.has_inflight
     finally:
@@ -154,3 +153,33 @@ async def test_usdc_to_offchain_killed_at_each_step_resumes_once(env: UsdcEnv, p
     assert env.fake.cash == cash + landed and env.fake.usdc == 0
     assert await env.balance(env.base, env.wallet) == 0
     assert await model(env) == (on - AMOUNT, off + landed)
+
+
+@pytest.mark.parametrize("point", ["unwind:intended", "unwind:effect"])
+async def test_selling_back_after_a_failed_withdrawal_killed_resumes_once(
+    env: UsdcEnv, point: str
+) -> None:
+    cash, model_before, before = env.fake.cash, await model(env), await env.counts()
+    env.fake.fail_withdrawals = True
+    try:
+        code, output = await cli(env, "usdc-to-onchain", str(AMOUNT), crash=point)
+        assert code == -9, output
+        log = RebalancingLog(env.tmp / "st0x.db")
+        await log.open()
+        runner = await env.runner(log)
+        try:
+            (open_op,) = [s for s in await list_operations(log) if s.ended is None]
+            final = await asyncio.wait_for(runner.run(open_op.operation_id), 60)
+        finally:
+            await runner.close()
+            await runner.custodian.close()
+            await log.close()
+    finally:
+        env.fake.fail_withdrawals = False
+    assert final.status == "failed" and "unwind" in final.done
+    after = await env.counts()
+    assert after["conversions"] - before["conversions"] == 2  # the buy and one sale back
+    assert after["withdrawals"] - before["withdrawals"] == 1
+    assert after["ethereum_burns"] == before["ethereum_burns"]
+    assert env.fake.cash == cash and env.fake.usdc == 0
+    assert await model(env) == model_before

@@ -293,3 +293,62 @@ async def test_usdc_to_offchain_refused_below_the_fee_cap_and_withdrawal_minimum
     finally:
         await runner.close()
         await runner.custodian.close()
+
+
+async def test_a_fee_above_the_ceiling_refuses_the_burn_and_the_usdc_stays_on_ethereum(
+    env: UsdcEnv, log: RebalancingLog
+) -> None:
+    env.iris.fees[(0, 6)] = {1000: Decimal(10), 2000: Decimal(0)}  # 10 bp > max_fee_bps 5
+    runner = await env.runner(log)
+    try:
+        state = await run(runner, "usdc_to_onchain", "100")
+        assert state.status == "failed"
+        assert state.ended is not None and state.ended.reason is not None
+        assert "above max_fee_bps" in state.ended.reason
+        assert "wallet on Ethereum" in state.ended.reason
+        assert (await env.counts())["ethereum_burns"] == 0
+        assert await env.balance(env.eth, env.wallet) == Decimal(100)
+        assert await usdc(log) == (Decimal(100), ZERO, Decimal(-100), ZERO)
+        # the onchain snapshot counts the wallet on Ethereum: no false drift
+        book = await InventoryKeeper(log).refresh()
+        vaults, wallets = await onchain_reader(runner, book)()
+        assert vaults["USDC"] == 0 and wallets["USDC"] == Decimal(100)
+    finally:
+        await runner.close()
+        await runner.custodian.close()
+
+
+async def test_iris_down_for_a_while_is_waited_out(env: UsdcEnv, log: RebalancingLog) -> None:
+    env.iris.down = True
+    runner = await env.runner(log)
+    try:
+        operation_id = await runner.request("usdc_to_onchain", "USDC", Decimal(100), "cli")
+        task = asyncio.create_task(runner.run(operation_id))
+        await wait_for(lambda: env.iris.requests >= 3, 30)  # answered 503 with backoff
+        assert not task.done()
+        env.iris.down = False
+        state = await asyncio.wait_for(task, 60)
+        assert state.status == "completed"
+        assert await env.vault() == Decimal("99.99")
+    finally:
+        await runner.close()
+        await runner.custodian.close()
+
+
+async def test_a_conversion_that_does_not_fill_in_time_ends_the_operation(
+    env: UsdcEnv, log: RebalancingLog
+) -> None:
+    write_config(env, conversion_timeout="0.3")
+    env.fake.conversion_delay = 30.0
+    runner = await env.runner(log)
+    try:
+        state = await run(runner, "usdc_to_onchain", "100")
+        assert state.status == "failed"
+        assert state.ended is not None and state.ended.reason is not None
+        assert "not filled within 0.3s" in state.ended.reason
+        assert "may still fill" in state.ended.reason
+        assert await usdc(log) == (ZERO, ZERO, ZERO, ZERO)  # cash back as available
+        assert env.fake.cash == Decimal(1000)
+    finally:
+        await runner.close()
+        await runner.custodian.close()
