@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
@@ -14,34 +14,35 @@ from st0x_schwab.parsing import SchwabReplyError
 from st0x_liquidity import AuthenticationRequiredError
 
 NY = ZoneInfo("America/New_York")
+Move = Callable[[datetime], None]
 
 
-def ny(*args: int) -> datetime:
-    return datetime(*args, tzinfo=NY)  # type: ignore[misc]
+def ny(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=NY)
 
 
 @pytest.fixture
-async def at(authorized: SchwabExecutor, clock: TestClock) -> AsyncIterator[object]:
+async def at(authorized: SchwabExecutor, clock: TestClock) -> AsyncIterator[Move]:
     def move(when: datetime) -> None:
         clock.advance(seconds=(when - clock.now()).total_seconds())
 
     yield move
 
 
-async def test_open_during_regular_hours(authorized: SchwabExecutor, at) -> None:  # type: ignore[no-untyped-def]
+async def test_open_during_regular_hours(authorized: SchwabExecutor, at: Move) -> None:
     at(ny(2026, 3, 4, 11, 0))
     clock = await authorized.market_clock()
     assert clock.is_open and clock.next_close == ny(2026, 3, 4, 16, 0)
 
 
-async def test_before_the_open_the_next_open_is_today(authorized: SchwabExecutor, at) -> None:  # type: ignore[no-untyped-def]
+async def test_before_the_open_the_next_open_is_today(authorized: SchwabExecutor, at: Move) -> None:
     at(ny(2026, 3, 4, 8, 0))  # pre-market counts as closed
     clock = await authorized.market_clock()
     assert not clock.is_open and clock.next_open == ny(2026, 3, 4, 9, 30)
 
 
 async def test_friday_evening_looks_past_the_weekend_and_a_holiday(
-    authorized: SchwabExecutor, fake: FakeSchwab, at  # type: ignore[no-untyped-def]
+    authorized: SchwabExecutor, fake: FakeSchwab, at: Move
 ) -> None:
     fake.holidays.add(date(2026, 3, 9))  # make Monday a holiday
     at(ny(2026, 3, 6, 17, 0))
@@ -51,14 +52,14 @@ async def test_friday_evening_looks_past_the_weekend_and_a_holiday(
     assert clock.next_open.astimezone(UTC) == datetime(2026, 3, 10, 13, 30, tzinfo=UTC)
 
 
-async def test_weekend_closed_shape_does_not_crash(authorized: SchwabExecutor, at) -> None:  # type: ignore[no-untyped-def]
+async def test_weekend_closed_shape_does_not_crash(authorized: SchwabExecutor, at: Move) -> None:
     at(ny(2026, 3, 7, 12, 0))  # Saturday: {"equity": {"equity": {..., "isOpen": false}}}
     clock = await authorized.market_clock()
     assert not clock.is_open and clock.next_open == ny(2026, 3, 9, 9, 30)
 
 
 async def test_lookahead_days_are_cached(
-    authorized: SchwabExecutor, fake: FakeSchwab, at  # type: ignore[no-untyped-def]
+    authorized: SchwabExecutor, fake: FakeSchwab, at: Move
 ) -> None:
     at(ny(2026, 3, 7, 12, 0))
     await authorized.market_clock()

@@ -238,9 +238,10 @@ async def test_auth_status_is_published_for_dashboards(
     services = st0x_app_services(app=app)
     assert services is not None
     clock.advance(days=6, hours=1)
-    task = asyncio.create_task(services[0]())
-    for _ in range(100):
-        if AUTH_STATUS_KEY in app.extras:
+    task = asyncio.ensure_future(services[0]())
+    deadline = asyncio.get_running_loop().time() + 30
+    for _ in range(30_000):
+        if AUTH_STATUS_KEY in app.extras or asyncio.get_running_loop().time() > deadline:
             break
         await asyncio.sleep(0.01)
     task.cancel()

@@ -89,7 +89,8 @@ def mutate(value: Any, draw: Any) -> Any:
 def ugly_orders(draw: Any) -> bytes:
     kind = draw(st.integers(0, 2))
     if kind == 0:
-        return draw(st.binary(max_size=200))
+        raw: bytes = draw(st.binary(max_size=200))
+        return raw
     if kind == 1:
         return json.dumps(draw(json_values)).encode()
     data = mutate(RECORDED_FILL, draw)
