@@ -120,7 +120,7 @@ async def running_app(config_path: Path) -> AsyncIterator[tuple[App, str]]:
         await store.close()
 
 
-async def wait_until(predicate: Any, timeout: float = 10.0) -> None:
+async def wait_until(predicate: Any, timeout: float = 30.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:

@@ -43,12 +43,12 @@ async def test_websocket_initial_then_increments(tmp_path: Path) -> None:
             while not any(
                 f["data"]["trade_id"].startswith(f"0x{2:064x}") for f in seen.get("fill", [])
             ):
-                msg = json.loads((await ws.receive(timeout=10)).data)
+                msg = json.loads((await ws.receive(timeout=30)).data)
                 seen.setdefault(msg["type"], []).append(msg)
             assert all(m["seq"] > 0 for m in seen["fill"])
             # The position message carries the unhedged exposure.
             while "position" not in seen:
-                msg = json.loads((await ws.receive(timeout=10)).data)
+                msg = json.loads((await ws.receive(timeout=30)).data)
                 seen.setdefault(msg["type"], []).append(msg)
             assert seen["position"][-1]["data"]["symbol"] == "AAPL"
 
@@ -210,7 +210,7 @@ async def test_websocket_streams_hedges_pnl_and_latency(tmp_path: Path) -> None:
             return any(m["data"]["state"] == "filled" for m in seen.get("hedge", []))
 
         while not (closed() and "latency" in seen and len(seen.get("pnl", [])) >= 2):
-            msg = json.loads((await ws.receive(timeout=10)).data)
+            msg = json.loads((await ws.receive(timeout=30)).data)
             seen.setdefault(msg["type"], []).append(msg)
         states = [m["data"]["state"] for m in seen["hedge"]]
         assert states[0] in ("pending", "submitted") and states[-1] == "filled"
@@ -243,7 +243,7 @@ async def test_alerts_for_stuck_orders_and_a_stalled_source(tmp_path: Path) -> N
         async def stuck() -> bool:
             return "stuck_order" in await alerts()
 
-        await wait_until(stuck, 10)
+        await wait_until(stuck, 30)
         async with http.get(url + "/api/state") as r:
             hedges = (await r.json())["hedges"]
         assert hedges[0]["stuck"] is True and hedges[0]["state"] == "submitted"
@@ -251,7 +251,7 @@ async def test_alerts_for_stuck_orders_and_a_stalled_source(tmp_path: Path) -> N
         async def stalled() -> bool:
             return "source_stalled" in await alerts()
 
-        await wait_until(stalled, 10)
+        await wait_until(stalled, 30)
         async with http.get(url + "/health") as r:
             assert r.status == 503
             assert "no input from the fill source" in (await r.json())["checks"]["source"]["detail"]
@@ -265,7 +265,7 @@ async def test_alerts_for_stuck_orders_and_a_stalled_source(tmp_path: Path) -> N
         async def recovered() -> bool:
             return "source_stalled" not in await alerts()
 
-        await wait_until(recovered, 10)
+        await wait_until(recovered, 30)
 
 
 async def test_broker_token_expiry_in_state_alerts_and_metrics(tmp_path: Path) -> None:
