@@ -14,12 +14,19 @@ from st0x_liquidity.config import structure
 from st0x_liquidity.errors import ConfigError
 from st0x_liquidity.protocols import CashConversion, WalletTransfer
 from st0x_liquidity.rebalancing.config import RebalancingConfig
-from st0x_liquidity.rebalancing.events import Moved
+from st0x_liquidity.rebalancing.events import (
+    Moved,
+    OperationRequested,
+    RebalancingEvent,
+    StepDone,
+    StepIntended,
+)
 from st0x_liquidity.rebalancing.inventory import Balance, MoveKind
-from st0x_liquidity.rebalancing.operations import OperationState
+from st0x_liquidity.rebalancing.operations import OperationState, fold_operation
 from st0x_liquidity.rebalancing.usdc_flow import (
     TO_OFFCHAIN,
     TO_ONCHAIN,
+    USDC_STEPS,
     AmountError,
     check_fee_cap,
     claimed_transfers,
@@ -274,3 +281,34 @@ def test_each_bad_cctp_key_is_one_clear_error(table: dict[str, object], message:
     with pytest.raises(ConfigError, match=message) as caught:
         structure({"cctp": table}, RebalancingConfig, "rebalancing")
     assert "rebalancing.cctp" in str(caught.value)
+
+
+@given(st.sampled_from([TO_ONCHAIN, TO_OFFCHAIN]), st.integers(0, 10))
+def test_the_fold_resumes_at_the_first_step_not_done(kind: str, k: int) -> None:
+    steps = USDC_STEPS[kind]
+    k = min(k, len(steps))
+    events: list[RebalancingEvent] = [
+        OperationRequested("op1", kind, "USDC", Decimal(100), "trigger", T0, "0xusdc", "0xc0c")
+    ]
+    for step in steps[:k]:
+        events.append(StepIntended("op1", step, {"n": "1"}, T0))
+        events.append(StepDone("op1", step, {"n": "1"}, T0))
+    if k < len(steps):
+        events.append(StepIntended("op1", steps[k], {"n": "1"}, T0))
+    folded = fold_operation(events)
+    assert folded is not None and folded.steps == steps
+    if k < len(steps):
+        assert folded.next_step == steps[k]
+        assert folded.status == f"{steps[k]}:intended"
+    else:
+        assert folded.next_step is None and folded.status == "finishing"
+
+
+def test_a_re_attestation_replaces_the_attestation_in_the_fold() -> None:
+    events: list[RebalancingEvent] = [
+        OperationRequested("op1", TO_ONCHAIN, "USDC", Decimal(100), "trigger", T0),
+        StepDone("op1", "attest", {"attestation": "0x01"}, T0),
+        StepDone("op1", "attest", {"attestation": "0x02", "reattested": "1"}, T0),
+    ]
+    folded = fold_operation(events)
+    assert folded is not None and folded.done["attest"]["attestation"] == "0x02"
