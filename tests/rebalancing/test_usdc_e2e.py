@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -210,12 +211,27 @@ class ExpireFirst(UsdcRunner):
         await super()._step_relay(state)
 
 
+class ExpireWhileSending(UsdcRunner):
+    """The attestation expires between our expiry check and the relay transaction."""
+
+    mined = False
+
+    async def _transaction(self, state: OperationState, step: str, *a: Any, **k: Any) -> Any:
+        if step == "relay" and not self.mined:
+            self.mined = True
+            await self.chain.rpc("anvil_mine", ["0x10"])
+        return await super()._transaction(state, step, *a, **k)
+
+
+@pytest.mark.parametrize("runner_class", [ExpireFirst, ExpireWhileSending])
 async def test_an_expired_attestation_is_reattested_not_failed(
-    env: UsdcEnv, log: RebalancingLog
+    env: UsdcEnv, log: RebalancingLog, runner_class: type[UsdcRunner]
 ) -> None:
     env.iris.expiration_window = 8
     base = await env.runner(log)
-    runner = ExpireFirst(log, base.config, base.chain, base.custodian, eth=base.eth, iris=base.iris)
+    runner = runner_class(
+        log, base.config, base.chain, base.custodian, eth=base.eth, iris=base.iris
+    )
     try:
         state = await run(runner, "usdc_to_onchain", "100")
         assert state.status == "completed", state.ended
