@@ -110,7 +110,7 @@ def check_output(text: str, folder: Path) -> None:
 
 async def test_demo_bounded_by_duration(tmp_path: Path) -> None:
     folder = tmp_path / "demo"
-    proc = await start_demo(folder, "--duration", "5")
+    proc = await start_demo(folder, "--duration", "8")
     text = await finish(proc, [], timeout=150)
     assert proc.returncode == 0, text[-4000:]
     check_output(text, folder)
