@@ -487,6 +487,11 @@ def owned_sides(events: Sequence[Event], owner: str) -> list[OrderSide | Skip]:
     """
     owner = owner.lower()
     afters = [e for e in events if isinstance(e, AfterClear)]
+    # Candidates per transaction: pairing stays linear in the batch size even when a
+    # backfill range holds thousands of clears.
+    afters_by_tx: dict[str, list[AfterClear]] = {}
+    for candidate in afters:
+        afters_by_tx.setdefault(candidate.log.tx_hash, []).append(candidate)
     claimed: set[tuple[str, int]] = set()
     out: list[tuple[tuple[int, int, int], OrderSide | Skip]] = []
     for event in events:
@@ -525,11 +530,11 @@ def owned_sides(events: Sequence[Event], owner: str) -> list[OrderSide | Skip]:
                             ),
                         )
                     )
-                    after = pair_after_clear(event, afters)
+                    after = pair_after_clear(event, afters_by_tx.get(log.tx_hash, ()))
                     if after is not None:
                         claimed.add((after.log.tx_hash, after.log.log_index))
                     continue
-                after = pair_after_clear(event, afters)
+                after = pair_after_clear(event, afters_by_tx.get(log.tx_hash, ()))
                 if after is None:
                     out.append(
                         (key, Skip("ClearV3 without an AfterClearV2 later in its transaction", log))
