@@ -325,6 +325,11 @@ class UsdcCustodian(Protocol):
     made). Withdrawals carry no idempotency key at the broker, so a caller that
     does not know whether one was created looks for it in :meth:`transfers`
     before asking again.
+
+    A custodian may also offer ``cancel_conversion`` (see
+    :class:`ConversionCanceller`); it is optional, so it is not a member here:
+    the runtime asks ``isinstance(custodian, ConversionCanceller)`` and, without
+    it, leaves a conversion past its deadline open (and says so).
     """
 
     async def convert(self, side: str, quantity: Decimal, client_order_id: str) -> CashConversion:
@@ -347,3 +352,19 @@ class UsdcCustodian(Protocol):
 
     async def close(self) -> None: ...
 
+
+@runtime_checkable
+class ConversionCanceller(Protocol):
+    """The optional part of a :class:`UsdcCustodian`: cancel a conversion still open.
+
+    ``cancel_conversion`` asks the broker to cancel the conversion placed with
+    ``client_order_id`` and returns the order as it stands afterwards (read
+    again, so a fill that beat the cancel shows as ``filled`` or, partly, as
+    ``cancelled`` with a ``filled_quantity``), or None if there is no such
+    order. An order that already ended is returned unchanged; a broker that
+    refuses the cancel because the order is no longer cancelable is not an
+    error (the order is read and returned). Safe to call again.
+    """
+
+    async def cancel_conversion(self, client_order_id: str) -> CashConversion | None:
+        """Cancel the conversion ``client_order_id`` if it is open; its state afterwards."""

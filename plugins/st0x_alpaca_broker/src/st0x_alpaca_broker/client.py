@@ -156,5 +156,13 @@ class AlpacaBrokerClient:
         )
         return reply.data
 
+    async def cancel_order(self, order_id: str) -> None:
+        """``DELETE /v1/trading/accounts/{id}/orders/{order_id}``: 204 when the cancel is
+        accepted; 422 (``AlpacaRejection``) when the order is no longer cancelable,
+        404 (``AlpacaNotFound``) when there is no such order. Safe to send again."""
+        await self.http.request(
+            "DELETE", f"{self.trading.prefix}/orders/{order_id}", what=f"cancel order {order_id}"
+        )
+
     async def close(self) -> None:
         await self.http.close()

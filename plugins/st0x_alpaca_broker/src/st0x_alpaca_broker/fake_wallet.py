@@ -14,6 +14,11 @@ State a test reads and sets (all plain attributes, Decimal amounts):
   ``usdc``; sell the reverse. ``reject_conversions`` (or a balance that no
   longer covers it at fill time) ends it ``rejected``. A duplicate
   ``client_order_id`` gets 422 "client_order_id must be unique", like Alpaca.
+  ``DELETE …/orders/{id}`` cancels an open conversion (204; the fill timer
+  then does nothing); one that already ended gets 422 "order is not
+  cancelable", an unknown id 404. ``fill_on_cancel`` (a fraction, default 0)
+  fills that share of the order just before the cancel lands: 1 is a fill
+  that beat the cancel (422), between 0 and 1 a partial fill then cancelled.
 * Whitelist: ``POST/GET …/wallets/whitelists``; new entries are ``APPROVED``
   when ``auto_approve_whitelist`` else ``PENDING`` (``set_whitelist_status``
   changes one later). ``chain`` is answered ``ETH``.
@@ -134,6 +139,8 @@ class FakeUsdcWallet(FakeAlpacaBase):
         self.conversion_fee_bps = Decimal(0)
         self.conversion_delay = 0.1
         self.reject_conversions = False
+        self.fill_on_cancel = Decimal(0)
+        self.cancel_requests = 0
         self.auto_approve_whitelist = True
         self.whitelist: list[dict[str, Any]] = []
         self.transfers: list[dict[str, Any]] = []
@@ -273,11 +280,18 @@ class FakeUsdcWallet(FakeAlpacaBase):
 
     async def _fill_conversion(self, order: FakeConversion) -> None:
         await asyncio.sleep(self.conversion_delay)
+        if order.status != "new":  # cancelled meanwhile
+            return
+        self._execute(order, order.qty)
+
+    def _execute(self, order: FakeConversion, qty: Decimal) -> None:
+        """Fill ``qty`` of a live conversion (all of it: ``filled``), or reject it."""
         now = self.now()
         order.updated_at = now
-        cost = order.qty * order.price
-        short = (order.side == "buy" and cost + order.fee > self.cash) or (
-            order.side == "sell" and order.qty > self.usdc
+        cost = qty * order.price
+        fee = order.fee * qty / order.qty
+        short = (order.side == "buy" and cost + fee > self.cash) or (
+            order.side == "sell" and qty > self.usdc
         )
         if self.reject_conversions or short:
             order.status = "rejected"
@@ -285,14 +299,34 @@ class FakeUsdcWallet(FakeAlpacaBase):
             order.fee = Decimal(0)
             return
         if order.side == "buy":
-            self.cash -= cost + order.fee
-            self.usdc += order.qty
+            self.cash -= cost + fee
+            self.usdc += qty
         else:
-            self.usdc -= order.qty
-            self.cash += cost - order.fee
-        order.filled_qty = order.qty
-        order.status = "filled"
-        order.filled_at = now
+            self.usdc -= qty
+            self.cash += cost - fee
+        order.filled_qty = qty
+        order.fee = fee
+        if qty == order.qty:
+            order.status = "filled"
+            order.filled_at = now
+        else:
+            order.status = "partially_filled"
+
+    async def handle_cancel_order(self, request: web.Request) -> web.Response:
+        """``DELETE …/orders/{order_id}``: 204 accepted, 422 not cancelable, 404 unknown."""
+        self.cancel_requests += 1
+        order = self.orders.get(request.match_info["order_id"])
+        if order is None:
+            return _err(404, 40410000, "order not found")
+        if not isinstance(order, FakeConversion):
+            return _err(422, 40010001, "this fake cancels USDCUSD conversions only")
+        if order.status == "new" and self.fill_on_cancel > 0:
+            self._execute(order, order.qty * min(self.fill_on_cancel, Decimal(1)))
+        if order.status not in ("new", "partially_filled"):
+            return _err(422, 42210000, "order is not cancelable")
+        order.status = "canceled"
+        order.canceled_at = order.updated_at = self.now()
+        return web.Response(status=204)
 
     def advance(self, order: FakeOrder) -> None:
         if isinstance(order, FakeConversion):
@@ -460,3 +494,7 @@ class FakeUsdcWallet(FakeAlpacaBase):
         app.router.add_post(f"{wallets}/whitelists", scoped(self.handle_add_whitelist))
         app.router.add_get(f"{wallets}/transfers", scoped(self.handle_transfers))
         app.router.add_post(f"{wallets}/transfers", scoped(self.handle_withdraw))
+        app.router.add_delete(
+            "/v1/trading/accounts/{account_id}/orders/{order_id}",
+            scoped(self.handle_cancel_order),
+        )

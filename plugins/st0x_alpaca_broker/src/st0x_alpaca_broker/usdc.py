@@ -6,6 +6,9 @@
   "client_order_id must be unique" and the existing order is returned; a lost
   or unreadable answer is resolved by looking the id up, and stays
   :class:`~st0x_liquidity.AmbiguousBrokerError` if it cannot be found.
+* Cancel: ``DELETE …/orders/{order_id}`` (204 accepted; 422 no longer
+  cancelable, i.e. it ended meanwhile; 404 unknown), then the order is read
+  again: the caller sees a fill that beat the cancel.
 * Withdrawal: ``POST …/wallets/transfers``, checked against the whitelist
   first. Alpaca takes no idempotency key here, so a 5xx, a timeout or an
   unreadable 2xx is ambiguous: the caller looks in :meth:`transfers` (by id or
@@ -22,7 +25,7 @@ from decimal import Decimal
 
 import attrs
 from st0x_alpaca.common import alpaca_client_order_id
-from st0x_alpaca.http import AlpacaRejection
+from st0x_alpaca.http import AlpacaNotFound, AlpacaRejection
 from st0x_alpaca.wire import AlpacaOrder, MalformedReplyError
 
 from st0x_liquidity import (
@@ -50,6 +53,9 @@ from .wallet_wire import (
 )
 
 log = logging.getLogger(__name__)
+
+ENDED = frozenset({"filled", "failed", "cancelled"})
+"""Conversion states (the core's) after which there is nothing to cancel."""
 
 
 def check_address(address: str) -> str:
@@ -114,6 +120,29 @@ class UsdcCustody:
             alpaca_client_order_id(client_order_id)
         )
         return None if found is None else _readable(found, client_order_id)
+
+    async def cancel_conversion(self, client_order_id: str) -> CashConversion | None:
+        """Cancel the conversion if it is still open; the order as it stands afterwards.
+
+        A 422 (no longer cancelable: filled or ended meanwhile) or a 404 from the
+        DELETE is not an error: the order is read again and returned as it is.
+        """
+        found = await self.conversion(client_order_id)
+        if found is None or found.status in ENDED:
+            return found
+        log.warning(
+            "alpaca-broker: cancelling conversion %s (order %s, %s)",
+            client_order_id,
+            found.order_id,
+            found.status,
+        )
+        try:
+            await self.client.cancel_order(found.order_id)
+        except AlpacaRejection as exc:
+            if not isinstance(exc, AlpacaNotFound) and exc.status != 422:
+                raise
+            log.info("alpaca-broker: conversion %s not cancelable: %s", client_order_id, exc)
+        return await self.conversion(client_order_id)
 
     async def _resolve(self, client_order_id: str, problem: str) -> CashConversion:
         """Find the order a lost answer may have created; never re-POST."""
