@@ -349,22 +349,3 @@ async def test_iris_down_for_a_while_is_waited_out(env: UsdcEnv, log: Rebalancin
     finally:
         await runner.close()
         await runner.custodian.close()
-
-
-async def test_a_conversion_that_does_not_fill_in_time_ends_the_operation(
-    env: UsdcEnv, log: RebalancingLog
-) -> None:
-    write_config(env, conversion_timeout="0.3")
-    env.fake.conversion_delay = 30.0
-    runner = await env.runner(log)
-    try:
-        state = await run(runner, "usdc_to_onchain", "100")
-        assert state.status == "failed"
-        assert state.ended is not None and state.ended.reason is not None
-        assert "not filled within 0.3s" in state.ended.reason
-        assert "may still fill" in state.ended.reason
-        assert await usdc(log) == (ZERO, ZERO, ZERO, ZERO)  # cash back as available
-        assert env.fake.cash == Decimal(1000)
-    finally:
-        await runner.close()
-        await runner.custodian.close()

@@ -30,6 +30,7 @@ from st0x_liquidity.rebalancing.usdc_flow import (
     AmountError,
     check_fee_cap,
     claimed_transfers,
+    conversion_filled,
     costs,
     fee_cap_units,
     find_deposit,
@@ -37,6 +38,7 @@ from st0x_liquidity.rebalancing.usdc_flow import (
     from_units,
     received,
     spent,
+    transfer_regression,
     usdc_failure_moves,
     usdc_units,
     where,
@@ -312,3 +314,60 @@ def test_a_re_attestation_replaces_the_attestation_in_the_fold() -> None:
     ]
     folded = fold_operation(events)
     assert folded is not None and folded.done["attest"]["attestation"] == "0x02"
+
+
+# -- conversion outcomes, transfer status regressions ------------------------------------
+
+
+def conversion(status: str, filled: str | None) -> CashConversion:
+    return CashConversion(
+        "o", "c", "buy", status, Decimal(100), Decimal(filled) if filled else None
+    )
+
+
+def test_only_an_ended_conversion_with_a_fill_converted_anything() -> None:
+    assert conversion_filled(conversion("filled", "100")) == Decimal(100)
+    assert conversion_filled(conversion("cancelled", "40")) == Decimal(40)  # partial, cancelled
+    assert conversion_filled(conversion("failed", "1")) == Decimal(1)
+    for status, filled in (("cancelled", None), ("failed", None), ("cancelled", "0")):
+        assert conversion_filled(conversion(status, filled)) is None
+    for live in ("submitted", "partially_filled", "pending"):
+        assert conversion_filled(conversion(live, "40")) is None  # may still fill
+
+
+STATUSES = ["PENDING", "PROCESSING", "COMPLETE", "FAILED"]
+
+
+def test_transfer_status_regressions() -> None:
+    assert transfer_regression(None, "PENDING") is None
+    assert transfer_regression("PENDING", "PROCESSING") is None
+    assert transfer_regression("processing", "COMPLETE") is None  # any case
+    assert transfer_regression("PROCESSING", "PENDING") == (
+        "status went back from PROCESSING to PENDING"
+    )
+    assert transfer_regression("COMPLETE", "PROCESSING") == (
+        "status changed after COMPLETE (now PROCESSING)"
+    )
+    assert transfer_regression("FAILED", "COMPLETE") is not None
+    assert transfer_regression("PENDING", "SOMETHING_NEW") is None  # unknown: not ranked
+
+
+@given(st.sampled_from(STATUSES), st.sampled_from(STATUSES))
+def test_a_regression_is_going_back_or_moving_after_the_end(before: str, after: str) -> None:
+    rank = {"PENDING": 0, "PROCESSING": 1, "COMPLETE": 2, "FAILED": 2}
+    went_back = rank[after] < rank[before]
+    after_end = rank[before] == 2 and after != before
+    assert (transfer_regression(before, after) is not None) == (went_back or after_end)
+
+
+def test_a_sale_back_cancelled_part_filled_leaves_the_rest_counted_at_the_broker() -> None:
+    off, settle, credit = "offchain", "settle", "credit"
+    unwound = state(TO_ONCHAIN, convert=CONVERTED, unwind={"received": "59.9", "unsold": "40"})
+    assert moves(unwound) == [
+        (off, settle, Decimal(100)),
+        (off, credit, Decimal("59.9")),
+        (off, credit, Decimal(40)),
+    ]
+    assert "except 40 USDC" in where(unwound)
+    whole = state(TO_ONCHAIN, convert=CONVERTED, unwind={"received": "99.9", "unsold": ""})
+    assert moves(whole) == [(off, settle, Decimal(100)), (off, credit, Decimal("99.9"))]

@@ -123,6 +123,45 @@ def received(conversion: CashConversion) -> Decimal:
     return EXACT.subtract(EXACT.multiply(filled, price), conversion.fees)
 
 
+CONVERSION_ENDED = frozenset({"filled", "failed", "cancelled"})
+"""Conversion states after which nothing more fills."""
+
+
+def conversion_filled(conversion: CashConversion) -> Decimal | None:
+    """The USDC quantity an ended conversion actually converted, or None if nothing.
+
+    ``filled`` is the whole order; ``cancelled`` (a cancel after a timeout) or
+    ``failed`` with a ``filled_quantity`` is a partial fill: that part was
+    converted and must be accounted for, not dropped.
+    """
+    filled = conversion.filled_quantity
+    if conversion.status not in CONVERSION_ENDED or not filled or filled <= ZERO:
+        return None
+    return filled
+
+
+TRANSFER_RANK = {"PENDING": 0, "PROCESSING": 1, "COMPLETE": 2, "FAILED": 2}
+
+
+def transfer_regression(previous: str | None, current: str) -> str | None:
+    """Why ``previous -> current`` is a status regression of a broker transfer, or None.
+
+    A transfer only moves forward (``PENDING -> PROCESSING -> COMPLETE|FAILED``):
+    going back (``PROCESSING -> PENDING``) or changing after ``COMPLETE``/``FAILED``
+    is a regression (reference §6.1). Unknown statuses are not ranked (None).
+    """
+    if previous is None:
+        return None
+    before, now = previous.upper(), current.upper()
+    if before == now or before not in TRANSFER_RANK or now not in TRANSFER_RANK:
+        return None
+    if TRANSFER_RANK[before] == 2:
+        return f"status changed after {before} (now {now})"
+    if TRANSFER_RANK[now] < TRANSFER_RANK[before]:
+        return f"status went back from {before} to {now}"
+    return None
+
+
 def _parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
@@ -203,11 +242,15 @@ def usdc_failure_moves(state: OperationState) -> list[Moved]:
         if "withdraw_poll" not in done:
             held = _d(done["convert"], "filled")
             unwound = state.done.get("unwind")
-            if unwound is not None:  # sold back into cash
-                return [
+            if unwound is not None:  # sold back into cash (a part may be left unsold)
+                back = [
                     Moved(op, USDC, off, settle, held),
                     Moved(op, USDC, off, credit, _d(unwound, "received")),
                 ]
+                unsold = _d(unwound, "unsold") if unwound.get("unsold") else ZERO
+                if unsold != ZERO:
+                    back.append(Moved(op, USDC, off, credit, unsold))
+                return back
             return [Moved(op, USDC, off, release, held)]  # USDC left at the broker
         if "relay" not in done:
             return [Moved(op, USDC, on, release, burned_amount(state))]  # wallet on Ethereum
@@ -237,6 +280,12 @@ def where(state: OperationState) -> str:
             return "the cash is still at the broker"
         if "withdraw_poll" not in done:
             if "unwind" in done:
+                unsold = done["unwind"].get("unsold")
+                if unsold:
+                    return (
+                        f"the USDC was sold back to cash at the broker except {unsold} USDC "
+                        "(the sale was cancelled part-filled: sell USDCUSD)"
+                    )
                 return "the USDC was sold back to cash at the broker"
             return f"{done['convert']['filled']} USDC is held at the broker (sell USDCUSD)"
         if "relay" not in done:

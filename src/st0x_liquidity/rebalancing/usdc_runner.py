@@ -32,7 +32,7 @@ from ..cctp.contracts import (
 from ..cctp.message import AmountTooSmall, attestation_expired, check_amount, max_fee_units
 from ..domain.numbers import EXACT, ZERO, fmt
 from ..errors import AmbiguousBrokerError, FinalBrokerError
-from ..protocols import CashConversion, UsdcCustodian, WalletTransfer
+from ..protocols import CashConversion, ConversionCanceller, UsdcCustodian, WalletTransfer
 from .chain import (
     ChainClient,
     deposit3,
@@ -49,12 +49,14 @@ from .log import RebalancingLog
 from .operations import OperationRunner, OperationState, StepFailed, list_operations
 from .usdc_config import CctpConfig
 from .usdc_flow import (
+    CONVERSION_ENDED,
     TO_ONCHAIN,
     USDC_KINDS,
     AmountError,
     burned_amount,
     check_fee_cap,
     claimed_transfers,
+    conversion_filled,
     costs,
     find_deposit,
     find_withdrawal,
@@ -62,6 +64,7 @@ from .usdc_flow import (
     limbo,
     received,
     spent,
+    transfer_regression,
     usdc_failure_moves,
     usdc_units,
     where,
@@ -247,20 +250,64 @@ class UsdcRunner(OperationRunner):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.cctp.conversion_timeout
         current: CashConversion | None = placed
-        while current is None or current.status not in ("filled", "failed", "cancelled"):
+        while current is None or current.status not in CONVERSION_ENDED:
             if loop.time() > deadline:
-                raise StepFailed(
-                    f"conversion {cid} not filled within {self.cctp.conversion_timeout}s "
-                    "(it may still fill: check the broker)"
-                )
+                current = await self._cancel_late(cid, current)
+                break
             await asyncio.sleep(self.cctp.conversion_interval)
             current = await self._retrying("conversion status", lambda: custodian.conversion(cid))
-        if current.status != "filled" or not current.filled_quantity:
+        if conversion_filled(current) is None:
             raise StepFailed(
                 f"conversion {cid} {current.status}"
                 + (f": {current.reason}" if current.reason else "")
             )
+        if current.status != "filled":
+            log.warning(
+                "conversion %s %s after filling %s of %s: going on with the filled part",
+                cid,
+                current.status,
+                fmt(cast(Decimal, current.filled_quantity)),
+                fmt(current.quantity),
+            )
         return current
+
+    async def _cancel_late(self, cid: str, current: CashConversion | None) -> CashConversion:
+        """A conversion past its deadline: cancel it, then read what it became.
+
+        A fill that beat the cancel is returned (whole or partial) so the caller
+        accounts for it; nothing filled is a failure with nothing converted. A
+        custodian without ``cancel_conversion`` leaves the order open (and says so).
+        """
+        timeout = self.cctp.conversion_timeout
+        custodian = self.custodian
+        status = current.status if current is not None else "not found"
+        if not isinstance(custodian, ConversionCanceller):
+            raise StepFailed(
+                f"conversion {cid} not filled within {timeout}s ({status}; this broker cannot "
+                "cancel it, so it may still fill: check the broker)"
+            )
+        log.warning("conversion %s not filled within %ss (%s): cancelling it", cid, timeout, status)
+        after: CashConversion | None = await self._retrying(
+            "conversion cancel", lambda: custodian.cancel_conversion(cid)
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while after is None or after.status not in CONVERSION_ENDED:
+            if loop.time() > deadline:
+                raise StepFailed(
+                    f"conversion {cid} not filled within {timeout}s and still "
+                    f"{after.status if after else 'not found'} after the cancel "
+                    "(it may still fill: check the broker)"
+                )
+            await asyncio.sleep(self.cctp.conversion_interval)
+            after = await self._retrying(
+                "conversion status", lambda: self.usdc_custodian.conversion(cid)
+            )
+        if conversion_filled(after) is None:
+            raise StepFailed(
+                f"conversion {cid} not filled within {timeout}s: cancelled, nothing converted"
+            )
+        return after
 
     async def _step_convert(self, state: OperationState) -> None:
         op = state.operation_id
@@ -289,33 +336,48 @@ class UsdcRunner(OperationRunner):
             return
         credited = Decimal(state.done["detect_deposit"]["credited"])
         c = await self._conversion(state, "convert", "sell", credited)
+        sold = cast(Decimal, c.filled_quantity)
         dollars = received(c)
+        unsold = EXACT.subtract(credited, sold)
+        moves = [
+            Moved(op, USDC, OFF, MoveKind.SETTLE.value, credited),
+            Moved(op, USDC, OFF, MoveKind.CREDIT.value, dollars),
+        ]
+        if unsold > ZERO:  # a sale cancelled part-filled: the rest stays USDC at the broker
+            moves.append(Moved(op, USDC, OFF, MoveKind.CREDIT.value, unsold))
+            log.warning(
+                "operation %s: %s USDC left unsold at the broker (sell USDCUSD)", op, fmt(unsold)
+            )
         await self._complete(
             state,
             "convert",
             {
                 "order_id": c.order_id,
-                "filled": fmt(cast(Decimal, c.filled_quantity)),
+                "filled": fmt(sold),
                 "price": fmt(c.filled_price) if c.filled_price is not None else "",
                 "fees": fmt(c.fees),
                 "received": fmt(dollars),
-                "cost_conversion": fmt(EXACT.subtract(credited, dollars)),
+                "unsold": fmt(unsold) if unsold > ZERO else "",
+                "cost_conversion": fmt(EXACT.subtract(sold, dollars)),
             },
-            [
-                Moved(op, USDC, OFF, MoveKind.SETTLE.value, credited),
-                Moved(op, USDC, OFF, MoveKind.CREDIT.value, dollars),
-            ],
+            moves,
         )
 
     async def _unwind(self, state: OperationState) -> None:
         """Sell back the USDC a failed withdrawal left at the broker (failure path only)."""
         held = Decimal(state.done["convert"]["filled"])
         c = await self._conversion(state, "unwind", "sell", held)
+        sold = cast(Decimal, c.filled_quantity)
         dollars = received(c)
+        unsold = EXACT.subtract(held, sold)
         await self._done(
             state,
             "unwind",
-            {"received": fmt(dollars), "cost_conversion": fmt(EXACT.subtract(held, dollars))},
+            {
+                "received": fmt(dollars),
+                "unsold": fmt(unsold) if unsold > ZERO else "",
+                "cost_conversion": fmt(EXACT.subtract(sold, dollars)),
+            },
         )
 
     async def _step_whitelist(self, state: OperationState) -> None:
@@ -371,27 +433,52 @@ class UsdcRunner(OperationRunner):
             claimed_transfers(others, state.operation_id),
         )
 
-    async def _transfer(self, what: str, pick: Any) -> WalletTransfer:
-        """Poll the broker's transfer list until ``pick`` finds a COMPLETE or FAILED one."""
+    async def _transfer(self, what: str, pick: Any, funds: str) -> WalletTransfer:
+        """Poll the broker's transfer list until ``pick`` finds a COMPLETE or FAILED one.
+
+        A status regression (reference §6.1) is logged as an ALERT and polling goes
+        on: the broker still holds or moves the funds, and ending the step would put
+        them in the model where they are not (``funds`` says where they are, for
+        the alert and the timeout reason).
+        """
         custodian = self.usdc_custodian
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.cctp.transfer_timeout
+        last: str | None = None
+        regressed: str | None = None
         while True:
             transfers = await self._retrying("transfer list", custodian.transfers)
             found: WalletTransfer | None = pick(transfers)
-            if found is not None and found.status.upper() in ("COMPLETE", "FAILED"):
-                return found
+            if found is not None:
+                problem = transfer_regression(last, found.status)
+                if problem is not None:
+                    regressed = problem
+                    log.error(
+                        "ALERT %s: %s at the broker (%s); still polling: %s",
+                        what,
+                        problem,
+                        found.transfer_id,
+                        funds,
+                    )
+                last = found.status
+                if found.status.upper() in ("COMPLETE", "FAILED"):
+                    return found
             if loop.time() > deadline:
                 raise StepFailed(
                     f"{what} not complete within {self.cctp.transfer_timeout}s "
-                    f"({found.status if found else 'not listed'})"
+                    f"({found.status if found else 'not listed'}"
+                    + (f"; {regressed}" if regressed else "")
+                    + f"): {funds}"
                 )
             await asyncio.sleep(self.cctp.transfer_interval)
 
     async def _step_withdraw_poll(self, state: OperationState) -> None:
         tid = state.done["broker_withdraw"]["transfer_id"]
         t = await self._transfer(
-            f"withdrawal {tid}", lambda ts: next((x for x in ts if x.transfer_id == tid), None)
+            f"withdrawal {tid}",
+            lambda ts: next((x for x in ts if x.transfer_id == tid), None),
+            f"the USDC is in the broker's withdrawal {tid} (out of its balance); "
+            "if it completes it reaches the wallet on Ethereum",
         )
         if t.status.upper() == "FAILED":
             raise FundsAtBroker(f"the broker's withdrawal {tid} FAILED")
@@ -774,7 +861,10 @@ class UsdcRunner(OperationRunner):
     async def _step_detect_deposit(self, state: OperationState) -> None:
         tx_hash = state.done["relay"]["tx_hash"]
         t = await self._transfer(
-            f"the broker's deposit of {tx_hash}", lambda ts: find_deposit(ts, tx_hash)
+            f"the broker's deposit of {tx_hash}",
+            lambda ts: find_deposit(ts, tx_hash),
+            f"the USDC was minted to the broker's deposit address (tx {tx_hash}) and is "
+            "not credited yet",
         )
         if t.status.upper() == "FAILED":
             raise StepFailed(f"the broker's deposit {t.transfer_id} of {tx_hash} FAILED")
