@@ -26,6 +26,7 @@ from .plugins import load_registry
 from .protocols import (
     CashConversion,
     CheckpointItem,
+    ConversionCanceller,
     Cursor,
     Custodian,
     Executor,
@@ -66,6 +67,7 @@ __all__ = [
     "ConfigSection",
     "Cursor",
     "CashConversion",
+    "ConversionCanceller",
     "Custodian",
     "Direction",
     "EXACT",
