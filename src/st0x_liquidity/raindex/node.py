@@ -86,6 +86,20 @@ def _observe_listener(provider: Any) -> None:
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
+def raise_if_cancelled() -> None:
+    """Re-raise a cancellation that ``asyncio.wait_for`` lost.
+
+    On Python 3.11, ``wait_for`` returns the inner result when it completed in the
+    same loop turn as the cancel of the waiting task; the task then runs on as if
+    never cancelled (it hung the engine's shutdown, waiting for a source that kept
+    walking). The request stays counted in ``Task.cancelling()``, so check it after
+    every ``wait_for``.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def is_websocket(url: str) -> bool:
     return url.startswith(("ws://", "wss://"))
 
@@ -142,6 +156,7 @@ class Node:
                     AsyncHTTPProvider(self.url, request_kwargs={"timeout": self.request_timeout})
                 )
                 await self.request("eth_chainId", [])
+            raise_if_cancelled()
         except (RpcError, NodeUnavailable):
             await self.close()
             raise
@@ -178,6 +193,7 @@ class Node:
                 w3.provider.make_request(method, params),
                 self.request_timeout,
             )
+            raise_if_cancelled()
         except Web3RPCError as exc:
             raise RpcError(
                 method, exc.rpc_response.get("error") if exc.rpc_response else str(exc)

@@ -60,7 +60,7 @@ from .decode import (
     owned_sides,
     side_to_fill,
 )
-from .node import Node, NodeUnavailable, RpcError
+from .node import Node, NodeUnavailable, RpcError, raise_if_cancelled
 from .pyth import PythError, extract_price
 
 log = logging.getLogger(__name__)
@@ -282,6 +282,7 @@ class RaindexSource:
         failures = 0
         try:
             while not self._closed:
+                raise_if_cancelled()
                 try:
                     if self.node is None or not self.node.alive:
                         await self._disconnect()
@@ -353,6 +354,7 @@ class RaindexSource:
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
+        raise_if_cancelled()
         if not node.alive:
             raise NodeUnavailable(node.closed_reason or "connection closed")
         silent = time.monotonic() - self._last_head
