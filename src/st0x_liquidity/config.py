@@ -52,6 +52,9 @@ class EvmConfig:
     orderbook: str
     order_owner: str
     deployment_block: int = 0
+    cutoff: Any = None
+    """Which blocks count (``latest``, ``safe``, ``finalized`` or N confirmations);
+    checked by the raindex source, which also accepts it as ``[source] cutoff``."""
 
 
 @attrs.frozen
@@ -200,7 +203,12 @@ def _first_error(
     problem = _describe(exc)
     # An attrs validator's message starts with the field it checked: name the key.
     first = problem.split(" ", 1)
-    if cls is not None and attrs.has(cls) and len(first) == 2 and first[0] in attrs.fields_dict(cls):
+    if (
+        cls is not None
+        and attrs.has(cls)
+        and len(first) == 2
+        and first[0] in attrs.fields_dict(cls)
+    ):
         return ".".join([*path, first[0]]), first[1]
     return ".".join(path), problem
 

@@ -64,3 +64,33 @@ def test_missing_evm_section_is_a_config_error(tmp_path: Path) -> None:
     config = parse_config(data, load_registry(), config_dir=tmp_path, env={})
     with pytest.raises(ConfigError, match="evm"):
         _factory(config.source, ExecutorContext(app=config, store=None))  # type: ignore[arg-type]
+
+
+def _built(tmp_path: Path, evm_cutoff: Any, **source: Any) -> RaindexSource:
+    data = raw(**source)
+    data["evm"]["cutoff"] = evm_cutoff
+    config = parse_config(data, load_registry(), config_dir=tmp_path, env={})
+    return _factory(config.source, ExecutorContext(app=config, store=None))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("value", "expected"), [("safe", "safe"), ("finalized", "finalized"), (6, 6)])
+def test_cutoff_in_the_evm_section(tmp_path: Path, value: Any, expected: Any) -> None:
+    """The issue names the key ``evm.cutoff``; it reaches the source like ``[source] cutoff``."""
+    assert _built(tmp_path, value).config.cutoff == expected
+    assert _built(tmp_path, value, cutoff=value).config.cutoff == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "source", "message"),
+    [
+        ("soon", {}, "evm.cutoff: must be latest, safe, finalized or a number"),
+        (-1, {}, "evm.cutoff"),
+        ("safe", {"cutoff": "finalized"}, "disagrees with [source] cutoff"),
+    ],
+)
+def test_bad_evm_cutoff_is_named(
+    tmp_path: Path, value: Any, source: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        _built(tmp_path, value, **source)
+    assert message in str(info.value)

@@ -12,6 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from ..domain.events import FillRecorded, HedgeClosed, HedgeIntended, StoredEvent
 from ..domain.numbers import fmt
 from ..errors import ConfigError
@@ -29,7 +31,27 @@ def _factory(config: RaindexConfig, context: ExecutorContext) -> RaindexSource:
     evm = context.app.evm
     if evm is None:
         raise ConfigError("evm", "required section is missing (the raindex source needs it)")
-    return RaindexSource(config, evm, context.store)
+    return RaindexSource(with_evm_cutoff(config, evm.cutoff), evm, context.store)
+
+
+def with_evm_cutoff(config: RaindexConfig, cutoff: object) -> RaindexConfig:
+    """``[evm] cutoff`` (where the issue and the docs put it) or ``[source] cutoff``.
+
+    Both are accepted; set to different values they are a config error rather
+    than a silent choice, since the cutoff decides which fills are acted on.
+    """
+    if cutoff is None:
+        return config
+    try:
+        chosen = attrs.evolve(config, cutoff=cutoff)
+    except ValueError as exc:
+        raise ConfigError("evm.cutoff", str(exc).removeprefix("cutoff ")) from None
+    if config.cutoff != RaindexConfig().cutoff and config.cutoff != chosen.cutoff:
+        raise ConfigError(
+            "evm.cutoff",
+            f"{chosen.cutoff!r} disagrees with [source] cutoff = {config.cutoff!r}; set one",
+        )
+    return chosen
 
 
 @hookimpl
