@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from typing import Any
 
@@ -95,5 +96,21 @@ async def run_app(config: AppConfig, registry: Registry) -> None:
 
 
 def _on_signal(engine: Engine, sig: signal.Signals) -> None:
-    log.info("%s received: stopping intake, finishing in-flight broker calls", sig.name)
+    """First signal: stop gracefully. A second one: exit at once.
+
+    The operator who signals again does not want to wait for a hung broker
+    call or node. Exiting without cleanup is as safe as a SIGKILL, which the
+    store and the recovery on start are built (and tested) for: every commit is
+    atomic and intents are looked up by client_order_id before anything is
+    placed again.
+    """
+    if engine.stop_requested:
+        log.warning("%s received again: exiting now without waiting", sig.name)
+        logging.shutdown()
+        os._exit(128 + int(sig))
+    log.info(
+        "%s received: stopping intake, finishing in-flight broker calls "
+        "(signal again to exit at once)",
+        sig.name,
+    )
     engine.request_stop()

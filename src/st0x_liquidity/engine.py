@@ -159,6 +159,10 @@ class Engine:
     def request_stop(self) -> None:
         self._stopping.set()
 
+    @property
+    def stop_requested(self) -> bool:
+        return self._stopping.is_set()
+
     def pause(self, reason: str) -> None:
         """Circuit breaker: no new hedges; fills are still recorded."""
         self.status.paused = reason

@@ -180,6 +180,44 @@ async def test_sigkill_between_order_post_and_answer_leaves_one_order(tmp_path: 
     assert order.side == "sell" and fake.positions["AAPL"] == Decimal("-3.5")
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_second_signal_exits_at_once_then_restart_finds_the_one_order(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """The first signal waits for the in-flight order POST; a second exits at once
+    (128 + signal), and the restart looks the order up instead of posting again."""
+    (tmp_path / "fills.jsonl").write_text(fill_line(1, "tAAPL", "BUY", "3.5", "187.53") + "\n")
+    async with FakeAlpacaTrading(key_id=KEY, secret_key=SECRET) as fake:
+        fake.default_script = FILL_AT_ONCE
+        fake.inject("slow_after", method="POST", delay=120.0)  # the answer hangs
+        config = write_config(tmp_path, fake.base_url, timeout=300.0, follow=True)
+        text = config.read_text().replace("shutdown_timeout = 2.0", "shutdown_timeout = 300.0")
+        config.write_text(text)
+        proc = await start_cli(tmp_path, config)
+        deadline = time.monotonic() + 60
+        while not fake.orders and time.monotonic() < deadline:
+            assert proc.returncode is None
+            await asyncio.sleep(0.02)
+        assert len(fake.orders) == 1, "the order POST never reached the fake"
+        proc.send_signal(sig)
+        await asyncio.sleep(0.5)
+        assert proc.returncode is None, "the first signal must wait for the in-flight POST"
+        proc.send_signal(sig)
+        _out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 128 + int(sig), err.decode(errors="replace")[-2000:]
+        assert b"exiting now without waiting" in err
+
+        fake.faults.clear()
+        restarted = await start_cli(tmp_path, write_config(tmp_path, fake.base_url))
+        await finish(restarted)
+
+    assert fake.order_posts == 1, "recovery must look the order up, not post it again"
+    ((cid, symbol, state, _broker_id, filled),) = hedge_rows(tmp_path)
+    assert (symbol, state, Decimal(filled)) == ("AAPL", "filled", Decimal("3.5"))
+    assert fake.order_by_client_id(cid) is not None
+
+
 def failed_hedges(tmp: Path) -> list[tuple[str, str, str | None]]:
     db = sqlite3.connect(tmp / "st0x.db", timeout=10)
     try:
