@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -32,11 +33,19 @@ from .rebalancing_cost import read_costs
 log = logging.getLogger(__name__)
 
 
+def _niceness(_i: object, attr: attrs.Attribute[int], value: int) -> None:
+    if not 0 <= value <= 19:
+        raise ValueError(f"{attr.name} must be between 0 and 19, got {value}")
+
+
 @attrs.frozen
 class ReportConfig:
-    """``[report]``: how often the reporter loop looks for new trades (seconds)."""
+    """``[report]``: how often the reporter loop looks for new trades (seconds), and
+    how far it steps back from the CPU (``nice`` increment) so the bot it runs
+    beside keeps its latency during a backlog."""
 
     interval: float = attrs.field(default=30.0, validator=positive)
+    niceness: int = attrs.field(default=10, validator=_niceness)
 
 
 @hookimpl
@@ -97,12 +106,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
                 if args.summary:
                     await _print_summary(reporter, as_json=args.json)
                 return 0
+            _lower_priority(section.niceness)
             await _loop(reporter, interval)
             return 0
         finally:
             await store.close()
 
     return asyncio.run(go())
+
+
+def _lower_priority(niceness: int) -> None:
+    """Only the loop beside the bot yields the CPU; one-shot commands run at full speed."""
+    if niceness and hasattr(os, "nice"):
+        try:
+            os.nice(niceness)
+        except OSError as exc:  # e.g. a sandbox that forbids it: run anyway
+            log.warning("could not lower the reporter's priority: %s", exc)
 
 
 async def _loop(reporter: PnlReporter, interval: float) -> None:
