@@ -1,6 +1,7 @@
 """Real chain peers for the raindex tests: anvil from npm, the devnet contracts, and a
 JSON-RPC WebSocket proxy in front of anvil that can drop connections, refuse methods or
-large log ranges, and swallow subscription notices (a stalled load-balanced RPC)."""
+large log ranges, and swallow subscription notices (a stalled load-balanced RPC); and
+``make_source``, a source tuned for tests."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from st0x_liquidity.config import EvmConfig
 from st0x_liquidity.protocols import (
     CheckpointItem,
     FillItem,
@@ -20,7 +22,29 @@ from st0x_liquidity.protocols import (
     SkippedItem,
     SourceItem,
 )
-from st0x_liquidity.raindex.source import RaindexSource
+from st0x_liquidity.raindex import devnet as dn
+from st0x_liquidity.raindex.source import RaindexConfig, RaindexSource
+from st0x_liquidity.store.sqlite import SqliteStore
+
+
+def make_source(
+    url: str, devnet: dn.Devnet, store: SqliteStore | None, **overrides: Any
+) -> RaindexSource:
+    """A source tuned for tests: fast polls, short stalls and backoffs, every devnet
+    equity priced by its Pyth feed; ``overrides`` replace any setting."""
+    settings: dict[str, Any] = {
+        "poll_interval": 0.2,
+        "stall_timeout": 5.0,
+        "backoff_initial": 0.05,
+        "backoff_max": 0.5,
+        "checkpoint_interval": 0.0,
+        "usdc_address": devnet.usdc,
+        "pyth_address": devnet.pyth,
+        "pyth_feeds": {s: "0x" + dn.feed_id(s).hex() for s in devnet.equities},
+    }
+    settings.update(overrides)
+    evm = EvmConfig(url, devnet.orderbook, dn.MAKER, devnet.deployment_block)
+    return RaindexSource(RaindexConfig(**settings), evm, store)
 
 
 class RpcProxy:

@@ -3,34 +3,19 @@ recorded ``FillReverted``, its hedge stays, and the next hedge corrects the expo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from raindex_chain import make_source
 from support.executors import ScriptedExecutor
 from support.harness import make_config, start_engine, stop, wait_for
-from test_raindex_source import make_source
 
 from st0x_liquidity.audit import audit_report
 from st0x_liquidity.raindex import devnet as dn
 from st0x_liquidity.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture
-async def anvil() -> AsyncIterator[dn.Anvil]:
-    node = dn.start_anvil()
-    yield node
-    node.stop()
-
-
-@pytest.fixture
-async def chain(anvil: dn.Anvil) -> AsyncIterator[dn.Chain]:
-    c = await dn.Chain.connect(anvil.ws_url)
-    yield c
-    await c.close()
 
 
 async def test_reorged_fill_is_reverted_in_the_book_and_its_hedge_corrected(

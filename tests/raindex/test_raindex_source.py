@@ -3,66 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from raindex_chain import Collector, RpcProxy
+from raindex_chain import Collector, RpcProxy, make_source
 
-from st0x_liquidity.config import EvmConfig
 from st0x_liquidity.domain.fills import Direction
 from st0x_liquidity.raindex import devnet as dn
-from st0x_liquidity.raindex.source import ENRICHMENT_NS, RaindexConfig, RaindexSource
+from st0x_liquidity.raindex.source import ENRICHMENT_NS, RaindexConfig
 from st0x_liquidity.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture
-async def anvil() -> AsyncIterator[dn.Anvil]:
-    node = dn.start_anvil()
-    yield node
-    node.stop()
-
-
-@pytest.fixture
-async def chain(anvil: dn.Anvil) -> AsyncIterator[dn.Chain]:
-    c = await dn.Chain.connect(anvil.ws_url)
-    yield c
-    await c.close()
-
-
-@pytest.fixture
-async def devnet(chain: dn.Chain) -> dn.Devnet:
-    return await dn.deploy(chain)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "raindex.sqlite")
-    await s.open()
-    yield s
-    await s.close()
-
-
-def make_source(
-    url: str, devnet: dn.Devnet, store: SqliteStore | None, **overrides: Any
-) -> RaindexSource:
-    settings: dict[str, Any] = {
-        "poll_interval": 0.2,
-        "stall_timeout": 5.0,
-        "backoff_initial": 0.05,
-        "backoff_max": 0.5,
-        "checkpoint_interval": 0.0,
-        "usdc_address": devnet.usdc,
-        "pyth_address": devnet.pyth,
-        "pyth_feeds": {s: "0x" + dn.feed_id(s).hex() for s in devnet.equities},
-    }
-    settings.update(overrides)
-    evm = EvmConfig(url, devnet.orderbook, dn.MAKER, devnet.deployment_block)
-    return RaindexSource(RaindexConfig(**settings), evm, store)
 
 
 def fill_map(collector: Collector) -> dict[str, Any]:

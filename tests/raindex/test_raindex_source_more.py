@@ -6,16 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from raindex_chain import Collector, RpcProxy
-from test_raindex_source import make_source
+from raindex_chain import Collector, RpcProxy, make_source
 
 from st0x_liquidity.backoff import backoff_delay
 from st0x_liquidity.domain.fills import Direction
@@ -24,41 +21,6 @@ from st0x_liquidity.raindex.source import ENRICHMENT_NS, TOKENS_NS
 from st0x_liquidity.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture
-async def anvil() -> AsyncIterator[dn.Anvil]:
-    node = dn.start_anvil()
-    yield node
-    node.stop()
-
-
-@pytest.fixture
-async def chain(anvil: dn.Anvil) -> AsyncIterator[dn.Chain]:
-    c = await dn.Chain.connect(anvil.ws_url)
-    yield c
-    await c.close()
-
-
-@pytest.fixture
-async def devnet(chain: dn.Chain) -> dn.Devnet:
-    return await dn.deploy(chain)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "raindex.sqlite")
-    await s.open()
-    yield s
-    await s.close()
-
-
-@pytest.fixture
-async def proxy(anvil: dn.Anvil) -> AsyncIterator[RpcProxy]:
-    p = RpcProxy(anvil.ws_url)
-    await p.start()
-    yield p
-    await p.stop()
 
 
 async def test_clears_with_alice_selling_and_bob_buying(
