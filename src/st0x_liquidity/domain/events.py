@@ -8,8 +8,11 @@ plain projection of those, and rebuilding them cannot disagree with history.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
+from json import dumps as _json_dumps
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, ClassVar, TypeAlias
 
 import attrs
@@ -216,6 +219,134 @@ CONVERTER = _make_converter()
 def event_to_payload(event: DomainEvent) -> dict[str, Any]:
     payload: dict[str, Any] = CONVERTER.unstructure(event)
     return payload
+
+
+def event_to_json(event: DomainEvent) -> str:
+    """The stored JSON text of ``event``'s payload.
+
+    Byte for byte what ``json.dumps(event_to_payload(event), separators=(",", ":"))``
+    gives (a property test holds them equal), written by hand for the event types
+    the engine records once per fill or hedge: cattrs plus the generic encoder
+    cost ~45 µs per fill, a third of the ingestion budget. Other types take the
+    generic path.
+    """
+    encode = _ENCODERS.get(type(event))
+    if encode is None:
+        return _json_dumps(event_to_payload(event), separators=(",", ":"))
+    return encode(event)
+
+
+def _tid(t: TradeId) -> str:
+    # tx_hash is validated as 0x + 64 lower-case hex digits: nothing to escape.
+    return f'"{t.tx_hash}:{t.log_index}"'
+
+
+def _dec(v: Decimal) -> str:
+    return f'"{v}"'  # str(Decimal) is digits, sign, '.', 'E', or NaN/Infinity
+
+
+def _opt_dec(v: Decimal | None) -> str:
+    return "null" if v is None else f'"{v}"'
+
+
+def _opt_str(v: str | None) -> str:
+    return "null" if v is None else _quote(v)
+
+
+def _fill(f: Fill) -> str:
+    if type(f.block_number) is not int:
+        return _json_dumps(CONVERTER.unstructure(f), separators=(",", ":"))
+    return (
+        f'{{"trade_id":{_tid(f.trade_id)},"symbol":{_quote(str(f.symbol))},'
+        f'"direction":"{f.direction.value}","amount":"{f.amount}","price":"{f.price}",'
+        f'"block_number":{f.block_number},"block_timestamp":{_quote(f.block_timestamp.isoformat())}}}'
+    )
+
+
+def _nettings(ns: tuple[Netting, ...]) -> str:
+    return (
+        "["
+        + ",".join(
+            f'{{"older":{_tid(n.older)},"newer":{_tid(n.newer)},"quantity":"{n.quantity}"}}'
+            for n in ns
+        )
+        + "]"
+    )
+
+
+def _allocations(allocs: tuple[Allocation, ...]) -> str:
+    return (
+        "["
+        + ",".join(f'{{"trade_id":{_tid(a.trade_id)},"quantity":"{a.quantity}"}}' for a in allocs)
+        + "]"
+    )
+
+
+def _fill_recorded(e: FillRecorded) -> str:
+    return f'{{"fill":{_fill(e.fill)},"nettings":{_nettings(e.nettings)}}}'
+
+
+def _fill_reverted(e: FillReverted) -> str:
+    return (
+        f'{{"original":{_tid(e.original)},"entry":{_fill(e.entry)},"reason":{_quote(e.reason)},'
+        f'"nettings":{_nettings(e.nettings)}}}'
+    )
+
+
+def _fill_reinstated(e: FillReinstated) -> str:
+    return (
+        f'{{"original":{_tid(e.original)},"entry":{_fill(e.entry)},'
+        f'"nettings":{_nettings(e.nettings)}}}'
+    )
+
+
+def _hedge_intended(e: HedgeIntended) -> str:
+    return (
+        f'{{"client_order_id":{_quote(e.client_order_id)},"side":"{e.side.value}",'
+        f'"quantity":{_dec(e.quantity)},"reference_price":{_dec(e.reference_price)},'
+        f'"reserved":{_allocations(e.reserved)}}}'
+    )
+
+
+def _hedge_submitted(e: HedgeSubmitted) -> str:
+    return (
+        f'{{"client_order_id":{_quote(e.client_order_id)},'
+        f'"broker_order_id":{_quote(e.broker_order_id)}}}'
+    )
+
+
+def _hedge_progressed(e: HedgeProgressed) -> str:
+    return (
+        f'{{"client_order_id":{_quote(e.client_order_id)},"side":"{e.side.value}",'
+        f'"filled_quantity":{_dec(e.filled_quantity)},'
+        f'"average_price":{_opt_dec(e.average_price)},"hedged":{_allocations(e.hedged)}}}'
+    )
+
+
+def _hedge_closed(e: HedgeClosed) -> str:
+    return (
+        f'{{"client_order_id":{_quote(e.client_order_id)},"side":"{e.side.value}",'
+        f'"state":{_quote(e.state.value)},"filled_quantity":{_dec(e.filled_quantity)},'
+        f'"average_price":{_opt_dec(e.average_price)},"reason":{_opt_str(e.reason)},'
+        f'"hedged":{_allocations(e.hedged)},"released":{_allocations(e.released)},'
+        f'"nettings":{_nettings(e.nettings)}}}'
+    )
+
+
+def _cursor_checkpointed(_e: CursorCheckpointed) -> str:
+    return "{}"
+
+
+_ENCODERS: dict[type[Any], Callable[[Any], str]] = {
+    FillRecorded: _fill_recorded,
+    FillReverted: _fill_reverted,
+    FillReinstated: _fill_reinstated,
+    HedgeIntended: _hedge_intended,
+    HedgeSubmitted: _hedge_submitted,
+    HedgeProgressed: _hedge_progressed,
+    HedgeClosed: _hedge_closed,
+    CursorCheckpointed: _cursor_checkpointed,
+}
 
 
 def event_from_payload(event_type: str, payload: dict[str, Any]) -> DomainEvent:
