@@ -80,6 +80,8 @@ log = logging.getLogger(__name__)
 
 _END = object()
 T = TypeVar("T")
+_PIPELINE_DEPTH = 2
+"""Ingest batches submitted and not yet committed, at most."""
 
 
 @attrs.define
@@ -139,12 +141,14 @@ class Engine:
         self.rules = self._rules(executor.order_rules)
         self._symbols: dict[str, _SymbolState] = {}
         self._order_tasks: dict[str, asyncio.Task[None]] = {}
-        self._commits: set[asyncio.Task[None]] = set()
+        self._commits: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
         self._fatal: BaseException | None = None
         self._listeners: list[Callable[[Sequence[StoredEvent]], None]] = []
         self._placed_at: dict[str, float] = {}
         self.fill_seen_at: dict[str, float] = {}
+        self._uncommitted: dict[TradeId, tuple[tuple[Fill, int], int]] = {}
+        self._batches = 0
 
     def _rules(self, rules: OrderRules) -> OrderRules:
         override = self.config.hedging.min_notional
@@ -270,34 +274,63 @@ class Engine:
 
     async def _ingest(self, queue: asyncio.Queue[Any]) -> None:
         batch_size = self.config.engine.batch_size
-        while True:
-            first = await queue.get()
-            batch: list[SourceItem] = []
-            end: Any = None
-            item = first
+        pipelined = callable(getattr(self.store, "submit", None))
+        in_flight: deque[asyncio.Future[list[StoredEvent]]] = deque()
+        try:
             while True:
-                if item is _END or isinstance(item, BaseException):
-                    end = item
-                    break
-                batch.append(item)
-                if len(batch) >= batch_size or queue.empty():
-                    break
-                item = queue.get_nowait()
-            if batch:
-                await self.ingest_batch(batch)
-            if end is _END:
-                return
-            if isinstance(end, BaseException):
-                raise end
+                first = await queue.get()
+                batch: list[SourceItem] = []
+                end: Any = None
+                item = first
+                while True:
+                    if item is _END or isinstance(item, BaseException):
+                        end = item
+                        break
+                    batch.append(item)
+                    if len(batch) >= batch_size or queue.empty():
+                        break
+                    item = queue.get_nowait()
+                if batch:
+                    # Batch N+1 is read, deduplicated, applied and encoded while batch
+                    # N is being written; at most _PIPELINE_DEPTH commits are pending.
+                    in_flight.append(await self._ingest_submit(batch))
+                    depth = _PIPELINE_DEPTH if pipelined else 1
+                    while len(in_flight) >= depth or (in_flight and in_flight[0].done()):
+                        await in_flight.popleft()
+                if end is _END:
+                    while in_flight:
+                        await in_flight.popleft()
+                    return
+                if isinstance(end, BaseException):
+                    raise end
+        finally:
+            for future in in_flight:  # committed whatever happens: let the commit tasks end
+                future.add_done_callback(_consume)
 
     async def ingest_batch(self, batch: Sequence[SourceItem]) -> list[StoredEvent]:
         """Record a batch of source items and any hedges they trigger, in one commit."""
+        return await (await self._ingest_submit(batch))
+
+    async def _ingest_submit(
+        self, batch: Sequence[SourceItem]
+    ) -> asyncio.Future[list[StoredEvent]]:
+        """Apply a batch to the books and submit its events; the future ends with the commit.
+
+        Trade ids of batches submitted but not committed yet are not in the store's
+        committed state, so their states are kept in ``_uncommitted`` and override
+        what the store says (taken before the read: a batch that commits during the
+        read is then in one or the other).
+        """
         ids = [
             i.fill.trade_id if isinstance(i, FillItem) else i.trade_id
             for i in batch
             if isinstance(i, FillItem | RevertedItem)
         ]
+        uncommitted = self._uncommitted
+        pending = {t: uncommitted[t][0] for t in ids if t in uncommitted}
         known = await self.store.trade_corrections(ids) if ids else {}
+        known.update(pending)
+        before = {t: known.get(t) for t in ids}
         events: list[NewEvent] = []
         touched: dict[str, None] = {}
         cursor_carried = False
@@ -321,12 +354,40 @@ class Engine:
                 )
             )
         orders = self._decide_many(list(touched), events)
-        stored = await self._append(events)
-        self.status.source_cursor = dict(batch[-1].cursor) if batch else self.status.source_cursor
-        self.status.last_item_at = datetime.now(UTC)
-        for order in orders:
-            self._spawn_order(order)
-        return stored
+        self._batches += 1
+        number = self._batches
+        changed = [t for t, state in before.items() if known.get(t) is not state]
+        for t in changed:
+            uncommitted[t] = (known[t], number)
+        cursor = dict(batch[-1].cursor) if batch else None
+
+        def committed() -> None:
+            for t in changed:
+                if uncommitted.get(t, (None, 0))[1] == number:
+                    del uncommitted[t]
+            if cursor is not None:
+                self.status.source_cursor = cursor
+            self.status.last_item_at = datetime.now(UTC)
+            for order in orders:
+                self._spawn_order(order)
+
+        return self._commit_in_background(events, committed)
+
+    def _commit_in_background(
+        self, events: Sequence[NewEvent], then: Callable[[], None]
+    ) -> asyncio.Future[list[StoredEvent]]:
+        """Submit ``events`` now (in call order); ``then`` runs once they are committed."""
+        submitted = self._submit(events)
+
+        async def finish() -> list[StoredEvent]:
+            stored = await self._committed(submitted)
+            then()
+            return stored
+
+        task = asyncio.ensure_future(finish())
+        self._commits.add(task)
+        task.add_done_callback(self._commits.discard)
+        return task
 
     def _ingest_fill(
         self,
@@ -411,9 +472,22 @@ class Engine:
             book = self.books[symbol.ticker] = SymbolBook(symbol)
         return book
 
+    def _submit(self, events: Sequence[NewEvent]) -> asyncio.Future[list[StoredEvent]]:
+        """Hand ``events`` to the store now, so the log keeps the order of book changes."""
+        submit = getattr(self.store, "submit", None)
+        if callable(submit):
+            future: asyncio.Future[list[StoredEvent]] = submit(events)
+            return future
+        return asyncio.ensure_future(self.store.append(events))
+
     async def _append(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
+        return await self._committed(self._submit(events))
+
+    async def _committed(
+        self, submitted: asyncio.Future[list[StoredEvent]]
+    ) -> list[StoredEvent]:
         try:
-            stored = await self.store.append(events)
+            stored = await submitted
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):
                 self._fatal = exc if isinstance(exc, StoreError) else StoreError(str(exc))
@@ -792,6 +866,12 @@ class Engine:
             raise
         except Exception:
             log.exception("executor maintenance task failed")
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Retrieve a future's outcome so an unawaited failure is not reported twice."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _log_task_failure(task: asyncio.Task[None]) -> None:

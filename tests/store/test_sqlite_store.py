@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -158,3 +159,42 @@ async def test_two_processes_opening_a_new_database_at_once(tmp_path: Path) -> N
         finally:
             for s in stores:
                 await s.close()
+
+
+async def test_concurrent_first_appends_to_new_streams_all_commit_in_order(tmp_path: Path) -> None:
+    """Streams never seen are looked up while later appends keep arriving."""
+    async with SqliteStore(tmp_path / "a.db") as store:
+        symbols = ["AAPL", "MSFT", "TSLA", "NVDA", "SPY"]
+        futures = []
+        for n in range(40):
+            f = fill(n + 1, symbols[n % 5], "BUY", "1")
+            futures.append(store.submit([position_event(f.symbol, FillRecorded(f))]))
+            await asyncio.sleep(0)  # the committer is reading a sequence meanwhile
+        results = await asyncio.gather(*futures)
+        assert [len(r) for r in results] == [1] * 40
+        rows = await store.fetch("SELECT aggregate_id, sequence FROM events ORDER BY rowid")
+        for symbol in symbols:
+            assert [s for a, s in rows if a == symbol] == list(range(1, 9))
+        assert sum(p.fills for p in await store.positions()) == 40
+
+
+async def test_an_event_that_cannot_be_encoded_fails_its_caller_only(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "a.db") as store:
+        good = fill(1, "tAAPL", "BUY", "1")
+        await store.append([position_event(good.symbol, FillRecorded(good))])
+        bad = fill(2, "tAAPL", "BUY", "1")
+        second = fill(3, "tAAPL", "SELL", "1")
+        with pytest.raises(StoreError, match="cannot encode"):
+            await store.append(
+                [
+                    position_event(second.symbol, FillRecorded(second)),
+                    position_event(bad.symbol, FillRecorded(bad), cursor={"x": object()}),
+                ]
+            )
+        await store.append([position_event(bad.symbol, FillRecorded(bad))])
+        rows = await store.fetch("SELECT sequence FROM events ORDER BY rowid")
+        assert rows == [(1,), (2,)], "nothing of the failed append, no gap"
+        assert {t for (t,) in await store.fetch("SELECT tx_hash FROM onchain_trades")} == {
+            tx(1),
+            tx(2),
+        }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -58,16 +59,25 @@ class Batch:
         factory=lambda: defaultdict(Decimal)
     )
     positions: dict[str, _PositionDelta] = attrs.field(factory=dict)
-    cursors: dict[str, tuple[str, str]] = attrs.field(factory=dict)
+    cursors: dict[str, tuple[Any, str]] = attrs.field(factory=dict)
+    """Last cursor per source (JSON-encoded only when written: one per batch)."""
     skipped: list[tuple[Any, ...]] = attrs.field(factory=list)
+    _when: tuple[Any, str] = (None, "")
+    _stamp: tuple[Any, str] = (None, "")
+
+    def _iso(self, when: datetime) -> str:
+        # Events of one commit share one recorded_at: format it once.
+        if self._when[0] is not when:
+            self._when = (when, when.isoformat())
+        return self._when[1]
 
     def add(self, stored: StoredEvent) -> None:
         event = stored.event
-        when = stored.recorded_at.isoformat()
+        when = self._iso(stored.recorded_at)
         meta = stored.metadata
         source = meta.get("source")
         if source is not None and "cursor" in meta:
-            self.cursors[source] = (json.dumps(meta["cursor"], sort_keys=True), when)
+            self.cursors[source] = (meta["cursor"], when)
         if isinstance(event, FillRecorded):
             self._fill(stored, event.fill, event.nettings, when, source)
         elif isinstance(event, FillReverted | FillReinstated):
@@ -135,18 +145,22 @@ class Batch:
         corrects: str | None = None,
         correction: int = 0,
     ) -> None:
+        stamp = fill.block_timestamp
+        if self._stamp[0] is not stamp:  # often one object for many fills
+            self._stamp = (stamp, stamp.isoformat())
+        amount = fmt(fill.amount)
         self.trades.append(
             (
                 fill.trade_id.tx_hash,
                 fill.trade_id.log_index,
                 str(fill.symbol),
                 fill.direction.value,
-                fmt(fill.amount),
+                amount,
                 fmt(fill.price),
                 fill.block_number,
-                fill.block_timestamp.isoformat(),
+                self._stamp[1],
                 stored.sequence,
-                fmt(fill.amount),
+                amount,
                 source,
                 when,
                 corrects,

@@ -1,23 +1,31 @@
-"""SQLite event store through aiosqlite: WAL, versioned schema, views in the same transaction.
+"""SQLite event store: WAL, versioned schema, views in the same transaction.
 
-Every :meth:`SqliteStore.append` is one ``BEGIN IMMEDIATE … COMMIT``: the events
-and every view row they imply are durable together or not at all. Statements
-are batched per kind (``executemany``) so a batch of hundreds of fills costs a
-dozen round trips to the database thread, not thousands.
+Every :meth:`SqliteStore.append` lands in one ``BEGIN IMMEDIATE … COMMIT``: the
+events and every view row they imply are durable together or not at all.
+
+Writes are pipelined: :meth:`SqliteStore.submit` encodes and projects events on
+the caller's turn of the event loop, into the group the next transaction will
+write, while a dedicated writer thread (with its own connection) runs the
+previous group's statements, one ``executemany`` per kind and a single round
+trip per transaction. Reads go through aiosqlite on a second connection and
+see committed data only (WAL).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
+import json.encoder
 import sqlite3
 import uuid
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -26,10 +34,10 @@ from ..domain.events import (
     NewEvent,
     StoredEvent,
     event_from_payload,
-    event_to_payload,
+    event_to_json,
 )
 from ..domain.fills import Direction, Fill, TradeId
-from ..domain.numbers import EXACT, fmt
+from ..domain.numbers import EXACT, add, fmt
 from ..domain.symbols import Symbol
 from ..errors import StoreError
 from ..protocols import BookSnapshot, Cursor, HedgeOrderRecord, OpenLot, PositionRecord
@@ -82,8 +90,12 @@ class SqliteStore:
         self.path = Path(path)
         self._synchronous = synchronous.upper()
         self._db: aiosqlite.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._pool: ThreadPoolExecutor | None = None
         self._write_lock = asyncio.Lock()
-        self._queue: list[tuple[list[NewEvent], asyncio.Future[list[StoredEvent]]]] = []
+        self._pending = _Pending()
+        self._deferred: list[_Entry] = []
+        self._committer: asyncio.Task[None] | None = None
         self._sequences: dict[tuple[str, str], int] = {}
         self.database_id = ""
 
@@ -110,12 +122,26 @@ class SqliteStore:
             async with db.execute("SELECT value FROM meta WHERE key='database_id'") as cur:
                 row = await cur.fetchone()
             self.database_id = str(row[0]) if row else ""
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="st0x-store-writer")
+            await self._in_writer(self._open_writer_sync)
         except sqlite3.DatabaseError as exc:
-            await db.close()
-            self._db = None
+            await self._close_connections()
             raise StoreError(f"{self.path} is not a usable st0x database: {exc}") from None
+        except BaseException:
+            await self._close_connections()
+            raise
 
     async def close(self) -> None:
+        """Commit whatever was submitted, then close both connections."""
+        await self.flush()
+        await self._close_connections()
+
+    async def _close_connections(self) -> None:
+        if self._pool is not None:
+            with contextlib.suppress(sqlite3.Error):
+                await self._in_writer(self._close_writer_sync)
+            self._pool.shutdown(wait=True)
+            self._pool = None
         if self._db is not None:
             await self._db.close()
             self._db = None
@@ -183,261 +209,262 @@ class SqliteStore:
 
     # -- writing -------------------------------------------------------------------
 
+    def submit(self, events: Sequence[NewEvent]) -> asyncio.Future[list[StoredEvent]]:
+        """Queue ``events`` for commit now, in call order; the future ends with the commit.
+
+        The events are encoded and projected here, on the caller's turn of the
+        event loop, while the previous group is still being written by the
+        writer thread: that is the pipeline. Group commit: everything submitted
+        while a transaction is being written goes into the next one (one fsync),
+        in submission order; each caller's events stay all-or-nothing.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[StoredEvent]] = loop.create_future()
+        if not events:
+            future.set_result([])
+            return future
+        if self._db is None:
+            raise StoreError("store is not open")
+        entry = (list(events), future)
+        if self._deferred or not self._prepare(entry):
+            # A stream whose last sequence is not known yet: the committer reads it
+            # (asynchronously) and prepares this entry and every later one, in order.
+            self._deferred.append(entry)
+        if self._committer is None:
+            self._committer = asyncio.create_task(self._commit_loop(), name="store-commit")
+        return future
+
     async def append(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
         """Commit ``events`` and their view changes atomically; return them as stored.
 
-        Group commit: callers that arrive while a transaction is being written
-        queue up, and the next one to get the lock commits the whole queue in
-        one transaction (one fsync), in arrival order. Each caller's events are
-        still all-or-nothing, and the log order is the order of the calls.
+        A caller cancelled while waiting still has its events committed (they
+        were handed to the writer when submitted): the cancellation is raised
+        once the transaction has ended, as if the process had stopped right
+        after the commit.
         """
-        if not events:
-            return []
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[StoredEvent]] = loop.create_future()
-        entry = (list(events), future)
-        self._queue.append(entry)
+        return await _uninterrupted(self.submit(events))
+
+    def _prepare(self, entry: _Entry) -> bool:
+        """Encode and project ``entry`` into the pending group; False if a sequence is unknown.
+
+        All-or-nothing: everything that can fail (encoding) is done before the
+        pending group changes, so a bad event fails its own caller only.
+        """
+        events, future = entry
+        sequences = self._sequences
+        keys = [(new.aggregate_type, new.aggregate_id) for new in events]
+        if any(key not in sequences for key in keys):
+            return False
+        pending = self._pending
+        now = pending.now
+        assigned: dict[tuple[str, str], int] = {}
+        stored: list[StoredEvent] = []
+        rows: list[tuple[Any, ...]] = []
         try:
-            async with self._write_lock:
-                if not future.done():
-                    batch, self._queue = self._queue, []
-                    await _uninterrupted(self._commit_group(batch))
-        except asyncio.CancelledError:
-            if entry in self._queue:  # not taken by a writer: it will not be committed
-                self._queue.remove(entry)
-            raise
-        return future.result()
-
-    async def _commit_group(
-        self, batch: list[tuple[list[NewEvent], asyncio.Future[list[StoredEvent]]]]
-    ) -> None:
-        db = self.db
-        now = _now()
-        per_caller: list[list[StoredEvent]] = []
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            rows = []
-            for events, _ in batch:
-                stored: list[StoredEvent] = []
-                for new in events:
-                    seq = await self._next_sequence(new.aggregate_type, new.aggregate_id)
-                    stored.append(
-                        StoredEvent(
-                            new.aggregate_type, new.aggregate_id, seq, new.event, new.metadata, now
-                        )
+            for new, key in zip(events, keys, strict=True):
+                seq = assigned.get(key, sequences[key]) + 1
+                assigned[key] = seq
+                stored.append(
+                    StoredEvent(
+                        new.aggregate_type, new.aggregate_id, seq, new.event, new.metadata, now
                     )
-                    rows.append(
-                        (
-                            new.aggregate_type,
-                            new.aggregate_id,
-                            seq,
-                            new.event.TYPE,
-                            EVENT_VERSION,
-                            json.dumps(event_to_payload(new.event), separators=(",", ":")),
-                            json.dumps(new.metadata, separators=(",", ":"), sort_keys=True),
-                            now.isoformat(),
-                        )
-                    )
-                per_caller.append(stored)
-            await db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            await self._project(item for stored in per_caller for item in stored)
-            await db.execute("COMMIT")
-        except BaseException as exc:
-            with contextlib.suppress(sqlite3.Error):  # BEGIN itself may have failed
-                await db.execute("ROLLBACK")
-            self._sequences.clear()
-            error: BaseException = exc
-            if isinstance(exc, sqlite3.Error):
-                error = StoreError(f"could not commit {len(rows)} events: {exc}")
-            for _, future in batch:
-                if future.done():
-                    continue
-                if isinstance(exc, asyncio.CancelledError):
-                    future.cancel()
-                else:
-                    future.set_exception(error)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            return
-        for stored, (_, future) in zip(per_caller, batch, strict=True):
-            for item in stored:
-                self._sequences[(item.aggregate_type, item.aggregate_id)] = item.sequence
-            if not future.done():
-                future.set_result(stored)
-
-    async def _next_sequence(self, aggregate_type: str, aggregate_id: str) -> int:
-        key = (aggregate_type, aggregate_id)
-        last = self._sequences.get(key)
-        if last is None:
-            async with self.db.execute(
-                "SELECT COALESCE(MAX(sequence), 0) FROM events "
-                "WHERE aggregate_type = ? AND aggregate_id = ?",
-                key,
-            ) as cur:
-                row = await cur.fetchone()
-            last = int(row[0]) if row else 0
-        self._sequences[key] = last + 1
-        return last + 1
-
-    async def _project(self, stored: Iterable[StoredEvent]) -> None:
-        batch = Batch()
-        for item in stored:
-            batch.add(item)
-        db = self.db
-        if batch.trades:
-            await db.executemany(
-                "INSERT INTO onchain_trades (tx_hash, log_index, symbol, direction, amount, price, "
-                "block_number, block_timestamp, arrival, open_quantity, source, recorded_at, "
-                "corrects, correction) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                batch.trades,
-            )
-        if batch.hedges:
-            # One upsert per order in first-seen order, so an order that closes in
-            # this batch is terminal before the next order of its symbol is inserted
-            # (the one-open-hedge-per-symbol index holds at every statement).
-            await db.executemany(
-                "INSERT INTO hedge_orders (client_order_id, symbol, side, quantity, "
-                "reference_price, state, broker_order_id, filled_quantity, average_price, reason, "
-                "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, COALESCE(?8, '0'), ?9, "
-                "?10, ?11, ?12) ON CONFLICT (client_order_id) DO UPDATE SET state = ?6, "
-                "broker_order_id = COALESCE(?7, broker_order_id), "
-                "filled_quantity = COALESCE(?8, filled_quantity), "
-                "average_price = COALESCE(?9, average_price), reason = COALESCE(?10, reason), "
-                "updated_at = ?12",
-                [
-                    (
-                        row["client_order_id"],
-                        row.get("symbol", ""),
-                        row.get("side", "BUY"),
-                        row.get("quantity", "0"),
-                        row.get("reference_price", "0"),
-                        row["state"],
-                        row.get("broker_order_id"),
-                        row.get("filled_quantity"),
-                        row.get("average_price"),
-                        row.get("reason"),
-                        row.get("created_at", row["updated_at"]),
-                        row["updated_at"],
-                    )
-                    for row in batch.hedges.values()
-                ],
-            )
-        if batch.open_deltas:
-            await db.executemany(
-                "UPDATE onchain_trades SET open_quantity = dec_add(open_quantity, ?) "
-                "WHERE tx_hash = ? AND log_index = ?",
-                [(fmt(d), t.tx_hash, t.log_index) for t, d in batch.open_deltas.items() if d],
-            )
-        if batch.link_deltas:
-            await db.executemany(
-                "INSERT INTO fill_links (tx_hash, log_index, kind, counterpart, quantity) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (tx_hash, log_index, kind, counterpart) "
-                "DO UPDATE SET quantity = dec_add(quantity, excluded.quantity)",
-                [
-                    (t.tx_hash, t.log_index, kind, other, fmt(d))
-                    for (t, kind, other), d in batch.link_deltas.items()
-                    if d
-                ],
-            )
-            emptied = [
-                (t.tx_hash, t.log_index, kind, other)
-                for (t, kind, other), d in batch.link_deltas.items()
-                if d < 0
-            ]
-            if emptied:  # only links that shrank can have reached zero
-                await db.executemany(
-                    "DELETE FROM fill_links WHERE tx_hash = ? AND log_index = ? AND kind = ? "
-                    "AND counterpart = ? AND quantity = '0'",
-                    emptied,
                 )
-        if batch.positions:
-            rows = []
-            for symbol, p in batch.positions.items():
-                pending_set = p.pending is not _UNSET
                 rows.append(
                     (
-                        symbol,
-                        fmt(p.net),
-                        fmt(p.open),
-                        None if p.last_price is None else fmt(p.last_price),
-                        p.hedges,
-                        p.pending if pending_set else None,
-                        p.fills,
-                        p.updated_at,
-                        int(pending_set),
+                        new.aggregate_type,
+                        new.aggregate_id,
+                        seq,
+                        new.event.TYPE,
+                        EVENT_VERSION,
+                        event_to_json(new.event),
+                        _metadata_json(new.metadata),
+                        pending.now_text,
                     )
                 )
-            await db.executemany(
-                "INSERT INTO positions (symbol, net, open_quantity, last_price, hedges_placed, "
-                "pending_hedge, fills, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
-                "ON CONFLICT (symbol) DO UPDATE SET net = dec_add(net, ?2), "
-                "open_quantity = dec_add(open_quantity, ?3), "
-                "last_price = COALESCE(?4, last_price), hedges_placed = hedges_placed + ?5, "
-                "pending_hedge = CASE WHEN ?9 THEN ?6 ELSE pending_hedge END, "
-                "fills = fills + ?7, updated_at = ?8",
-                rows,
+        except Exception as exc:
+            future.set_exception(StoreError(f"cannot encode events: {exc}"))
+            return True
+        sequences.update(assigned)
+        pending.rows.extend(rows)
+        batch = pending.batch
+        for item in stored:
+            batch.add(item)
+        pending.entries.append((stored, future))
+        return True
+
+    async def _commit_loop(self) -> None:
+        """Write pending groups one transaction at a time until nothing is pending."""
+        try:
+            async with self._write_lock:
+                while self._pending.entries or self._deferred:
+                    if self._deferred:
+                        await self._prepare_deferred()
+                    group, self._pending = self._pending, _Pending()
+                    if group.entries:
+                        await self._write_group(group)
+        except BaseException as exc:  # never leave a caller waiting forever
+            self._fail_all(exc, [])
+            raise
+        finally:
+            self._committer = None
+
+    async def _prepare_deferred(self) -> None:
+        """Read the last sequence of the streams deferred entries need, then prepare them.
+
+        Entries that arrive meanwhile are deferred too (order holds); one of them
+        may name yet another new stream, hence the loop.
+        """
+        while self._deferred:
+            missing = {
+                (new.aggregate_type, new.aggregate_id)
+                for events, _ in self._deferred
+                for new in events
+                if (new.aggregate_type, new.aggregate_id) not in self._sequences
+            }
+            if missing:
+                try:
+                    found = await self._in_writer(self._last_sequences_sync, sorted(missing))
+                except sqlite3.Error as exc:
+                    self._fail_all(StoreError(f"could not read event sequences: {exc}"), [])
+                    return
+                self._sequences.update(found)
+            while self._deferred and self._prepare(self._deferred[0]):
+                self._deferred.pop(0)
+
+    def _fail_all(self, exc: BaseException, group: list[asyncio.Future[list[StoredEvent]]]) -> None:
+        """Fail ``group`` and everything prepared or deferred after it; forget sequences.
+
+        What was prepared after a failed group counted on its sequences.
+        """
+        later, self._pending = self._pending, _Pending()
+        deferred, self._deferred = self._deferred, []
+        self._sequences.clear()
+        error = exc if isinstance(exc, StoreError) else StoreError(f"commit failed: {exc!r}")
+        futures = group + [f for _, f in later.entries] + [f for _, f in deferred]
+        for future in futures:
+            if not future.done():
+                future.set_exception(error)
+
+    async def _write_group(self, group: _Pending) -> None:
+        cancelled = False
+        try:
+            statements = [(_INSERT_EVENTS, group.rows), *_view_statements(group.batch)]
+            written = self._in_writer(self._transaction_sync, statements)
+            while not written.done():  # the thread writes on: wait for its outcome
+                try:
+                    await asyncio.shield(written)
+                except asyncio.CancelledError:
+                    cancelled = True
+            written.result()
+        except Exception as exc:
+            error: BaseException = exc
+            if isinstance(exc, sqlite3.Error):
+                error = StoreError(f"could not commit {len(group.rows)} events: {exc}")
+            self._fail_all(error, [f for _, f in group.entries])
+        else:
+            for stored, future in group.entries:
+                if not future.done():
+                    future.set_result(stored)
+        if cancelled:
+            raise asyncio.CancelledError
+
+    def _in_writer(self, fn: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+        if self._pool is None:
+            raise StoreError("store is not open")
+        return asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args))
+
+    # The *_sync methods run on the writer thread, on the writer connection.
+
+    def _open_writer_sync(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            db.execute(f"PRAGMA synchronous={self._synchronous}")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.create_function("dec_add", 2, _dec_add, deterministic=True)
+        except BaseException:
+            db.close()
+            raise
+        self._writer = db
+
+    def _close_writer_sync(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def _writer_db(self) -> sqlite3.Connection:
+        if self._writer is None:
+            raise StoreError("store is not open")
+        return self._writer
+
+    def _last_sequences_sync(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        db = self._writer_db()
+        return {
+            key: int(
+                db.execute(
+                    "SELECT COALESCE(MAX(sequence), 0) FROM events "
+                    "WHERE aggregate_type = ? AND aggregate_id = ?",
+                    key,
+                ).fetchone()[0]
             )
-        if batch.cursors:
-            await db.executemany(
-                "INSERT INTO source_cursors (source, cursor, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor, "
-                "updated_at = excluded.updated_at",
-                [(s, c, w) for s, (c, w) in batch.cursors.items()],
-            )
-        if batch.skipped:
-            await db.executemany(
-                "INSERT INTO skipped_inputs VALUES (?, ?, ?, ?, ?, ?)", batch.skipped
-            )
+            for key in keys
+        }
+
+    def _transaction_sync(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        db = self._writer_db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, rows in statements:
+                _execute_rows(db, sql, rows)
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):  # BEGIN itself may have failed
+                db.execute("ROLLBACK")
+            raise
+
+    def _rebuild_sync(self) -> int:
+        db = self._writer_db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for table in VIEW_TABLES:
+                db.execute(f"DELETE FROM {table}")
+            count = 0
+            last = 0
+            while True:
+                rows = db.execute(_EVENTS_AFTER, (last, 5000)).fetchall()
+                if not rows:
+                    break
+                batch = Batch()
+                for row in rows:
+                    batch.add(_stored_from_row(row)[1])
+                for sql, params in _view_statements(batch):
+                    _execute_rows(db, sql, params)
+                last = int(rows[-1][0])
+                count += len(rows)
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
+        return count
 
     async def rebuild_views(self) -> int:
         """Empty every view and refill it by replaying all events; returns the event count."""
+        await self.flush()
         async with self._write_lock:
-            db = self.db
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                for table in VIEW_TABLES:
-                    await db.execute(f"DELETE FROM {table}")
-                count = 0
-                last = 0
-                while True:
-                    chunk = await self._read_events(last, 5000)
-                    if not chunk:
-                        break
-                    await self._project(ev for _, ev in chunk)
-                    last = chunk[-1][0]
-                    count += len(chunk)
-                await db.execute("COMMIT")
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
-            return count
+            return await self._in_writer(self._rebuild_sync)
+
+    async def flush(self) -> None:
+        """Wait until everything submitted so far is committed (or failed)."""
+        while self._committer is not None:
+            await asyncio.shield(self._committer)
 
     # -- reading -------------------------------------------------------------------
 
     async def _read_events(self, after: int, limit: int) -> list[tuple[int, StoredEvent]]:
-        async with self.db.execute(
-            "SELECT rowid, aggregate_type, aggregate_id, sequence, event_type, payload, metadata, "
-            "recorded_at FROM events WHERE rowid > ? ORDER BY rowid LIMIT ?",
-            (after, limit),
-        ) as cur:
+        async with self.db.execute(_EVENTS_AFTER, (after, limit)) as cur:
             rows = await cur.fetchall()
-        result = []
-        for rowid, agg_type, agg_id, seq, event_type, payload, metadata, recorded in rows:
-            event = event_from_payload(event_type, json.loads(payload))
-            result.append(
-                (
-                    int(rowid),
-                    StoredEvent(
-                        agg_type,
-                        agg_id,
-                        int(seq),
-                        event,
-                        json.loads(metadata),
-                        datetime.fromisoformat(recorded),
-                    ),
-                )
-            )
-        return result
+        return [_stored_from_row(tuple(row)) for row in rows]
 
     async def events(self, after: int = 0, limit: int = 1000) -> list[tuple[int, StoredEvent]]:
         return await self._read_events(after, limit)
@@ -461,9 +488,7 @@ class SqliteStore:
                         found.add(trade_id)
         return found
 
-    async def trade_corrections(
-        self, ids: Sequence[TradeId]
-    ) -> dict[TradeId, tuple[Fill, int]]:
+    async def trade_corrections(self, ids: Sequence[TradeId]) -> dict[TradeId, tuple[Fill, int]]:
         known = await self.known_trade_ids(ids)
         result: dict[TradeId, tuple[Fill, int]] = {}
         for trade_id in known:
@@ -475,8 +500,13 @@ class SqliteStore:
             )
             symbol, direction, amount, price, block, ts, corrections = rows[0]
             fill = Fill(
-                trade_id, Symbol(symbol), Direction(direction), Decimal(amount), Decimal(price),
-                int(block), datetime.fromisoformat(ts),
+                trade_id,
+                Symbol(symbol),
+                Direction(direction),
+                Decimal(amount),
+                Decimal(price),
+                int(block),
+                datetime.fromisoformat(ts),
             )
             result[trade_id] = (fill, int(corrections))
         return result
@@ -593,23 +623,273 @@ class SqliteStore:
             )
 
 
-async def _uninterrupted(coro: Coroutine[Any, Any, None]) -> None:
-    """Run ``coro`` to the end even if the caller is cancelled, then re-raise.
+_T = TypeVar("_T")
+_Entry = tuple[list[NewEvent], "asyncio.Future[list[StoredEvent]]"]
 
-    A transaction cut off between BEGIN and COMMIT by a cancellation would leave
-    the connection mid-transaction (and a cancelled COMMIT may still have
-    committed); shutdown cancels callers, so writes finish before they notice.
+
+class _Pending:
+    """The group the next transaction writes: event rows and their view changes."""
+
+    def __init__(self) -> None:
+        self.now = _now()
+        self.now_text = self.now.isoformat()
+        self.rows: list[tuple[Any, ...]] = []
+        self.batch = Batch()
+        self.entries: list[tuple[list[StoredEvent], asyncio.Future[list[StoredEvent]]]] = []
+
+
+def _metadata_encoder() -> Callable[[dict[str, Any]], str]:
+    """``json.dumps(m, separators=(",", ":"), sort_keys=True)`` without its per-call setup.
+
+    json.dumps builds a JSONEncoder and then a C encoder on every call (~10 µs
+    per event); this calls the C encoder directly. If this interpreter's json
+    module does not expose it as expected, the plain call is used.
     """
-    task = asyncio.ensure_future(coro)
-    cancelled = False
-    while not task.done():
+
+    def plain(meta: dict[str, Any]) -> str:
+        return json.dumps(meta, separators=(",", ":"), sort_keys=True)
+
+    def unsupported(o: object) -> Any:
+        raise TypeError(f"Object of type {o.__class__.__name__} is not JSON serializable")
+
+    make = getattr(json.encoder, "c_make_encoder", None)
+    quote = json.encoder.encode_basestring_ascii
+
+    def fast(meta: dict[str, Any]) -> str:
+        # A fresh markers dict per call, as json.dumps has (cycle detection).
+        encoder = make({}, unsupported, quote, None, ":", ",", True, False, True)  # type: ignore[misc]
+        return "".join(encoder(meta, 0))
+
+    if make is None:  # pragma: no cover - CPython has it
+        return plain
+    sample = {"source": "s", "cursor": {"block": 1, "b": [1.5, None, '\u00e9"', True]}}
+    try:
+        if fast(sample) != plain(sample):  # pragma: no cover
+            return plain
+    except Exception:  # pragma: no cover - another signature
+        return plain
+    return fast
+
+
+_metadata_json = _metadata_encoder()
+
+_EVENTS_AFTER = (
+    "SELECT rowid, aggregate_type, aggregate_id, sequence, event_type, payload, metadata, "
+    "recorded_at FROM events WHERE rowid > ? ORDER BY rowid LIMIT ?"
+)
+
+
+def _stored_from_row(row: tuple[Any, ...]) -> tuple[int, StoredEvent]:
+    rowid, agg_type, agg_id, seq, event_type, payload, metadata, recorded = row
+    event = event_from_payload(event_type, json.loads(payload))
+    return (
+        int(rowid),
+        StoredEvent(
+            agg_type,
+            agg_id,
+            int(seq),
+            event,
+            json.loads(metadata),
+            datetime.fromisoformat(recorded),
+        ),
+    )
+
+
+def _bulk(sql: str, columns: int, tail: str = "") -> str:
+    """``sql`` fed by one JSON array of rows (``json_each``) instead of ``executemany``.
+
+    ``executemany`` steps once per row and takes the GIL back after each step,
+    so a writer thread running it crawls while the event loop thread is busy
+    (it waits up to the 5 ms switch interval for every row); one statement over
+    a JSON array runs all its rows inside SQLite. ``ORDER BY key`` keeps the
+    rows (and so the rowids) in list order.
+    """
+    values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(columns))
+    return f"{sql} SELECT {values} FROM json_each(?1) WHERE true ORDER BY key{tail}"
+
+
+_BULK_THRESHOLD = 4
+_BULK: dict[str, str] = {}
+"""Statement -> its json_each form, for the statements that have one."""
+
+
+def _execute_rows(db: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    if not rows:
+        return
+    bulk = _BULK.get(sql)
+    if bulk is not None and len(rows) >= _BULK_THRESHOLD:
         try:
-            await asyncio.shield(task)
+            text = json.dumps(rows, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError):  # a value JSON cannot carry exactly: row by row
+            text = None
+        if text is not None:
+            db.execute(bulk, (text,))
+            return
+    db.executemany(sql, rows)
+
+
+def _view_statements(batch: Batch) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """The statements (with their rows) that apply ``batch`` to the views, in order."""
+    out: list[tuple[str, list[tuple[Any, ...]]]] = []
+    trades = batch.trades
+    open_deltas = dict(batch.open_deltas)
+    if trades and open_deltas:
+        # A trade inserted by this batch takes its netting and reservations in
+        # its inserted open quantity (exact sum), instead of an UPDATE after.
+        trades = list(trades)
+        for i, row in enumerate(trades):
+            delta = open_deltas.pop(TradeId(row[0], row[1]), None)
+            if delta:
+                trades[i] = (*row[:9], fmt(add(Decimal(row[9]), delta)), *row[10:])
+    if trades:
+        out.append((_INSERT_TRADES, trades))
+    if batch.hedges:
+        # One upsert per order in first-seen order, so an order that closes in
+        # this batch is terminal before the next order of its symbol is inserted
+        # (the one-open-hedge-per-symbol index holds at every statement).
+        out.append(
+            (
+                _UPSERT_HEDGES,
+                [
+                    (
+                        row["client_order_id"],
+                        row.get("symbol", ""),
+                        row.get("side", "BUY"),
+                        row.get("quantity", "0"),
+                        row.get("reference_price", "0"),
+                        row["state"],
+                        row.get("broker_order_id"),
+                        row.get("filled_quantity"),
+                        row.get("average_price"),
+                        row.get("reason"),
+                        row.get("created_at", row["updated_at"]),
+                        row["updated_at"],
+                    )
+                    for row in batch.hedges.values()
+                ],
+            )
+        )
+    if open_deltas:
+        out.append(
+            (
+                "UPDATE onchain_trades SET open_quantity = dec_add(open_quantity, ?) "
+                "WHERE tx_hash = ? AND log_index = ?",
+                [(fmt(d), t.tx_hash, t.log_index) for t, d in open_deltas.items() if d],
+            )
+        )
+    if batch.link_deltas:
+        out.append(
+            (
+                _UPSERT_LINKS,
+                [
+                    (t.tx_hash, t.log_index, kind, other, fmt(d))
+                    for (t, kind, other), d in batch.link_deltas.items()
+                    if d
+                ],
+            )
+        )
+        # Only links that shrank can have reached zero.
+        out.append(
+            (
+                "DELETE FROM fill_links WHERE tx_hash = ? AND log_index = ? AND kind = ? "
+                "AND counterpart = ? AND quantity = '0'",
+                [
+                    (t.tx_hash, t.log_index, kind, other)
+                    for (t, kind, other), d in batch.link_deltas.items()
+                    if d < 0
+                ],
+            )
+        )
+    if batch.positions:
+        rows = []
+        for symbol, p in batch.positions.items():
+            pending_set = p.pending is not _UNSET
+            rows.append(
+                (
+                    symbol,
+                    fmt(p.net),
+                    fmt(p.open),
+                    None if p.last_price is None else fmt(p.last_price),
+                    p.hedges,
+                    p.pending if pending_set else None,
+                    p.fills,
+                    p.updated_at,
+                    int(pending_set),
+                )
+            )
+        out.append((_UPSERT_POSITIONS, rows))
+    if batch.cursors:
+        out.append(
+            (
+                "INSERT INTO source_cursors (source, cursor, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor, "
+                "updated_at = excluded.updated_at",
+                [(s, json.dumps(c, sort_keys=True), w) for s, (c, w) in batch.cursors.items()],
+            )
+        )
+    if batch.skipped:
+        out.append(("INSERT INTO skipped_inputs VALUES (?, ?, ?, ?, ?, ?)", batch.skipped))
+    return out
+
+
+_INSERT_TRADES = (
+    "INSERT INTO onchain_trades (tx_hash, log_index, symbol, direction, amount, price, "
+    "block_number, block_timestamp, arrival, open_quantity, source, recorded_at, "
+    "corrects, correction) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_LINKS = (
+    "INSERT INTO fill_links (tx_hash, log_index, kind, counterpart, quantity) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (tx_hash, log_index, kind, counterpart) "
+    "DO UPDATE SET quantity = dec_add(quantity, excluded.quantity)"
+)
+_INSERT_EVENTS = "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_BULK[_INSERT_EVENTS] = _bulk("INSERT INTO events", 8)
+_BULK[_INSERT_TRADES] = _bulk(_INSERT_TRADES.split(" VALUES", maxsplit=1)[0], 14)
+_BULK[_UPSERT_LINKS] = _bulk(
+    _UPSERT_LINKS.split(" VALUES", maxsplit=1)[0],
+    5,
+    " ON CONFLICT (tx_hash, log_index, kind, counterpart) "
+    "DO UPDATE SET quantity = dec_add(quantity, excluded.quantity)",
+)
+_UPSERT_HEDGES = (
+    "INSERT INTO hedge_orders (client_order_id, symbol, side, quantity, "
+    "reference_price, state, broker_order_id, filled_quantity, average_price, reason, "
+    "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, COALESCE(?8, '0'), ?9, "
+    "?10, ?11, ?12) ON CONFLICT (client_order_id) DO UPDATE SET state = ?6, "
+    "broker_order_id = COALESCE(?7, broker_order_id), "
+    "filled_quantity = COALESCE(?8, filled_quantity), "
+    "average_price = COALESCE(?9, average_price), reason = COALESCE(?10, reason), "
+    "updated_at = ?12"
+)
+_UPSERT_POSITIONS = (
+    "INSERT INTO positions (symbol, net, open_quantity, last_price, hedges_placed, "
+    "pending_hedge, fills, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+    "ON CONFLICT (symbol) DO UPDATE SET net = dec_add(net, ?2), "
+    "open_quantity = dec_add(open_quantity, ?3), "
+    "last_price = COALESCE(?4, last_price), hedges_placed = hedges_placed + ?5, "
+    "pending_hedge = CASE WHEN ?9 THEN ?6 ELSE pending_hedge END, "
+    "fills = fills + ?7, updated_at = ?8"
+)
+
+
+async def _uninterrupted(future: asyncio.Future[_T]) -> _T:
+    """Wait for ``future`` to the end even if the caller is cancelled, then re-raise.
+
+    A submitted write is committed whatever happens to its caller (a
+    transaction cut off between BEGIN and COMMIT would leave the connection
+    mid-transaction); shutdown cancels callers, so writes finish before they
+    notice.
+    """
+    cancelled = False
+    while not future.done():
+        try:
+            await asyncio.shield(future)
         except asyncio.CancelledError:
             cancelled = True
-    task.result()
+    result = future.result()
     if cancelled:
         raise asyncio.CancelledError
+    return result
 
 
 def _split_sql(script: str) -> list[str]:
