@@ -9,35 +9,19 @@ Alpaca but before its answer did; after a restart exactly one order exists.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
 import sqlite3
-import sys
 import time
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from st0x_alpaca import e2e
+from st0x_alpaca.e2e import fill_line, finish, hedge_rows, wait_for_one_order
 from st0x_alpaca.fake import FILL_AT_ONCE, FakeAlpacaTrading
 
 from .conftest import KEY, SECRET  # type: ignore[import-not-found]
-
-
-def fill_line(n: int, symbol: str, direction: str, amount: str, price: str) -> str:
-    return json.dumps(
-        {
-            "tx_hash": f"0x{n:064x}",
-            "log_index": 0,
-            "symbol": symbol,
-            "direction": direction,
-            "amount": amount,
-            "price": price,
-            "block_number": 1000 + n,
-            "block_timestamp": 1767368000 + n,
-        }
-    )
 
 
 def write_config(tmp: Path, base_url: str, *, timeout: float = 5.0, follow: bool = False) -> Path:
@@ -72,40 +56,7 @@ drain_timeout = 60.0
 
 
 async def start_cli(tmp: Path, config: Path) -> asyncio.subprocess.Process:
-    env = dict(os.environ)
-    env["ST0X_BROKER_API_KEY"] = KEY
-    env["ST0X_BROKER_API_SECRET"] = SECRET
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "st0x_liquidity",
-        "run",
-        "--config-file",
-        str(config),
-        cwd=tmp,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
-async def finish(proc: asyncio.subprocess.Process, timeout: float = 120) -> str:
-    _out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    text = err.decode(errors="replace")
-    assert proc.returncode == 0, text[-4000:]
-    assert "Traceback" not in text, text[-4000:]
-    return text
-
-
-def hedge_rows(tmp: Path) -> list[tuple[str, str, str, str | None, str]]:
-    db = sqlite3.connect(tmp / "st0x.db")
-    try:
-        return db.execute(
-            "SELECT client_order_id, symbol, state, broker_order_id, filled_quantity "
-            "FROM hedge_orders ORDER BY client_order_id"
-        ).fetchall()
-    finally:
-        db.close()
+    return await e2e.start_cli(tmp, config, ST0X_BROKER_API_KEY=KEY, ST0X_BROKER_API_SECRET=SECRET)
 
 
 @pytest.mark.slow
@@ -158,11 +109,7 @@ async def test_sigkill_between_order_post_and_answer_leaves_one_order(tmp_path: 
         fake.inject("slow_after", method="POST", delay=60.0)
         config = write_config(tmp_path, fake.base_url, timeout=30.0)
         proc = await start_cli(tmp_path, config)
-        deadline = time.monotonic() + 60
-        while not fake.orders and time.monotonic() < deadline:
-            assert proc.returncode is None
-            await asyncio.sleep(0.02)
-        assert len(fake.orders) == 1, "the order POST never reached the fake"
+        await wait_for_one_order(proc, fake)
         proc.send_signal(signal.SIGKILL)
         await proc.wait()
         assert hedge_rows(tmp_path)[0][2] == "pending"  # the intent was durable, no answer
@@ -195,11 +142,7 @@ async def test_second_signal_exits_at_once_then_restart_finds_the_one_order(
         text = config.read_text().replace("shutdown_timeout = 2.0", "shutdown_timeout = 300.0")
         config.write_text(text)
         proc = await start_cli(tmp_path, config)
-        deadline = time.monotonic() + 60
-        while not fake.orders and time.monotonic() < deadline:
-            assert proc.returncode is None
-            await asyncio.sleep(0.02)
-        assert len(fake.orders) == 1, "the order POST never reached the fake"
+        await wait_for_one_order(proc, fake)
         proc.send_signal(sig)
         await asyncio.sleep(0.5)
         assert proc.returncode is None, "the first signal must wait for the in-flight POST"

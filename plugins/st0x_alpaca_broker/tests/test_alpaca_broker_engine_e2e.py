@@ -7,44 +7,28 @@ before its answer came back; after a restart exactly one order exists.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
 import sqlite3
-import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from st0x_alpaca import e2e
+from st0x_alpaca.e2e import fill_line, finish, hedge_rows, wait_for_one_order
 from st0x_alpaca.fake import FILL_AT_ONCE
 from st0x_alpaca_broker.fake import ACCOUNT_ID, FakeAlpacaBroker
 
 from .conftest import BROKER_KEY, BROKER_SECRET  # type: ignore[import-not-found]
 
 
-def fill_line(n: int, symbol: str, direction: str, amount: str, price: str) -> str:
-    return json.dumps(
-        {
-            "tx_hash": f"0x{n:064x}",
-            "log_index": 0,
-            "symbol": symbol,
-            "direction": direction,
-            "amount": amount,
-            "price": price,
-            "block_number": 2000 + n,
-            "block_timestamp": 1767368000 + n,
-        }
-    )
-
-
 @pytest.mark.slow
 async def test_engine_hedges_through_the_broker_api(tmp_path: Path) -> None:
     rows = [
-        fill_line(1, "tAAPL", "BUY", "1.25", "187.53"),
-        fill_line(2, "tTSLA", "SELL", "0.75", "241.43"),
-        fill_line(3, "tAAPL", "SELL", "0.5", "187.6"),
-        fill_line(4, "tNVDA", "BUY", "0.01", "121.59"),  # $1.22: below the $2 threshold
+        fill_line(1, "tAAPL", "BUY", "1.25", "187.53", first_block=2000),
+        fill_line(2, "tTSLA", "SELL", "0.75", "241.43", first_block=2000),
+        fill_line(3, "tAAPL", "SELL", "0.5", "187.6", first_block=2000),
+        # $1.22: below the $2 threshold
+        fill_line(4, "tNVDA", "BUY", "0.01", "121.59", first_block=2000),
     ]
     (tmp_path / "fills.jsonl").write_text("\n".join(rows) + "\n")
     async with FakeAlpacaBroker(key=BROKER_KEY, secret=BROKER_SECRET) as fake:
@@ -69,21 +53,8 @@ retry_backoff_max = 0.5
 clock_recheck = 0.5
 """
         )
-        env = dict(
-            os.environ,
-            ST0X_BROKER_API_KEY=BROKER_KEY,
-            ST0X_BROKER_API_SECRET=BROKER_SECRET,
-            ST0X_BROKER_ACCOUNT_ID=ACCOUNT_ID,
-        )
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "st0x_liquidity", "run", "--config-file", str(config),
-            cwd=tmp_path, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )
-        _out, err = await asyncio.wait_for(proc.communicate(), 120)
-        text = err.decode(errors="replace")
-        assert proc.returncode == 0, text[-4000:]
-        assert BROKER_SECRET not in text and "Traceback" not in text
+        text = await finish(await start_cli(tmp_path, config))
+        assert BROKER_SECRET not in text
 
     db = sqlite3.connect(tmp_path / "st0x.db")
     hedges = db.execute(
@@ -128,54 +99,34 @@ drain_timeout = 60.0
 
 
 async def start_cli(tmp: Path, config: Path) -> asyncio.subprocess.Process:
-    env = dict(
-        os.environ,
+    return await e2e.start_cli(
+        tmp,
+        config,
         ST0X_BROKER_API_KEY=BROKER_KEY,
         ST0X_BROKER_API_SECRET=BROKER_SECRET,
         ST0X_BROKER_ACCOUNT_ID=ACCOUNT_ID,
     )
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "st0x_liquidity", "run", "--config-file", str(config),
-        cwd=tmp, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-
-
-def hedge_rows(tmp: Path) -> list[tuple[str, str, str, str | None, str]]:
-    db = sqlite3.connect(tmp / "st0x.db")
-    try:
-        return db.execute(
-            "SELECT client_order_id, symbol, state, broker_order_id, filled_quantity "
-            "FROM hedge_orders ORDER BY client_order_id"
-        ).fetchall()
-    finally:
-        db.close()
 
 
 @pytest.mark.slow
 async def test_sigkill_between_order_post_and_answer_leaves_one_order(tmp_path: Path) -> None:
-    (tmp_path / "fills.jsonl").write_text(fill_line(1, "tTSLA", "SELL", "0.375", "241.43") + "\n")
+    (tmp_path / "fills.jsonl").write_text(
+        fill_line(1, "tTSLA", "SELL", "0.375", "241.43", first_block=2000) + "\n"
+    )
     async with FakeAlpacaBroker(key=BROKER_KEY, secret=BROKER_SECRET) as fake:
         fake.default_script = FILL_AT_ONCE
         # The order is created at the fake, then its answer is held until the process dies.
         fake.inject("slow_after", method="POST", delay=60.0)
         config = write_config(tmp_path, fake.base_url, timeout=30.0)
         proc = await start_cli(tmp_path, config)
-        deadline = time.monotonic() + 60
-        while not fake.orders and time.monotonic() < deadline:
-            assert proc.returncode is None
-            await asyncio.sleep(0.02)
-        assert len(fake.orders) == 1, "the order POST never reached the fake"
+        await wait_for_one_order(proc, fake)
         proc.send_signal(signal.SIGKILL)
         await proc.wait()
         assert hedge_rows(tmp_path)[0][2] == "pending"  # the intent was durable, no answer
 
         fake.faults.clear()
-        restarted = await start_cli(tmp_path, config)
-        _out, err = await asyncio.wait_for(restarted.communicate(), 120)
-        text = err.decode(errors="replace")
-        assert restarted.returncode == 0, text[-4000:]
-        assert BROKER_SECRET not in text and "Traceback" not in text
+        text = await finish(await start_cli(tmp_path, config))
+        assert BROKER_SECRET not in text
 
     assert len(fake.orders) == 1
     assert fake.order_posts == 1, "recovery must look the order up, not post it again"
