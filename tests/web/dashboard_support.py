@@ -52,8 +52,16 @@ def write_config(
     latency: float = 0.3,
     stuck_after: float = 60.0,
     stall_after: float = 300.0,
+    broker: str | None = None,
+    hedging: str = "",
 ) -> Path:
+    """The bot's config in ``tmp`` (and an empty ``fills.jsonl`` the source follows).
+
+    ``broker`` is the ``[broker]`` section's body (default: the dry-run broker taking
+    ``latency`` seconds per order); ``hedging`` adds lines to ``[hedging]``."""
     token_line = f'token = "{token}"' if token else ""
+    if broker is None:
+        broker = f'type = "dry-run"\nprofile = "fractional"\nlatency = {latency}\n'
     path = tmp / "st0x.toml"
     path.write_text(
         f"""
@@ -64,13 +72,10 @@ path = "fills.jsonl"
 follow = true
 poll_interval = 0.05
 [broker]
-type = "dry-run"
-profile = "fractional"
-latency = {latency}
-[hedging]
+{broker}[hedging]
 poll_interval = 0.05
 poll_jitter = 0.0
-[engine]
+{hedging}[engine]
 exit_when_source_ends = false
 shutdown_timeout = 2.0
 [dashboard]

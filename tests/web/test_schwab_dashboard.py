@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
+import dashboard_support
 import pytest
 from dashboard_support import append, fill_line, running_app, wait_until
 
@@ -45,41 +46,19 @@ async def fake() -> AsyncIterator[FakeSchwab]:
 
 
 def write_config(tmp: Path, fake: FakeSchwab, key: str) -> Path:
-    path = tmp / "st0x.toml"
-    path.write_text(
-        f"""
-database_url = "st0x.db"
-[source]
-type = "replay"
-path = "fills.jsonl"
-follow = true
-poll_interval = 0.05
-[broker]
-type = "schwab"
-app_key = "{fake.app_key}"
-app_secret = "{fake.app_secret}"
-encryption_key = "{key}"
-base_url = "{fake.url}"
-retry_backoff = 0.01
-requests_per_minute = 100000
-[hedging]
-poll_interval = 0.05
-poll_jitter = 0.0
-retry_backoff_max = 0.2
-failure_backoff = 0.05
-failure_backoff_max = 0.2
-clock_recheck = 0.2
-[engine]
-exit_when_source_ends = false
-shutdown_timeout = 2.0
-[dashboard]
-host = "127.0.0.1"
-port = 0
-status_interval = 0.2
-"""
+    broker = (
+        f'type = "schwab"\napp_key = "{fake.app_key}"\napp_secret = "{fake.app_secret}"\n'
+        f'encryption_key = "{key}"\nbase_url = "{fake.url}"\n'
+        "retry_backoff = 0.01\nrequests_per_minute = 100000\n"
     )
-    (tmp / "fills.jsonl").touch()
-    return path
+    hedging = (
+        "retry_backoff_max = 0.2\nfailure_backoff = 0.05\nfailure_backoff_max = 0.2\n"
+        "clock_recheck = 0.2\n"
+    )
+    # no dashboard token; stuck_after as the dashboard's default
+    return dashboard_support.write_config(
+        tmp, token=None, stuck_after=120.0, broker=broker, hedging=hedging
+    )
 
 
 async def login_days_ago(tmp: Path, fake: FakeSchwab, key: str) -> None:
