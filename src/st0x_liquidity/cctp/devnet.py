@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +26,17 @@ from eth_abi.abi import decode, encode
 from eth_account import Account
 from eth_utils.crypto import keccak
 
-from ..raindex.abi import canonical_type
-from ..raindex.devnet import MAKER, OTHER_MAKER, TAKER, Anvil, Chain, start_anvil
+from ..raindex.devnet import (
+    MAKER,
+    OTHER_MAKER,
+    TAKER,
+    Anvil,
+    Chain,
+    abi_constructor,
+    abi_function,
+    load_artifacts,
+    start_anvil,
+)
 from ..raindex.node import RpcError
 from . import contracts
 from .fake_iris import FakeIris
@@ -63,25 +71,11 @@ DEFAULT_BURN_LIMIT = 10**9 * 10**6
 
 @cache
 def cctp_artifacts() -> dict[str, Any]:
-    text = (
-        resources.files("st0x_liquidity")
-        .joinpath("data/cctp_devnet_contracts.json")
-        .read_text("utf-8")
-    )
-    data: dict[str, Any] = json.loads(text)
-    return data
+    return load_artifacts("cctp_devnet_contracts.json")
 
 
 def _function(contract: str, name: str, arity: int | None) -> tuple[bytes, list[str], list[str]]:
-    for entry in cctp_artifacts()[contract]["abi"]:
-        if entry.get("type") != "function" or entry["name"] != name:
-            continue
-        if arity is not None and len(entry["inputs"]) != arity:
-            continue
-        inputs = [canonical_type(p) for p in entry["inputs"]]
-        outputs = [canonical_type(p) for p in entry.get("outputs", [])]
-        return keccak(text=f"{name}({','.join(inputs)})")[:4], inputs, outputs
-    raise KeyError(f"{contract} has no function {name}")
+    return abi_function(cctp_artifacts(), contract, name, arity)
 
 
 def cctp_calldata(contract: str, name: str, *args: Any) -> str:
@@ -91,16 +85,7 @@ def cctp_calldata(contract: str, name: str, *args: Any) -> str:
 
 
 def cctp_constructor(contract: str, *args: Any) -> str:
-    art = cctp_artifacts()[contract]
-    types = next(
-        (
-            [canonical_type(p) for p in e["inputs"]]
-            for e in art["abi"]
-            if e["type"] == "constructor"
-        ),
-        [],
-    )
-    return str(art["bytecode"]) + (encode(types, list(args)).hex() if types else "")
+    return abi_constructor(cctp_artifacts(), contract, *args)
 
 
 async def view(chain: Chain, contract: str, address: str, name: str, *args: Any) -> Any:

@@ -140,34 +140,33 @@ def start_anvil(
 # -- contracts ------------------------------------------------------------------------
 
 
-@cache
-def artifacts() -> dict[str, Any]:
-    text = (
-        resources.files("st0x_liquidity")
-        .joinpath("data/raindex_devnet_contracts.json")
-        .read_text("utf-8")
-    )
+def load_artifacts(filename: str) -> dict[str, Any]:
+    """A ``data/`` file of contracts compiled by ``tools/build-contracts.js``: each
+    contract's ``abi`` and ``bytecode`` by name (the raindex and the CCTP devnets)."""
+    text = resources.files("st0x_liquidity").joinpath(f"data/{filename}").read_text("utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
 
 
-def _function(contract: str, name: str) -> tuple[bytes, list[str], list[str]]:
-    for entry in artifacts()[contract]["abi"]:
-        if entry.get("type") == "function" and entry["name"] == name:
-            inputs = [canonical_type(p) for p in entry["inputs"]]
-            outputs = [canonical_type(p) for p in entry.get("outputs", [])]
-            selector = keccak(text=f"{name}({','.join(inputs)})")[:4]
-            return selector, inputs, outputs
+def abi_function(
+    artifacts: dict[str, Any], contract: str, name: str, arity: int | None = None
+) -> tuple[bytes, list[str], list[str]]:
+    """The selector, input and output types of ``contract``'s function ``name`` (with
+    ``arity`` inputs, to pick an overload; None: the first of that name)."""
+    for entry in artifacts[contract]["abi"]:
+        if entry.get("type") != "function" or entry["name"] != name:
+            continue
+        if arity is not None and len(entry["inputs"]) != arity:
+            continue
+        inputs = [canonical_type(p) for p in entry["inputs"]]
+        outputs = [canonical_type(p) for p in entry.get("outputs", [])]
+        return keccak(text=f"{name}({','.join(inputs)})")[:4], inputs, outputs
     raise KeyError(f"{contract} has no function {name}")
 
 
-def calldata(contract: str, name: str, *args: Any) -> str:
-    selector, inputs, _ = _function(contract, name)
-    return "0x" + (selector + encode(inputs, list(args))).hex()
-
-
-def constructor_data(contract: str, *args: Any) -> str:
-    art = artifacts()[contract]
+def abi_constructor(artifacts: dict[str, Any], contract: str, *args: Any) -> str:
+    """Deployment data: ``contract``'s bytecode followed by its encoded constructor args."""
+    art = artifacts[contract]
     types = next(
         (
             [canonical_type(p) for p in e["inputs"]]
@@ -177,6 +176,24 @@ def constructor_data(contract: str, *args: Any) -> str:
         [],
     )
     return str(art["bytecode"]) + (encode(types, list(args)).hex() if types else "")
+
+
+@cache
+def artifacts() -> dict[str, Any]:
+    return load_artifacts("raindex_devnet_contracts.json")
+
+
+def _function(contract: str, name: str) -> tuple[bytes, list[str], list[str]]:
+    return abi_function(artifacts(), contract, name)
+
+
+def calldata(contract: str, name: str, *args: Any) -> str:
+    selector, inputs, _ = _function(contract, name)
+    return "0x" + (selector + encode(inputs, list(args))).hex()
+
+
+def constructor_data(contract: str, *args: Any) -> str:
+    return abi_constructor(artifacts(), contract, *args)
 
 
 class TransactionFailed(RuntimeError):
