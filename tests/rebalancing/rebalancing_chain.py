@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 from eth_account import Account
+from rebalancing_support import KEY_ENV
 from st0x_alpaca_broker.fake import ACCOUNT_ID, FakeAlpacaBroker
 
 from st0x_liquidity.config import AppConfig, load_config
@@ -25,7 +26,6 @@ SECRET = "rebalance-secret-0123456789"
 ISSUER = OTHER_MAKER
 REDEMPTION_WALLET = "0x000000000000000000000000000000000000dEaD"
 VAULT_ID = "0xfab"
-KEY_ENV = "ST0X_REBALANCING_PRIVATE_KEY"
 
 
 @attrs.define

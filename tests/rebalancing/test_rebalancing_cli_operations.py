@@ -9,35 +9,29 @@ from pathlib import Path
 
 import pytest
 from rebalancing_chain import Env, make_env
-from test_rebalancing_crash_resume import cli
+from rebalancing_support import rebalance_cli, with_database
 
 from st0x_liquidity.rebalancing.keeper import InventoryKeeper
 from st0x_liquidity.rebalancing.log import RebalancingLog
-from st0x_liquidity.store.sqlite import SqliteStore
 
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    made = await make_env(tmp_path)
-    async with SqliteStore(tmp_path / "st0x.db"):
-        pass
-    try:
+    async with with_database(await make_env(tmp_path)) as made:
         yield made
-    finally:
-        await made.close()
 
 
 @pytest.mark.asyncio
 async def test_record_abandon_retry(env: Env) -> None:
-    code, out = await cli(env, "mint", "AAPL", "3", "--no-run")
+    code, out = await rebalance_cli(env, "mint", "AAPL", "3", "--no-run")
     assert code == 0, out
     op = out.split()[0]
-    code, out = await cli(env, "--json", "status")
+    code, out = await rebalance_cli(env, "--json", "status")
     rows = json.loads(out[: out.rindex("]") + 1])  # stdout, then any stderr
     assert [(r["operation_id"], r["status"]) for r in rows] == [(op, "mint_request:next")]
-    code, out = await cli(env, "mint", "AAPL", "1")
+    code, out = await rebalance_cli(env, "mint", "AAPL", "1")
     assert code == 1 and "already has operation" in out
-    code, out = await cli(env, "abandon", op, "--reason", "changed my mind")
+    code, out = await rebalance_cli(env, "abandon", op, "--reason", "changed my mind")
     assert code == 0, out
     log = RebalancingLog(env.tmp / "st0x.db")
     await log.open()
@@ -45,9 +39,9 @@ async def test_record_abandon_retry(env: Env) -> None:
     assert (aapl.offchain.available, aapl.offchain.inflight) == (0, 0)
     await log.close()
     assert not env.fake.tokenization  # nothing was ever sent
-    code, out = await cli(env, "retry", op)
+    code, out = await rebalance_cli(env, "retry", op)
     assert code == 0, out
     assert "completed" in out
     assert await env.vault() == Decimal(3)
-    code, out = await cli(env, "status")
+    code, out = await rebalance_cli(env, "status")
     assert "abandoned" in out and "(changed my mind)" in out and "completed" in out

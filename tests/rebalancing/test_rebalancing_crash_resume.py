@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from rebalancing_chain import KEY_ENV, REDEMPTION_WALLET, Env, make_env
+from rebalancing_chain import REDEMPTION_WALLET, Env, make_env
+from rebalancing_support import rebalance_cli, with_database
 
 from st0x_liquidity.rebalancing.chain import DEPOSIT_V2_TOPIC, WITHDRAW_V2_TOPIC
 from st0x_liquidity.rebalancing.keeper import InventoryKeeper
 from st0x_liquidity.rebalancing.log import RebalancingLog
-from st0x_liquidity.rebalancing.operations import CRASH_ENV, list_operations
-from st0x_liquidity.store.sqlite import SqliteStore
+from st0x_liquidity.rebalancing.operations import list_operations
 
 MINT_POINTS = [
     "mint_request:intended",
@@ -45,36 +42,8 @@ REDEEM_POINTS = [
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    made = await make_env(tmp_path)
-    async with SqliteStore(tmp_path / "st0x.db"):
-        pass
-    try:
+    async with with_database(await make_env(tmp_path)) as made:
         yield made
-    finally:
-        await made.close()
-
-
-async def cli(env: Env, *args: str, crash: str | None = None) -> tuple[int, str]:
-    child_env = {**os.environ, KEY_ENV: env.key}
-    child_env.pop(CRASH_ENV, None)
-    if crash:
-        child_env[CRASH_ENV] = crash
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "st0x_liquidity",
-        "rebalance",
-        "--config-file",
-        str(env.config_path),
-        *args,
-        env=child_env,
-        cwd=env.tmp,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode() + err.decode()
 
 
 async def inventory(env: Env) -> tuple[Decimal, Decimal, Decimal, Decimal]:
@@ -98,9 +67,9 @@ async def inventory(env: Env) -> tuple[Decimal, Decimal, Decimal, Decimal]:
 @pytest.mark.asyncio
 @pytest.mark.parametrize("point", MINT_POINTS)
 async def test_mint_killed_at_each_step_resumes_once(env: Env, point: str) -> None:
-    code, output = await cli(env, "mint", "AAPL", "5", crash=point)
+    code, output = await rebalance_cli(env, "mint", "AAPL", "5", crash=point)
     assert code == -9, output
-    code, output = await cli(env, "resume")
+    code, output = await rebalance_cli(env, "resume")
     assert code == 0, output
     assert "completed" in output
     mints = [r for r in env.fake.tokenization.values() if r["type"] == "mint"]
@@ -115,11 +84,11 @@ async def test_mint_killed_at_each_step_resumes_once(env: Env, point: str) -> No
 @pytest.mark.asyncio
 @pytest.mark.parametrize("point", REDEEM_POINTS)
 async def test_redemption_killed_at_each_step_resumes_once(env: Env, point: str) -> None:
-    code, output = await cli(env, "mint", "AAPL", "5")
+    code, output = await rebalance_cli(env, "mint", "AAPL", "5")
     assert code == 0, output
-    code, output = await cli(env, "redeem", "AAPL", "2", crash=point)
+    code, output = await rebalance_cli(env, "redeem", "AAPL", "2", crash=point)
     assert code == -9, output
-    code, output = await cli(env, "resume")
+    code, output = await rebalance_cli(env, "resume")
     assert code == 0, output
     assert len(await env.logs(WITHDRAW_V2_TOPIC, env.orderbook)) == 1
     assert await env.balance(REDEMPTION_WALLET) == Decimal(2)

@@ -7,7 +7,6 @@ fill, whole or partial) on the two-anvil CCTP environment.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -16,7 +15,8 @@ from typing import Any, cast
 
 import attrs
 import pytest
-from usdc_env import UsdcEnv, make_usdc_env, write_config
+from rebalancing_support import with_database
+from usdc_env import UsdcEnv, make_usdc_env, run_usdc, usdc_inventory, write_config
 
 from st0x_liquidity.domain.numbers import ZERO
 from st0x_liquidity.protocols import (
@@ -25,34 +25,16 @@ from st0x_liquidity.protocols import (
     UsdcCustodian,
     WalletTransfer,
 )
-from st0x_liquidity.rebalancing.keeper import InventoryKeeper
 from st0x_liquidity.rebalancing.log import RebalancingLog
-from st0x_liquidity.rebalancing.operations import OperationState
 from st0x_liquidity.rebalancing.usdc_runner import UsdcRunner
-from st0x_liquidity.store.sqlite import SqliteStore
 
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[UsdcEnv]:
-    made = await make_usdc_env(tmp_path)
-    async with SqliteStore(tmp_path / "st0x.db"):
-        pass
-    write_config(made, conversion_timeout="0.3")
-    made.fake.conversion_delay = 30.0  # never fills by itself within the test
-    try:
+    async with with_database(await make_usdc_env(tmp_path)) as made:
+        write_config(made, conversion_timeout="0.3")
+        made.fake.conversion_delay = 30.0  # never fills by itself within the test
         yield made
-    finally:
-        await made.close()
-
-
-@pytest.fixture
-async def log(env: UsdcEnv) -> AsyncIterator[RebalancingLog]:
-    opened = RebalancingLog(env.tmp / "st0x.db")
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture
@@ -66,57 +48,42 @@ async def runner(env: UsdcEnv, log: RebalancingLog) -> AsyncIterator[UsdcRunner]
         await custodian.close()
 
 
-async def run(runner: UsdcRunner, kind: str, quantity: str) -> OperationState:
-    operation_id = await runner.request(kind, "USDC", Decimal(quantity), "cli")
-    return await asyncio.wait_for(runner.run(operation_id), 60)
-
-
-async def usdc(log: RebalancingLog) -> tuple[Decimal, Decimal, Decimal, Decimal]:
-    inv = (await InventoryKeeper(log).refresh()).get("USDC")
-    return (
-        inv.onchain.available,
-        inv.onchain.inflight,
-        inv.offchain.available,
-        inv.offchain.inflight,
-    )
-
-
 async def test_a_conversion_cancelled_with_nothing_filled_ends_the_operation(
     env: UsdcEnv, log: RebalancingLog, runner: UsdcRunner
 ) -> None:
-    state = await run(runner, "usdc_to_onchain", "100")
+    state = await run_usdc(runner, "usdc_to_onchain", "100")
     assert state.status == "failed"
     assert state.ended is not None and state.ended.reason is not None
     assert "not filled within 0.3s: cancelled, nothing converted" in state.ended.reason
     assert env.fake.cancel_requests == 1
     assert [o.status for o in env.fake.orders.values()] == ["canceled"]
     assert env.fake.cash == Decimal(1000) and env.fake.usdc == 0
-    assert await usdc(log) == (ZERO, ZERO, ZERO, ZERO)  # the cash is available again
+    assert await usdc_inventory(log) == (ZERO, ZERO, ZERO, ZERO)  # the cash is available again
 
 
 async def test_a_fill_that_beats_the_cancel_goes_on_to_the_vault(
     env: UsdcEnv, log: RebalancingLog, runner: UsdcRunner
 ) -> None:
     env.fake.fill_on_cancel = Decimal(1)
-    state = await run(runner, "usdc_to_onchain", "100")
+    state = await run_usdc(runner, "usdc_to_onchain", "100")
     assert state.status == "completed", state.ended
     assert state.done["convert"]["filled"] == "100"
     assert env.fake.cash == Decimal(900) and env.fake.usdc == 0
     assert await env.vault() == Decimal("99.99")
-    assert await usdc(log) == (Decimal("99.99"), ZERO, Decimal(-100), ZERO)
+    assert await usdc_inventory(log) == (Decimal("99.99"), ZERO, Decimal(-100), ZERO)
 
 
 async def test_a_buy_cancelled_part_filled_moves_the_filled_part(
     env: UsdcEnv, log: RebalancingLog, runner: UsdcRunner
 ) -> None:
     env.fake.fill_on_cancel = Decimal("0.5")
-    state = await run(runner, "usdc_to_onchain", "100")
+    state = await run_usdc(runner, "usdc_to_onchain", "100")
     assert state.status == "completed", state.ended
     assert state.done["convert"]["filled"] == "50"
     # 50 dollars converted and moved, the other 50 never left the cash
     assert env.fake.cash == Decimal(950) and env.fake.usdc == 0
     assert await env.vault() == Decimal("49.995")
-    assert await usdc(log) == (Decimal("49.995"), ZERO, Decimal(-50), ZERO)
+    assert await usdc_inventory(log) == (Decimal("49.995"), ZERO, Decimal(-50), ZERO)
 
 
 async def test_a_sale_cancelled_part_filled_leaves_the_rest_as_usdc_at_the_broker(
@@ -125,7 +92,7 @@ async def test_a_sale_cancelled_part_filled_leaves_the_rest_as_usdc_at_the_broke
     await env.deposit_to_vault(Decimal(100))
     env.fake.fill_on_cancel = Decimal("0.5")
     with caplog.at_level(logging.WARNING):
-        state = await run(runner, "usdc_to_offchain", "100")
+        state = await run_usdc(runner, "usdc_to_offchain", "100")
     assert state.status == "completed", state.ended
     credited = Decimal(state.done["detect_deposit"]["credited"])
     assert credited == Decimal("99.987")  # 100 less Circle's 1.3 bp
@@ -137,7 +104,7 @@ async def test_a_sale_cancelled_part_filled_leaves_the_rest_as_usdc_at_the_broke
     assert env.fake.usdc == unsold and env.fake.cash == Decimal(1000) + sold
     assert any("left unsold at the broker" in r.getMessage() for r in caplog.records)
     # the model counts USDC at the broker like cash (the executor does too): no drift
-    assert await usdc(log) == (Decimal(-100), ZERO, credited, ZERO)
+    assert await usdc_inventory(log) == (Decimal(-100), ZERO, credited, ZERO)
 
 
 class NoCancel:
@@ -181,7 +148,7 @@ async def test_a_custodian_that_cannot_cancel_leaves_the_order_and_says_so(
     assert isinstance(plain, UsdcCustodian) and not isinstance(plain, ConversionCanceller)
     runner.custodian = cast(Any, plain)
     assert runner.usdc_ready
-    state = await run(runner, "usdc_to_onchain", "100")
+    state = await run_usdc(runner, "usdc_to_onchain", "100")
     assert state.status == "failed"
     assert state.ended is not None and state.ended.reason is not None
     assert "cannot cancel it, so it may still fill" in state.ended.reason
@@ -211,7 +178,7 @@ async def test_a_transfer_status_regression_is_an_alert_and_polling_goes_on(
     env.fake.conversion_delay = 0.0  # fills at once (and a cancel after 0.3 s finds it filled)
     runner.custodian = cast(Any, Regressing(runner.custodian, ["PROCESSING", "PENDING"]))
     with caplog.at_level(logging.ERROR):
-        state = await run(runner, "usdc_to_onchain", "100")
+        state = await run_usdc(runner, "usdc_to_onchain", "100")
     assert state.status == "completed", state.ended
     alerts = [r.getMessage() for r in caplog.records if "ALERT" in r.getMessage()]
     assert len(alerts) == 1

@@ -10,21 +10,19 @@ model must follow the venues exactly.
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from usdc_env import KEY_ENV, UsdcEnv, make_usdc_env
+from rebalancing_support import rebalance_cli, with_database
+from usdc_env import UsdcEnv, make_usdc_env
 
 from st0x_liquidity.rebalancing.keeper import InventoryKeeper
 from st0x_liquidity.rebalancing.log import RebalancingLog
-from st0x_liquidity.rebalancing.operations import CRASH_ENV, list_operations
+from st0x_liquidity.rebalancing.operations import list_operations
 from st0x_liquidity.rebalancing.usdc_flow import TO_OFFCHAIN_STEPS, TO_ONCHAIN_STEPS
-from st0x_liquidity.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -50,38 +48,14 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[UsdcEnv
     tmp: Path = tmp_path_factory.mktemp("usdc-crash")
     made = await make_usdc_env(tmp, cash=Decimal(10_000))
     await made.deposit_to_vault(Decimal(10_000))
-    async with SqliteStore(tmp / "st0x.db"):
-        pass
-    try:
+    async with with_database(made):
         yield made
-    finally:
-        await made.close()
-
-
-async def cli(env: UsdcEnv, *args: str, crash: str) -> tuple[int, str]:
-    child_env = {**os.environ, KEY_ENV: env.key, CRASH_ENV: crash}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "st0x_liquidity",
-        "rebalance",
-        "--config-file",
-        str(env.config_path),
-        *args,
-        env=child_env,
-        cwd=env.tmp,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode() + err.decode()
 
 
 async def crash_and_resume(env: UsdcEnv, command: str, point: str) -> dict[str, int]:
     """Run ``command`` killed at ``point``, resume it here; the change in every count."""
     before = await env.counts()
-    code, output = await cli(env, command, str(AMOUNT), crash=point)
+    code, output = await rebalance_cli(env, command, str(AMOUNT), crash=point)
     assert code == -9, output
     log = RebalancingLog(env.tmp / "st0x.db")
     await log.open()
@@ -162,7 +136,7 @@ async def test_selling_back_after_a_failed_withdrawal_killed_resumes_once(
     cash, model_before, before = env.fake.cash, await model(env), await env.counts()
     env.fake.fail_withdrawals = True
     try:
-        code, output = await cli(env, "usdc-to-onchain", str(AMOUNT), crash=point)
+        code, output = await rebalance_cli(env, "usdc-to-onchain", str(AMOUNT), crash=point)
         assert code == -9, output
         log = RebalancingLog(env.tmp / "st0x.db")
         await log.open()

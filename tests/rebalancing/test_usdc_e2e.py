@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 from eth_account import Account
+from rebalancing_support import with_database
 from support.harness import wait_for
-from usdc_env import UsdcEnv, make_usdc_env, write_config
+from usdc_env import UsdcEnv, make_usdc_env, run_usdc, usdc_inventory, write_config
 
 from st0x_liquidity.cctp.devnet import relay
 from st0x_liquidity.cctp.fake_iris import sign_attestation
@@ -37,38 +38,8 @@ from st0x_liquidity.store.sqlite import SqliteStore
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[UsdcEnv]:
-    made = await make_usdc_env(tmp_path)
-    async with SqliteStore(tmp_path / "st0x.db"):
-        pass
-    try:
+    async with with_database(await make_usdc_env(tmp_path)) as made:
         yield made
-    finally:
-        await made.close()
-
-
-@pytest.fixture
-async def log(env: UsdcEnv) -> AsyncIterator[RebalancingLog]:
-    opened = RebalancingLog(env.tmp / "st0x.db")
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
-async def run(runner: UsdcRunner, kind: str, quantity: str) -> OperationState:
-    operation_id = await runner.request(kind, "USDC", Decimal(quantity), "cli")
-    return await asyncio.wait_for(runner.run(operation_id), 60)
-
-
-async def usdc(log: RebalancingLog) -> tuple[Decimal, Decimal, Decimal, Decimal]:
-    inv = (await InventoryKeeper(log).refresh()).get("USDC")
-    return (
-        inv.onchain.available,
-        inv.onchain.inflight,
-        inv.offchain.available,
-        inv.offchain.inflight,
-    )
 
 
 async def test_imbalance_is_rebalanced_both_ways_by_the_rebalancer(env: UsdcEnv) -> None:
@@ -116,7 +87,7 @@ async def test_imbalance_is_rebalanced_both_ways_by_the_rebalancer(env: UsdcEnv)
         assert await env.balance(env.eth, env.wallet) == 0
         assert await env.balance(env.base, env.wallet) == 0
         # the model agrees with both venues, nothing in flight
-        on, on_flight, off, off_flight = await usdc(log)
+        on, on_flight, off, off_flight = await usdc_inventory(log)
         assert (on, off) == (await env.vault(), env.fake.cash)
         assert on_flight == 0 and off_flight == 0
         counts = await env.counts()
@@ -152,7 +123,7 @@ async def test_a_slow_attestation_warns_and_still_completes(
     runner = await env.runner(log)
     try:
         with caplog.at_level(logging.WARNING):
-            state = await run(runner, "usdc_to_onchain", "100")
+            state = await run_usdc(runner, "usdc_to_onchain", "100")
         assert state.status == "completed"
         assert any("slower than a fast transfer" in r.getMessage() for r in caplog.records)
         assert await env.vault() == Decimal("99.99")
@@ -187,13 +158,13 @@ async def test_a_relay_done_by_a_third_party_is_read_from_the_logs(
     )
     runner.test_env = env  # type: ignore[attr-defined]
     try:
-        state = await run(runner, "usdc_to_onchain", "100")
+        state = await run_usdc(runner, "usdc_to_onchain", "100")
         assert state.status == "completed"
         assert state.done["relay"]["relayer"] == TAKER.lower()
         assert "relay" not in state.intended  # we never sent one
         assert await env.vault() == Decimal("99.99")
         assert (await env.counts())["base_mints"] == 1
-        assert await usdc(log) == (Decimal("99.99"), ZERO, Decimal("-100"), ZERO)
+        assert await usdc_inventory(log) == (Decimal("99.99"), ZERO, Decimal("-100"), ZERO)
     finally:
         await runner.close()
         await runner.custodian.close()
@@ -233,7 +204,7 @@ async def test_an_expired_attestation_is_reattested_not_failed(
         log, base.config, base.chain, base.custodian, eth=base.eth, iris=base.iris
     )
     try:
-        state = await run(runner, "usdc_to_onchain", "100")
+        state = await run_usdc(runner, "usdc_to_onchain", "100")
         assert state.status == "completed", state.ended
         assert state.done["attest"].get("reattested") == "1"
         assert (await env.counts())["base_mints"] == 1
@@ -249,14 +220,14 @@ async def test_a_failed_broker_withdrawal_sells_the_usdc_back_and_ends_failed(
     env.fake.fail_withdrawals = True
     runner = await env.runner(log)
     try:
-        state = await run(runner, "usdc_to_onchain", "100")
+        state = await run_usdc(runner, "usdc_to_onchain", "100")
         assert state.status == "failed"
         assert state.ended is not None and state.ended.reason is not None
         assert "FAILED" in state.ended.reason and "sold back" in state.ended.reason
         assert env.fake.cash == Decimal(1000) and env.fake.usdc == 0
         assert (await env.counts())["ethereum_burns"] == 0
         # the cash is back where it was, nothing in flight, the next decision may act
-        assert await usdc(log) == (ZERO, ZERO, ZERO, ZERO)
+        assert await usdc_inventory(log) == (ZERO, ZERO, ZERO, ZERO)
         assert (await InventoryKeeper(log).refresh()).get("USDC").active_operation is None
     finally:
         await runner.close()
@@ -270,7 +241,7 @@ async def test_a_destination_that_refuses_the_message_leaves_the_funds_visible_i
     runner = await env.runner(log)
     try:
         with caplog.at_level(logging.ERROR):
-            state = await run(runner, "usdc_to_onchain", "100")
+            state = await run_usdc(runner, "usdc_to_onchain", "100")
         assert state.status == "failed"
         assert state.ended is not None and state.ended.reason is not None
         assert "Invalid signature" in state.ended.reason and "limbo" in state.ended.reason
@@ -279,7 +250,7 @@ async def test_a_destination_that_refuses_the_message_leaves_the_funds_visible_i
         assert env.fake.cash == Decimal(900)
         assert await env.balance(env.eth, env.wallet) == 0
         assert await env.vault() == 0
-        assert await usdc(log) == (ZERO, Decimal(100), Decimal(-100), ZERO)
+        assert await usdc_inventory(log) == (ZERO, Decimal(100), Decimal(-100), ZERO)
         assert await runner.land_all() == []  # still not minted
 
         # later someone relays it with a valid attestation: the funds land, visibly
@@ -288,7 +259,7 @@ async def test_a_destination_that_refuses_the_message_leaves_the_funds_visible_i
         await relay(env.base.chain, env.base.deployment, TAKER, message, signed)
         assert await runner.land_all() == [state.operation_id]
         assert await env.balance(env.base, env.wallet) == Decimal("99.99")
-        assert await usdc(log) == (Decimal("99.99"), ZERO, Decimal(-100), ZERO)
+        assert await usdc_inventory(log) == (Decimal("99.99"), ZERO, Decimal(-100), ZERO)
         assert (await read_costs(log.db)).total == Decimal("0.01")
         assert await runner.land_all() == []  # once
     finally:
@@ -317,14 +288,14 @@ async def test_a_fee_above_the_ceiling_refuses_the_burn_and_the_usdc_stays_on_et
     env.iris.fees[(0, 6)] = {1000: Decimal(10), 2000: Decimal(0)}  # 10 bp > max_fee_bps 5
     runner = await env.runner(log)
     try:
-        state = await run(runner, "usdc_to_onchain", "100")
+        state = await run_usdc(runner, "usdc_to_onchain", "100")
         assert state.status == "failed"
         assert state.ended is not None and state.ended.reason is not None
         assert "above max_fee_bps" in state.ended.reason
         assert "wallet on Ethereum" in state.ended.reason
         assert (await env.counts())["ethereum_burns"] == 0
         assert await env.balance(env.eth, env.wallet) == Decimal(100)
-        assert await usdc(log) == (Decimal(100), ZERO, Decimal(-100), ZERO)
+        assert await usdc_inventory(log) == (Decimal(100), ZERO, Decimal(-100), ZERO)
         # the onchain snapshot counts the wallet on Ethereum: no false drift
         book = await InventoryKeeper(log).refresh()
         vaults, wallets = await onchain_reader(runner, book)()

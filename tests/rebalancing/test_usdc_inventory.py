@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rebalancing_support import with_database
 from usdc_env import UsdcEnv, make_usdc_env
 
 from st0x_liquidity.plugins import load_registry
@@ -42,13 +43,8 @@ IN_TRANSIT = {
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[UsdcEnv]:
-    made = await make_usdc_env(tmp_path)
-    async with SqliteStore(tmp_path / "st0x.db"):
-        pass
-    try:
+    async with with_database(await make_usdc_env(tmp_path)) as made:
         yield made
-    finally:
-        await made.close()
 
 
 class Watched:

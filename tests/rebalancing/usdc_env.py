@@ -8,6 +8,7 @@ carries the orderbook and the market maker's USDC vault. Fake delays are zero.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from decimal import Decimal
@@ -16,6 +17,7 @@ from typing import Any
 
 import attrs
 from eth_account import Account
+from rebalancing_support import KEY_ENV
 from st0x_alpaca_broker.fake import ACCOUNT_ID, FakeAlpacaBroker
 
 from st0x_liquidity.cctp.contracts import DEPOSIT_FOR_BURN_TOPIC, MINT_AND_WITHDRAW_TOPIC
@@ -35,13 +37,14 @@ from st0x_liquidity.rebalancing.chain import (
     erc20_transfer,
     vault_id_bytes,
 )
+from st0x_liquidity.rebalancing.keeper import InventoryKeeper
 from st0x_liquidity.rebalancing.log import RebalancingLog
+from st0x_liquidity.rebalancing.operations import OperationState
 from st0x_liquidity.rebalancing.runtime import build_runner
 from st0x_liquidity.rebalancing.usdc_runner import UsdcRunner
 
 KEY = "CKUSDC00000000001"
 SECRET = "usdc-secret-0123456789"
-KEY_ENV = "ST0X_REBALANCING_PRIVATE_KEY"
 USDC_VAULT = "0xc0c"
 DEPOSIT_ADDRESS = "0x00000000000000000000000000000000000a1bca"
 HOT_WALLET = TAKER
@@ -261,4 +264,21 @@ async def fake_whitelist(env: UsdcEnv) -> None:
             "status": "APPROVED",
             "created_at": "2026-01-01T00:00:00Z",
         }
+    )
+
+
+async def run_usdc(runner: UsdcRunner, kind: str, quantity: str) -> OperationState:
+    """Request a ``kind`` USDC move of ``quantity`` (as the CLI does) and run it to its end."""
+    operation_id = await runner.request(kind, "USDC", Decimal(quantity), "cli")
+    return await asyncio.wait_for(runner.run(operation_id), 60)
+
+
+async def usdc_inventory(log: RebalancingLog) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+    """The USDC model: onchain available and inflight, offchain available and inflight."""
+    inv = (await InventoryKeeper(log).refresh()).get("USDC")
+    return (
+        inv.onchain.available,
+        inv.onchain.inflight,
+        inv.offchain.available,
+        inv.offchain.inflight,
     )
