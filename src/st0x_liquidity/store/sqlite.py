@@ -295,8 +295,10 @@ class SqliteStore:
     async def _commit_loop(self) -> None:
         """Write pending groups one transaction at a time until nothing is pending."""
         try:
-            async with self._write_lock:
-                while self._pending.entries or self._deferred:
+            while self._pending.entries or self._deferred:
+                # The lock per transaction, not per run of them: put_blob and
+                # rebuild_views get their turn (FIFO) during a long backlog.
+                async with self._write_lock:
                     if self._deferred:
                         await self._prepare_deferred()
                     group, self._pending = self._pending, _Pending()
@@ -457,7 +459,8 @@ class SqliteStore:
     async def flush(self) -> None:
         """Wait until everything submitted so far is committed (or failed)."""
         while self._committer is not None:
-            await asyncio.shield(self._committer)
+            # wait() does not raise the committer's failure (its callers got it).
+            await asyncio.wait({self._committer})
 
     # -- reading -------------------------------------------------------------------
 
