@@ -32,7 +32,7 @@ class App:
 
 def open_store(config: AppConfig) -> SqliteStore:
     """A store for ``config``'s database (call ``await store.open()`` before use)."""
-    return SqliteStore(config.database_path)
+    return SqliteStore(config.database_path, synchronous=config.engine.synchronous)
 
 
 async def build_app(config: AppConfig, registry: Registry, store: SqliteStore) -> App:

@@ -77,6 +77,9 @@ class EngineConfig:
     batch_size: int = 500
     exit_when_source_ends: bool = True
     drain_timeout: float = attrs.field(default=60.0, validator=non_negative)
+    synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    """SQLite durability: FULL fsyncs every commit (default); NORMAL (opt-in) may
+    lose the last commits on power loss, never on a process crash."""
 
 
 @attrs.frozen

@@ -15,7 +15,7 @@ from st0x_liquidity.domain.events import FillRecorded, HedgeClosed, HedgeIntende
 from st0x_liquidity.domain.fills import TradeId
 from st0x_liquidity.domain.orders import OrderRules, OrderState
 from st0x_liquidity.domain.symbols import Symbol
-from st0x_liquidity.errors import StoreError
+from st0x_liquidity.errors import ConfigError, StoreError
 from st0x_liquidity.store.schema import LATEST_VERSION, MIGRATIONS, VIEW_TABLES
 from st0x_liquidity.store.sqlite import SqliteStore, _split_sql
 
@@ -198,3 +198,28 @@ async def test_an_event_that_cannot_be_encoded_fails_its_caller_only(tmp_path: P
             tx(1),
             tx(2),
         }
+
+
+@pytest.mark.parametrize(("setting", "pragma"), [(None, 2), ("FULL", 2), ("NORMAL", 1)])
+async def test_synchronous_is_full_unless_configured_normal(
+    tmp_path: Path, setting: str | None, pragma: int
+) -> None:
+    from support.harness import make_config
+
+    from st0x_liquidity.app import open_store
+
+    engine = {} if setting is None else {"synchronous": setting}
+    store = open_store(make_config(tmp_path, engine=engine))
+    async with store:
+        f = fill(1, "tAAPL", "BUY", "1")
+        await store.append([position_event(f.symbol, FillRecorded(f))])
+        writer = store._writer
+        assert writer is not None
+        assert writer.execute("PRAGMA synchronous").fetchone()[0] == pragma
+
+
+def test_an_unknown_synchronous_mode_is_a_config_error(tmp_path: Path) -> None:
+    from support.harness import make_config
+
+    with pytest.raises(ConfigError, match="synchronous"):
+        make_config(tmp_path, engine={"synchronous": "OFF"})
