@@ -223,3 +223,18 @@ def test_an_unknown_synchronous_mode_is_a_config_error(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="synchronous"):
         make_config(tmp_path, engine={"synchronous": "OFF"})
+
+
+async def test_corrections_are_found_through_the_partial_index(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "a.db") as store:
+        await populate(store)
+        plan = await store.fetch(
+            "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM onchain_trades c WHERE c.corrects = ?",
+            ("x",),
+        )
+        assert any("onchain_trades_corrects" in str(row[-1]) for row in plan), plan
+        [(entries,)] = await store.fetch(
+            "SELECT COUNT(*) FROM onchain_trades INDEXED BY onchain_trades_corrects "
+            "WHERE corrects IS NOT NULL"
+        )
+        assert entries == 0, "plain fills take no entry in the corrections index"

@@ -202,6 +202,15 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX onchain_trades_corrects ON onchain_trades (corrects);
         """,
     ),
+    (
+        6,
+        "index only the fills that correct another (one index entry fewer per fill)",
+        """
+        DROP INDEX onchain_trades_corrects;
+        CREATE INDEX onchain_trades_corrects ON onchain_trades (corrects)
+            WHERE corrects IS NOT NULL;
+        """,
+    ),
 )
 
 VIEW_TABLES = (
