@@ -42,6 +42,16 @@ log = logging.getLogger(__name__)
 ON, OFF = Venue.ONCHAIN.value, Venue.OFFCHAIN.value
 
 
+def _filled(c: CashConversion, filled: Decimal) -> dict[str, str]:
+    """What a ``convert`` step records of its ended conversion, either side."""
+    return {
+        "order_id": c.order_id,
+        "filled": fmt(filled),
+        "price": fmt(c.filled_price) if c.filled_price is not None else "",
+        "fees": fmt(c.fees),
+    }
+
+
 class BrokerSteps(UsdcBase):
     """Broker-side steps: convert, unwind, whitelist, broker_withdraw, withdraw_poll,
     detect_deposit."""
@@ -140,10 +150,7 @@ class BrokerSteps(UsdcBase):
                 state,
                 "convert",
                 {
-                    "order_id": c.order_id,
-                    "filled": fmt(filled),
-                    "price": fmt(c.filled_price) if c.filled_price is not None else "",
-                    "fees": fmt(c.fees),
+                    **_filled(c, filled),
                     "spent": fmt(dollars),
                     "cost_conversion": fmt(EXACT.subtract(dollars, filled)),
                 },
@@ -168,10 +175,7 @@ class BrokerSteps(UsdcBase):
             state,
             "convert",
             {
-                "order_id": c.order_id,
-                "filled": fmt(sold),
-                "price": fmt(c.filled_price) if c.filled_price is not None else "",
-                "fees": fmt(c.fees),
+                **_filled(c, sold),
                 "received": fmt(dollars),
                 "unsold": fmt(unsold) if unsold > ZERO else "",
                 "cost_conversion": fmt(EXACT.subtract(sold, dollars)),
