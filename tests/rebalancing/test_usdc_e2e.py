@@ -23,7 +23,6 @@ from usdc_env import UsdcEnv, make_usdc_env, run_usdc, usdc_inventory, write_con
 from st0x_liquidity.cctp.devnet import relay
 from st0x_liquidity.cctp.fake_iris import sign_attestation
 from st0x_liquidity.domain.numbers import ZERO
-from st0x_liquidity.plugins import load_registry
 from st0x_liquidity.raindex.devnet import TAKER
 from st0x_liquidity.rebalancing.keeper import InventoryKeeper
 from st0x_liquidity.rebalancing.log import RebalancingLog
@@ -31,7 +30,6 @@ from st0x_liquidity.rebalancing.operations import OperationState, list_operation
 from st0x_liquidity.rebalancing.runtime import onchain_reader
 from st0x_liquidity.rebalancing.service import Rebalancer
 from st0x_liquidity.rebalancing.usdc_runner import UsdcRunner
-from st0x_liquidity.registry import ExecutorContext
 from st0x_liquidity.reporting.rebalancing_cost import read_costs
 from st0x_liquidity.store.sqlite import SqliteStore
 
@@ -49,12 +47,7 @@ async def test_imbalance_is_rebalanced_both_ways_by_the_rebalancer(env: UsdcEnv)
     section = config.sections["rebalancing"]
     store = SqliteStore(config.database_path)
     await store.open()
-    executor = (
-        load_registry()
-        .executors["alpaca-broker-api"]
-        .factory(config.broker, ExecutorContext(config, store))
-    )
-    await executor.start()
+    executor = await env.executor(config, store)
     log = RebalancingLog(config.database_path)
     await log.open()
     runner = await env.runner(log)

@@ -20,7 +20,6 @@ import pytest
 from rebalancing_support import with_database
 from usdc_env import UsdcEnv, make_usdc_env
 
-from st0x_liquidity.plugins import load_registry
 from st0x_liquidity.rebalancing.events import DriftDetected, RebalancingEvent
 from st0x_liquidity.rebalancing.inventory import USDC
 from st0x_liquidity.rebalancing.keeper import InventoryKeeper
@@ -29,7 +28,6 @@ from st0x_liquidity.rebalancing.operations import OperationState
 from st0x_liquidity.rebalancing.runtime import onchain_reader
 from st0x_liquidity.rebalancing.service import Rebalancer
 from st0x_liquidity.rebalancing.usdc_runner import UsdcRunner
-from st0x_liquidity.registry import ExecutorContext
 from st0x_liquidity.store.sqlite import SqliteStore
 
 # (flow, venue) -> steps after which the funds are between venues (not comparable)
@@ -88,12 +86,7 @@ async def test_every_step_of_both_flows_agrees_with_the_snapshots(env: UsdcEnv) 
     config = env.config()
     store = SqliteStore(config.database_path)
     await store.open()
-    executor: Any = (
-        load_registry()
-        .executors["alpaca-broker-api"]
-        .factory(config.broker, ExecutorContext(config, store))
-    )
-    await executor.start()
+    executor: Any = await env.executor(config, store)
     log = RebalancingLog(config.database_path)
     await log.open()
     runner = await env.runner(log)

@@ -25,6 +25,7 @@ from st0x_liquidity.cctp.devnet import CctpPair, CctpSide, mint_usdc, start_cctp
 from st0x_liquidity.cctp.fake_iris import FakeIris
 from st0x_liquidity.config import AppConfig, load_config
 from st0x_liquidity.plugins import load_registry
+from st0x_liquidity.protocols import Executor
 from st0x_liquidity.raindex.devnet import TAKER
 from st0x_liquidity.raindex.floats import scale_units
 from st0x_liquidity.rebalancing.chain import (
@@ -42,6 +43,8 @@ from st0x_liquidity.rebalancing.log import RebalancingLog
 from st0x_liquidity.rebalancing.operations import OperationState
 from st0x_liquidity.rebalancing.runtime import build_runner
 from st0x_liquidity.rebalancing.usdc_runner import UsdcRunner
+from st0x_liquidity.registry import ExecutorContext
+from st0x_liquidity.store.sqlite import SqliteStore
 
 KEY = "CKUSDC00000000001"
 SECRET = "usdc-secret-0123456789"
@@ -82,6 +85,16 @@ class UsdcEnv:
     async def runner(self, log: RebalancingLog) -> UsdcRunner:
         os.environ[KEY_ENV] = self.key
         return await build_runner(self.config(), log)
+
+    async def executor(self, config: AppConfig, store: SqliteStore) -> Executor:
+        """The Broker API executor of ``config``, built as ``run`` builds it, started."""
+        made = (
+            load_registry()
+            .executors["alpaca-broker-api"]
+            .factory(config.broker, ExecutorContext(config, store))
+        )
+        await made.start()
+        return made
 
     async def maker(self, side: CctpSide) -> ChainClient:
         return ChainClient(
