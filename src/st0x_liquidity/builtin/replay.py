@@ -234,7 +234,9 @@ class ReplaySource:
         try:
             text = raw.decode("utf-8").strip()
         except UnicodeDecodeError:
-            return SkippedItem(f"line {cursor['line']}: not UTF-8 text", repr(raw[:MAX_RAW]), cursor)
+            return SkippedItem(
+                f"line {cursor['line']}: not UTF-8 text", repr(raw[:MAX_RAW]), cursor
+            )
         if not text or text.startswith("#"):
             return None
         try:

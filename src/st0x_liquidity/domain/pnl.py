@@ -94,7 +94,8 @@ class SymbolPnl:
         total = ZERO
         for lot in self.lots:
             total = EXACT.add(
-                total, lot.quantity if lot.direction is Direction.BUY else lot.quantity.copy_negate()
+                total,
+                lot.quantity if lot.direction is Direction.BUY else lot.quantity.copy_negate(),
             )
         self.net = total
 

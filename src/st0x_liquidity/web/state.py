@@ -447,9 +447,7 @@ class DashboardState:
     ) -> list[dict[str, Any]]:
         if client_order_ids is not None and not client_order_ids:
             return []
-        sql = (
-            f"SELECT {HEDGE_ORDER_COLUMNS} FROM hedge_orders"
-        )
+        sql = f"SELECT {HEDGE_ORDER_COLUMNS} FROM hedge_orders"
         params: list[Any] = []
         if client_order_ids is not None:
             sql += f" WHERE client_order_id IN ({','.join('?' for _ in client_order_ids)})"
