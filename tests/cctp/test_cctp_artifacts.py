@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from support.contracts import ROOT, build_contracts
 
 from st0x_liquidity.cctp.devnet import cctp_artifacts
-
-ROOT = Path(__file__).resolve().parents[2]
-TOOLS = Path(os.environ.get("ST0X_TOOLS", ROOT / "tools"))
 
 
 def test_artifact_has_the_stand_ins() -> None:
@@ -27,19 +22,8 @@ def test_artifact_has_the_stand_ins() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_cctp_artifact_rebuilds_identically(tmp_path: Path) -> None:
-    node = shutil.which("node")
-    assert node, "node is needed (the project's tools are npm packages)"
-    assert (TOOLS / "node_modules" / "solc").exists(), "run npm install in tools/"
     out = tmp_path / "cctp.json"
-    done = subprocess.run(
-        [node, str(ROOT / "tools" / "build-contracts.js"), "-", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-        env={**os.environ, "NODE_PATH": str(TOOLS / "node_modules")},
-    )
-    assert done.returncode == 0, done.stderr
+    build_contracts("-", str(out))
     assert (
         out.read_bytes()
         == (ROOT / "src/st0x_liquidity/data/cctp_devnet_contracts.json").read_bytes()
