@@ -19,7 +19,9 @@ from .logs import secrets_in, setup_logging
 from .plugins import Registry, load_registry
 
 
-def _config_parent() -> argparse.ArgumentParser:
+def config_parent() -> argparse.ArgumentParser:
+    """``--config-file``, ``--log-format``, ``--log-level``: every command that reads the
+    config takes them (``parents=[config_parent()]``), built-in plugins' commands too."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--config-file", required=True, type=Path, help="TOML config file")
     parent.add_argument("--log-format", choices=("text", "json"), default="text")
@@ -36,7 +38,7 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    parent = _config_parent()
+    parent = config_parent()
 
     run = sub.add_parser("run", parents=[parent], help="ingest fills and hedge them")
     run.set_defaults(handler=_cmd_run)

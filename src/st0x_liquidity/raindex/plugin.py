@@ -156,7 +156,7 @@ async def _demo(args: argparse.Namespace, anvil: Any, folder: Path) -> None:
 
 @hookimpl
 def st0x_add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ..cli import _config_parent
+    from ..cli import config_parent
 
     demo = subparsers.add_parser(
         "demo",
@@ -176,7 +176,7 @@ def st0x_add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
 
     parser = subparsers.add_parser(
         "get-pyth-price",
-        parents=[_config_parent()],
+        parents=[config_parent()],
         help="print the Pyth price(s) a transaction read (needs debug_traceTransaction)",
     )
     parser.add_argument("tx_hash", help="0x-prefixed transaction hash")

@@ -10,7 +10,6 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..domain.numbers import fmt, to_decimal
@@ -41,27 +40,25 @@ def st0x_register_config_sections(register: Callable[[ConfigSection], None]) -> 
 
 @hookimpl
 def st0x_add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from ..cli import config_parent
+
     parser = subparsers.add_parser(
         "inventory",
+        parents=[config_parent()],
         help="inventory per asset: onchain (vault+wallet) vs offchain, available vs in flight",
     )
-    parser.add_argument("--config-file", required=True, type=Path, help="TOML config file")
-    parser.add_argument("--log-format", choices=("text", "json"), default="text")
-    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     parser.add_argument("--json", action="store_true", help="stable JSON output")
     parser.set_defaults(handler=_cmd_inventory)
 
     rebalance = subparsers.add_parser(
         "rebalance",
+        parents=[config_parent()],
         help="list, inspect, start, retry and abandon mint/redeem/USDC operations",
         description=(
             "Operations go through the same database and code as the bot: a running bot "
             "sees (and drives) operations started here."
         ),
     )
-    rebalance.add_argument("--config-file", required=True, type=Path, help="TOML config file")
-    rebalance.add_argument("--log-format", choices=("text", "json"), default="text")
-    rebalance.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     rebalance.add_argument("--json", action="store_true", help="JSON output")
     actions = rebalance.add_subparsers(dest="action", metavar="ACTION", required=True)
     status = actions.add_parser("status", help="all operations, or one with its events")

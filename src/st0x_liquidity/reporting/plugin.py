@@ -17,7 +17,6 @@ import signal
 import sys
 from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -55,17 +54,17 @@ def st0x_register_config_sections(register: Callable[[ConfigSection], None]) -> 
 
 @hookimpl
 def st0x_add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from ..cli import config_parent
+
     parser = subparsers.add_parser(
         "report",
+        parents=[config_parent()],
         help="FIFO realized P&L into metrics_pnl (loop beside the bot, --once, --summary)",
         description=(
             "Match onchain fills and filled hedges FIFO per symbol into metrics_pnl. "
             "Without options it loops beside the bot until interrupted."
         ),
     )
-    parser.add_argument("--config-file", required=True, type=Path, help="TOML config file")
-    parser.add_argument("--log-format", choices=("text", "json"), default="text")
-    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     parser.add_argument("--once", action="store_true", help="bring metrics_pnl up to date, exit")
     parser.add_argument(
         "--summary", action="store_true", help="bring up to date, print per-symbol totals, exit"
