@@ -34,10 +34,12 @@ from typing import Any, TypeVar
 import attrs
 
 from .backoff import backoff_delay
+from .collector import tuned_collector
 from .config import AppConfig
 from .domain.accumulator import Allocation, InFlightHedge, Lot, Settlement, SymbolBook
 from .domain.events import (
     FILL_SOURCE,
+    POSITION,
     CursorCheckpointed,
     FillRecorded,
     FillReinstated,
@@ -186,6 +188,10 @@ class Engine:
     async def run(self) -> None:
         """Recover, then ingest and hedge until stopped or a finite source is drained."""
         await self._recover()
+        with tuned_collector():
+            await self._run()
+
+    async def _run(self) -> None:
         clock = asyncio.create_task(self._clock_loop(), name="clock")
         maintenance = asyncio.create_task(self._maintenance(), name="maintenance")
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=max(2, self.config.engine.batch_size * 2))
@@ -330,15 +336,15 @@ class Engine:
         pending = {t: uncommitted[t][0] for t in ids if t in uncommitted}
         known = await self.store.trade_corrections(ids) if ids else {}
         known.update(pending)
-        before = {t: known.get(t) for t in ids}
+        changed: list[TradeId] = []  # ids whose state this batch sets
         events: list[NewEvent] = []
         touched: dict[str, None] = {}
         cursor_carried = False
         for item in batch:
             if isinstance(item, FillItem):
-                cursor_carried = self._ingest_fill(item, known, events, touched)
+                cursor_carried = self._ingest_fill(item, known, changed, events, touched)
             elif isinstance(item, RevertedItem):
-                cursor_carried = self._ingest_revert(item, known, events, touched)
+                cursor_carried = self._ingest_revert(item, known, changed, events, touched)
             elif isinstance(item, SkippedItem):
                 self._ingest_skip(item, events)
                 cursor_carried = True
@@ -356,7 +362,6 @@ class Engine:
         orders = self._decide_many(list(touched), events)
         self._batches += 1
         number = self._batches
-        changed = [t for t, state in before.items() if known.get(t) is not state]
         for t in changed:
             uncommitted[t] = (known[t], number)
         cursor = dict(batch[-1].cursor) if batch else None
@@ -393,6 +398,7 @@ class Engine:
         self,
         item: FillItem,
         known: dict[TradeId, tuple[Fill, int]],
+        changed: list[TradeId],
         events: list[NewEvent],
         touched: dict[str, None],
     ) -> bool:
@@ -404,6 +410,7 @@ class Engine:
             return False
         book = self._book(fill.symbol)
         event: FillRecorded | FillReinstated
+        changed.append(fill.trade_id)
         if state is None:
             known[fill.trade_id] = (fill, 0)
             event = FillRecorded(fill, book.apply_fill(fill))
@@ -413,11 +420,11 @@ class Engine:
             known[fill.trade_id] = (state[0], k)
             event = FillReinstated(fill.trade_id, entry, book.apply_fill(entry))
             log.warning("fill %s is back on the canonical chain: reinstated", fill.trade_id)
-        events.append(
-            position_event(fill.symbol, event, source=self.source.name, cursor=dict(item.cursor))
-        )
-        touched[fill.symbol.ticker] = None
-        self.fill_seen_at[fill.symbol.ticker] = time.perf_counter()
+        ticker = fill.symbol.ticker
+        metadata = {"source": self.source.name, "cursor": dict(item.cursor)}
+        events.append(NewEvent(POSITION, ticker, event, metadata))
+        touched[ticker] = None
+        self.fill_seen_at[ticker] = time.perf_counter()
         self.status.fills_ingested += 1
         self.status.last_fill_at = fill.block_timestamp
         return True
@@ -426,6 +433,7 @@ class Engine:
         self,
         item: RevertedItem,
         known: dict[TradeId, tuple[Fill, int]],
+        changed: list[TradeId],
         events: list[NewEvent],
         touched: dict[str, None],
     ) -> bool:
@@ -442,6 +450,7 @@ class Engine:
             direction=original.direction.opposite,
         )
         known[item.trade_id] = (original, k)
+        changed.append(item.trade_id)
         book = self._book(original.symbol)
         event = FillReverted(item.trade_id, entry, item.reason, book.apply_fill(entry))
         events.append(
@@ -483,9 +492,7 @@ class Engine:
     async def _append(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
         return await self._committed(self._submit(events))
 
-    async def _committed(
-        self, submitted: asyncio.Future[list[StoredEvent]]
-    ) -> list[StoredEvent]:
+    async def _committed(self, submitted: asyncio.Future[list[StoredEvent]]) -> list[StoredEvent]:
         try:
             stored = await submitted
         except BaseException as exc:

@@ -215,7 +215,7 @@ async def test_synchronous_is_full_unless_configured_normal(
         await store.append([position_event(f.symbol, FillRecorded(f))])
         writer = store._writer
         assert writer is not None
-        assert writer.execute("PRAGMA synchronous").fetchone()[0] == pragma
+        assert writer.call("query", "PRAGMA synchronous", ())[0][0] == pragma
 
 
 def test_an_unknown_synchronous_mode_is_a_config_error(tmp_path: Path) -> None:

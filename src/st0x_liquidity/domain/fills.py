@@ -48,7 +48,7 @@ def _non_negative_index(_inst: object, attr: attrs.Attribute[int], value: int) -
         raise InvalidFillError(f"{attr.name} must be a non-negative integer, got {value!r}")
 
 
-@attrs.frozen(order=True)
+@attrs.frozen(order=True, cache_hash=True)
 class TradeId:
     """Where a fill happened onchain: unique per fill, the idempotency key."""
 

@@ -62,9 +62,11 @@ def fmt(value: Decimal) -> str:
     The store compares and indexes these strings, and rebuilt views must match
     incrementally written ones byte for byte, so there is exactly one spelling.
     """
-    if value.is_zero():
+    if not value:
         return "0"
-    text = format(value, "f")
+    text = str(value)  # no exponent for most values, and cheaper than format()
+    if "E" in text:
+        text = format(value, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text

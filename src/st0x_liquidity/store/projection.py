@@ -53,6 +53,8 @@ class Batch:
     """View changes of a batch of events, ready for ``executemany``."""
 
     trades: list[tuple[Any, ...]] = attrs.field(factory=list)
+    trade_ids: list[TradeId] = attrs.field(factory=list)
+    """The trade id of each row of ``trades``, in the same order."""
     hedges: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     open_deltas: dict[TradeId, Decimal] = attrs.field(factory=lambda: defaultdict(Decimal))
     link_deltas: dict[tuple[TradeId, str, str], Decimal] = attrs.field(
@@ -149,6 +151,7 @@ class Batch:
         if self._stamp[0] is not stamp:  # often one object for many fills
             self._stamp = (stamp, stamp.isoformat())
         amount = fmt(fill.amount)
+        self.trade_ids.append(fill.trade_id)
         self.trades.append(
             (
                 fill.trade_id.tx_hash,

@@ -6,7 +6,7 @@ events and every view row they imply are durable together or not at all.
 Writes are pipelined: :meth:`SqliteStore.submit` encodes and projects events on
 the caller's turn of the event loop, into the group the next transaction will
 write, while a dedicated writer thread (with its own connection) runs the
-previous group's statements, one ``executemany`` per kind and a single round
+previous group's statements (multi-row, see :mod:`.writes`) in a single round
 trip per transaction. Reads go through aiosqlite on a second connection and
 see committed data only (WAL).
 """
@@ -37,25 +37,23 @@ from ..domain.events import (
     event_to_json,
 )
 from ..domain.fills import Direction, Fill, TradeId
-from ..domain.numbers import EXACT, add, fmt
 from ..domain.symbols import Symbol
 from ..errors import StoreError
 from ..protocols import BookSnapshot, Cursor, HedgeOrderRecord, OpenLot, PositionRecord
-from .projection import _UNSET, Batch
+from . import write_worker
+from .projection import Batch
 from .schema import LATEST_VERSION, MIGRATIONS, VIEW_TABLES
+from .writer_process import WriterProcess
+from .writes import Row, view_plan
 
 OPEN_STATES = ("pending", "submitted", "partially_filled")
-
-
-def _dec_add(a: str | None, b: str | None) -> str:
-    return fmt(EXACT.add(Decimal(a or "0"), Decimal(b or "0")))
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-_BUSY_TIMEOUT_MS = 10_000
+_BUSY_TIMEOUT_MS = write_worker.BUSY_TIMEOUT_MS
 
 
 async def _enter_wal(db: aiosqlite.Connection) -> None:
@@ -90,7 +88,8 @@ class SqliteStore:
         self.path = Path(path)
         self._synchronous = synchronous.upper()
         self._db: aiosqlite.Connection | None = None
-        self._writer: sqlite3.Connection | None = None
+        self._writer: WriterProcess | None = None
+        self._lookup: sqlite3.Connection | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._write_lock = asyncio.Lock()
         self._pending = _Pending()
@@ -117,11 +116,14 @@ class SqliteStore:
             await _enter_wal(db)
             await db.execute(f"PRAGMA synchronous={self._synchronous}")
             await db.execute("PRAGMA foreign_keys=ON")
-            await db.create_function("dec_add", 2, _dec_add, deterministic=True)
+            await db.create_function("dec_add", 2, write_worker.dec_add, deterministic=True)
             await self._migrate()
             async with db.execute("SELECT value FROM meta WHERE key='database_id'") as cur:
                 row = await cur.fetchone()
             self.database_id = str(row[0]) if row else ""
+            lookup = self._lookup = sqlite3.connect(self.path, isolation_level=None)
+            lookup.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            lookup.execute("PRAGMA query_only=ON")
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="st0x-store-writer")
             await self._in_writer(self._open_writer_sync)
         except sqlite3.DatabaseError as exc:
@@ -142,6 +144,9 @@ class SqliteStore:
                 await self._in_writer(self._close_writer_sync)
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self._lookup is not None:
+            self._lookup.close()
+            self._lookup = None
         if self._db is not None:
             await self._db.close()
             self._db = None
@@ -350,8 +355,8 @@ class SqliteStore:
     async def _write_group(self, group: _Pending) -> None:
         cancelled = False
         try:
-            statements = [(_INSERT_EVENTS, group.rows), *_view_statements(group.batch)]
-            written = self._in_writer(self._transaction_sync, statements)
+            plan = [("events", group.rows), *view_plan(group.batch)]
+            written = self._in_writer(self._transaction_sync, plan)
             while not written.done():  # the thread writes on: wait for its outcome
                 try:
                     await asyncio.shield(written)
@@ -378,76 +383,65 @@ class SqliteStore:
     # The *_sync methods run on the writer thread, on the writer connection.
 
     def _open_writer_sync(self) -> None:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        try:
-            db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-            db.execute(f"PRAGMA synchronous={self._synchronous}")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.create_function("dec_add", 2, _dec_add, deterministic=True)
-        except BaseException:
-            db.close()
-            raise
-        self._writer = db
+        writer = WriterProcess(self.path, self._synchronous)
+        writer.start()
+        self._writer = writer
 
     def _close_writer_sync(self) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
 
-    def _writer_db(self) -> sqlite3.Connection:
+    def _writer_proc(self) -> WriterProcess:
         if self._writer is None:
             raise StoreError("store is not open")
         return self._writer
 
     def _last_sequences_sync(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        db = self._writer_db()
+        writer = self._writer_proc()
         return {
             key: int(
-                db.execute(
+                writer.call(
+                    "query",
                     "SELECT COALESCE(MAX(sequence), 0) FROM events "
                     "WHERE aggregate_type = ? AND aggregate_id = ?",
                     key,
-                ).fetchone()[0]
+                )[0][0]
             )
             for key in keys
         }
 
-    def _transaction_sync(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
-        db = self._writer_db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for sql, rows in statements:
-                _execute_rows(db, sql, rows)
-            db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):  # BEGIN itself may have failed
-                db.execute("ROLLBACK")
-            raise
+    def _transaction_sync(self, plan: list[tuple[str, list[Row]]]) -> None:
+        self._writer_proc().call("transaction", plan)
 
     def _rebuild_sync(self) -> int:
-        db = self._writer_db()
-        db.execute("BEGIN IMMEDIATE")
+        # On a connection of its own: the writer process is idle (the write
+        # lock is held and everything submitted is committed).
+        db = write_worker.connect(str(self.path), self._synchronous)
         try:
-            for table in VIEW_TABLES:
-                db.execute(f"DELETE FROM {table}")
-            count = 0
-            last = 0
-            while True:
-                rows = db.execute(_EVENTS_AFTER, (last, 5000)).fetchall()
-                if not rows:
-                    break
-                batch = Batch()
-                for row in rows:
-                    batch.add(_stored_from_row(row)[1])
-                for sql, params in _view_statements(batch):
-                    _execute_rows(db, sql, params)
-                last = int(rows[-1][0])
-                count += len(rows)
-            db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            raise
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for table in VIEW_TABLES:
+                    db.execute(f"DELETE FROM {table}")
+                count = 0
+                last = 0
+                while True:
+                    rows = db.execute(_EVENTS_AFTER, (last, 5000)).fetchall()
+                    if not rows:
+                        break
+                    batch = Batch()
+                    for row in rows:
+                        batch.add(_stored_from_row(row)[1])
+                    write_worker.execute_plan(db, view_plan(batch))
+                    last = int(rows[-1][0])
+                    count += len(rows)
+                db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                raise
+        finally:
+            db.close()
         return count
 
     async def rebuild_views(self) -> int:
@@ -473,35 +467,42 @@ class SqliteStore:
         return await self._read_events(after, limit)
 
     async def known_trade_ids(self, ids: Sequence[TradeId]) -> set[TradeId]:
+        return self._known_trade_ids(ids)
+
+    def _known_trade_ids(self, ids: Sequence[TradeId]) -> set[TradeId]:
+        # On the loop thread, on a connection of its own: a few index lookups
+        # cost less than the two thread hops of an aiosqlite call, which sat
+        # on the path of every batch (0.4 ms of a 2.4 ms hedge decision).
+        db = self._lookup_db()
         wanted = set(ids)
         hashes = sorted({t.tx_hash for t in wanted})
         found: set[TradeId] = set()
         for start in range(0, len(hashes), 500):
             chunk = hashes[start : start + 500]
-            marks = ",".join("?" for _ in chunk)
+            marks = ",".join("?" * len(chunk))
             # tx_hash IN (...) walks the primary-key index; a row-value IN over a
             # VALUES list would scan the whole table once per batch.
-            async with self.db.execute(
+            for tx_hash, log_index in db.execute(
                 f"SELECT tx_hash, log_index FROM onchain_trades WHERE tx_hash IN ({marks})",
                 chunk,
-            ) as cur:
-                for tx_hash, log_index in await cur.fetchall():
-                    trade_id = TradeId(tx_hash, int(log_index))
-                    if trade_id in wanted:
-                        found.add(trade_id)
+            ):
+                trade_id = TradeId(tx_hash, int(log_index))
+                if trade_id in wanted:
+                    found.add(trade_id)
         return found
 
     async def trade_corrections(self, ids: Sequence[TradeId]) -> dict[TradeId, tuple[Fill, int]]:
-        known = await self.known_trade_ids(ids)
+        known = self._known_trade_ids(ids)
         result: dict[TradeId, tuple[Fill, int]] = {}
+        db = self._lookup_db()
         for trade_id in known:
-            rows = await self.fetch(
+            row = db.execute(
                 "SELECT symbol, direction, amount, price, block_number, block_timestamp, "
                 "(SELECT COUNT(*) FROM onchain_trades c WHERE c.corrects = ?) "
                 "FROM onchain_trades WHERE tx_hash = ? AND log_index = ?",
                 (str(trade_id), trade_id.tx_hash, trade_id.log_index),
-            )
-            symbol, direction, amount, price, block, ts, corrections = rows[0]
+            ).fetchone()
+            symbol, direction, amount, price, block, ts, corrections = row
             fill = Fill(
                 trade_id,
                 Symbol(symbol),
@@ -513,6 +514,11 @@ class SqliteStore:
             )
             result[trade_id] = (fill, int(corrections))
         return result
+
+    def _lookup_db(self) -> sqlite3.Connection:
+        if self._lookup is None:
+            raise StoreError("store is not open")
+        return self._lookup
 
     async def cursor(self, source: str) -> Cursor | None:
         async with self.db.execute(
@@ -645,8 +651,10 @@ def _metadata_encoder() -> Callable[[dict[str, Any]], str]:
     """``json.dumps(m, separators=(",", ":"), sort_keys=True)`` without its per-call setup.
 
     json.dumps builds a JSONEncoder and then a C encoder on every call (~10 µs
-    per event); this calls the C encoder directly. If this interpreter's json
-    module does not expose it as expected, the plain call is used.
+    per event); this builds the C encoder once. Without cycle detection, as
+    ``check_circular=False`` does: metadata is built by the engine from plain
+    cursors and never refers to itself. If this interpreter's json module does
+    not expose the C encoder as expected, the plain call is used.
     """
 
     def plain(meta: dict[str, Any]) -> str:
@@ -656,15 +664,26 @@ def _metadata_encoder() -> Callable[[dict[str, Any]], str]:
         raise TypeError(f"Object of type {o.__class__.__name__} is not JSON serializable")
 
     make = getattr(json.encoder, "c_make_encoder", None)
-    quote = json.encoder.encode_basestring_ascii
-
-    def fast(meta: dict[str, Any]) -> str:
-        # A fresh markers dict per call, as json.dumps has (cycle detection).
-        encoder = make({}, unsupported, quote, None, ":", ",", True, False, True)  # type: ignore[misc]
-        return "".join(encoder(meta, 0))
-
     if make is None:  # pragma: no cover - CPython has it
         return plain
+    try:
+        encoder = make(
+            None,
+            unsupported,
+            json.encoder.encode_basestring_ascii,
+            None,
+            ":",
+            ",",
+            True,
+            False,
+            True,
+        )
+    except Exception:  # pragma: no cover - another signature
+        return plain
+
+    def fast(meta: dict[str, Any]) -> str:
+        return "".join(encoder(meta, 0))
+
     sample = {"source": "s", "cursor": {"block": 1, "b": [1.5, None, '\u00e9"', True]}}
     try:
         if fast(sample) != plain(sample):  # pragma: no cover
@@ -696,183 +715,6 @@ def _stored_from_row(row: tuple[Any, ...]) -> tuple[int, StoredEvent]:
             datetime.fromisoformat(recorded),
         ),
     )
-
-
-def _bulk(sql: str, columns: int, tail: str = "") -> str:
-    """``sql`` fed by one JSON array of rows (``json_each``) instead of ``executemany``.
-
-    ``executemany`` steps once per row and takes the GIL back after each step,
-    so a writer thread running it crawls while the event loop thread is busy
-    (it waits up to the 5 ms switch interval for every row); one statement over
-    a JSON array runs all its rows inside SQLite. ``ORDER BY key`` keeps the
-    rows (and so the rowids) in list order.
-    """
-    values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(columns))
-    return f"{sql} SELECT {values} FROM json_each(?1) WHERE true ORDER BY key{tail}"
-
-
-_BULK_THRESHOLD = 4
-_BULK: dict[str, str] = {}
-"""Statement -> its json_each form, for the statements that have one."""
-
-
-def _execute_rows(db: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
-    if not rows:
-        return
-    bulk = _BULK.get(sql)
-    if bulk is not None and len(rows) >= _BULK_THRESHOLD:
-        try:
-            text = json.dumps(rows, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError):  # a value JSON cannot carry exactly: row by row
-            text = None
-        if text is not None:
-            db.execute(bulk, (text,))
-            return
-    db.executemany(sql, rows)
-
-
-def _view_statements(batch: Batch) -> list[tuple[str, list[tuple[Any, ...]]]]:
-    """The statements (with their rows) that apply ``batch`` to the views, in order."""
-    out: list[tuple[str, list[tuple[Any, ...]]]] = []
-    trades = batch.trades
-    open_deltas = dict(batch.open_deltas)
-    if trades and open_deltas:
-        # A trade inserted by this batch takes its netting and reservations in
-        # its inserted open quantity (exact sum), instead of an UPDATE after.
-        trades = list(trades)
-        for i, row in enumerate(trades):
-            delta = open_deltas.pop(TradeId(row[0], row[1]), None)
-            if delta:
-                trades[i] = (*row[:9], fmt(add(Decimal(row[9]), delta)), *row[10:])
-    if trades:
-        out.append((_INSERT_TRADES, trades))
-    if batch.hedges:
-        # One upsert per order in first-seen order, so an order that closes in
-        # this batch is terminal before the next order of its symbol is inserted
-        # (the one-open-hedge-per-symbol index holds at every statement).
-        out.append(
-            (
-                _UPSERT_HEDGES,
-                [
-                    (
-                        row["client_order_id"],
-                        row.get("symbol", ""),
-                        row.get("side", "BUY"),
-                        row.get("quantity", "0"),
-                        row.get("reference_price", "0"),
-                        row["state"],
-                        row.get("broker_order_id"),
-                        row.get("filled_quantity"),
-                        row.get("average_price"),
-                        row.get("reason"),
-                        row.get("created_at", row["updated_at"]),
-                        row["updated_at"],
-                    )
-                    for row in batch.hedges.values()
-                ],
-            )
-        )
-    if open_deltas:
-        out.append(
-            (
-                "UPDATE onchain_trades SET open_quantity = dec_add(open_quantity, ?) "
-                "WHERE tx_hash = ? AND log_index = ?",
-                [(fmt(d), t.tx_hash, t.log_index) for t, d in open_deltas.items() if d],
-            )
-        )
-    if batch.link_deltas:
-        out.append(
-            (
-                _UPSERT_LINKS,
-                [
-                    (t.tx_hash, t.log_index, kind, other, fmt(d))
-                    for (t, kind, other), d in batch.link_deltas.items()
-                    if d
-                ],
-            )
-        )
-        # Only links that shrank can have reached zero.
-        out.append(
-            (
-                "DELETE FROM fill_links WHERE tx_hash = ? AND log_index = ? AND kind = ? "
-                "AND counterpart = ? AND quantity = '0'",
-                [
-                    (t.tx_hash, t.log_index, kind, other)
-                    for (t, kind, other), d in batch.link_deltas.items()
-                    if d < 0
-                ],
-            )
-        )
-    if batch.positions:
-        rows = []
-        for symbol, p in batch.positions.items():
-            pending_set = p.pending is not _UNSET
-            rows.append(
-                (
-                    symbol,
-                    fmt(p.net),
-                    fmt(p.open),
-                    None if p.last_price is None else fmt(p.last_price),
-                    p.hedges,
-                    p.pending if pending_set else None,
-                    p.fills,
-                    p.updated_at,
-                    int(pending_set),
-                )
-            )
-        out.append((_UPSERT_POSITIONS, rows))
-    if batch.cursors:
-        out.append(
-            (
-                "INSERT INTO source_cursors (source, cursor, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor, "
-                "updated_at = excluded.updated_at",
-                [(s, json.dumps(c, sort_keys=True), w) for s, (c, w) in batch.cursors.items()],
-            )
-        )
-    if batch.skipped:
-        out.append(("INSERT INTO skipped_inputs VALUES (?, ?, ?, ?, ?, ?)", batch.skipped))
-    return out
-
-
-_INSERT_TRADES = (
-    "INSERT INTO onchain_trades (tx_hash, log_index, symbol, direction, amount, price, "
-    "block_number, block_timestamp, arrival, open_quantity, source, recorded_at, "
-    "corrects, correction) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_UPSERT_LINKS = (
-    "INSERT INTO fill_links (tx_hash, log_index, kind, counterpart, quantity) "
-    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (tx_hash, log_index, kind, counterpart) "
-    "DO UPDATE SET quantity = dec_add(quantity, excluded.quantity)"
-)
-_INSERT_EVENTS = "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-_BULK[_INSERT_EVENTS] = _bulk("INSERT INTO events", 8)
-_BULK[_INSERT_TRADES] = _bulk(_INSERT_TRADES.split(" VALUES", maxsplit=1)[0], 14)
-_BULK[_UPSERT_LINKS] = _bulk(
-    _UPSERT_LINKS.split(" VALUES", maxsplit=1)[0],
-    5,
-    " ON CONFLICT (tx_hash, log_index, kind, counterpart) "
-    "DO UPDATE SET quantity = dec_add(quantity, excluded.quantity)",
-)
-_UPSERT_HEDGES = (
-    "INSERT INTO hedge_orders (client_order_id, symbol, side, quantity, "
-    "reference_price, state, broker_order_id, filled_quantity, average_price, reason, "
-    "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, COALESCE(?8, '0'), ?9, "
-    "?10, ?11, ?12) ON CONFLICT (client_order_id) DO UPDATE SET state = ?6, "
-    "broker_order_id = COALESCE(?7, broker_order_id), "
-    "filled_quantity = COALESCE(?8, filled_quantity), "
-    "average_price = COALESCE(?9, average_price), reason = COALESCE(?10, reason), "
-    "updated_at = ?12"
-)
-_UPSERT_POSITIONS = (
-    "INSERT INTO positions (symbol, net, open_quantity, last_price, hedges_placed, "
-    "pending_hedge, fills, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
-    "ON CONFLICT (symbol) DO UPDATE SET net = dec_add(net, ?2), "
-    "open_quantity = dec_add(open_quantity, ?3), "
-    "last_price = COALESCE(?4, last_price), hedges_placed = hedges_placed + ?5, "
-    "pending_hedge = CASE WHEN ?9 THEN ?6 ELSE pending_hedge END, "
-    "fills = fills + ?7, updated_at = ?8"
-)
 
 
 async def _uninterrupted(future: asyncio.Future[_T]) -> _T:
