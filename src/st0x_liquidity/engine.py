@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 import attrs
 
 from .backoff import backoff_delay
+from .channel import Channel
 from .collector import tuned_collector
 from .config import AppConfig
 from .domain.accumulator import Allocation, InFlightHedge, Lot, Settlement, SymbolBook
@@ -194,7 +195,7 @@ class Engine:
     async def _run(self) -> None:
         clock = asyncio.create_task(self._clock_loop(), name="clock")
         maintenance = asyncio.create_task(self._maintenance(), name="maintenance")
-        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=max(2, self.config.engine.batch_size * 2))
+        queue: Channel[Any] = Channel(max(2, self.config.engine.batch_size * 2))
         intake = asyncio.create_task(self._intake(queue), name="intake")
         ingest = asyncio.create_task(self._ingest(queue), name="ingest")
         stop = asyncio.create_task(self._stopping.wait(), name="stop")
@@ -262,7 +263,7 @@ class Engine:
 
     # -- intake and ingestion ----------------------------------------------------------
 
-    async def _intake(self, queue: asyncio.Queue[Any]) -> None:
+    async def _intake(self, queue: Channel[Any]) -> None:
         cursor = await self.store.cursor(self.source.name)
         self.status.source_state = "running"
         try:
@@ -278,24 +279,19 @@ class Engine:
             return
         await queue.put(_END)
 
-    async def _ingest(self, queue: asyncio.Queue[Any]) -> None:
+    async def _ingest(self, queue: Channel[Any]) -> None:
         batch_size = self.config.engine.batch_size
         pipelined = callable(getattr(self.store, "submit", None))
         in_flight: deque[asyncio.Future[list[StoredEvent]]] = deque()
         try:
             while True:
-                first = await queue.get()
                 batch: list[SourceItem] = []
                 end: Any = None
-                item = first
-                while True:
+                for item in await queue.get_batch(batch_size):
                     if item is _END or isinstance(item, BaseException):
-                        end = item
+                        end = item  # always the last item the intake puts
                         break
                     batch.append(item)
-                    if len(batch) >= batch_size or queue.empty():
-                        break
-                    item = queue.get_nowait()
                 if batch:
                     # Batch N+1 is read, deduplicated, applied and encoded while batch
                     # N is being written; at most _PIPELINE_DEPTH commits are pending.

@@ -253,13 +253,31 @@ def _opt_str(v: str | None) -> str:
     return "null" if v is None else _quote(v)
 
 
+class _Stamp:
+    """The last timestamp encoded: the fills of one block share one datetime.
+
+    One tuple, replaced whole, so a thread never pairs one datetime's text
+    with another datetime.
+    """
+
+    last: tuple[datetime | None, str] = (None, "")
+
+
+def _stamp(when: datetime) -> str:
+    value, text = _Stamp.last
+    if when is not value:
+        text = _quote(when.isoformat())
+        _Stamp.last = (when, text)
+    return text
+
+
 def _fill(f: Fill) -> str:
     if type(f.block_number) is not int:
         return _json_dumps(CONVERTER.unstructure(f), separators=(",", ":"))
     return (
-        f'{{"trade_id":{_tid(f.trade_id)},"symbol":{_quote(str(f.symbol))},'
+        f'{{"trade_id":{_tid(f.trade_id)},"symbol":{_quote(f.symbol.ticker)},'
         f'"direction":"{f.direction.value}","amount":"{f.amount}","price":"{f.price}",'
-        f'"block_number":{f.block_number},"block_timestamp":{_quote(f.block_timestamp.isoformat())}}}'
+        f'"block_number":{f.block_number},"block_timestamp":{_stamp(f.block_timestamp)}}}'
     )
 
 

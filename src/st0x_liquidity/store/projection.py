@@ -9,7 +9,7 @@ events one by one; values that are "last one wins" are taken in event order.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -31,7 +31,7 @@ from ..domain.events import (
     StoredEvent,
 )
 from ..domain.fills import Direction, Fill, TradeId
-from ..domain.numbers import ZERO, add, fmt
+from ..domain.numbers import ZERO, add, fmt, sub
 from ..domain.orders import OrderState
 
 _UNSET = object()
@@ -56,10 +56,8 @@ class Batch:
     trade_ids: list[TradeId] = attrs.field(factory=list)
     """The trade id of each row of ``trades``, in the same order."""
     hedges: dict[str, dict[str, Any]] = attrs.field(factory=dict)
-    open_deltas: dict[TradeId, Decimal] = attrs.field(factory=lambda: defaultdict(Decimal))
-    link_deltas: dict[tuple[TradeId, str, str], Decimal] = attrs.field(
-        factory=lambda: defaultdict(Decimal)
-    )
+    open_deltas: dict[TradeId, Decimal] = attrs.field(factory=dict)
+    link_deltas: dict[tuple[TradeId, str, str], Decimal] = attrs.field(factory=dict)
     positions: dict[str, _PositionDelta] = attrs.field(factory=dict)
     cursors: dict[str, tuple[Any, str]] = attrs.field(factory=dict)
     """Last cursor per source (JSON-encoded only when written: one per batch)."""
@@ -156,7 +154,7 @@ class Batch:
             (
                 fill.trade_id.tx_hash,
                 fill.trade_id.log_index,
-                str(fill.symbol),
+                fill.symbol.ticker,
                 fill.direction.value,
                 amount,
                 fmt(fill.price),
@@ -170,19 +168,35 @@ class Batch:
                 correction,
             )
         )
-        self._nettings(nettings)
-        pos = self._position(str(fill.symbol), when)
-        pos.net = add(pos.net, fill.signed_amount)
-        pos.open = add(pos.open, fill.signed_amount)
+        if nettings:
+            self._nettings(nettings)
+        pos = self._position(fill.symbol.ticker, when)
+        signed = fill.signed_amount
+        pos.net = add(pos.net, signed)
+        pos.open = add(pos.open, signed)
         pos.fills += 1
         pos.last_price = fill.price
 
     def _nettings(self, nettings: tuple[Netting, ...]) -> None:
+        opens, links = self.open_deltas, self.link_deltas
         for n in nettings:
-            self.open_deltas[n.older] -= n.quantity
-            self.open_deltas[n.newer] -= n.quantity
-            self.link_deltas[(n.older, "netted", str(n.newer))] += n.quantity
-            self.link_deltas[(n.newer, "netted", str(n.older))] += n.quantity
+            older, newer, q = n.older, n.newer, n.quantity
+            opens[older] = sub(opens.get(older, ZERO), q)
+            opens[newer] = sub(opens.get(newer, ZERO), q)
+            key = (older, "netted", str(newer))
+            links[key] = add(links.get(key, ZERO), q)
+            key = (newer, "netted", str(older))
+            links[key] = add(links.get(key, ZERO), q)
+
+    @staticmethod
+    def _bump(
+        deltas: dict[Any, Decimal],
+        key: Any,
+        quantity: Decimal,
+        op: Callable[[Decimal, Decimal], Decimal],
+    ) -> None:
+        # Exact (EXACT context): the default context rounds at 28 digits.
+        deltas[key] = op(deltas.get(key, ZERO), quantity)
 
     def _hedge_update(self, cid: str, when: str, **changes: Any) -> None:
         """Merge an order update into this batch's row for ``cid`` (kept in first-seen order)."""
@@ -210,8 +224,13 @@ class Batch:
             "updated_at": when,
         }
         for alloc in event.reserved:
-            self.open_deltas[alloc.trade_id] -= alloc.quantity
-            self.link_deltas[(alloc.trade_id, "reserved", event.client_order_id)] += alloc.quantity
+            self._bump(self.open_deltas, alloc.trade_id, alloc.quantity, sub)
+            self._bump(
+                self.link_deltas,
+                (alloc.trade_id, "reserved", event.client_order_id),
+                alloc.quantity,
+                add,
+            )
         pos = self._position(symbol, when)
         pos.open = add(pos.open, -_exposure_signed(event.side, event.quantity))
         pos.hedges += 1
@@ -222,8 +241,8 @@ class Batch:
     ) -> None:
         total = ZERO
         for alloc in hedged:
-            self.link_deltas[(alloc.trade_id, "reserved", cid)] -= alloc.quantity
-            self.link_deltas[(alloc.trade_id, "hedged", cid)] += alloc.quantity
+            self._bump(self.link_deltas, (alloc.trade_id, "reserved", cid), alloc.quantity, sub)
+            self._bump(self.link_deltas, (alloc.trade_id, "hedged", cid), alloc.quantity, add)
             total = add(total, alloc.quantity)
         pos = self._position(symbol, when)
         pos.net = add(pos.net, -_exposure_signed(side, total))
@@ -241,8 +260,8 @@ class Batch:
         self._hedged(symbol, cid, event.side, event.hedged, when)
         released = ZERO
         for alloc in event.released:
-            self.link_deltas[(alloc.trade_id, "reserved", cid)] -= alloc.quantity
-            self.open_deltas[alloc.trade_id] += alloc.quantity
+            self._bump(self.link_deltas, (alloc.trade_id, "reserved", cid), alloc.quantity, sub)
+            self._bump(self.open_deltas, alloc.trade_id, alloc.quantity, add)
             released = add(released, alloc.quantity)
         self._nettings(event.nettings)
         pos = self._position(symbol, when)

@@ -1,0 +1,116 @@
+"""The store's writer process: its failures are loud, signals do not stop it, it leaves nothing behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+from support.fills import fill
+
+from st0x_liquidity.domain.accumulator import SymbolBook
+from st0x_liquidity.domain.events import FillRecorded, position_event
+from st0x_liquidity.domain.symbols import Symbol
+from st0x_liquidity.errors import StoreError
+from st0x_liquidity.store.sqlite import SqliteStore
+
+
+def _events(start: int, count: int) -> list:  # type: ignore[type-arg]
+    book = SymbolBook(Symbol("AAPL"))
+    out = []
+    for n in range(start, start + count):
+        f = fill(n, "tAAPL", "BUY" if n % 2 else "SELL", "1.5")
+        out.append(position_event(f.symbol, FillRecorded(f, book.apply_fill(f))))
+    return out
+
+
+def _pid(store: SqliteStore) -> int:
+    writer = store._writer
+    assert writer is not None and writer._proc is not None
+    return writer._proc.pid
+
+
+async def test_a_killed_writer_fails_the_next_commit_with_a_clear_error(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        await store.append(_events(1, 3))
+        os.kill(_pid(store), signal.SIGKILL)
+        with pytest.raises(StoreError, match="writer process ended unexpectedly"):
+            await asyncio.wait_for(store.append(_events(4, 3)), 10)
+        # What was committed before stays readable.
+        assert (await store.fetch("SELECT COUNT(*) FROM onchain_trades"))[0][0] == 3
+    finally:
+        await store.close()
+
+
+async def test_sigint_and_sigterm_do_not_stop_the_writer(tmp_path: Path) -> None:
+    # A terminal's Ctrl-C reaches the whole process group; the engine decides
+    # when writing stops and still commits on its way out.
+    async with SqliteStore(tmp_path / "s.db") as store:
+        pid = _pid(store)
+        os.kill(pid, signal.SIGINT)
+        os.kill(pid, signal.SIGTERM)
+        await asyncio.sleep(0.2)
+        await store.append(_events(1, 2))
+        assert (await store.fetch("SELECT COUNT(*) FROM events"))[0][0] == 2
+
+
+async def test_closing_the_store_ends_the_writer(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    pid = _pid(store)
+    await store.append(_events(1, 1))
+    await store.close()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+async def test_the_wal_is_checkpointed_while_writing(tmp_path: Path) -> None:
+    # The writer's own connection never checkpoints (that stalled commits);
+    # its checkpoint thread copies the WAL into the database between commits.
+    path = tmp_path / "s.db"
+    async with SqliteStore(path) as store:
+        before = path.stat().st_size
+        for start in range(1, 2001, 200):
+            await store.append(_events(start, 200))
+        for _ in range(100):
+            if path.stat().st_size > before + 200_000:
+                break
+            await asyncio.sleep(0.05)
+        assert path.stat().st_size > before + 200_000
+
+
+async def test_the_writer_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
+    script = (
+        "import asyncio, sys\n"
+        "from st0x_liquidity.store.sqlite import SqliteStore\n"
+        "async def main():\n"
+        f"    store = SqliteStore({str(tmp_path / 's.db')!r})\n"
+        "    await store.open()\n"
+        "    print(store._writer._proc.pid, flush=True)\n"
+        "    await asyncio.sleep(60)\n"
+        "asyncio.run(main())\n"
+    )
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE
+    )
+    assert parent.stdout is not None
+    line = await asyncio.wait_for(parent.stdout.readline(), 30)
+    writer_pid = int(line)
+    parent.kill()
+    await parent.wait()
+    for _ in range(100):
+        try:
+            os.kill(writer_pid, 0)
+        except ProcessLookupError:
+            return
+        # A zombie is gone too: it only waits to be reaped by init.
+        stat = Path(f"/proc/{writer_pid}/stat").read_text()  # noqa: ASYNC240
+        if stat.split(") ")[1].startswith("Z"):
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail("the writer process outlived its parent")
