@@ -11,6 +11,7 @@ from typing import Any
 
 from .domain.numbers import ZERO, add, fmt
 from .store.hedge_rows import HEDGE_ORDER_COLUMNS, hedge_order_json
+from .store.links import links_of
 from .store.sqlite import SqliteStore
 
 
@@ -73,14 +74,12 @@ async def audit_report(
         "ORDER BY t.symbol, t.arrival",
         params,
     )
-    links: dict[str, list[tuple[str, str, str]]] = {}
-    for tx, idx, kind, other, qty in await store.fetch(
-        "SELECT l.tx_hash, l.log_index, l.kind, l.counterpart, l.quantity FROM fill_links l "
-        f"JOIN onchain_trades t USING (tx_hash, log_index) {clause} "
-        "ORDER BY l.tx_hash, l.log_index, l.kind, l.counterpart",
-        params,
-    ):
-        links.setdefault(f"{tx}:{idx}", []).append((kind, other, qty))
+    links = {
+        f"{tx}:{idx}": found
+        for (tx, idx), found in (
+            await links_of(store.fetch, [(t[0], int(t[1])) for t in trades])
+        ).items()
+    }
     hedge_rows = await store.fetch(
         f"SELECT {HEDGE_ORDER_COLUMNS} FROM hedge_orders "
         + ("WHERE symbol = ? " if symbol else "")

@@ -238,3 +238,41 @@ async def test_corrections_are_found_through_the_partial_index(tmp_path: Path) -
             "WHERE corrects IS NOT NULL"
         )
         assert entries == 0, "plain fills take no entry in the corrections index"
+
+
+async def test_a_version_6_database_gets_its_views_rebuilt_in_the_new_shape(tmp_path: Path) -> None:
+    # Reference: the same events written by this version.
+    async with SqliteStore(tmp_path / "new.db") as store:
+        await populate(store)
+        expected = await dump(store)
+        links = await store.fetch("SELECT * FROM fill_links ORDER BY 1, 2, 3, 4")
+        events = await store.fetch(
+            "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload, "
+            "metadata, recorded_at FROM events ORDER BY rowid"
+        )
+    # A database written by version 6: its events, and fill_links as a table.
+    path = tmp_path / "v6.db"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+        "description TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    for version, description, sql in MIGRATIONS:
+        if version > 6:
+            break
+        for statement in _split_sql(sql):
+            db.execute(statement)
+        db.execute("INSERT INTO schema_migrations VALUES (?, ?, 'then')", (version, description))
+    db.execute("INSERT INTO meta VALUES ('database_id', 'v6db')")
+    db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", events)
+    db.execute("INSERT INTO fill_links VALUES (?, 0, 'netted', 'stale', '9')", (tx(1),))
+    db.commit()
+    db.close()
+    async with SqliteStore(path) as store:
+        assert await store.schema_version() == LATEST_VERSION
+        assert await dump(store) == expected
+        # Both sides of every netting, as fill_links showed them before.
+        assert await store.fetch("SELECT * FROM fill_links ORDER BY 1, 2, 3, 4") == links
+        netted = [row for row in links if row[2] == "netted"]
+        assert netted and len(netted) % 2 == 0
+        assert await store.fetch("SELECT value FROM meta WHERE key = 'views_stale'") == []

@@ -183,8 +183,8 @@ class Batch:
             older, newer, q = n.older, n.newer, n.quantity
             opens[older] = sub(opens.get(older, ZERO), q)
             opens[newer] = sub(opens.get(newer, ZERO), q)
-            key = (older, "netted", str(newer))
-            links[key] = add(links.get(key, ZERO), q)
+            # One row per netting, on the newer side (the fill_links view shows
+            # it from both sides).
             key = (newer, "netted", str(older))
             links[key] = add(links.get(key, ZERO), q)
 

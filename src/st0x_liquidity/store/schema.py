@@ -211,16 +211,46 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             WHERE corrects IS NOT NULL;
         """,
     ),
+    (
+        7,
+        "fill_allocations: a netting stored once, without rowid; fill_links a view of both sides",
+        """
+        DROP TABLE fill_links;
+        CREATE TABLE fill_allocations (
+            tx_hash TEXT NOT NULL,
+            log_index INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('netted', 'reserved', 'hedged')),
+            counterpart TEXT NOT NULL,
+            quantity TEXT NOT NULL,
+            PRIMARY KEY (tx_hash, log_index, kind, counterpart)
+        ) WITHOUT ROWID;
+        CREATE INDEX fill_allocations_counterpart ON fill_allocations (counterpart, kind);
+        CREATE VIEW fill_links AS
+            SELECT tx_hash, log_index, kind, counterpart, quantity FROM fill_allocations
+            UNION ALL
+            SELECT substr(counterpart, 1, instr(counterpart, ':') - 1),
+                   CAST(substr(counterpart, instr(counterpart, ':') + 1) AS INTEGER),
+                   'netted', tx_hash || ':' || log_index, quantity
+            FROM fill_allocations WHERE kind = 'netted';
+        INSERT OR REPLACE INTO meta (key, value)
+            SELECT 'views_stale', '7' WHERE EXISTS (SELECT 1 FROM events);
+        """,
+    ),
 )
 
 VIEW_TABLES = (
     "onchain_trades",
     "hedge_orders",
-    "fill_links",
+    "fill_allocations",
     "positions",
     "source_cursors",
     "skipped_inputs",
 )
 """Tables derived from ``events``: emptied and refilled by ``rebuild-views``."""
+
+VIEWS_STALE = "views_stale"
+"""``meta`` key set by a migration that changes a view table's shape: the store
+rebuilds every view from the events on open, in one transaction that also
+clears the key (a crash in between leaves it set, so the rebuild runs again)."""
 
 LATEST_VERSION = MIGRATIONS[-1][0]

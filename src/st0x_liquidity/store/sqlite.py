@@ -18,6 +18,7 @@ import contextlib
 import functools
 import json
 import json.encoder
+import logging
 import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
@@ -42,9 +43,11 @@ from ..errors import StoreError
 from ..protocols import BookSnapshot, Cursor, HedgeOrderRecord, OpenLot, PositionRecord
 from . import write_worker
 from .projection import Batch
-from .schema import LATEST_VERSION, MIGRATIONS, VIEW_TABLES
+from .schema import LATEST_VERSION, MIGRATIONS, VIEW_TABLES, VIEWS_STALE
 from .writer_process import WriterProcess
 from .writes import Row, view_plan
+
+log = logging.getLogger(__name__)
 
 OPEN_STATES = ("pending", "submitted", "partially_filled")
 
@@ -126,6 +129,15 @@ class SqliteStore:
             lookup.execute("PRAGMA query_only=ON")
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="st0x-store-writer")
             await self._in_writer(self._open_writer_sync)
+            stale = lookup.execute(
+                "SELECT value FROM meta WHERE key = ?", (VIEWS_STALE,)
+            ).fetchone()
+            if stale is not None:
+                log.warning(
+                    "schema %s changed the views: rebuilding them from the events", stale[0]
+                )
+                count = await self.rebuild_views()
+                log.warning("views rebuilt from %d events", count)
         except sqlite3.DatabaseError as exc:
             await self._close_connections()
             raise StoreError(f"{self.path} is not a usable st0x database: {exc}") from None
@@ -435,6 +447,7 @@ class SqliteStore:
                     write_worker.execute_plan(db, view_plan(batch))
                     last = int(rows[-1][0])
                     count += len(rows)
+                db.execute("DELETE FROM meta WHERE key = ?", (VIEWS_STALE,))
                 db.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
@@ -586,7 +599,7 @@ class SqliteStore:
 
     async def _reserved(self, cid: str) -> tuple[tuple[TradeId, Decimal], ...]:
         async with self.db.execute(
-            "SELECT l.tx_hash, l.log_index, l.quantity FROM fill_links l "
+            "SELECT l.tx_hash, l.log_index, l.quantity FROM fill_allocations l "
             "JOIN onchain_trades t USING (tx_hash, log_index) "
             "WHERE l.counterpart = ? AND l.kind = 'reserved' ORDER BY t.arrival",
             (cid,),

@@ -119,7 +119,7 @@ STATEMENTS: dict[str, RowsStatement] = {
         3,
     ),
     "links": _insert(
-        "fill_links (tx_hash, log_index, kind, counterpart, quantity)",
+        "fill_allocations (tx_hash, log_index, kind, counterpart, quantity)",
         5,
         " ON CONFLICT (tx_hash, log_index, kind, counterpart) "
         "DO UPDATE SET quantity = dec_add(quantity, excluded.quantity)",
@@ -127,7 +127,7 @@ STATEMENTS: dict[str, RowsStatement] = {
     "zero_links": RowsStatement(
         # IN over a SELECT (not over the bare VALUES) lets SQLite 3.40 search
         # the primary key instead of scanning the table.
-        "DELETE FROM fill_links WHERE (tx_hash, log_index, kind, counterpart) IN "
+        "DELETE FROM fill_allocations WHERE (tx_hash, log_index, kind, counterpart) IN "
         "(SELECT column1, column2, column3, column4 FROM (VALUES {rows})) AND quantity = '0'",
         4,
     ),

@@ -29,6 +29,7 @@ from ..domain.numbers import EXACT, WIDE, fmt
 from ..domain.pnl import PnlBook, PnlRow, PnlTotals, PnlTrade, summarize_totals
 from ..reporting.pnl import read_trades, summary_to_json, trade_from_event
 from ..store.hedge_rows import HEDGE_ORDER_COLUMNS, hedge_order_json
+from ..store.links import links_of
 
 if TYPE_CHECKING:
     from ..app import App
@@ -282,7 +283,7 @@ class DashboardState:
 
     async def _latencies(self, client_order_id: str) -> list[float]:
         rows = await self.fetch(
-            "SELECT t.recorded_at, h.updated_at FROM fill_links l "
+            "SELECT t.recorded_at, h.updated_at FROM fill_allocations l "
             "JOIN onchain_trades t USING (tx_hash, log_index) "
             "JOIN hedge_orders h ON h.client_order_id = l.counterpart "
             "WHERE l.kind = 'hedged' AND l.counterpart = ?",
@@ -293,7 +294,7 @@ class DashboardState:
     async def load_latency_history(self) -> None:
         """Latencies of every hedge that closed before the dashboard started."""
         rows = await self.fetch(
-            "SELECT t.recorded_at, h.updated_at FROM fill_links l "
+            "SELECT t.recorded_at, h.updated_at FROM fill_allocations l "
             "JOIN onchain_trades t USING (tx_hash, log_index) "
             "JOIN hedge_orders h ON h.client_order_id = l.counterpart "
             "WHERE l.kind = 'hedged' AND h.state IN ('filled', 'failed', 'cancelled') "
@@ -374,20 +375,7 @@ class DashboardState:
         rows = await self.fetch(sql, params)
         if not rows:
             return []
-        keys = [(r[0], r[1]) for r in rows]
-        links: dict[tuple[str, int], list[tuple[str, str, str]]] = {}
-        for chunk_start in range(0, len(keys), 400):
-            chunk = keys[chunk_start : chunk_start + 400]
-            link_params: list[Any] = []
-            for tx, idx in chunk:
-                link_params.extend((tx, idx))
-            for tx, idx, kind, other, qty in await self.fetch(
-                "SELECT tx_hash, log_index, kind, counterpart, quantity FROM fill_links "
-                f"WHERE (tx_hash, log_index) IN (VALUES {','.join('(?, ?)' for _ in chunk)}) "
-                "ORDER BY kind, counterpart",
-                link_params,
-            ):
-                links.setdefault((tx, int(idx)), []).append((kind, other, qty))
+        links = await links_of(self.fetch, [(r[0], int(r[1])) for r in rows])
         cids = sorted({o for ls in links.values() for k, o, _ in ls if k != "netted"})
         hedges = {
             h["client_order_id"]: h
@@ -461,7 +449,7 @@ class DashboardState:
         if with_fills and rows:
             ids = [r[0] for r in rows]
             for cid, tx, idx, kind, qty in await self.fetch(
-                "SELECT counterpart, tx_hash, log_index, kind, quantity FROM fill_links "
+                "SELECT counterpart, tx_hash, log_index, kind, quantity FROM fill_allocations "
                 f"WHERE kind != 'netted' AND counterpart IN ({','.join('?' for _ in ids)}) "
                 "ORDER BY tx_hash, log_index",
                 ids,
