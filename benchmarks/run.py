@@ -110,12 +110,34 @@ async def run_engine(
     await executor.start()
     engine = Engine(config, store, executor, ListSource(fills), database_id=store.database_id)
     start = time.perf_counter()
+    cpu = time.process_time()
     await engine.run()
     elapsed = time.perf_counter() - start
+    LAST_RUN["engine_process_cpu_seconds"] = time.process_time() - cpu
+    LAST_RUN["writer_peak_rss_kb"] = _writer_peak_kb(store)
     events = (await store.fetch("SELECT COUNT(*) FROM events"))[0][0]
     await executor.close()
     await store.close()
     return elapsed, int(events), engine
+
+
+LAST_RUN: dict[str, float] = {}
+
+
+def _writer_peak_kb(store: SqliteStore) -> int:
+    """Peak RSS of the store's writer process (VmHWM, read while it runs).
+
+    getrusage(RUSAGE_CHILDREN) would report the engine's own size: the child
+    is forked from it before it runs the writer script.
+    """
+    writer = store._writer
+    proc = getattr(writer, "_proc", None)
+    if proc is None:
+        return 0
+    for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
 
 
 def bare_sqlite(rows: int, tmp: Path, batch: int = 500, synchronous: str = "FULL") -> float:
@@ -146,12 +168,19 @@ def bench_throughput(count: int, runs: int = 1, synchronous: str = "FULL") -> di
     samples = []
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as d:
+            children = _children_cpu()
             elapsed, events, engine = asyncio.run(run_engine(fills, Path(d), synchronous))
+            cpu = LAST_RUN["engine_process_cpu_seconds"]
+            children = _children_cpu() - children
             bare = bare_sqlite(events, Path(d), synchronous=synchronous)
         samples.append(
             {
                 "fills_per_second": round(count / elapsed),
                 "seconds": round(elapsed, 3),
+                # CPU of the engine's process and of the store's writer process
+                # (it ends with the store, so its CPU is counted by then).
+                "engine_process_cpu_seconds": round(cpu, 2),
+                "writer_process_cpu_seconds": round(children, 2),
                 "events": events,
                 "hedges_filled": engine.status.hedges_filled,
                 "bare_sqlite_rows_per_second": round(events / bare),
@@ -168,6 +197,11 @@ def bench_throughput(count: int, runs: int = 1, synchronous: str = "FULL") -> di
         "engine_vs_bare_all_runs": [r["engine_vs_bare_event_rate"] for r in samples],
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 class TimedExecutor(DryRunExecutor):
@@ -270,24 +304,28 @@ def _rss_child(count: int) -> None:
     fills = make_fills(count)
     with tempfile.TemporaryDirectory() as d:
         asyncio.run(run_engine(fills, Path(d)))
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    # The engine's process and the store's writer process.
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, int(LAST_RUN["writer_peak_rss_kb"]))
 
 
-def _rss_engine_only(count: int) -> int:
+def _rss_engine_only(count: int) -> tuple[int, int]:
     out = subprocess.run(
         [sys.executable, __file__, "--rss-child", str(count)],
         capture_output=True, text=True, check=True,
     )
-    return int(out.stdout.strip().splitlines()[-1])
+    engine, writer = out.stdout.strip().splitlines()[-1].split()
+    return int(engine), int(writer)
 
 
 def bench_memory(small: int, large: int) -> dict[str, Any]:
-    a = _rss_engine_only(small)
-    b = _rss_engine_only(large)
+    a, wa = _rss_engine_only(small)
+    b, wb = _rss_engine_only(large)
     return {
         f"peak_rss_mb_{small}": round(a / 1024, 1),
         f"peak_rss_mb_{large}": round(b / 1024, 1),
-        "growth_mb": round((b - a) / 1024, 1),
+        f"writer_peak_rss_mb_{small}": round(wa / 1024, 1),
+        f"writer_peak_rss_mb_{large}": round(wb / 1024, 1),
+        "growth_mb": round((b + wb - a - wa) / 1024, 1),
     }
 
 
