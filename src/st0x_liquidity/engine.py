@@ -83,8 +83,14 @@ log = logging.getLogger(__name__)
 
 _END = object()
 T = TypeVar("T")
-_PIPELINE_DEPTH = 2
-"""Ingest batches submitted and not yet committed, at most."""
+_PIPELINE_DEPTH = 4
+"""Ingest batches submitted and not yet committed, at most.
+
+Four rather than two: the writer's commit time jitters with the disk (fsync),
+and with two batches in flight the loop often sat idle waiting for one; on
+the ingestion benchmark four gave ~13k fills/s against ~8.5k (medians of four
+interleaved runs). It costs nothing in safety: orders still go out only after
+the commit that carries their intents."""
 
 
 @attrs.define
