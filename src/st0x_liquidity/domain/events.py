@@ -238,7 +238,7 @@ def event_to_json(event: DomainEvent) -> str:
 
 def _tid(t: TradeId) -> str:
     # tx_hash is validated as 0x + 64 lower-case hex digits: nothing to escape.
-    return f'"{t.tx_hash}:{t.log_index}"'
+    return f'"{t.text}"'
 
 
 def _dec(v: Decimal) -> str:

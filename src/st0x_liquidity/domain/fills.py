@@ -54,9 +54,14 @@ class TradeId:
 
     tx_hash: str = attrs.field(converter=_normalise_hash)
     log_index: int = attrs.field(validator=_non_negative_index)
+    text: str = attrs.field(init=False, eq=False, order=False, hash=False, repr=False)
+    """``0x…:N``, made once: the store and the event encoder spell it several times per fill."""
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "text", f"{self.tx_hash}:{self.log_index}")
 
     def __str__(self) -> str:
-        return f"{self.tx_hash}:{self.log_index}"
+        return self.text
 
     @classmethod
     def parse(cls, text: str) -> TradeId:
