@@ -5,10 +5,11 @@ events and every view row they imply are durable together or not at all.
 
 Writes are pipelined: :meth:`SqliteStore.submit` encodes and projects events on
 the caller's turn of the event loop, into the group the next transaction will
-write, while a dedicated writer thread (with its own connection) runs the
-previous group's statements (multi-row, see :mod:`.writes`) in a single round
-trip per transaction. Reads go through aiosqlite on a second connection and
-see committed data only (WAL).
+write, while the writer process (:mod:`.write_worker`, driven from one thread
+here that waits on its pipe) commits the previous group's statements
+(multi-row, planned by :mod:`.writes`) in a single round trip per transaction.
+Reads go through aiosqlite on another connection, and the duplicate check on a
+plain one on the loop thread; all see committed data only (WAL).
 """
 
 from __future__ import annotations
