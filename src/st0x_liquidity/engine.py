@@ -486,27 +486,40 @@ class Engine:
     def _submit(self, events: Sequence[NewEvent]) -> asyncio.Future[list[StoredEvent]]:
         """Hand ``events`` to the store now, so the log keeps the order of book changes."""
         submit = getattr(self.store, "submit", None)
+        future: asyncio.Future[list[StoredEvent]]
         if callable(submit):
-            future: asyncio.Future[list[StoredEvent]] = submit(events)
-            return future
-        return asyncio.ensure_future(self.store.append(events))
+            future = submit(events)
+        else:
+            future = asyncio.ensure_future(self.store.append(events))
+        # Listeners hear of a commit from the commit itself, not from whoever
+        # waits for it: a waiter cancelled at shutdown must not hide events
+        # that are in the database (the demo's log, the dashboard's feed).
+        future.add_done_callback(self._notify_listeners)
+        return future
+
+    def _notify_listeners(self, future: asyncio.Future[list[StoredEvent]]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        stored = future.result()
+        for listener in self._listeners:
+            try:
+                listener(stored)
+            except Exception:  # a broken listener must not stop hedging
+                log.exception("event listener failed")
 
     async def _append(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
         return await self._committed(self._submit(events))
 
     async def _committed(self, submitted: asyncio.Future[list[StoredEvent]]) -> list[StoredEvent]:
         try:
-            stored = await submitted
+            # shield: cancelling the waiter must not cancel the commit's future
+            # (the write goes on; its listeners are called when it lands).
+            stored = await asyncio.shield(submitted)
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):
                 self._fatal = exc if isinstance(exc, StoreError) else StoreError(str(exc))
                 self._stopping.set()
             raise
-        for listener in self._listeners:
-            try:
-                listener(stored)
-            except Exception:  # a broken listener must not stop hedging
-                log.exception("event listener failed")
         return stored
 
     # -- hedge decisions -----------------------------------------------------------------
