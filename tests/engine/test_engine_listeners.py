@@ -11,9 +11,15 @@ from support.executors import ScriptedExecutor
 from support.fills import fill
 from support.harness import QueueSource, make_config
 
+from st0x_liquidity.config import AppConfig
 from st0x_liquidity.domain.events import FillRecorded, StoredEvent, position_event
 from st0x_liquidity.engine import Engine
 from st0x_liquidity.store.sqlite import SqliteStore
+
+
+def _engine(config: AppConfig, store: SqliteStore) -> Engine:
+    """An engine that is not run: the tests drive its commits directly."""
+    return Engine(config, store, ScriptedExecutor(), QueueSource(), database_id=store.database_id)
 
 
 async def test_a_commit_whose_waiter_is_cancelled_still_reaches_the_listeners(
@@ -21,9 +27,7 @@ async def test_a_commit_whose_waiter_is_cancelled_still_reaches_the_listeners(
 ) -> None:
     config = make_config(tmp_path)
     async with SqliteStore(config.database_path) as store:
-        engine = Engine(
-            config, store, ScriptedExecutor(), QueueSource(), database_id=store.database_id
-        )
+        engine = _engine(config, store)
         heard: list[StoredEvent] = []
 
         def listener(stored: Sequence[StoredEvent]) -> None:
@@ -46,9 +50,7 @@ async def test_listeners_hear_commits_in_commit_order_and_before_the_waiter_resu
 ) -> None:
     config = make_config(tmp_path)
     async with SqliteStore(config.database_path) as store:
-        engine = Engine(
-            config, store, ScriptedExecutor(), QueueSource(), database_id=store.database_id
-        )
+        engine = _engine(config, store)
         heard: list[int] = []
         engine.add_listener(lambda stored: heard.extend(s.event.fill.block_number for s in stored))
         fills = [fill(n, "tAAPL", "BUY", "0.1") for n in range(1, 6)]

@@ -12,13 +12,13 @@ import pytest
 from support.fills import fill
 
 from st0x_liquidity.domain.accumulator import SymbolBook
-from st0x_liquidity.domain.events import FillRecorded, position_event
+from st0x_liquidity.domain.events import FillRecorded, NewEvent, position_event
 from st0x_liquidity.domain.symbols import Symbol
 from st0x_liquidity.errors import StoreError
 from st0x_liquidity.store.sqlite import SqliteStore
 
 
-def _events(start: int, count: int) -> list:  # type: ignore[type-arg]
+def _events(start: int, count: int) -> list[NewEvent]:
     book = SymbolBook(Symbol("AAPL"))
     out = []
     for n in range(start, start + count):

@@ -45,8 +45,9 @@ from ..protocols import BookSnapshot, Cursor, HedgeOrderRecord, OpenLot, Positio
 from . import write_worker
 from .projection import Batch
 from .schema import LATEST_VERSION, MIGRATIONS, VIEW_TABLES, VIEWS_STALE
+from .write_worker import Row
 from .writer_process import WriterProcess
-from .writes import Row, view_plan
+from .writes import view_plan
 
 log = logging.getLogger(__name__)
 

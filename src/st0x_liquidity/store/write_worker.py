@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 if __package__:
     from ..domain.numbers import EXACT, fmt
@@ -209,13 +209,13 @@ def connect(path: str, synchronous: str) -> sqlite3.Connection:
 # -- framing (used by both ends) ---------------------------------------------------
 
 
-def write_frame(stream: BinaryIO, value: object) -> None:
+def write_frame(stream: IO[bytes], value: object) -> None:
     body = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(HEADER.pack(len(body)) + body)
     stream.flush()
 
 
-def read_frame(stream: BinaryIO) -> Any:
+def read_frame(stream: IO[bytes]) -> Any:
     """The next frame's value; EOFError when the other end has gone."""
     header = stream.read(HEADER.size)
     if len(header) < HEADER.size:
@@ -274,8 +274,8 @@ class Checkpointer:
 
 def serve(
     db: sqlite3.Connection,
-    requests: BinaryIO,
-    replies: BinaryIO,
+    requests: IO[bytes],
+    replies: IO[bytes],
     after_commit: Callable[[], None] = lambda: None,
 ) -> None:
     def write(plan: Plan) -> None:

@@ -46,7 +46,7 @@ class WriterProcess:
         proc = self._running()
         assert proc.stdin is not None
         try:
-            write_frame(proc.stdin, (op, args))  # type: ignore[arg-type]
+            write_frame(proc.stdin, (op, args))
         except (BrokenPipeError, OSError):
             raise self._gone() from None
         return self._reply()
@@ -94,7 +94,7 @@ class WriterProcess:
         proc = self._running()
         assert proc.stdout is not None
         try:
-            reply = read_frame(proc.stdout)  # type: ignore[arg-type]
+            reply = read_frame(proc.stdout)
         except EOFError:
             raise self._gone() from None
         status = reply[0]

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any
 
 from ..domain.numbers import add, fmt
 from .projection import _UNSET, Batch
-
-Row = tuple[Any, ...]
+from .write_worker import Row
 
 
 def view_plan(batch: Batch) -> list[tuple[str, list[Row]]]:
