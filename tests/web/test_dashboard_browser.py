@@ -172,7 +172,9 @@ async def test_inventory_bars_with_their_bands(tmp_path: Path) -> None:
                 band = row.locator(".inv-band")
                 assert await band.get_attribute("style") == "left:30%;width:40%"
                 assert await row.locator(".inv-target").get_attribute("style") == "left:50%"
-                assert await row.locator(".inv-bar").bounding_box() is not None
+                # The panel is re-rendered on every update, so a one-shot
+                # bounding_box() can meet a detached node: wait for a visible bar.
+                await row.locator(".inv-bar").wait_for(state="visible", timeout=10_000)
             # Refreshed on updates: a new asset's bar appears without a reload.
             append(fills, fill_line(3, "NVDA0x", "BUY", "1", "120"))
             await page.wait_for_selector('.inv-row[data-asset="NVDA"]', timeout=15_000)
