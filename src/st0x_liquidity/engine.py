@@ -155,7 +155,6 @@ class Engine:
         self._fatal: BaseException | None = None
         self._listeners: list[Callable[[Sequence[StoredEvent]], None]] = []
         self._placed_at: dict[str, float] = {}
-        self.fill_seen_at: dict[str, float] = {}
         self._uncommitted: dict[TradeId, tuple[tuple[Fill, int], int]] = {}
         self._batches = 0
 
@@ -406,15 +405,17 @@ class Engine:
     ) -> bool:
         """Apply a new fill (or reinstate a reverted one); False for a duplicate."""
         fill = item.fill
-        state = known.get(fill.trade_id)
+        trade_id = fill.trade_id
+        state = known.get(trade_id)
         if state is not None and state[1] % 2 == 0:
             self.status.duplicates_dropped += 1
             return False
-        book = self._book(fill.symbol)
+        ticker = fill.symbol.ticker
+        book = self.books.get(ticker) or self._book(fill.symbol)
         event: FillRecorded | FillReinstated
-        changed.append(fill.trade_id)
+        changed.append(trade_id)
         if state is None:
-            known[fill.trade_id] = (fill, 0)
+            known[trade_id] = (fill, 0)
             event = FillRecorded(fill, book.apply_fill(fill))
         else:  # reverted earlier, back on the canonical chain
             k = state[1] + 1
@@ -422,11 +423,9 @@ class Engine:
             known[fill.trade_id] = (state[0], k)
             event = FillReinstated(fill.trade_id, entry, book.apply_fill(entry))
             log.warning("fill %s is back on the canonical chain: reinstated", fill.trade_id)
-        ticker = fill.symbol.ticker
         metadata = {"source": self.source.name, "cursor": dict(item.cursor)}
         events.append(NewEvent(POSITION, ticker, event, metadata))
         touched[ticker] = None
-        self.fill_seen_at[ticker] = time.perf_counter()
         self.status.fills_ingested += 1
         self.status.last_fill_at = fill.block_timestamp
         return True

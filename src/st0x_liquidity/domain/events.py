@@ -274,18 +274,22 @@ def _stamp(when: datetime) -> str:
 def _fill(f: Fill) -> str:
     if type(f.block_number) is not int:
         return _json_dumps(CONVERTER.unstructure(f), separators=(",", ":"))
+    # A ticker is A-Z, 0-9 and '.' (validated): nothing to escape, as for _tid.
     return (
-        f'{{"trade_id":{_tid(f.trade_id)},"symbol":{_quote(f.symbol.ticker)},'
+        f'{{"trade_id":"{f.trade_id.text}","symbol":"{f.symbol.ticker}",'
         f'"direction":"{f.direction.value}","amount":"{f.amount}","price":"{f.price}",'
         f'"block_number":{f.block_number},"block_timestamp":{_stamp(f.block_timestamp)}}}'
     )
 
 
 def _nettings(ns: tuple[Netting, ...]) -> str:
+    if len(ns) == 1:  # the common case: no generator
+        n = ns[0]
+        return f'[{{"older":"{n.older.text}","newer":"{n.newer.text}","quantity":"{n.quantity}"}}]'
     return (
         "["
         + ",".join(
-            f'{{"older":{_tid(n.older)},"newer":{_tid(n.newer)},"quantity":"{n.quantity}"}}'
+            f'{{"older":"{n.older.text}","newer":"{n.newer.text}","quantity":"{n.quantity}"}}'
             for n in ns
         )
         + "]"

@@ -30,11 +30,13 @@ from ..domain.events import (
     InputSkipped,
     StoredEvent,
 )
-from ..domain.fills import Direction, Fill, TradeId
-from ..domain.numbers import ZERO, add, fmt, sub
+from ..domain.fills import Direction, Fill
+from ..domain.numbers import EXACT, ZERO, add, fmt, sub
 from ..domain.orders import OrderState
 
 _UNSET = object()
+_add = EXACT.add
+_sub = EXACT.subtract
 
 
 @attrs.define
@@ -52,12 +54,17 @@ class _PositionDelta:
 class Batch:
     """View changes of a batch of events, ready for ``executemany``."""
 
-    trades: list[tuple[Any, ...]] = attrs.field(factory=list)
-    trade_ids: list[TradeId] = attrs.field(factory=list)
-    """The trade id of each row of ``trades``, in the same order."""
+    trades: list[list[Any]] = attrs.field(factory=list)
+    """Rows of ``onchain_trades``; :func:`.writes.view_plan` sets their open quantity."""
+    trade_ids: list[str] = attrs.field(factory=list)
+    """The trade id (text) of each row of ``trades``, in the same order."""
+    trade_amounts: list[Decimal] = attrs.field(factory=list)
+    """The amount of each row of ``trades``: its open quantity before any delta."""
     hedges: dict[str, dict[str, Any]] = attrs.field(factory=dict)
-    open_deltas: dict[TradeId, Decimal] = attrs.field(factory=dict)
-    link_deltas: dict[tuple[TradeId, str, str], Decimal] = attrs.field(factory=dict)
+    # Keyed by trade id text, not TradeId: a str hashes and compares in C, a
+    # TradeId through attrs' Python methods, and these take several per fill.
+    open_deltas: dict[str, Decimal] = attrs.field(factory=dict)
+    link_deltas: dict[tuple[str, str, str], Decimal] = attrs.field(factory=dict)
     positions: dict[str, _PositionDelta] = attrs.field(factory=dict)
     cursors: dict[str, tuple[Any, str]] = attrs.field(factory=dict)
     """Last cursor per source (JSON-encoded only when written: one per batch)."""
@@ -148,45 +155,52 @@ class Batch:
         stamp = fill.block_timestamp
         if self._stamp[0] is not stamp:  # often one object for many fills
             self._stamp = (stamp, stamp.isoformat())
-        amount = fmt(fill.amount)
-        self.trade_ids.append(fill.trade_id)
+        amount = fill.amount
+        text = fmt(amount)
+        trade_id = fill.trade_id
+        ticker = fill.symbol.ticker
+        self.trade_ids.append(trade_id.text)
+        self.trade_amounts.append(amount)
         self.trades.append(
-            (
-                fill.trade_id.tx_hash,
-                fill.trade_id.log_index,
-                fill.symbol.ticker,
+            [
+                trade_id.tx_hash,
+                trade_id.log_index,
+                ticker,
                 fill.direction.value,
-                amount,
+                text,
                 fmt(fill.price),
                 fill.block_number,
                 self._stamp[1],
                 stored.sequence,
-                amount,
+                text,
                 source,
                 when,
                 corrects,
                 correction,
-            )
+            ]
         )
         if nettings:
             self._nettings(nettings)
-        pos = self._position(fill.symbol.ticker, when)
-        signed = fill.signed_amount
-        pos.net = add(pos.net, signed)
-        pos.open = add(pos.open, signed)
+        pos = self.positions.get(ticker)
+        if pos is None:
+            pos = self.positions[ticker] = _PositionDelta()
+        pos.updated_at = when
+        signed = amount if fill.direction is Direction.BUY else amount.copy_negate()
+        pos.net = _add(pos.net, signed)
+        pos.open = _add(pos.open, signed)
         pos.fills += 1
         pos.last_price = fill.price
 
     def _nettings(self, nettings: tuple[Netting, ...]) -> None:
         opens, links = self.open_deltas, self.link_deltas
         for n in nettings:
-            older, newer, q = n.older, n.newer, n.quantity
-            opens[older] = sub(opens.get(older, ZERO), q)
-            opens[newer] = sub(opens.get(newer, ZERO), q)
+            older, newer, q = n.older.text, n.newer.text, n.quantity
+            opens[older] = _sub(opens.get(older, ZERO), q)
+            opens[newer] = _sub(opens.get(newer, ZERO), q)
             # One row per netting, on the newer side (the fill_links view shows
             # it from both sides).
-            key = (newer, "netted", str(older))
-            links[key] = add(links.get(key, ZERO), q)
+            key = (newer, "netted", older)
+            links[key] = _add(links.get(key, ZERO), q)
 
     @staticmethod
     def _bump(
@@ -224,10 +238,10 @@ class Batch:
             "updated_at": when,
         }
         for alloc in event.reserved:
-            self._bump(self.open_deltas, alloc.trade_id, alloc.quantity, sub)
+            self._bump(self.open_deltas, alloc.trade_id.text, alloc.quantity, sub)
             self._bump(
                 self.link_deltas,
-                (alloc.trade_id, "reserved", event.client_order_id),
+                (alloc.trade_id.text, "reserved", event.client_order_id),
                 alloc.quantity,
                 add,
             )
@@ -241,8 +255,10 @@ class Batch:
     ) -> None:
         total = ZERO
         for alloc in hedged:
-            self._bump(self.link_deltas, (alloc.trade_id, "reserved", cid), alloc.quantity, sub)
-            self._bump(self.link_deltas, (alloc.trade_id, "hedged", cid), alloc.quantity, add)
+            self._bump(
+                self.link_deltas, (alloc.trade_id.text, "reserved", cid), alloc.quantity, sub
+            )
+            self._bump(self.link_deltas, (alloc.trade_id.text, "hedged", cid), alloc.quantity, add)
             total = add(total, alloc.quantity)
         pos = self._position(symbol, when)
         pos.net = add(pos.net, -_exposure_signed(side, total))
@@ -260,8 +276,10 @@ class Batch:
         self._hedged(symbol, cid, event.side, event.hedged, when)
         released = ZERO
         for alloc in event.released:
-            self._bump(self.link_deltas, (alloc.trade_id, "reserved", cid), alloc.quantity, sub)
-            self._bump(self.open_deltas, alloc.trade_id, alloc.quantity, add)
+            self._bump(
+                self.link_deltas, (alloc.trade_id.text, "reserved", cid), alloc.quantity, sub
+            )
+            self._bump(self.open_deltas, alloc.trade_id.text, alloc.quantity, add)
             released = add(released, alloc.quantity)
         self._nettings(event.nettings)
         pos = self._position(symbol, when)

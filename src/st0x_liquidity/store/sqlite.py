@@ -425,7 +425,7 @@ class SqliteStore:
             for key in keys
         }
 
-    def _transaction_sync(self, plan: list[tuple[str, list[Row]]]) -> None:
+    def _transaction_sync(self, plan: list[tuple[str, Sequence[Row]]]) -> None:
         self._writer_proc().call("transaction", plan)
 
     def _rebuild_sync(self) -> int:

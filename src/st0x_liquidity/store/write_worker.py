@@ -49,7 +49,8 @@ else:  # run as the writer script: the same module, loaded without the package
     _spec.loader.exec_module(_numbers)
     EXACT, fmt = _numbers.EXACT, _numbers.fmt
 
-Row = tuple[Any, ...]
+Row = Sequence[Any]
+"""One row of values: a tuple, or a list the projection filled in place."""
 HEADER = struct.Struct(">Q")
 BUSY_TIMEOUT_MS = 10_000
 _MAX_CHUNK = 4096

@@ -8,32 +8,33 @@ commutes, so a batch applied at once gives the rows its events give one by one.
 from __future__ import annotations
 
 import json
-from decimal import Decimal
+from collections.abc import Sequence
 
-from ..domain.numbers import add, fmt
+from ..domain.numbers import EXACT, fmt
 from .projection import _UNSET, Batch
 from .write_worker import Row
 
 
-def view_plan(batch: Batch) -> list[tuple[str, list[Row]]]:
+def view_plan(batch: Batch) -> list[tuple[str, Sequence[Row]]]:
     """The statements (by name, with their rows) that apply ``batch`` to the views."""
-    out: list[tuple[str, list[Row]]] = []
+    out: list[tuple[str, Sequence[Row]]] = []
     trades = batch.trades
     open_deltas = dict(batch.open_deltas)
     if trades and open_deltas:
         # A trade inserted by this batch takes its netting and reservations in
         # its inserted open quantity (exact sum), instead of an UPDATE after.
-        trades = list(trades)
+        # Set in place, from the amount: calling this twice gives the same rows.
+        amounts = batch.trade_amounts
+        pop = open_deltas.pop
         for i, trade_id in enumerate(batch.trade_ids):
-            delta = open_deltas.pop(trade_id, None)
+            delta = pop(trade_id, None)
             if delta:
-                row = trades[i]
-                trades[i] = (*row[:9], fmt(add(Decimal(row[9]), delta)), *row[10:])
+                trades[i][9] = fmt(_add(amounts[i], delta))
     if trades:
         out.append(("trades", trades))
     if batch.hedges:
         out.extend(_hedge_statements(batch))
-    deltas = [(fmt(d), t.tx_hash, t.log_index) for t, d in open_deltas.items() if d]
+    deltas = [(fmt(d), *_split(t)) for t, d in open_deltas.items() if d]
     if deltas:
         out.append(("open_deltas", deltas))
     if batch.link_deltas:
@@ -41,9 +42,10 @@ def view_plan(batch: Batch) -> list[tuple[str, list[Row]]]:
         shrunk = []
         for (t, kind, other), d in batch.link_deltas.items():
             if d:
-                links.append((t.tx_hash, t.log_index, kind, other, fmt(d)))
+                tx_hash, log_index = _split(t)
+                links.append((tx_hash, log_index, kind, other, fmt(d)))
                 if d < 0:  # only links that shrank can have reached zero
-                    shrunk.append((t.tx_hash, t.log_index, kind, other))
+                    shrunk.append((tx_hash, log_index, kind, other))
         out.append(("links", links))
         out.append(("zero_links", shrunk))
     if batch.positions:
@@ -75,7 +77,16 @@ def view_plan(batch: Batch) -> list[tuple[str, list[Row]]]:
     return out
 
 
-def _hedge_statements(batch: Batch) -> list[tuple[str, list[Row]]]:
+_add = EXACT.add
+
+
+def _split(trade_id: str) -> tuple[str, int]:
+    """``(tx_hash, log_index)`` of a trade id's text (``0x…:N``; the hash has no colon)."""
+    tx_hash, _, log_index = trade_id.rpartition(":")
+    return tx_hash, int(log_index)
+
+
+def _hedge_statements(batch: Batch) -> list[tuple[str, Sequence[Row]]]:
     """Updates of orders intended earlier first, then this batch's new orders in order.
 
     At most one order per symbol is open, and a new one is intended only after
