@@ -55,7 +55,7 @@ from .domain.events import (
     correction_id,
     position_event,
 )
-from .domain.fills import Direction, Fill, TradeId
+from .domain.fills import Direction, Fill
 from .domain.numbers import ZERO
 from .domain.orders import MarketOrder, OrderRules, OrderState, OrderUpdate
 from .domain.symbols import Symbol
@@ -155,7 +155,9 @@ class Engine:
         self._fatal: BaseException | None = None
         self._listeners: list[Callable[[Sequence[StoredEvent]], None]] = []
         self._placed_at: dict[str, float] = {}
-        self._uncommitted: dict[TradeId, tuple[tuple[Fill, int], int]] = {}
+        # Keyed by trade id text: a str hashes and compares in C, a TradeId
+        # through attrs' Python methods, several times per fill.
+        self._uncommitted: dict[str, tuple[tuple[Fill, int], int]] = {}
         self._batches = 0
 
     def _rules(self, rules: OrderRules) -> OrderRules:
@@ -334,10 +336,11 @@ class Engine:
             if isinstance(i, FillItem | RevertedItem)
         ]
         uncommitted = self._uncommitted
-        pending = {t: uncommitted[t][0] for t in ids if t in uncommitted}
-        known = await self.store.trade_corrections(ids) if ids else {}
+        pending = {t.text: uncommitted[t.text][0] for t in ids if t.text in uncommitted}
+        found = await self.store.trade_corrections(ids) if ids else {}
+        known = {t.text: state for t, state in found.items()}
         known.update(pending)
-        changed: list[TradeId] = []  # ids whose state this batch sets
+        changed: list[str] = []  # ids whose state this batch sets
         events: list[NewEvent] = []
         touched: dict[str, None] = {}
         cursor_carried = False
@@ -398,14 +401,14 @@ class Engine:
     def _ingest_fill(
         self,
         item: FillItem,
-        known: dict[TradeId, tuple[Fill, int]],
-        changed: list[TradeId],
+        known: dict[str, tuple[Fill, int]],
+        changed: list[str],
         events: list[NewEvent],
         touched: dict[str, None],
     ) -> bool:
         """Apply a new fill (or reinstate a reverted one); False for a duplicate."""
         fill = item.fill
-        trade_id = fill.trade_id
+        trade_id = fill.trade_id.text
         state = known.get(trade_id)
         if state is not None and state[1] % 2 == 0:
             self.status.duplicates_dropped += 1
@@ -420,7 +423,7 @@ class Engine:
         else:  # reverted earlier, back on the canonical chain
             k = state[1] + 1
             entry = attrs.evolve(fill, trade_id=correction_id(fill.trade_id, k))
-            known[fill.trade_id] = (state[0], k)
+            known[trade_id] = (state[0], k)
             event = FillReinstated(fill.trade_id, entry, book.apply_fill(entry))
             log.warning("fill %s is back on the canonical chain: reinstated", fill.trade_id)
         metadata = {"source": self.source.name, "cursor": dict(item.cursor)}
@@ -433,13 +436,13 @@ class Engine:
     def _ingest_revert(
         self,
         item: RevertedItem,
-        known: dict[TradeId, tuple[Fill, int]],
-        changed: list[TradeId],
+        known: dict[str, tuple[Fill, int]],
+        changed: list[str],
         events: list[NewEvent],
         touched: dict[str, None],
     ) -> bool:
         """Reverse a fill that left the canonical chain with a compensating entry."""
-        state = known.get(item.trade_id)
+        state = known.get(item.trade_id.text)
         if state is None or state[1] % 2 == 1:
             reason = f"{item.reason} (no recorded fill to revert)"
             self._ingest_skip(SkippedItem(reason, str(item.trade_id), item.cursor), events)
@@ -450,8 +453,8 @@ class Engine:
             trade_id=correction_id(original.trade_id, k),
             direction=original.direction.opposite,
         )
-        known[item.trade_id] = (original, k)
-        changed.append(item.trade_id)
+        known[item.trade_id.text] = (original, k)
+        changed.append(item.trade_id.text)
         book = self._book(original.symbol)
         event = FillReverted(item.trade_id, entry, item.reason, book.apply_fill(entry))
         events.append(

@@ -489,8 +489,8 @@ class SqliteStore:
         # cost less than the two thread hops of an aiosqlite call, which sat
         # on the path of every batch (0.4 ms of a 2.4 ms hedge decision).
         db = self._lookup_db()
-        wanted = set(ids)
-        hashes = sorted({t.tx_hash for t in wanted})
+        wanted = {t.text: t for t in ids}  # by text: str hashing is C, TradeId's is Python
+        hashes = sorted({t.tx_hash for t in ids})
         found: set[TradeId] = set()
         for start in range(0, len(hashes), 500):
             chunk = hashes[start : start + 500]
@@ -501,8 +501,8 @@ class SqliteStore:
                 f"SELECT tx_hash, log_index FROM onchain_trades WHERE tx_hash IN ({marks})",
                 chunk,
             ):
-                trade_id = TradeId(tx_hash, int(log_index))
-                if trade_id in wanted:
+                trade_id = wanted.get(f"{tx_hash}:{log_index}")
+                if trade_id is not None:
                     found.add(trade_id)
         return found
 
