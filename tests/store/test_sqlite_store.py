@@ -276,3 +276,31 @@ async def test_a_version_6_database_gets_its_views_rebuilt_in_the_new_shape(tmp_
         netted = [row for row in links if row[2] == "netted"]
         assert netted and len(netted) % 2 == 0
         assert await store.fetch("SELECT value FROM meta WHERE key = 'views_stale'") == []
+
+
+async def test_a_failed_commit_fails_what_was_queued_behind_it_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    # Transactions are sent to the writer ahead of the answer to the one
+    # before. Whatever the timing, a caller told "committed" finds its events
+    # in the log, one told "failed" does not, and the log has no gap.
+    async with SqliteStore(tmp_path / "a.db") as store:
+        first = fill(1, "tAAPL", "BUY", "1")
+        await store.append([position_event(first.symbol, FillRecorded(first))])
+        futures = [store.submit([position_event(first.symbol, FillRecorded(first))])]
+        for n in range(2, 14):
+            await asyncio.sleep(0.001 * (n % 3))  # separate transactions, some queued
+            f = fill(n, "tAAPL", "BUY", "1")
+            futures.append(store.submit([position_event(f.symbol, FillRecorded(f))]))
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        assert isinstance(outcomes[0], StoreError)
+        committed = [o for o in outcomes[1:] if not isinstance(o, BaseException)]
+        assert all(isinstance(o, StoreError) for o in outcomes[1:] if isinstance(o, BaseException))
+        last = fill(20, "tAAPL", "SELL", "1")
+        await store.append([position_event(last.symbol, FillRecorded(last))])
+        sequences = [
+            r[0] for r in await store.fetch("SELECT sequence FROM events ORDER BY sequence")
+        ]
+        assert sequences == list(range(1, len(committed) + 3))
+        trades = await store.fetch("SELECT COUNT(*) FROM onchain_trades")
+        assert trades[0][0] == len(committed) + 2

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -15,7 +17,9 @@ from st0x_liquidity.domain.accumulator import SymbolBook
 from st0x_liquidity.domain.events import FillRecorded, NewEvent, position_event
 from st0x_liquidity.domain.symbols import Symbol
 from st0x_liquidity.errors import StoreError
+from st0x_liquidity.store import write_worker
 from st0x_liquidity.store.sqlite import SqliteStore
+from st0x_liquidity.store.writer_process import WriterProcess
 
 
 def _events(start: int, count: int) -> list[NewEvent]:
@@ -114,3 +118,92 @@ async def test_the_writer_exits_when_its_parent_is_killed(tmp_path: Path) -> Non
             return
         await asyncio.sleep(0.05)
     pytest.fail("the writer process outlived its parent")
+
+
+def _event_row(sequence: int) -> tuple[object, ...]:
+    return (
+        "Position",
+        "AAPL",
+        sequence,
+        "CursorCheckpointed",
+        1,
+        "{}",
+        "{}",
+        "2026-01-02T15:00:00",
+    )
+
+
+async def _schema(path: Path) -> None:
+    async with SqliteStore(path):
+        pass
+
+
+async def test_a_transaction_queued_behind_a_failed_one_is_refused_unwritten(
+    tmp_path: Path,
+) -> None:
+    # The store sends a transaction ahead while the writer runs the one before
+    # it, and the later one counts on the earlier one's sequences: when the
+    # earlier one fails, the queued one must not be written. A new epoch (the
+    # store's, once it has failed them) writes again.
+    path = tmp_path / "s.db"
+    await _schema(path)
+    requests = io.BytesIO()
+    for op, args in [
+        ("transaction", ([("events", [_event_row(1)])], 0)),
+        ("transaction", ([("events", [_event_row(2), _event_row(1)])], 0)),  # duplicate key
+        ("transaction", ([("events", [_event_row(3)])], 0)),  # sent ahead of the failure
+        ("query", ("SELECT 1", ())),
+        ("transaction", ([("events", [_event_row(2)])], 1)),
+        ("close", ()),
+    ]:
+        write_worker.write_frame(requests, (op, args))
+    requests.seek(0)
+    replies = io.BytesIO()
+    db = write_worker.connect(str(path), "FULL")
+    try:
+        write_worker.serve(db, requests, replies)
+    finally:
+        db.close()
+    replies.seek(0)
+    statuses = [write_worker.read_frame(replies)[0] for _ in range(6)]
+    assert statuses == ["ok", "sqlite", "skipped", "ok", "ok", "ok"]
+    with sqlite3.connect(path) as check:
+        rows = check.execute("SELECT sequence FROM events ORDER BY sequence").fetchall()
+    assert rows == [(1,), (2,)]
+
+
+async def test_replies_to_requests_sent_ahead_come_back_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    await _schema(path)
+    writer = WriterProcess(path, "FULL")
+    writer.start()
+    try:
+        first = writer.send("transaction", [("events", [_event_row(1), _event_row(1)])], 0)
+        second = writer.send("transaction", [("events", [_event_row(2)])], 0)
+        third = writer.send("query", "SELECT COUNT(*) FROM events", ())
+        with pytest.raises(sqlite3.IntegrityError):
+            first.result(10)
+        with pytest.raises(StoreError, match="not written: an earlier transaction failed"):
+            second.result(10)
+        assert third.result(10) == [(0,)]
+        writer.call("transaction", [("events", [_event_row(1)])], 1)
+        assert writer.call("query", "SELECT sequence FROM events", ()) == [(1,)]
+    finally:
+        writer.close()
+
+
+async def test_requests_waiting_when_the_writer_dies_fail_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    await _schema(path)
+    writer = WriterProcess(path, "FULL")
+    writer.start()
+    try:
+        assert writer._proc is not None
+        os.kill(writer._proc.pid, signal.SIGKILL)
+        # Whether the reader thread has seen the end yet or not: a clear error,
+        # from send itself or from the request's future.
+        for _ in range(2):
+            with pytest.raises(StoreError, match="writer process ended unexpectedly"):
+                writer.send("query", "SELECT 1", ()).result(10)
+    finally:
+        writer.kill()

@@ -279,7 +279,13 @@ def serve(
     replies: IO[bytes],
     after_commit: Callable[[], None] = lambda: None,
 ) -> None:
-    def write(plan: Plan) -> None:
+    # The parent sends a transaction ahead while the previous one runs, and the
+    # later one counts on the earlier one's event sequences. When one fails,
+    # every transaction already queued behind it (same epoch or older) is
+    # refused unwritten; the parent starts a new epoch once it has failed them.
+    failed_epoch = -1
+
+    def write(plan: Plan, _epoch: int = 0) -> None:
         transaction(db, plan)
         after_commit()
 
@@ -295,11 +301,19 @@ def serve(
         if op == "close":
             write_frame(replies, ("ok", None))
             return
+        epoch = args[1] if op == "transaction" and len(args) > 1 else None
+        if epoch is not None and epoch <= failed_epoch:
+            write_frame(replies, ("skipped", "Skipped", "an earlier transaction failed"))
+            continue
         try:
             result = ops[op](*args)
         except sqlite3.Error as exc:
+            if epoch is not None:
+                failed_epoch = epoch
             write_frame(replies, ("sqlite", type(exc).__name__, str(exc)))
         except Exception as exc:  # reported to the parent, which fails the batch
+            if epoch is not None:
+                failed_epoch = epoch
             write_frame(replies, ("error", type(exc).__name__, str(exc)))
         else:
             write_frame(replies, ("ok", result))
