@@ -165,7 +165,7 @@ class SymbolBook:
 
     def apply_fill(self, fill: Fill) -> tuple[Netting, ...]:
         """Net ``fill`` against the oldest opposite lots; any remainder opens a lot."""
-        if fill.symbol != self.symbol:
+        if fill.symbol.ticker != self.symbol.ticker:  # str compare: Symbol's == is Python
             raise AccumulatorError(f"fill for {fill.symbol} applied to book {self.symbol}")
         self.last_price = fill.price
         remaining, nettings = self._net_against_lots(fill.trade_id, fill.direction, fill.amount)
@@ -177,15 +177,19 @@ class SymbolBook:
         self, trade_id: TradeId, direction: Direction, quantity: Decimal
     ) -> tuple[Decimal, tuple[Netting, ...]]:
         nettings: list[Netting] = []
+        lots = self.lots
         remaining = quantity
-        while remaining > ZERO and self.lots and self.lots[0].direction is not direction:
-            lot = self.lots[0]
-            take = min(lot.open, remaining)
+        while remaining > ZERO and lots and lots[0].direction is not direction:
+            lot = lots[0]
+            if lot.open <= remaining:  # the lot closes
+                take = lot.open
+                lots.popleft()
+                lot.open = ZERO
+            else:
+                take = remaining
+                lot.open = sub(lot.open, take)
             nettings.append(Netting(lot.trade_id, trade_id, take))
-            lot.open = sub(lot.open, take)
             remaining = sub(remaining, take)
-            if lot.open.is_zero():
-                self.lots.popleft()
         return remaining, tuple(nettings)
 
     # -- hedges ------------------------------------------------------------------

@@ -283,6 +283,8 @@ def _fill(f: Fill) -> str:
 
 
 def _nettings(ns: tuple[Netting, ...]) -> str:
+    if not ns:
+        return "[]"
     if len(ns) == 1:  # the common case: no generator
         n = ns[0]
         return f'[{{"older":"{n.older.text}","newer":"{n.newer.text}","quantity":"{n.quantity}"}}]'

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -72,15 +71,12 @@ class Batch:
     _when: tuple[Any, str] = (None, "")
     _stamp: tuple[Any, str] = (None, "")
 
-    def _iso(self, when: datetime) -> str:
-        # Events of one commit share one recorded_at: format it once.
-        if self._when[0] is not when:
-            self._when = (when, when.isoformat())
-        return self._when[1]
-
     def add(self, stored: StoredEvent) -> None:
         event = stored.event
-        when = self._iso(stored.recorded_at)
+        recorded = stored.recorded_at
+        if self._when[0] is not recorded:  # events of one commit share one recorded_at
+            self._when = (recorded, recorded.isoformat())
+        when = self._when[1]
         meta = stored.metadata
         source = meta.get("source")
         if source is not None and "cursor" in meta:
