@@ -34,7 +34,7 @@ def view_plan(batch: Batch) -> list[tuple[str, Sequence[Row]]]:
         out.append(("trades", trades))
     if batch.hedges:
         out.extend(_hedge_statements(batch))
-    deltas = [(fmt(d), *_split(t)) for t, d in open_deltas.items() if d]
+    deltas = [(*_split(t), fmt(d)) for t, d in open_deltas.items() if d]
     if deltas:
         out.append(("open_deltas", deltas))
     if batch.link_deltas:
