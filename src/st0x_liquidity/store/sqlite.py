@@ -236,10 +236,11 @@ class SqliteStore:
         """Queue ``events`` for commit now, in call order; the future ends with the commit.
 
         The events are encoded and projected here, on the caller's turn of the
-        event loop, while the previous group is still being written by the
-        writer thread: that is the pipeline. Group commit: everything submitted
-        while a transaction is being written goes into the next one (one fsync),
-        in submission order; each caller's events stay all-or-nothing.
+        event loop, while earlier groups are being written by the writer
+        process: that is the pipeline. Group commit: everything submitted while
+        the writer holds two transactions (one running, one queued) goes into
+        the next one (one fsync), in submission order; each caller's events
+        stay all-or-nothing.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[StoredEvent]] = loop.create_future()
@@ -448,7 +449,8 @@ class SqliteStore:
             raise StoreError("store is not open")
         return asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args))
 
-    # The *_sync methods run on the writer thread, on the writer connection.
+    # The *_sync methods run on the store's one pool thread, which talks to the
+    # writer process (sends in order; a reader thread in WriterProcess answers).
 
     def _open_writer_sync(self) -> None:
         writer = WriterProcess(self.path, self._synchronous)
