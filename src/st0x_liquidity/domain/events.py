@@ -242,11 +242,13 @@ def _tid(t: TradeId) -> str:
 
 
 def _dec(v: Decimal) -> str:
-    return f'"{v}"'  # str(Decimal) is digits, sign, '.', 'E', or NaN/Infinity
+    # !s: str(Decimal) is digits, sign, '.', 'E', or NaN/Infinity, and is what the
+    # generic path writes; a bare {v} goes through Decimal.__format__, 3x slower.
+    return f'"{v!s}"'
 
 
 def _opt_dec(v: Decimal | None) -> str:
-    return "null" if v is None else f'"{v}"'
+    return "null" if v is None else f'"{v!s}"'
 
 
 def _opt_str(v: str | None) -> str:
@@ -277,7 +279,7 @@ def _fill(f: Fill) -> str:
     # A ticker is A-Z, 0-9 and '.' (validated): nothing to escape, as for _tid.
     return (
         f'{{"trade_id":"{f.trade_id.text}","symbol":"{f.symbol.ticker}",'
-        f'"direction":"{f.direction.value}","amount":"{f.amount}","price":"{f.price}",'
+        f'"direction":"{f.direction.value}","amount":"{f.amount!s}","price":"{f.price!s}",'
         f'"block_number":{f.block_number},"block_timestamp":{_stamp(f.block_timestamp)}}}'
     )
 
@@ -287,12 +289,16 @@ def _nettings(ns: tuple[Netting, ...]) -> str:
         return "[]"
     if len(ns) == 1:  # the common case: no generator
         n = ns[0]
-        return f'[{{"older":"{n.older.text}","newer":"{n.newer.text}","quantity":"{n.quantity}"}}]'
+        return (
+            f'[{{"older":"{n.older.text}","newer":"{n.newer.text}","quantity":"{n.quantity!s}"}}]'
+        )
     return (
         "["
         + ",".join(
-            f'{{"older":"{n.older.text}","newer":"{n.newer.text}","quantity":"{n.quantity}"}}'
-            for n in ns
+            [
+                f'{{"older":"{n.older.text}","newer":"{n.newer.text}","quantity":"{n.quantity!s}"}}'
+                for n in ns
+            ]
         )
         + "]"
     )
@@ -301,7 +307,7 @@ def _nettings(ns: tuple[Netting, ...]) -> str:
 def _allocations(allocs: tuple[Allocation, ...]) -> str:
     return (
         "["
-        + ",".join(f'{{"trade_id":{_tid(a.trade_id)},"quantity":"{a.quantity}"}}' for a in allocs)
+        + ",".join(f'{{"trade_id":{_tid(a.trade_id)},"quantity":"{a.quantity!s}"}}' for a in allocs)
         + "]"
     )
 
