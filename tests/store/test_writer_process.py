@@ -172,11 +172,16 @@ async def test_a_transaction_queued_behind_a_failed_one_is_refused_unwritten(
     assert rows == [(1,), (2,)]
 
 
-async def test_replies_to_requests_sent_ahead_come_back_in_order(tmp_path: Path) -> None:
+async def _started_writer(tmp_path: Path) -> WriterProcess:
     path = tmp_path / "s.db"
     await _schema(path)
     writer = WriterProcess(path, "FULL")
     writer.start()
+    return writer
+
+
+async def test_replies_to_requests_sent_ahead_come_back_in_order(tmp_path: Path) -> None:
+    writer = await _started_writer(tmp_path)
     try:
         first = writer.send("transaction", [("events", [_event_row(1), _event_row(1)])], 0)
         second = writer.send("transaction", [("events", [_event_row(2)])], 0)
@@ -193,10 +198,7 @@ async def test_replies_to_requests_sent_ahead_come_back_in_order(tmp_path: Path)
 
 
 async def test_requests_waiting_when_the_writer_dies_fail_clearly(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
-    await _schema(path)
-    writer = WriterProcess(path, "FULL")
-    writer.start()
+    writer = await _started_writer(tmp_path)
     try:
         assert writer._proc is not None
         os.kill(writer._proc.pid, signal.SIGKILL)
