@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import fcntl
 import sqlite3
 import subprocess
 import sys
@@ -51,7 +50,9 @@ class WriterProcess:
             stdout=subprocess.PIPE,
         )
         assert proc.stdin is not None
-        with contextlib.suppress(OSError, AttributeError):  # Linux only; a hint
+        with contextlib.suppress(ImportError, OSError, AttributeError):  # Linux only; a hint
+            import fcntl
+
             fcntl.fcntl(proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
         try:
             _result(self._read())
