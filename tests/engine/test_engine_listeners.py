@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -11,23 +12,26 @@ from support.executors import ScriptedExecutor
 from support.fills import fill
 from support.harness import QueueSource, make_config
 
-from st0x_liquidity.config import AppConfig
 from st0x_liquidity.domain.events import FillRecorded, StoredEvent, position_event
 from st0x_liquidity.engine import Engine
 from st0x_liquidity.store.sqlite import SqliteStore
 
 
-def _engine(config: AppConfig, store: SqliteStore) -> Engine:
-    """An engine that is not run: the tests drive its commits directly."""
-    return Engine(config, store, ScriptedExecutor(), QueueSource(), database_id=store.database_id)
+@contextlib.asynccontextmanager
+async def _engine(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, Engine]]:
+    """A store and an engine that is not run: the tests drive its commits directly."""
+    config = make_config(tmp_path)
+    async with SqliteStore(config.database_path) as store:
+        yield (
+            store,
+            Engine(config, store, ScriptedExecutor(), QueueSource(), database_id=store.database_id),
+        )
 
 
 async def test_a_commit_whose_waiter_is_cancelled_still_reaches_the_listeners(
     tmp_path: Path,
 ) -> None:
-    config = make_config(tmp_path)
-    async with SqliteStore(config.database_path) as store:
-        engine = _engine(config, store)
+    async with _engine(tmp_path) as (store, engine):
         heard: list[StoredEvent] = []
 
         def listener(stored: Sequence[StoredEvent]) -> None:
@@ -48,9 +52,7 @@ async def test_a_commit_whose_waiter_is_cancelled_still_reaches_the_listeners(
 async def test_listeners_hear_commits_in_commit_order_and_before_the_waiter_resumes(
     tmp_path: Path,
 ) -> None:
-    config = make_config(tmp_path)
-    async with SqliteStore(config.database_path) as store:
-        engine = _engine(config, store)
+    async with _engine(tmp_path) as (_store, engine):
         heard: list[int] = []
         engine.add_listener(lambda stored: heard.extend(s.event.fill.block_number for s in stored))
         fills = [fill(n, "tAAPL", "BUY", "0.1") for n in range(1, 6)]

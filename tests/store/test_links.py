@@ -5,11 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+from support.events import hedge_closed
 from support.fills import fill, tx
 
 from st0x_liquidity.domain.accumulator import SymbolBook
-from st0x_liquidity.domain.events import FillRecorded, HedgeClosed, HedgeIntended, position_event
-from st0x_liquidity.domain.orders import OrderRules, OrderState
+from st0x_liquidity.domain.events import FillRecorded, HedgeIntended, position_event
+from st0x_liquidity.domain.orders import OrderRules
 from st0x_liquidity.domain.symbols import Symbol
 from st0x_liquidity.store.links import links_of
 from st0x_liquidity.store.sqlite import SqliteStore
@@ -39,24 +40,7 @@ async def test_a_pair_that_netted_both_ways_reads_as_one_link_per_side(tmp_path:
         assert [(n.older, n.newer, n.quantity) for n in s.nettings] == [
             (b.trade_id, a.trade_id, Decimal(2))
         ]
-        await store.append(
-            [
-                position_event(
-                    book.symbol,
-                    HedgeClosed(
-                        "h-1",
-                        decision.side,
-                        OrderState.CANCELLED,
-                        Decimal(0),
-                        None,
-                        "expired",
-                        s.hedged,
-                        s.released,
-                        s.nettings,
-                    ),
-                )
-            ]
-        )
+        await store.append([hedge_closed(book, "h-1", decision.side, Decimal(0), None, s)])
         stored = await store.fetch(
             "SELECT tx_hash, kind, counterpart, quantity FROM fill_allocations ORDER BY 1, 2, 3"
         )

@@ -8,12 +8,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from support.events import hedge_closed
 from support.fills import fill, tx
 
 from st0x_liquidity.domain.accumulator import SymbolBook
-from st0x_liquidity.domain.events import FillRecorded, HedgeClosed, HedgeIntended, position_event
+from st0x_liquidity.domain.events import FillRecorded, HedgeIntended, position_event
 from st0x_liquidity.domain.fills import TradeId
-from st0x_liquidity.domain.orders import OrderRules, OrderState
+from st0x_liquidity.domain.orders import OrderRules
 from st0x_liquidity.domain.symbols import Symbol
 from st0x_liquidity.errors import ConfigError, StoreError
 from st0x_liquidity.store.schema import LATEST_VERSION, MIGRATIONS, VIEW_TABLES
@@ -46,22 +47,7 @@ async def populate(store: SqliteStore) -> SymbolBook:
     await store.append(events)
     s = book.finish("h-1", Decimal("1.25"))
     await store.append(
-        [
-            position_event(
-                book.symbol,
-                HedgeClosed(
-                    "h-1",
-                    decision.side,
-                    OrderState.CANCELLED,
-                    Decimal("1.25"),
-                    Decimal("102"),
-                    "expired",
-                    s.hedged,
-                    s.released,
-                    s.nettings,
-                ),
-            )
-        ]
+        [hedge_closed(book, "h-1", decision.side, Decimal("1.25"), Decimal("102"), s)]
     )
     return book
 
