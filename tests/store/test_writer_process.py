@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support.fills import fill
 
 from st0x_liquidity.domain.accumulator import SymbolBook
@@ -209,3 +211,38 @@ async def test_requests_waiting_when_the_writer_dies_fail_clearly(tmp_path: Path
                 writer.send("query", "SELECT 1", ()).result(10)
     finally:
         writer.kill()
+
+
+_PLAIN = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text() | st.binary(),
+    lambda inner: st.lists(inner, max_size=4) | st.lists(inner, max_size=4).map(tuple),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200)
+@given(_PLAIN)
+def test_frames_carry_plain_data_exactly(value: object) -> None:
+    stream = io.BytesIO()
+    write_worker.write_frame(stream, value)
+    assert stream.getvalue()[write_worker.HEADER.size : write_worker.HEADER.size + 1] == b"M"
+    stream.seek(0)
+    assert write_worker.read_frame(stream) == value
+
+
+class _Text(str):
+    """Not plain data to marshal: a frame carrying it falls back to pickle."""
+
+
+def test_frames_carry_other_values_through_pickle() -> None:
+    stream = io.BytesIO()
+    write_worker.write_frame(stream, ("ok", [_Text("x")]))
+    stream.seek(0)
+    value = write_worker.read_frame(stream)
+    assert value == ("ok", ["x"]) and type(value[1][0]) is _Text
+
+
+def test_a_frame_of_another_protocol_is_refused() -> None:
+    stream = io.BytesIO(write_worker.HEADER.pack(2) + b"X!")
+    with pytest.raises(ValueError, match="not a frame"):
+        write_worker.read_frame(stream)

@@ -30,7 +30,9 @@ first time, 2.5 ms once prepared; once per size per writer), while per row,
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib.util
+import marshal
 import pickle
 import signal
 import sqlite3
@@ -58,8 +60,12 @@ else:  # run as the writer script: the same module, loaded without the package
 Row = Sequence[Any]
 """One row of values: a tuple, or a list the projection filled in place."""
 HEADER = struct.Struct(">Q")
+_MARSHAL, _PICKLE = b"M", b"P"
+"""A frame's first byte after the header: how its body is encoded."""
 BUSY_TIMEOUT_MS = 10_000
 _MAX_CHUNK = 256
+GC_THRESHOLD = 200_000
+"""Allocations between the writer's cyclic collections (see :func:`main`)."""
 """Rows per statement at most (and fewer if SQLite allows fewer parameters)."""
 
 
@@ -220,8 +226,20 @@ def connect(path: str, synchronous: str) -> sqlite3.Connection:
 
 
 def write_frame(stream: IO[bytes], value: object) -> None:
-    body = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(HEADER.pack(len(body)) + body)
+    """Send ``value``: marshal for plain data (every transaction), pickle for anything else.
+
+    Both ends run the same interpreter (the parent starts the writer with its own
+    ``sys.executable``), so marshal's version-specific format is safe here, and it
+    encodes a transaction's rows of str, int and None in under half pickle's time
+    (1.8 vs 4.2 µs per fill, on the sending side, which shares the engine's GIL).
+    """
+    kind = _MARSHAL
+    try:
+        body = marshal.dumps(value)  # type: ignore[arg-type]  # refused at run time
+    except ValueError:  # an object marshal does not know (a subclass of str, say)
+        kind, body = _PICKLE, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(HEADER.pack(len(body) + 1) + kind)
+    stream.write(body)
     stream.flush()
 
 
@@ -234,7 +252,12 @@ def read_frame(stream: IO[bytes]) -> Any:
     body = stream.read(size)
     if len(body) < size:
         raise EOFError
-    return pickle.loads(body)
+    kind, data = body[:1], memoryview(body)[1:]
+    if kind == _MARSHAL:
+        return marshal.loads(data)
+    if kind == _PICKLE:
+        return pickle.loads(data)
+    raise ValueError(f"not a frame of this protocol (kind {kind!r})")
 
 
 # -- the process ---------------------------------------------------------------------
@@ -341,6 +364,13 @@ def main(argv: list[str]) -> int:
         write_frame(replies, ("sqlite", type(exc).__name__, str(exc)))
         return 1
     write_frame(replies, ("ok", None))
+    # Each transaction arrives as tens of thousands of lists and tuples, freed
+    # by reference counting once written; at the default threshold (700) the
+    # cyclic collector ran dozens of times a transaction and took ~6 % of the
+    # writer's time. It still runs, for the rare cycle (an exception's
+    # traceback), every GC_THRESHOLD allocations.
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD)
     try:
         serve(db, requests, replies, checkpointer.nudge)
     except BrokenPipeError:  # the parent went away mid-reply
