@@ -279,7 +279,7 @@ def _fill(f: Fill) -> str:
     # A ticker is A-Z, 0-9 and '.' (validated): nothing to escape, as for _tid.
     return (
         f'{{"trade_id":"{f.trade_id.text}","symbol":"{f.symbol.ticker}",'
-        f'"direction":"{f.direction.value}","amount":"{f.amount!s}","price":"{f.price!s}",'
+        f'"direction":"{f.direction._value_}","amount":"{f.amount!s}","price":"{f.price!s}",'
         f'"block_number":{f.block_number},"block_timestamp":{_stamp(f.block_timestamp)}}}'
     )
 

@@ -34,6 +34,8 @@ from ..domain.numbers import EXACT, ZERO, add, fmt, sub
 from ..domain.orders import OrderState
 
 _UNSET = object()
+Key = tuple[str, int]
+"""A trade's ``(tx_hash, log_index)``: its primary key in ``onchain_trades``."""
 _add = EXACT.add
 _sub = EXACT.subtract
 
@@ -55,15 +57,18 @@ class Batch:
 
     trades: list[list[Any]] = attrs.field(factory=list)
     """Rows of ``onchain_trades``; :func:`.writes.view_plan` sets their open quantity."""
-    trade_ids: list[str] = attrs.field(factory=list)
-    """The trade id (text) of each row of ``trades``, in the same order."""
-    trade_amounts: list[Decimal] = attrs.field(factory=list)
-    """The amount of each row of ``trades``: its open quantity before any delta."""
+    trade_rows: dict[Key, int] = attrs.field(factory=dict)
+    """Where each trade this batch inserts sits in ``trades``."""
+    trade_opens: list[Decimal] = attrs.field(factory=list)
+    """Each row's open quantity after its own nettings, before ``open_deltas``."""
     hedges: dict[str, dict[str, Any]] = attrs.field(factory=dict)
-    # Keyed by trade id text, not TradeId: a str hashes and compares in C, a
-    # TradeId through attrs' Python methods, and these take several per fill.
-    open_deltas: dict[str, Decimal] = attrs.field(factory=dict)
-    link_deltas: dict[tuple[str, str, str], Decimal] = attrs.field(factory=dict)
+    # Keyed by (tx_hash, log_index), not TradeId: a tuple of a str and an int
+    # hashes and compares in C, a TradeId through attrs' Python methods, and
+    # the writer's rows want the two columns anyway.
+    open_deltas: dict[Key, Decimal] = attrs.field(factory=dict)
+    """Changes of the open quantity of trades, other than a fill's own nettings."""
+    link_deltas: dict[tuple[str, int, str, str], Decimal] = attrs.field(factory=dict)
+    """``(tx_hash, log_index, kind, counterpart)``: changes of allocated quantities."""
     positions: dict[str, _PositionDelta] = attrs.field(factory=dict)
     cursors: dict[str, tuple[Any, str]] = attrs.field(factory=dict)
     """Last cursor per source (JSON-encoded only when written: one per batch)."""
@@ -154,29 +159,42 @@ class Batch:
         amount = fill.amount
         text = fmt(amount)
         trade_id = fill.trade_id
+        tx_hash, log_index = trade_id.tx_hash, trade_id.log_index
         ticker = fill.symbol.ticker
-        self.trade_ids.append(trade_id.text)
-        self.trade_amounts.append(amount)
+        remaining = amount
+        if nettings:
+            # Every netting of a fill's own event has that fill as the newer side:
+            # its share comes off the inserted open quantity here, and only the
+            # older side becomes a delta.
+            opens, links = self.open_deltas, self.link_deltas
+            for n in nettings:
+                q = n.quantity
+                older = n.older
+                key = (older.tx_hash, older.log_index)
+                opens[key] = _sub(opens.get(key, ZERO), q)
+                link = (tx_hash, log_index, "netted", older.text)
+                links[link] = _add(links.get(link, ZERO), q)
+                remaining = _sub(remaining, q)
+        self.trade_rows[(tx_hash, log_index)] = len(self.trades)
+        self.trade_opens.append(remaining)
         self.trades.append(
             [
-                trade_id.tx_hash,
-                trade_id.log_index,
+                tx_hash,
+                log_index,
                 ticker,
-                fill.direction.value,
+                fill.direction._value_,  # .value is a Python property, 15x slower
                 text,
                 fmt(fill.price),
                 fill.block_number,
                 self._stamp[1],
                 stored.sequence,
-                text,
+                text if remaining is amount else fmt(remaining),
                 source,
                 when,
                 corrects,
                 correction,
             ]
         )
-        if nettings:
-            self._nettings(nettings)
         pos = self.positions.get(ticker)
         if pos is None:
             pos = self.positions[ticker] = _PositionDelta()
@@ -188,15 +206,18 @@ class Batch:
         pos.last_price = fill.price
 
     def _nettings(self, nettings: tuple[Netting, ...]) -> None:
+        """Nettings between trades recorded earlier (shares a closed hedge gave back)."""
         opens, links = self.open_deltas, self.link_deltas
         for n in nettings:
-            older, newer, q = n.older.text, n.newer.text, n.quantity
-            opens[older] = _sub(opens.get(older, ZERO), q)
-            opens[newer] = _sub(opens.get(newer, ZERO), q)
+            older, newer, q = n.older, n.newer, n.quantity
+            key = (older.tx_hash, older.log_index)
+            opens[key] = _sub(opens.get(key, ZERO), q)
+            key = (newer.tx_hash, newer.log_index)
+            opens[key] = _sub(opens.get(key, ZERO), q)
             # One row per netting, on the newer side (the fill_links view shows
             # it from both sides).
-            key = (newer, "netted", older)
-            links[key] = _add(links.get(key, ZERO), q)
+            link = (newer.tx_hash, newer.log_index, "netted", older.text)
+            links[link] = _add(links.get(link, ZERO), q)
 
     @staticmethod
     def _bump(
@@ -234,10 +255,11 @@ class Batch:
             "updated_at": when,
         }
         for alloc in event.reserved:
-            self._bump(self.open_deltas, alloc.trade_id.text, alloc.quantity, sub)
+            t = alloc.trade_id
+            self._bump(self.open_deltas, (t.tx_hash, t.log_index), alloc.quantity, sub)
             self._bump(
                 self.link_deltas,
-                (alloc.trade_id.text, "reserved", event.client_order_id),
+                (t.tx_hash, t.log_index, "reserved", event.client_order_id),
                 alloc.quantity,
                 add,
             )
@@ -251,10 +273,13 @@ class Batch:
     ) -> None:
         total = ZERO
         for alloc in hedged:
+            t = alloc.trade_id
             self._bump(
-                self.link_deltas, (alloc.trade_id.text, "reserved", cid), alloc.quantity, sub
+                self.link_deltas, (t.tx_hash, t.log_index, "reserved", cid), alloc.quantity, sub
             )
-            self._bump(self.link_deltas, (alloc.trade_id.text, "hedged", cid), alloc.quantity, add)
+            self._bump(
+                self.link_deltas, (t.tx_hash, t.log_index, "hedged", cid), alloc.quantity, add
+            )
             total = add(total, alloc.quantity)
         pos = self._position(symbol, when)
         pos.net = add(pos.net, -_exposure_signed(side, total))
@@ -272,10 +297,11 @@ class Batch:
         self._hedged(symbol, cid, event.side, event.hedged, when)
         released = ZERO
         for alloc in event.released:
+            t = alloc.trade_id
             self._bump(
-                self.link_deltas, (alloc.trade_id.text, "reserved", cid), alloc.quantity, sub
+                self.link_deltas, (t.tx_hash, t.log_index, "reserved", cid), alloc.quantity, sub
             )
-            self._bump(self.open_deltas, alloc.trade_id.text, alloc.quantity, add)
+            self._bump(self.open_deltas, (t.tx_hash, t.log_index), alloc.quantity, add)
             released = add(released, alloc.quantity)
         self._nettings(event.nettings)
         pos = self._position(symbol, when)

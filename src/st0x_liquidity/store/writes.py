@@ -19,33 +19,33 @@ def view_plan(batch: Batch) -> list[tuple[str, Sequence[Row]]]:
     """The statements (by name, with their rows) that apply ``batch`` to the views."""
     out: list[tuple[str, Sequence[Row]]] = []
     trades = batch.trades
-    open_deltas = dict(batch.open_deltas)
-    if trades and open_deltas:
-        # A trade inserted by this batch takes its netting and reservations in
-        # its inserted open quantity (exact sum), instead of an UPDATE after.
-        # Set in place, from the amount: calling this twice gives the same rows.
-        amounts = batch.trade_amounts
-        pop = open_deltas.pop
-        for i, trade_id in enumerate(batch.trade_ids):
-            delta = pop(trade_id, None)
-            if delta:
-                trades[i][9] = fmt(_add(amounts[i], delta))
+    deltas = []
+    if batch.open_deltas:
+        # A trade inserted by this batch takes later changes of its open quantity
+        # (nettings as the older side, reservations) in its inserted row (exact
+        # sum), instead of an UPDATE after. Set in place from the row's own open
+        # quantity: calling this twice gives the same rows.
+        where, opens = batch.trade_rows, batch.trade_opens
+        for trade, delta in batch.open_deltas.items():
+            i = where.get(trade)
+            if i is not None:
+                trades[i][9] = fmt(_add(opens[i], delta))
+            elif delta:
+                deltas.append((*trade, fmt(delta)))
     if trades:
         out.append(("trades", trades))
     if batch.hedges:
         out.extend(_hedge_statements(batch))
-    deltas = [(*_split(t), fmt(d)) for t, d in open_deltas.items() if d]
     if deltas:
         out.append(("open_deltas", deltas))
     if batch.link_deltas:
         links = []
         shrunk = []
-        for (t, kind, other), d in batch.link_deltas.items():
+        for key, d in batch.link_deltas.items():
             if d:
-                tx_hash, log_index = _split(t)
-                links.append((tx_hash, log_index, kind, other, fmt(d)))
+                links.append((*key, fmt(d)))
                 if d < 0:  # only links that shrank can have reached zero
-                    shrunk.append((tx_hash, log_index, kind, other))
+                    shrunk.append(key)
         out.append(("links", links))
         out.append(("zero_links", shrunk))
     if batch.positions:
@@ -78,12 +78,6 @@ def view_plan(batch: Batch) -> list[tuple[str, Sequence[Row]]]:
 
 
 _add = EXACT.add
-
-
-def _split(trade_id: str) -> tuple[str, int]:
-    """``(tx_hash, log_index)`` of a trade id's text (``0x…:N``; the hash has no colon)."""
-    tx_hash, _, log_index = trade_id.rpartition(":")
-    return tx_hash, int(log_index)
 
 
 def _hedge_statements(batch: Batch) -> list[tuple[str, Sequence[Row]]]:
