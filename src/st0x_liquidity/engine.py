@@ -276,8 +276,10 @@ class Engine:
         cursor = await self.store.cursor(self.source.name)
         self.status.source_state = "running"
         try:
+            offer = queue.offer
             async for item in self.source.stream(cursor):
-                await queue.put(item)
+                if not offer(item):
+                    await queue.put(item)
             self.status.source_state = "ended"
         except asyncio.CancelledError:
             raise

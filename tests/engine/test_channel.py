@@ -61,3 +61,14 @@ async def test_producer_and_consumer_lose_and_repeat_nothing() -> None:
 def test_a_channel_holds_at_least_one_item() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Channel(0)
+
+
+async def test_offer_appends_until_full_then_refuses_and_wakes_a_reader() -> None:
+    channel: Channel[int] = Channel(2)
+    reader = asyncio.create_task(channel.get_batch(10))
+    await asyncio.sleep(0.01)
+    assert channel.offer(1)
+    assert await asyncio.wait_for(reader, 1) == [1]
+    assert channel.offer(2) and channel.offer(3)
+    assert not channel.offer(4)  # full: refused, nothing changed
+    assert await channel.get_batch(10) == [2, 3]
