@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from support.events import hedge_closed
 from support.fills import fill, tx
+from support.views import dump
 
 from st0x_liquidity.domain.accumulator import SymbolBook
 from st0x_liquidity.domain.events import FillRecorded, HedgeIntended, position_event
@@ -17,12 +18,8 @@ from st0x_liquidity.domain.fills import TradeId
 from st0x_liquidity.domain.orders import OrderRules
 from st0x_liquidity.domain.symbols import Symbol
 from st0x_liquidity.errors import ConfigError, StoreError
-from st0x_liquidity.store.schema import LATEST_VERSION, MIGRATIONS, VIEW_TABLES
+from st0x_liquidity.store.schema import LATEST_VERSION, MIGRATIONS
 from st0x_liquidity.store.sqlite import SqliteStore, _split_sql
-
-
-async def dump(store: SqliteStore) -> dict[str, list[tuple[object, ...]]]:
-    return {t: await store.fetch(f"SELECT * FROM {t} ORDER BY 1, 2, 3") for t in VIEW_TABLES}
 
 
 async def populate(store: SqliteStore) -> SymbolBook:
