@@ -16,13 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.events import hedge_closed
 from support.fills import fill
+from support.views import dump
 
 from st0x_liquidity.domain.accumulator import SymbolBook
 from st0x_liquidity.domain.events import FillRecorded, HedgeIntended, NewEvent, position_event
 from st0x_liquidity.domain.numbers import add, fmt
 from st0x_liquidity.domain.orders import OrderRules
 from st0x_liquidity.domain.symbols import Symbol
-from st0x_liquidity.store.schema import VIEW_TABLES
 from st0x_liquidity.store.sqlite import SqliteStore
 
 _OPS = st.lists(
@@ -34,16 +34,6 @@ _OPS = st.lists(
     min_size=1,
     max_size=30,
 )
-
-
-async def _timeless(store: SqliteStore) -> dict[str, list[tuple[object, ...]]]:
-    """Every view row without its commit times (two stores commit at different times)."""
-    out = {}
-    for table in VIEW_TABLES:
-        columns = [r[1] for r in await store.fetch(f"PRAGMA table_info({table})")]
-        kept = ", ".join(c for c in columns if not c.endswith("_at"))
-        out[table] = await store.fetch(f"SELECT {kept} FROM {table} ORDER BY {kept}")
-    return out
 
 
 def _events(ops: list[tuple[object, ...]]) -> tuple[SymbolBook, list[NewEvent]]:
@@ -95,7 +85,7 @@ async def test_any_grouping_gives_the_books_open_quantities_and_the_same_views(
             for group in groups:
                 if group:
                     await grouped.append(group)
-            views = await _timeless(grouped)
+            views = await dump(grouped, times=False)
             opens: dict[str, Decimal] = {}
             for lot in book.lots:
                 opens[lot.trade_id.tx_hash] = add(
@@ -108,4 +98,4 @@ async def test_any_grouping_gives_the_books_open_quantities_and_the_same_views(
         async with SqliteStore(Path(tmp) / "one_by_one.db") as single:
             for event in events:
                 await single.append([event])
-            assert await _timeless(single) == views
+            assert await dump(single, times=False) == views
