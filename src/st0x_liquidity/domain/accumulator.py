@@ -22,9 +22,11 @@ from decimal import Decimal
 import attrs
 
 from .fills import Direction, Fill, TradeId
-from .numbers import ZERO, add, mul, round_down, sub
+from .numbers import EXACT, ZERO, add, mul, round_down, sub
 from .orders import OrderRules
 from .symbols import Symbol
+
+_subtract = EXACT.subtract
 
 
 class AccumulatorError(Exception):
@@ -179,6 +181,7 @@ class SymbolBook:
         nettings: list[Netting] = []
         lots = self.lots
         remaining = quantity
+        subtract = _subtract  # the C method: numbers.sub's Python frame cost more than it
         while remaining > ZERO and lots and lots[0].direction is not direction:
             lot = lots[0]
             if lot.open <= remaining:  # the lot closes
@@ -187,9 +190,9 @@ class SymbolBook:
                 lot.open = ZERO
             else:
                 take = remaining
-                lot.open = sub(lot.open, take)
+                lot.open = subtract(lot.open, take)
             nettings.append(Netting(lot.trade_id, trade_id, take))
-            remaining = sub(remaining, take)
+            remaining = subtract(remaining, take)
         return remaining, tuple(nettings)
 
     # -- hedges ------------------------------------------------------------------

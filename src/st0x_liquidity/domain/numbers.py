@@ -70,7 +70,9 @@ def fmt(value: Decimal) -> str:
     text = str(value)  # no exponent for most values, and cheaper than format()
     if "E" in text:
         text = format(value, "f")
-    if "." in text:
+    # str() never ends a number with ".", so only a trailing "0" after a point
+    # needs stripping: most values skip both calls (fmt runs ~4 times a fill).
+    if text[-1] == "0" and "." in text:
         text = text.rstrip("0").rstrip(".")
     return text
 

@@ -278,8 +278,9 @@ class SqliteStore:
         events, future = entry
         sequences = self._sequences
         keys = [(new.aggregate_type, new.aggregate_id) for new in events]
-        if any(key not in sequences for key in keys):
-            return False
+        for key in keys:  # a loop, not any(): no generator frame per event
+            if key not in sequences:
+                return False
         pending = self._pending
         now = pending.now
         assigned: dict[tuple[str, str], int] = {}
