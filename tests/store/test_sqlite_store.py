@@ -97,9 +97,18 @@ async def test_old_database_opens_in_new_version(tmp_path: Path) -> None:
     async with SqliteStore(path) as store:
         assert await store.schema_version() == LATEST_VERSION
         assert store.database_id == "abc123"
-        await populate(store)
+        book = await populate(store)
         await store.put_blob("schwab", "tokens", b"\x00secret")
         assert await store.get_blob("schwab", "tokens") == b"\x00secret"
+        # Schema 8 dropped the per-symbol index: start-up reads the open lots
+        # by a scan, and still gets the book's lots, oldest first.
+        indexes = await store.fetch("SELECT name FROM sqlite_master WHERE type = 'index'")
+        assert ("onchain_trades_symbol",) not in indexes
+        [snapshot] = await store.books()
+        assert [(lot.trade_id, lot.open_quantity) for lot in snapshot.lots] == [
+            (lot.trade_id, lot.open) for lot in book.lots
+        ]
+        assert snapshot.lots
 
 
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
