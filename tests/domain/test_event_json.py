@@ -44,8 +44,10 @@ positive = st.decimals(min_value=Decimal("1e-18"), max_value=Decimal("1e17"), pl
 texts = st.text(alphabet=st.characters(codec="utf-8"), max_size=20)
 directions = st.sampled_from(Direction)
 timestamps = st.builds(
-    lambda s, off: datetime(2026, 1, 2, tzinfo=UTC).astimezone(timezone(timedelta(minutes=off)))
-    + timedelta(microseconds=s),
+    lambda s, off: (
+        datetime(2026, 1, 2, tzinfo=UTC).astimezone(timezone(timedelta(minutes=off)))
+        + timedelta(microseconds=s)
+    ),
     st.integers(0, 10**12),
     st.integers(-600, 600),
 )
@@ -98,3 +100,43 @@ def test_fast_encoding_is_the_generic_encoding(event: object) -> None:
 def test_encoded_events_read_back(event: object) -> None:
     text = event_to_json(event)  # type: ignore[arg-type]
     assert event_from_payload(event.TYPE, json.loads(text)) == event  # type: ignore[attr-defined]
+
+
+def test_fills_of_one_block_share_the_encoded_timestamp_and_stay_exact() -> None:
+    """The per-fill encoder reuses the last timestamp's text when the object repeats."""
+    when = datetime(2026, 1, 2, 15, 30, tzinfo=UTC)
+    other = datetime(2026, 1, 2, 15, 30, 12, tzinfo=UTC)
+    made = [
+        FillRecorded(
+            Fill(
+                TradeId(f"0x{n:064x}", n),
+                Symbol("AAPL"),
+                Direction.BUY,
+                Decimal(amount),
+                Decimal("101.50"),
+                7,
+                stamp,
+            ),
+            netted,
+        )
+        for n, (amount, stamp, netted) in enumerate(
+            [
+                ("1.50", when, ()),
+                (
+                    "2",
+                    when,
+                    (
+                        Netting(
+                            TradeId(f"0x{9:064x}", 0), TradeId(f"0x{1:064x}", 1), Decimal("0.5")
+                        ),
+                    ),
+                ),
+                ("3E+2", other, ()),
+                ("0.1", when, ()),
+            ],
+            1,
+        )
+    ]
+    for event in made + made:  # each again, in the same order: the cache is warm
+        generic = json.dumps(event_to_payload(event), separators=(",", ":"))
+        assert event_to_json(event) == generic

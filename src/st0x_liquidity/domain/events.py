@@ -313,7 +313,26 @@ def _allocations(allocs: tuple[Allocation, ...]) -> str:
 
 
 def _fill_recorded(e: FillRecorded) -> str:
-    return f'{{"fill":{_fill(e.fill)},"nettings":{_nettings(e.nettings)}}}'
+    # Once a fill: _fill, _stamp and _nettings inlined for the usual shapes
+    # (an int block number, a block's shared timestamp, at most one netting).
+    f, ns = e.fill, e.nettings
+    if type(f.block_number) is not int or len(ns) > 1:
+        return f'{{"fill":{_fill(f)},"nettings":{_nettings(ns)}}}'
+    when, stamp = _Stamp.last
+    if f.block_timestamp is not when:
+        stamp = _stamp(f.block_timestamp)
+    if ns:
+        n = ns[0]
+        netted = (
+            f'[{{"older":"{n.older.text}","newer":"{n.newer.text}","quantity":"{n.quantity!s}"}}]'
+        )
+    else:
+        netted = "[]"
+    return (
+        f'{{"fill":{{"trade_id":"{f.trade_id.text}","symbol":"{f.symbol.ticker}",'
+        f'"direction":"{f.direction._value_}","amount":"{f.amount!s}","price":"{f.price!s}",'
+        f'"block_number":{f.block_number},"block_timestamp":{stamp}}},"nettings":{netted}}}'
+    )
 
 
 def _fill_reverted(e: FillReverted) -> str:
