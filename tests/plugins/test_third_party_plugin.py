@@ -332,12 +332,17 @@ state_path = "paper-orders.json"
 [hedging]
 poll_interval = 0.02
 poll_jitter = 0.0
-failure_backoff = 0.05
-failure_backoff_max = 0.1
+failure_backoff = 5.0
+failure_backoff_max = 5.0
 [engine]
 drain_timeout = 1.0
 """
     )
+    # NVDA's cooldown after a refusal outlasts the drain: the run ends with its
+    # retry waiting, not mid-way. (With a cooldown shorter than the drain, the
+    # drain's deadline could fall between a retry's intent and its placement,
+    # leaving that intent pending for the next start to resolve, as designed,
+    # and this test failing on a loaded machine.)
     # A list key of the plugin's class, from the environment: comma-separated.
     run = cli(
         "run", "--config-file", str(config), cwd=tmp_path, site=example_site,
