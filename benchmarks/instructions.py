@@ -5,10 +5,11 @@
 
 This shared machine's speed swings by up to 2x within minutes, so a change of
 a few percent is invisible in wall-clock or CPU time, even in the halves that
-``components.py`` times alone. The number of instructions a run executes does
-not depend on the machine's load: repeated runs agree to 0.2 %. It is a proxy
-(it does not see cache misses, the kernel's share or fsync waits), for
-comparing two versions of the code on the same work:
+``components.py`` times alone. The number of instructions a run executes
+hardly depends on the machine's load: two runs' totals agree to about 0.2 %,
+their per-fill figures to about 1 % (the engine's timers fire by wall time,
+which valgrind stretches), so compare versions in runs side by side. It is a
+proxy (it does not see cache misses, the kernel's share or fsync waits):
 
 * **engine**: the engine alone (the writer stubbed, as in ``components.py``)
   over N fills, minus the same process stopping once the N fills are made,
@@ -91,6 +92,9 @@ def _engine_child(fills: int, *, run_engine: bool) -> None:
 
 def engine_per_fill(fills: int) -> dict[str, float]:
     script = str(Path(__file__).resolve())
+    # Outside valgrind first: modules changed since their last import are
+    # compiled once, here, not inside whichever count runs first.
+    subprocess.run([sys.executable, script, "--child-engine", "10"], check=True)
     total = _callgrind([sys.executable, script, "--child-engine", str(fills)])
     base = _callgrind([sys.executable, script, "--child-make", str(fills)])
     return {
