@@ -276,32 +276,28 @@ def _stamp(when: datetime) -> str:
 def _fill(f: Fill) -> str:
     if type(f.block_number) is not int:
         return _json_dumps(CONVERTER.unstructure(f), separators=(",", ":"))
+    return _fill_body(f, _stamp(f.block_timestamp))
+
+
+def _fill_body(f: Fill, stamp: str) -> str:
     # A ticker is A-Z, 0-9 and '.' (validated): nothing to escape, as for _tid.
     return (
         f'{{"trade_id":"{f.trade_id.text}","symbol":"{f.symbol.ticker}",'
         f'"direction":"{f.direction._value_}","amount":"{f.amount!s}","price":"{f.price!s}",'
-        f'"block_number":{f.block_number},"block_timestamp":{_stamp(f.block_timestamp)}}}'
+        f'"block_number":{f.block_number},"block_timestamp":{stamp}}}'
     )
+
+
+def _netting(n: Netting) -> str:
+    return f'{{"older":"{n.older.text}","newer":"{n.newer.text}","quantity":"{n.quantity!s}"}}'
 
 
 def _nettings(ns: tuple[Netting, ...]) -> str:
     if not ns:
         return "[]"
-    if len(ns) == 1:  # the common case: no generator
-        n = ns[0]
-        return (
-            f'[{{"older":"{n.older.text}","newer":"{n.newer.text}","quantity":"{n.quantity!s}"}}]'
-        )
-    return (
-        "["
-        + ",".join(
-            [
-                f'{{"older":"{n.older.text}","newer":"{n.newer.text}","quantity":"{n.quantity!s}"}}'
-                for n in ns
-            ]
-        )
-        + "]"
-    )
+    if len(ns) == 1:  # the common case: no list
+        return f"[{_netting(ns[0])}]"
+    return "[" + ",".join([_netting(n) for n in ns]) + "]"
 
 
 def _allocations(allocs: tuple[Allocation, ...]) -> str:
@@ -313,26 +309,16 @@ def _allocations(allocs: tuple[Allocation, ...]) -> str:
 
 
 def _fill_recorded(e: FillRecorded) -> str:
-    # Once a fill: _fill, _stamp and _nettings inlined for the usual shapes
-    # (an int block number, a block's shared timestamp, at most one netting).
+    # Once a fill: the timestamp cache and the usual nettings (none or one) are
+    # handled here, without _fill's and _nettings' calls.
     f, ns = e.fill, e.nettings
     if type(f.block_number) is not int or len(ns) > 1:
         return f'{{"fill":{_fill(f)},"nettings":{_nettings(ns)}}}'
     when, stamp = _Stamp.last
     if f.block_timestamp is not when:
         stamp = _stamp(f.block_timestamp)
-    if ns:
-        n = ns[0]
-        netted = (
-            f'[{{"older":"{n.older.text}","newer":"{n.newer.text}","quantity":"{n.quantity!s}"}}]'
-        )
-    else:
-        netted = "[]"
-    return (
-        f'{{"fill":{{"trade_id":"{f.trade_id.text}","symbol":"{f.symbol.ticker}",'
-        f'"direction":"{f.direction._value_}","amount":"{f.amount!s}","price":"{f.price!s}",'
-        f'"block_number":{f.block_number},"block_timestamp":{stamp}}},"nettings":{netted}}}'
-    )
+    netted = f"[{_netting(ns[0])}]" if ns else "[]"
+    return f'{{"fill":{_fill_body(f, stamp)},"nettings":{netted}}}'
 
 
 def _fill_reverted(e: FillReverted) -> str:
