@@ -38,12 +38,15 @@ Key = tuple[str, int]
 """A trade's ``(tx_hash, log_index)``: its primary key in ``onchain_trades``."""
 _add = EXACT.add
 _sub = EXACT.subtract
+_BUY = Direction.BUY
 
 
 @attrs.define
 class _PositionDelta:
     net: Decimal = ZERO
     open: Decimal = ZERO
+    filled: Decimal = ZERO
+    """Signed shares of the batch's fills: they change ``net`` and ``open`` alike, so one sum."""
     fills: int = 0
     hedges: int = 0
     last_price: Decimal | None = None
@@ -199,9 +202,11 @@ class Batch:
         if pos is None:
             pos = self.positions[ticker] = _PositionDelta()
         pos.updated_at = when
-        signed = amount if fill.direction is Direction.BUY else amount.copy_negate()
-        pos.net = _add(pos.net, signed)
-        pos.open = _add(pos.open, signed)
+        # _BUY, not Direction.BUY: an enum member read off its class costs ~0.2 µs.
+        if fill.direction is _BUY:
+            pos.filled = _add(pos.filled, amount)
+        else:
+            pos.filled = _sub(pos.filled, amount)
         pos.fills += 1
         pos.last_price = fill.price
 

@@ -56,8 +56,8 @@ def view_plan(batch: Batch) -> list[tuple[str, Sequence[Row]]]:
             rows.append(
                 (
                     symbol,
-                    fmt(p.net),
-                    fmt(p.open),
+                    fmt(_add(p.net, p.filled)),
+                    fmt(_add(p.open, p.filled)),
                     None if p.last_price is None else fmt(p.last_price),
                     p.hedges,
                     p.pending if pending_set else None,
