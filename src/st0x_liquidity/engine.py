@@ -53,6 +53,8 @@ from .domain.events import (
     NewEvent,
     StoredEvent,
     correction_id,
+    new_event,
+    new_fill_recorded,
     position_event,
 )
 from .domain.fills import Direction, Fill
@@ -434,7 +436,7 @@ class Engine:
         changed.append(trade_id)
         if state is None:
             known[trade_id] = (fill, 0)
-            event = FillRecorded(fill, book.apply_fill(fill))
+            event = new_fill_recorded(fill, book.apply_fill(fill))
         else:  # reverted earlier, back on the canonical chain
             k = state[1] + 1
             entry = attrs.evolve(fill, trade_id=correction_id(fill.trade_id, k))
@@ -444,7 +446,7 @@ class Engine:
         metadata: dict[str, Any] = {"source": self.source.name}
         if last:
             metadata["cursor"] = dict(item.cursor)
-        events.append(NewEvent(POSITION, ticker, event, metadata))
+        events.append(new_event(POSITION, ticker, event, metadata))
         touched[ticker] = None
         self.status.fills_ingested += 1
         self.status.last_fill_at = fill.block_timestamp

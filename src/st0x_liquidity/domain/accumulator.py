@@ -21,6 +21,7 @@ from decimal import Decimal
 
 import attrs
 
+from .fast_init import positional
 from .fills import Direction, Fill, TradeId
 from .numbers import EXACT, ZERO, add, mul, round_down, sub
 from .orders import OrderRules
@@ -48,6 +49,9 @@ class Netting:
     older: TradeId
     newer: TradeId
     quantity: Decimal
+
+
+_new_netting = positional(Netting)  # per fill: built without attrs' __init__ (see fast_init)
 
 
 @attrs.define
@@ -191,7 +195,7 @@ class SymbolBook:
             else:
                 take = remaining
                 lot.open = subtract(lot.open, take)
-            nettings.append(Netting(lot.trade_id, trade_id, take))
+            nettings.append(_new_netting(lot.trade_id, trade_id, take))
             remaining = subtract(remaining, take)
         return remaining, tuple(nettings)
 

@@ -19,6 +19,7 @@ import attrs
 import cattrs
 
 from .accumulator import Allocation, Netting
+from .fast_init import positional
 from .fills import Direction, Fill, TradeId
 from .orders import OrderState
 from .symbols import Symbol
@@ -198,6 +199,12 @@ class StoredEvent:
     event: DomainEvent
     metadata: dict[str, Any]
     recorded_at: datetime
+
+
+# For the per-fill path: the same objects, built without attrs' __init__ (see fast_init).
+new_fill_recorded = positional(FillRecorded)
+new_event = positional(NewEvent)
+new_stored_event = positional(StoredEvent)
 
 
 def _make_converter() -> cattrs.Converter:

@@ -38,6 +38,7 @@ from ..domain.events import (
     StoredEvent,
     event_from_payload,
     event_to_json,
+    new_stored_event,
 )
 from ..domain.fills import Direction, Fill, TradeId
 from ..domain.symbols import Symbol
@@ -291,7 +292,7 @@ class SqliteStore:
                 seq = assigned.get(key, sequences[key]) + 1
                 assigned[key] = seq
                 stored.append(
-                    StoredEvent(
+                    new_stored_event(
                         new.aggregate_type, new.aggregate_id, seq, new.event, new.metadata, now
                     )
                 )
