@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from st0x_schwab.executor import SchwabExecutor
 from st0x_schwab.fake import FakeSchwab, Fault
@@ -115,6 +115,8 @@ ugly_position = st.fixed_dictionaries(
         ),
     ),
 )
+# Found by hypothesis: an unhashable asset type raised TypeError from a set lookup.
+@example(positions=[{"instrument": {"symbol": "AAPL", "assetType": []}}], balances={})
 def test_ugly_account_replies_raise_only_broker_errors(positions: Any, balances: Any) -> None:
     try:
         holdings = parse_account_positions(account(positions, balances))

@@ -431,7 +431,8 @@ def parse_account_positions(body: bytes) -> AccountHoldings:
         symbol, asset = instrument.get("symbol"), instrument.get("assetType")
         if not isinstance(symbol, str) or not symbol:
             raise SchwabReplyError("Schwab account position has no symbol")
-        if asset not in INVENTORY_ASSET_TYPES:
+        # A set lookup of an unhashable value (a list, say) would raise TypeError.
+        if not isinstance(asset, str) or asset not in INVENTORY_ASSET_TYPES:
             skipped.append(f"{symbol[:20]} ({str(asset)[:30]})")
             continue
         long_qty = _number(item.get("longQuantity", 0), "longQuantity")
