@@ -41,13 +41,14 @@ async def test_a_pair_that_netted_both_ways_reads_as_one_link_per_side(tmp_path:
             (b.trade_id, a.trade_id, Decimal(2))
         ]
         await store.append([hedge_closed(book, "h-1", decision.side, Decimal(0), None, s)])
+        # Stored once, on the newer side, both fills named by onchain_trades.id
+        # (a is 1, b is 2: ids follow arrival).
+        ids = dict(await store.fetch("SELECT tx_hash, id FROM onchain_trades"))
+        assert ids == {tx(1): 1, tx(2): 2}
         stored = await store.fetch(
-            "SELECT tx_hash, kind, counterpart, quantity FROM fill_allocations ORDER BY 1, 2, 3"
+            "SELECT trade, kind, counterpart, quantity FROM fill_allocations ORDER BY 1, 2, 3"
         )
-        assert stored == [
-            (tx(1), "netted", f"{tx(2)}:0", "2"),
-            (tx(2), "netted", f"{tx(1)}:0", "0.5"),
-        ]
+        assert stored == [(1, "netted", 2, "2"), (2, "netted", 1, "0.5")]
         links = await links_of(store.fetch, [(tx(1), 0), (tx(2), 0)])
         assert links == {
             (tx(1), 0): [("netted", f"{tx(2)}:0", "2.5")],

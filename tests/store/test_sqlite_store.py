@@ -270,6 +270,76 @@ async def test_a_version_6_database_gets_its_views_rebuilt_in_the_new_shape(tmp_
         assert await store.fetch("SELECT value FROM meta WHERE key = 'views_stale'") == []
 
 
+async def test_a_version_8_database_keeps_its_links_under_integer_trade_ids(
+    tmp_path: Path,
+) -> None:
+    # Reference: the same events written by this version.
+    async with SqliteStore(tmp_path / "new.db") as store:
+        await populate(store)
+        expected = await dump(store)
+        links = await store.fetch("SELECT * FROM fill_links ORDER BY 1, 2, 3, 4")
+        events = await store.fetch(
+            "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload, "
+            "metadata, recorded_at FROM events ORDER BY rowid"
+        )
+        # The rows as version 8 stored them: fills named by their text ids.
+        old_links = await store.fetch(
+            "SELECT t.tx_hash, t.log_index, a.kind, CASE WHEN a.kind = 'netted' "
+            "THEN c.tx_hash || ':' || c.log_index ELSE a.counterpart END, a.quantity "
+            "FROM fill_allocations a JOIN onchain_trades t ON t.id = a.trade "
+            "LEFT JOIN onchain_trades c ON a.kind = 'netted' AND c.id = a.counterpart"
+        )
+        trades = await store.fetch(
+            "SELECT tx_hash, log_index, symbol, direction, amount, price, block_number, "
+            "block_timestamp, arrival, open_quantity, source, recorded_at, corrects, correction "
+            "FROM onchain_trades ORDER BY id"
+        )
+        others = {
+            table: await store.fetch(f"SELECT * FROM {table}")
+            for table in ("hedge_orders", "positions", "source_cursors", "skipped_inputs")
+        }
+    assert any(row[2] == "netted" for row in old_links)
+    assert {row[2] for row in old_links} >= {"netted", "hedged"}
+    path = tmp_path / "v8.db"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+        "description TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    for version, description, sql in MIGRATIONS:
+        if version > 8:
+            break
+        for statement in _split_sql(sql):
+            db.execute(statement)
+        db.execute("INSERT INTO schema_migrations VALUES (?, ?, 'then')", (version, description))
+    db.execute("INSERT INTO meta VALUES ('database_id', 'v8db')")
+    db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", events)
+    db.executemany(
+        "INSERT INTO onchain_trades (tx_hash, log_index, symbol, direction, amount, price, "
+        "block_number, block_timestamp, arrival, open_quantity, source, recorded_at, corrects, "
+        "correction) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        trades,
+    )
+    db.executemany("INSERT INTO fill_allocations VALUES (?, ?, ?, ?, ?)", old_links)
+    for table, rows in others.items():
+        if rows:
+            marks = ", ".join("?" * len(rows[0]))
+            db.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+    db.commit()
+    db.close()
+    async with SqliteStore(path) as store:
+        assert await store.schema_version() == LATEST_VERSION
+        # Migrated in place, not rebuilt from the events.
+        assert await store.fetch("SELECT value FROM meta WHERE key = 'views_stale'") == []
+        assert await dump(store) == expected
+        assert await store.fetch("SELECT * FROM fill_links ORDER BY 1, 2, 3, 4") == links
+        # The ids are declared (an alias of the rowid): VACUUM cannot renumber them.
+        await store.db.execute("VACUUM")
+        assert await dump(store) == expected
+        assert await store.rebuild_views() == len(events)
+        assert await dump(store) == expected
+
+
 async def test_a_failed_commit_fails_what_was_queued_behind_it_and_nothing_else(
     tmp_path: Path,
 ) -> None:

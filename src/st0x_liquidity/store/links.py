@@ -2,9 +2,10 @@
 
 ``fill_allocations`` keeps a netting once, on the side of the fill that
 arrived and netted (half the rows and index entries of storing both sides:
-the ingestion path writes one row per netting). Readers want both sides, so
-the links of a fill are its own rows plus the netting rows naming it as
-counterpart. The ``fill_links`` SQL view shows the same for ad-hoc queries;
+the ingestion path writes one row per netting), and names fills by their
+``onchain_trades.id``. Readers want both sides and text ids, so the links of a
+fill are its own rows plus the netting rows naming it as counterpart, joined
+back to ``onchain_trades``. The ``fill_links`` SQL view shows the same for ad-hoc queries;
 this reads the table through its indexes.
 """
 
@@ -41,21 +42,31 @@ async def links_of(
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start : start + _CHUNK]
         params: list[Any] = [value for key in chunk for value in key]
+        wanted_sql = (
+            "WITH wanted(tx_hash, log_index) AS (VALUES " + ",".join("(?, ?)" for _ in chunk) + ") "
+        )
         for tx, idx, kind, other, quantity in await fetch(
-            "SELECT tx_hash, log_index, kind, counterpart, quantity FROM fill_allocations "
-            "WHERE (tx_hash, log_index) IN (SELECT column1, column2 FROM (VALUES "
-            + ",".join("(?, ?)" for _ in chunk)
-            + "))",
+            wanted_sql + "SELECT t.tx_hash, t.log_index, a.kind, "
+            "CASE WHEN a.kind = 'netted' THEN c.tx_hash || ':' || c.log_index "
+            "ELSE a.counterpart END, a.quantity "
+            "FROM wanted w JOIN onchain_trades t "
+            "ON t.tx_hash = w.tx_hash AND t.log_index = w.log_index "
+            "JOIN fill_allocations a ON a.trade = t.id "
+            "LEFT JOIN onchain_trades c ON a.kind = 'netted' AND c.id = a.counterpart",
             params,
         ):
             note((tx, int(idx)), kind, other, quantity)
-        texts = {f"{tx}:{idx}": (tx, idx) for tx, idx in chunk}
-        for other_tx, other_idx, counterpart, quantity in await fetch(
-            "SELECT tx_hash, log_index, counterpart, quantity FROM fill_allocations "
-            "WHERE kind = 'netted' AND counterpart IN (" + ",".join("?" * len(texts)) + ")",
-            list(texts),
+        # The nettings that name these fills as the older side. +t.id has no
+        # affinity, so the counterpart index serves the join.
+        for tx, idx, other_tx, other_idx, quantity in await fetch(
+            wanted_sql + "SELECT t.tx_hash, t.log_index, o.tx_hash, o.log_index, a.quantity "
+            "FROM wanted w JOIN onchain_trades t "
+            "ON t.tx_hash = w.tx_hash AND t.log_index = w.log_index "
+            "JOIN fill_allocations a ON a.counterpart = +t.id AND a.kind = 'netted' "
+            "JOIN onchain_trades o ON o.id = a.trade",
+            params,
         ):
-            note(texts[counterpart], "netted", f"{other_tx}:{other_idx}", quantity)
+            note((tx, int(idx)), "netted", f"{other_tx}:{other_idx}", quantity)
     return {
         key: [(kind, other, fmt(q)) for (kind, other), q in sorted(per.items()) if q]
         for key, per in sums.items()

@@ -248,6 +248,81 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         DROP INDEX onchain_trades_symbol;
         """,
     ),
+    (
+        9,
+        "fill_allocations keyed by onchain_trades.id (an integer, not two 66-character texts)",
+        # A link row named its fill and, for a netting, the older fill by their
+        # text ids: ~150-byte keys in the table and again in the counterpart
+        # index. By onchain_trades' integer id they are a few bytes: the
+        # writer wrote ~30 % fewer blocks and ~6 % fewer instructions a fill.
+        # ``id`` is declared (an alias of the rowid) because VACUUM may renumber
+        # an undeclared rowid; existing rows keep theirs (insertion order).
+        """
+        DROP VIEW fill_links;
+        CREATE TABLE onchain_trades_v9 (
+            id INTEGER PRIMARY KEY,
+            tx_hash TEXT NOT NULL,
+            log_index INTEGER NOT NULL,
+            symbol TEXT NOT NULL,
+            direction TEXT NOT NULL CHECK (direction IN ('BUY', 'SELL')),
+            amount TEXT NOT NULL,
+            price TEXT NOT NULL,
+            block_number INTEGER NOT NULL,
+            block_timestamp TEXT NOT NULL,
+            arrival INTEGER NOT NULL,
+            open_quantity TEXT NOT NULL,
+            source TEXT,
+            recorded_at TEXT NOT NULL,
+            corrects TEXT,
+            correction INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (tx_hash, log_index)
+        );
+        INSERT INTO onchain_trades_v9 (id, tx_hash, log_index, symbol, direction, amount, price,
+                block_number, block_timestamp, arrival, open_quantity, source, recorded_at,
+                corrects, correction)
+            SELECT rowid, tx_hash, log_index, symbol, direction, amount, price, block_number,
+                block_timestamp, arrival, open_quantity, source, recorded_at, corrects, correction
+            FROM onchain_trades ORDER BY rowid;
+        CREATE TABLE fill_allocations_v9 (
+            trade INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('netted', 'reserved', 'hedged')),
+            counterpart NOT NULL,
+            quantity TEXT NOT NULL,
+            PRIMARY KEY (trade, kind, counterpart)
+        ) WITHOUT ROWID;
+        INSERT INTO fill_allocations_v9 (trade, kind, counterpart, quantity)
+            SELECT t.id, a.kind,
+                CASE WHEN a.kind = 'netted' THEN (
+                    SELECT c.id FROM onchain_trades_v9 c
+                    WHERE c.tx_hash = substr(a.counterpart, 1, instr(a.counterpart, ':') - 1)
+                    AND c.log_index = CAST(substr(a.counterpart, instr(a.counterpart, ':') + 1)
+                        AS INTEGER)
+                ) ELSE a.counterpart END,
+                a.quantity
+            FROM fill_allocations a JOIN onchain_trades_v9 t USING (tx_hash, log_index);
+        DROP TABLE fill_allocations;
+        DROP TABLE onchain_trades;
+        ALTER TABLE onchain_trades_v9 RENAME TO onchain_trades;
+        ALTER TABLE fill_allocations_v9 RENAME TO fill_allocations;
+        CREATE INDEX onchain_trades_corrects ON onchain_trades (corrects)
+            WHERE corrects IS NOT NULL;
+        CREATE INDEX fill_allocations_counterpart ON fill_allocations (counterpart, kind);
+        CREATE VIEW fill_links AS
+            SELECT t.tx_hash, t.log_index, a.kind,
+                   CASE WHEN a.kind = 'netted' THEN c.tx_hash || ':' || c.log_index
+                        ELSE a.counterpart END AS counterpart,
+                   a.quantity
+            FROM fill_allocations a JOIN onchain_trades t ON t.id = a.trade
+            LEFT JOIN onchain_trades c ON a.kind = 'netted' AND c.id = a.counterpart
+            UNION ALL
+            SELECT c.tx_hash, c.log_index, 'netted', t.tx_hash || ':' || t.log_index, a.quantity
+            FROM fill_allocations a JOIN onchain_trades t ON t.id = a.trade
+            -- +c.id: an expression without affinity, so the counterpart index
+            -- serves the join (c.id's INTEGER affinity would convert the column).
+            JOIN onchain_trades c ON a.counterpart = +c.id
+            WHERE a.kind = 'netted';
+        """,
+    ),
 )
 
 VIEW_TABLES = (

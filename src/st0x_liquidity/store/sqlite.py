@@ -659,8 +659,8 @@ class SqliteStore:
 
     async def _reserved(self, cid: str) -> tuple[tuple[TradeId, Decimal], ...]:
         async with self.db.execute(
-            "SELECT l.tx_hash, l.log_index, l.quantity FROM fill_allocations l "
-            "JOIN onchain_trades t USING (tx_hash, log_index) "
+            "SELECT t.tx_hash, t.log_index, l.quantity FROM fill_allocations l "
+            "JOIN onchain_trades t ON t.id = l.trade "
             "WHERE l.counterpart = ? AND l.kind = 'reserved' ORDER BY t.arrival",
             (cid,),
         ) as cur:

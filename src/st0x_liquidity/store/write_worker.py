@@ -101,6 +101,16 @@ def _insert(table_and_columns: str, columns: int, conflict: str = "") -> RowsSta
     )
 
 
+_TRADE_ID = (
+    "(SELECT t.id FROM onchain_trades t WHERE t.tx_hash = v.column1 AND t.log_index = v.column2)"
+)
+_COUNTERPART = (
+    # A trade id's tx hash is always 66 characters (0x and 64 hex digits).
+    "CASE WHEN v.column3 = 'netted' THEN (SELECT c.id FROM onchain_trades c "
+    "WHERE c.tx_hash = substr(v.column4, 1, 66) "
+    "AND c.log_index = CAST(substr(v.column4, 68) AS INTEGER)) ELSE v.column4 END"
+)
+
 STATEMENTS: dict[str, RowsStatement] = {
     "events": _insert("events", 8),
     "trades": _insert(
@@ -133,17 +143,25 @@ STATEMENTS: dict[str, RowsStatement] = {
         "WHERE onchain_trades.tx_hash = v.column1 AND onchain_trades.log_index = v.column2",
         3,
     ),
-    "links": _insert(
-        "fill_allocations (tx_hash, log_index, kind, counterpart, quantity)",
-        5,
-        " ON CONFLICT (tx_hash, log_index, kind, counterpart) "
+    # Links arrive as (tx_hash, log_index, kind, counterpart, quantity), a
+    # netting's counterpart as the older fill's ``0x…:N``; the table keeps both
+    # fills as onchain_trades ids (looked up here by primary key: the engine
+    # need not know them). A fill that is not there leaves a NULL and fails the
+    # transaction on NOT NULL.
+    "links": RowsStatement(
+        "INSERT INTO fill_allocations (trade, kind, counterpart, quantity) "
+        f"SELECT {_TRADE_ID}, v.column3, {_COUNTERPART}, v.column5 "
+        "FROM (VALUES {rows}) AS v WHERE v.column1 IS NOT NULL "
+        "ON CONFLICT (trade, kind, counterpart) "
         "DO UPDATE SET quantity = dec_add(quantity, excluded.quantity)",
+        5,
     ),
     "zero_links": RowsStatement(
         # IN over a SELECT (not over the bare VALUES) lets SQLite 3.40 search
         # the primary key instead of scanning the table.
-        "DELETE FROM fill_allocations WHERE (tx_hash, log_index, kind, counterpart) IN "
-        "(SELECT column1, column2, column3, column4 FROM (VALUES {rows})) AND quantity = '0'",
+        "DELETE FROM fill_allocations WHERE (trade, kind, counterpart) IN "
+        f"(SELECT {_TRADE_ID}, v.column3, {_COUNTERPART} FROM (VALUES {{rows}}) AS v) "
+        "AND quantity = '0'",
         4,
     ),
     "positions": _insert(

@@ -284,7 +284,7 @@ class DashboardState:
     async def _latencies(self, client_order_id: str) -> list[float]:
         rows = await self.fetch(
             "SELECT t.recorded_at, h.updated_at FROM fill_allocations l "
-            "JOIN onchain_trades t USING (tx_hash, log_index) "
+            "JOIN onchain_trades t ON t.id = l.trade "
             "JOIN hedge_orders h ON h.client_order_id = l.counterpart "
             "WHERE l.kind = 'hedged' AND l.counterpart = ?",
             (client_order_id,),
@@ -295,7 +295,7 @@ class DashboardState:
         """Latencies of every hedge that closed before the dashboard started."""
         rows = await self.fetch(
             "SELECT t.recorded_at, h.updated_at FROM fill_allocations l "
-            "JOIN onchain_trades t USING (tx_hash, log_index) "
+            "JOIN onchain_trades t ON t.id = l.trade "
             "JOIN hedge_orders h ON h.client_order_id = l.counterpart "
             "WHERE l.kind = 'hedged' AND h.state IN ('filled', 'failed', 'cancelled') "
             "ORDER BY h.updated_at"
@@ -449,9 +449,10 @@ class DashboardState:
         if with_fills and rows:
             ids = [r[0] for r in rows]
             for cid, tx, idx, kind, qty in await self.fetch(
-                "SELECT counterpart, tx_hash, log_index, kind, quantity FROM fill_allocations "
-                f"WHERE kind != 'netted' AND counterpart IN ({','.join('?' for _ in ids)}) "
-                "ORDER BY tx_hash, log_index",
+                "SELECT l.counterpart, t.tx_hash, t.log_index, l.kind, l.quantity "
+                "FROM fill_allocations l JOIN onchain_trades t ON t.id = l.trade "
+                f"WHERE l.kind != 'netted' AND l.counterpart IN ({','.join('?' for _ in ids)}) "
+                "ORDER BY t.tx_hash, t.log_index",
                 ids,
             ):
                 covered.setdefault(cid, []).append(
