@@ -53,7 +53,11 @@ class Channel(Generic[T]):
             waiter = self._readable = asyncio.get_running_loop().create_future()
             await waiter
         items = self._items
-        batch = [items.popleft() for _ in range(min(limit, len(items)))]
+        if len(items) <= limit:  # the usual case: everything, copied in C
+            batch = list(items)
+            items.clear()
+        else:
+            batch = [items.popleft() for _ in range(limit)]
         _wake(self._writable)
         return batch
 

@@ -26,7 +26,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, Iterabl
 from .domain.numbers import NotADecimalError, to_decimal
 from .errors import ConfigError
 from .plugins import Registry
-from .validators import non_negative
+from .validators import at_least_one, non_negative
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -74,7 +74,7 @@ class HedgingConfig:
 @attrs.frozen
 class EngineConfig:
     shutdown_timeout: float = attrs.field(default=10.0, validator=non_negative)
-    batch_size: int = 500
+    batch_size: int = attrs.field(default=500, validator=at_least_one)
     exit_when_source_ends: bool = True
     drain_timeout: float = attrs.field(default=60.0, validator=non_negative)
     synchronous: Literal["FULL", "NORMAL"] = "FULL"

@@ -298,13 +298,14 @@ class Engine:
         in_flight: deque[asyncio.Future[list[StoredEvent]]] = deque()
         try:
             while True:
-                batch: list[SourceItem] = []
-                end: Any = None
-                for item in await queue.get_batch(batch_size):
-                    if item is _END or isinstance(item, BaseException):
-                        end = item  # always the last item the intake puts
-                        break
-                    batch.append(item)
+                batch: list[SourceItem] = await queue.get_batch(batch_size)
+                end: Any = batch[-1]
+                # _END or the source's exception is always the last item the
+                # intake puts, so only a batch's last item can be one.
+                if end is _END or isinstance(end, BaseException):
+                    batch.pop()
+                else:
+                    end = None
                 if batch:
                     # Batch N+1 is read, deduplicated, applied and encoded while batch
                     # N is being written; at most _PIPELINE_DEPTH commits are pending.

@@ -52,6 +52,8 @@ BASE: dict[str, Any] = {
             {**BASE, "broker": {"type": "dry-run", "failure_rate": "2"}},
             "broker.failure_rate: must be between 0 and 1",
         ),
+        # 0 would take nothing from the source, forever.
+        ({**BASE, "engine": {"batch_size": 0}}, "engine.batch_size: must be at least 1"),
     ],
 )
 def test_bad_config_names_the_key(raw: dict[str, Any], message: str) -> None:
@@ -145,6 +147,7 @@ def test_ugly_configs_raise_config_error_or_parse(raw: dict[str, Any]) -> None:
     assert config.database_path.name
     for value in (config.hedging.poll_interval, config.engine.shutdown_timeout):
         assert value >= 0
+    assert config.engine.batch_size >= 1
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
