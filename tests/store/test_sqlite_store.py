@@ -232,31 +232,44 @@ async def test_corrections_are_found_through_the_partial_index(tmp_path: Path) -
         assert entries == 0, "plain fills take no entry in the corrections index"
 
 
-async def test_a_version_6_database_gets_its_views_rebuilt_in_the_new_shape(tmp_path: Path) -> None:
-    # Reference: the same events written by this version.
-    async with SqliteStore(tmp_path / "new.db") as store:
-        await populate(store)
-        expected = await dump(store)
-        links = await store.fetch("SELECT * FROM fill_links ORDER BY 1, 2, 3, 4")
-        events = await store.fetch(
-            "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload, "
-            "metadata, recorded_at FROM events ORDER BY rowid"
-        )
-    # A database written by version 6: its events, and fill_links as a table.
-    path = tmp_path / "v6.db"
+async def reference(
+    store: SqliteStore,
+) -> tuple[dict[str, list[tuple[object, ...]]], list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """``populate``'s views, its fill_links and its event rows, as this version writes them."""
+    await populate(store)
+    links = await store.fetch("SELECT * FROM fill_links ORDER BY 1, 2, 3, 4")
+    events = await store.fetch(
+        "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload, "
+        "metadata, recorded_at FROM events ORDER BY rowid"
+    )
+    return await dump(store), links, events
+
+
+def old_database(path: Path, version: int, events: list[tuple[object, ...]]) -> sqlite3.Connection:
+    """A database as ``version`` left it, holding ``events``; the caller fills its views."""
     db = sqlite3.connect(path)
     db.execute(
         "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
         "description TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
-    for version, description, sql in MIGRATIONS:
-        if version > 6:
+    for number, description, sql in MIGRATIONS:
+        if number > version:
             break
         for statement in _split_sql(sql):
             db.execute(statement)
-        db.execute("INSERT INTO schema_migrations VALUES (?, ?, 'then')", (version, description))
-    db.execute("INSERT INTO meta VALUES ('database_id', 'v6db')")
+        db.execute("INSERT INTO schema_migrations VALUES (?, ?, 'then')", (number, description))
+    db.execute("INSERT INTO meta VALUES ('database_id', ?)", (f"v{version}db",))
     db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", events)
+    return db
+
+
+async def test_a_version_6_database_gets_its_views_rebuilt_in_the_new_shape(tmp_path: Path) -> None:
+    # Reference: the same events written by this version.
+    async with SqliteStore(tmp_path / "new.db") as store:
+        expected, links, events = await reference(store)
+    # A database written by version 6: its events, and fill_links as a table.
+    path = tmp_path / "v6.db"
+    db = old_database(path, 6, events)
     db.execute("INSERT INTO fill_links VALUES (?, 0, 'netted', 'stale', '9')", (tx(1),))
     db.commit()
     db.close()
@@ -275,13 +288,7 @@ async def test_a_version_8_database_keeps_its_links_under_integer_trade_ids(
 ) -> None:
     # Reference: the same events written by this version.
     async with SqliteStore(tmp_path / "new.db") as store:
-        await populate(store)
-        expected = await dump(store)
-        links = await store.fetch("SELECT * FROM fill_links ORDER BY 1, 2, 3, 4")
-        events = await store.fetch(
-            "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload, "
-            "metadata, recorded_at FROM events ORDER BY rowid"
-        )
+        expected, links, events = await reference(store)
         # The rows as version 8 stored them: fills named by their text ids.
         old_links = await store.fetch(
             "SELECT t.tx_hash, t.log_index, a.kind, CASE WHEN a.kind = 'netted' "
@@ -301,19 +308,7 @@ async def test_a_version_8_database_keeps_its_links_under_integer_trade_ids(
     assert any(row[2] == "netted" for row in old_links)
     assert {row[2] for row in old_links} >= {"netted", "hedged"}
     path = tmp_path / "v8.db"
-    db = sqlite3.connect(path)
-    db.execute(
-        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-        "description TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
-    for version, description, sql in MIGRATIONS:
-        if version > 8:
-            break
-        for statement in _split_sql(sql):
-            db.execute(statement)
-        db.execute("INSERT INTO schema_migrations VALUES (?, ?, 'then')", (version, description))
-    db.execute("INSERT INTO meta VALUES ('database_id', 'v8db')")
-    db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", events)
+    db = old_database(path, 8, events)
     db.executemany(
         "INSERT INTO onchain_trades (tx_hash, log_index, symbol, direction, amount, price, "
         "block_number, block_timestamp, arrival, open_quantity, source, recorded_at, corrects, "
