@@ -5,8 +5,8 @@ arrived and netted (half the rows and index entries of storing both sides:
 the ingestion path writes one row per netting), and names fills by their
 ``onchain_trades.id``. Readers want both sides and text ids, so the links of a
 fill are its own rows plus the netting rows naming it as counterpart, joined
-back to ``onchain_trades``. The ``fill_links`` SQL view shows the same for ad-hoc queries;
-this reads the table through its indexes.
+back to ``onchain_trades``. The ``fill_links`` SQL view shows the same for
+ad-hoc queries; this reads the tables through their indexes.
 """
 
 from __future__ import annotations
