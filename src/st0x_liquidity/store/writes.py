@@ -38,8 +38,8 @@ def view_plan(batch: Batch) -> list[tuple[str, Sequence[Row]]]:
         out.extend(_hedge_statements(batch))
     if deltas:
         out.append(("open_deltas", deltas))
-    if batch.link_deltas:
-        links = []
+    if batch.link_deltas or batch.own_links:
+        links: list[Row] = list(batch.own_links)
         shrunk = []
         for key, d in batch.link_deltas.items():
             if d:
