@@ -34,8 +34,10 @@ from ..domain.numbers import EXACT, ZERO, add, fmt, sub
 from ..domain.orders import OrderState
 
 _UNSET = object()
-Key = tuple[str, int]
-"""A trade's ``(tx_hash, log_index)``: its primary key in ``onchain_trades``."""
+Key = str
+"""A trade's id as text (``0x…:N``, made once per trade id): its hash is cached
+and compares in C, where a ``(tx_hash, log_index)`` tuple is built and hashed
+at every use."""
 _add = EXACT.add
 _sub = EXACT.subtract
 _BUY = Direction.BUY
@@ -65,9 +67,8 @@ class Batch:
     trade_opens: list[Decimal] = attrs.field(factory=list)
     """Each row's open quantity after its own nettings, before ``open_deltas``."""
     hedges: dict[str, dict[str, Any]] = attrs.field(factory=dict)
-    # Keyed by (tx_hash, log_index), not TradeId: a tuple of a str and an int
-    # hashes and compares in C, a TradeId through attrs' Python methods, and
-    # the writer's rows want the two columns anyway.
+    # Keyed by the trade id's text, not TradeId: a str hashes and compares in
+    # C, a TradeId through attrs' Python methods.
     open_deltas: dict[Key, Decimal] = attrs.field(factory=dict)
     """Changes of the open quantity of trades, other than a fill's own nettings."""
     link_deltas: dict[tuple[str, int, str, str], Decimal] = attrs.field(factory=dict)
@@ -180,11 +181,11 @@ class Batch:
             for n in nettings:
                 q = n.quantity
                 older = n.older
-                key = (older.tx_hash, older.log_index)
+                key = older.text
                 opens[key] = _sub(opens.get(key, ZERO), q)
                 own.append((tx_hash, log_index, "netted", older.text, fmt(q)))
                 remaining = _sub(remaining, q)
-        self.trade_rows[(tx_hash, log_index)] = len(self.trades)
+        self.trade_rows[trade_id.text] = len(self.trades)
         self.trade_opens.append(remaining)
         self.trades.append(
             [
@@ -221,10 +222,8 @@ class Batch:
         opens, links = self.open_deltas, self.link_deltas
         for n in nettings:
             older, newer, q = n.older, n.newer, n.quantity
-            key = (older.tx_hash, older.log_index)
-            opens[key] = _sub(opens.get(key, ZERO), q)
-            key = (newer.tx_hash, newer.log_index)
-            opens[key] = _sub(opens.get(key, ZERO), q)
+            opens[older.text] = _sub(opens.get(older.text, ZERO), q)
+            opens[newer.text] = _sub(opens.get(newer.text, ZERO), q)
             # One row per netting, on the newer side (the fill_links view shows
             # it from both sides).
             link = (newer.tx_hash, newer.log_index, "netted", older.text)
@@ -267,7 +266,7 @@ class Batch:
         }
         for alloc in event.reserved:
             t = alloc.trade_id
-            self._bump(self.open_deltas, (t.tx_hash, t.log_index), alloc.quantity, sub)
+            self._bump(self.open_deltas, t.text, alloc.quantity, sub)
             self._bump(
                 self.link_deltas,
                 (t.tx_hash, t.log_index, "reserved", event.client_order_id),
@@ -312,7 +311,7 @@ class Batch:
             self._bump(
                 self.link_deltas, (t.tx_hash, t.log_index, "reserved", cid), alloc.quantity, sub
             )
-            self._bump(self.open_deltas, (t.tx_hash, t.log_index), alloc.quantity, add)
+            self._bump(self.open_deltas, t.text, alloc.quantity, add)
             released = add(released, alloc.quantity)
         self._nettings(event.nettings)
         pos = self._position(symbol, when)

@@ -138,10 +138,12 @@ STATEMENTS: dict[str, RowsStatement] = {
         "reason = COALESCE(excluded.reason, reason), updated_at = excluded.updated_at",
     ),
     "open_deltas": RowsStatement(
-        "UPDATE onchain_trades SET open_quantity = dec_add(open_quantity, v.column3) "
+        # (trade id text, delta): the projection keys trades by their text id.
+        "UPDATE onchain_trades SET open_quantity = dec_add(open_quantity, v.column2) "
         "FROM (VALUES {rows}) AS v "
-        "WHERE onchain_trades.tx_hash = v.column1 AND onchain_trades.log_index = v.column2",
-        3,
+        "WHERE onchain_trades.tx_hash = substr(v.column1, 1, 66) "
+        "AND onchain_trades.log_index = CAST(substr(v.column1, 68) AS INTEGER)",
+        2,
     ),
     # Links arrive as (tx_hash, log_index, kind, counterpart, quantity), a
     # netting's counterpart as the older fill's ``0x…:N``; the table keeps both

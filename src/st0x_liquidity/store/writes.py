@@ -31,7 +31,7 @@ def view_plan(batch: Batch) -> list[tuple[str, Sequence[Row]]]:
             if i is not None:
                 trades[i][9] = fmt(_add(opens[i], delta))
             elif delta:
-                deltas.append((*trade, fmt(delta)))
+                deltas.append((trade, fmt(delta)))
     if trades:
         out.append(("trades", trades))
     if batch.hedges:
