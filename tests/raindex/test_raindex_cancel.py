@@ -42,3 +42,42 @@ async def test_cancel_arriving_with_the_answer_is_not_lost() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+class FailOnCancel:
+    """A provider whose request, when cancelled, ends with the socket's error instead:
+    what web3's websocket request does when the node goes away at the same moment."""
+
+    def __init__(self) -> None:
+        self.asked = asyncio.Event()
+
+    async def make_request(self, method: str, params: list[Any]) -> dict[str, Any]:
+        self.asked.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            raise ConnectionResetError("Connection reset by peer") from None
+        raise AssertionError("not reached")
+
+
+async def test_a_request_failing_as_it_is_cancelled_is_not_reported_unretrieved() -> None:
+    import gc
+
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        provider = FailOnCancel()
+        node = Node("ws://127.0.0.1:9", 5.0)
+        node._w3 = SimpleNamespace(provider=provider)  # type: ignore[assignment]
+        task = asyncio.create_task(node.request("eth_getTransactionReceipt", ["0x1"]))
+        await provider.asked.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0)
+        gc.collect()  # an unretrieved exception is reported when its task is collected
+    finally:
+        loop.set_exception_handler(previous)
+    assert not [c for c in reported if "never retrieved" in str(c.get("message"))], reported

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from web3 import AsyncHTTPProvider, AsyncWeb3, WebSocketProvider
@@ -84,6 +84,20 @@ def _observe_listener(provider: Any) -> None:
     task = getattr(provider, "_message_listener_task", None)
     if isinstance(task, asyncio.Task):
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+
+def _observed(request: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    """``request`` as a task whose failure counts as seen.
+
+    When the task waiting on a request is cancelled (shutdown) while the node goes
+    away (the demo's anvil gets the same Ctrl-C), the request's task can end with
+    the socket's error instead of the cancel; ``wait_for`` then raises
+    CancelledError without reading it, and asyncio logs "Task exception was never
+    retrieved" with a traceback. The caller learns what it needs either way.
+    """
+    task = asyncio.ensure_future(request)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    return task
 
 
 def raise_if_cancelled() -> None:
@@ -190,7 +204,7 @@ class Node:
             raise NodeUnavailable(self.closed_reason)
         try:
             response = await asyncio.wait_for(
-                w3.provider.make_request(method, params),
+                _observed(w3.provider.make_request(method, params)),
                 self.request_timeout,
             )
             raise_if_cancelled()
