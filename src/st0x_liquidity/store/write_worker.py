@@ -104,11 +104,23 @@ def _insert(table_and_columns: str, columns: int, conflict: str = "") -> RowsSta
 _TRADE_ID = (
     "(SELECT t.id FROM onchain_trades t WHERE t.tx_hash = v.column1 AND t.log_index = v.column2)"
 )
+
+
+def _is_trade(table: str, text: str) -> str:
+    """SQL true when ``table``'s row is the trade whose id reads ``0x…:N`` in ``text``.
+
+    A trade id's tx hash is always 66 characters (0x and 64 hex digits); the
+    comparisons take the (tx_hash, log_index) index.
+    """
+    return (
+        f"{table}.tx_hash = substr({text}, 1, 66) "
+        f"AND {table}.log_index = CAST(substr({text}, 68) AS INTEGER)"
+    )
+
+
 _COUNTERPART = (
-    # A trade id's tx hash is always 66 characters (0x and 64 hex digits).
     "CASE WHEN v.column3 = 'netted' THEN (SELECT c.id FROM onchain_trades c "
-    "WHERE c.tx_hash = substr(v.column4, 1, 66) "
-    "AND c.log_index = CAST(substr(v.column4, 68) AS INTEGER)) ELSE v.column4 END"
+    f"WHERE {_is_trade('c', 'v.column4')}) ELSE v.column4 END"
 )
 
 STATEMENTS: dict[str, RowsStatement] = {
@@ -141,8 +153,7 @@ STATEMENTS: dict[str, RowsStatement] = {
         # (trade id text, delta): the projection keys trades by their text id.
         "UPDATE onchain_trades SET open_quantity = dec_add(open_quantity, v.column2) "
         "FROM (VALUES {rows}) AS v "
-        "WHERE onchain_trades.tx_hash = substr(v.column1, 1, 66) "
-        "AND onchain_trades.log_index = CAST(substr(v.column1, 68) AS INTEGER)",
+        f"WHERE {_is_trade('onchain_trades', 'v.column1')}",
         2,
     ),
     # Links arrive as (tx_hash, log_index, kind, counterpart, quantity), a
