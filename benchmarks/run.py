@@ -1,4 +1,4 @@
-"""Benchmarks for issue 2: ingestion throughput, hedge decision latency, memory.
+"""Benchmarks: ingestion throughput, hedge decision latency, memory.
 
     python benchmarks/run.py            # all three, prints JSON
     python benchmarks/run.py --quick    # smaller sizes, for a smoke run
@@ -115,7 +115,7 @@ async def run_engine(
     await engine.run()
     elapsed = time.perf_counter() - start
     LAST_RUN["engine_process_cpu_seconds"] = time.process_time() - cpu
-    LAST_RUN["writer_peak_rss_kb"] = _writer_peak_kb(store)
+    LAST_RUN["writer_peak_rss_kb"] = _writer_peak_kb(store)  # 0 without a writer process
     events = (await store.fetch("SELECT COUNT(*) FROM events"))[0][0]
     await executor.close()
     await store.close()

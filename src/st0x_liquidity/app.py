@@ -30,9 +30,18 @@ class App:
     extras: dict[str, Any] = attrs.field(factory=dict)
 
 
-def open_store(config: AppConfig) -> SqliteStore:
-    """A store for ``config``'s database (call ``await store.open()`` before use)."""
-    return SqliteStore(config.database_path, synchronous=config.engine.synchronous)
+def open_store(config: AppConfig, *, lease: bool = False, read_only: bool = False) -> SqliteStore:
+    """A store for ``config``'s database (call ``await store.open()`` before use).
+
+    ``lease``: this process writes the engine's streams (``run``,
+    ``rebuild-views``) and must be the only one; ``read_only``: it only reads.
+    """
+    return SqliteStore(
+        config.database_path,
+        synchronous=config.engine.synchronous,
+        lease=lease,
+        read_only=read_only,
+    )
 
 
 async def build_app(config: AppConfig, registry: Registry, store: SqliteStore) -> App:
@@ -64,7 +73,7 @@ async def _run_services(app: App, registry: Registry) -> None:
 
 async def run_app(config: AppConfig, registry: Registry) -> None:
     """Run until SIGINT/SIGTERM or until a finite source is drained."""
-    store = open_store(config)
+    store = open_store(config, lease=True)
     await store.open()
     try:
         app = await build_app(config, registry, store)

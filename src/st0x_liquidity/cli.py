@@ -17,6 +17,10 @@ from .config import AppConfig, load_config
 from .errors import ConfigError, StoreError
 from .logs import secrets_in, setup_logging
 from .plugins import Registry, load_registry
+from .store.lease import LeaseHeldError, LeaseLostError
+
+EXIT_DATABASE_HELD = 3
+"""Another process holds the database's lease (or took it from this one)."""
 
 
 def config_parent() -> argparse.ArgumentParser:
@@ -82,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
+    except (LeaseHeldError, LeaseLostError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DATABASE_HELD
     except StoreError as exc:
         print(f"database error: {exc}", file=sys.stderr)
         return 1
@@ -107,13 +114,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_store(args: argparse.Namespace, fn: Callable[[Any], Any]) -> Any:
+def _with_store(
+    args: argparse.Namespace, fn: Callable[[Any], Any], *, writes: bool = False
+) -> Any:
+    """Run ``fn(store)``: read-only, or holding the database's lease if it ``writes``."""
     config = load(args)
     if not config.database_path.exists():
         raise StoreError(f"no database at {config.database_path} (has `run` been started?)")
 
     async def go() -> Any:
-        store = open_store(config)
+        store = open_store(config, lease=writes, read_only=not writes)
         await store.open()
         try:
             return await fn(store)
@@ -182,7 +192,7 @@ def _cmd_rebuild(args: argparse.Namespace) -> int:
         count: int = await store.rebuild_views()
         return count
 
-    count = _with_store(args, rebuild)
+    count = _with_store(args, rebuild, writes=True)
     print(f"rebuilt views from {count} events")
     return 0
 

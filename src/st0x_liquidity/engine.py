@@ -34,8 +34,6 @@ from typing import Any, TypeVar
 import attrs
 
 from .backoff import backoff_delay
-from .channel import Channel
-from .collector import tuned_collector
 from .config import AppConfig
 from .domain.accumulator import Allocation, InFlightHedge, Lot, Settlement, SymbolBook
 from .domain.events import (
@@ -53,8 +51,6 @@ from .domain.events import (
     NewEvent,
     StoredEvent,
     correction_id,
-    new_event,
-    new_fill_recorded,
     position_event,
 )
 from .domain.fills import Direction, Fill
@@ -85,16 +81,10 @@ log = logging.getLogger(__name__)
 
 _END = object()
 T = TypeVar("T")
-_PIPELINE_DEPTH = 8
-"""Ingest batches submitted and not yet committed, at most.
-
-The writer holds up to two transactions (one running, one queued) and each
-takes whatever batches were submitted meanwhile; the engine keeps applying
-batches while they are written. Measured on the ingestion benchmark (pairs of
-runs interleaved): two in flight ~8.5k fills/s, four ~13k, and with the
-writer's queue, eight beat four in 4 pairs of 4 (+11 % median) and sixteen
-did not beat eight. It costs nothing in safety: orders still go out only after
-the commit that carries their intents."""
+_PIPELINE_DEPTH = 4
+"""Ingest batches submitted and not yet committed, at most: the engine applies
+the next batch while the store commits the last ones (group commit). Orders
+still go out only after the commit that carries their intents."""
 
 
 @attrs.define
@@ -200,13 +190,12 @@ class Engine:
     async def run(self) -> None:
         """Recover, then ingest and hedge until stopped or a finite source is drained."""
         await self._recover()
-        with tuned_collector():
-            await self._run()
+        await self._run()
 
     async def _run(self) -> None:
         clock = asyncio.create_task(self._clock_loop(), name="clock")
         maintenance = asyncio.create_task(self._maintenance(), name="maintenance")
-        queue: Channel[Any] = Channel(max(2, self.config.engine.batch_size * 2))
+        queue: asyncio.Queue[Any] = asyncio.Queue(max(2, self.config.engine.batch_size * 2))
         intake = asyncio.create_task(self._intake(queue), name="intake")
         ingest = asyncio.create_task(self._ingest(queue), name="ingest")
         stop = asyncio.create_task(self._stopping.wait(), name="stop")
@@ -274,14 +263,12 @@ class Engine:
 
     # -- intake and ingestion ----------------------------------------------------------
 
-    async def _intake(self, queue: Channel[Any]) -> None:
+    async def _intake(self, queue: asyncio.Queue[Any]) -> None:
         cursor = await self.store.cursor(self.source.name)
         self.status.source_state = "running"
         try:
-            offer = queue.offer
             async for item in self.source.stream(cursor):
-                if not offer(item):
-                    await queue.put(item)
+                await queue.put(item)
             self.status.source_state = "ended"
         except asyncio.CancelledError:
             raise
@@ -292,13 +279,15 @@ class Engine:
             return
         await queue.put(_END)
 
-    async def _ingest(self, queue: Channel[Any]) -> None:
+    async def _ingest(self, queue: asyncio.Queue[Any]) -> None:
         batch_size = self.config.engine.batch_size
         pipelined = callable(getattr(self.store, "submit", None))
         in_flight: deque[asyncio.Future[list[StoredEvent]]] = deque()
         try:
             while True:
-                batch: list[SourceItem] = await queue.get_batch(batch_size)
+                batch: list[SourceItem] = [await queue.get()]
+                while len(batch) < batch_size and not queue.empty():
+                    batch.append(queue.get_nowait())
                 end: Any = batch[-1]
                 # _END or the source's exception is always the last item the
                 # intake puts, so only a batch's last item can be one.
@@ -437,7 +426,7 @@ class Engine:
         changed.append(trade_id)
         if state is None:
             known[trade_id] = (fill, 0)
-            event = new_fill_recorded(fill, book.apply_fill(fill))
+            event = FillRecorded(fill, book.apply_fill(fill))
         else:  # reverted earlier, back on the canonical chain
             k = state[1] + 1
             entry = attrs.evolve(fill, trade_id=correction_id(fill.trade_id, k))
@@ -447,7 +436,7 @@ class Engine:
         metadata: dict[str, Any] = {"source": self.source.name}
         if last:
             metadata["cursor"] = dict(item.cursor)
-        events.append(new_event(POSITION, ticker, event, metadata))
+        events.append(NewEvent(POSITION, ticker, event, metadata))
         touched[ticker] = None
         self.status.fills_ingested += 1
         self.status.last_fill_at = fill.block_timestamp
@@ -667,6 +656,7 @@ class Engine:
         while True:
             if self.stopping:
                 raise EngineStopped
+            await self._verify_lease()
             try:
                 result = await fn()
                 self.status.broker_error = None
@@ -696,6 +686,17 @@ class Engine:
             attempt += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
+
+    async def _verify_lease(self) -> None:
+        """No broker call without the lease: a holder that lost it stops here."""
+        try:
+            await self.store.verify_lease()
+        except StoreError as exc:
+            log.error("%s", exc)
+            if self._fatal is None:
+                self._fatal = exc
+            self._stopping.set()
+            raise EngineStopped from None
 
     def _retry_delay(self, attempt: int, retry_after: float | None) -> float:
         cfg = self.config.hedging

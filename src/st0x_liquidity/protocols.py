@@ -206,6 +206,10 @@ class PositionStore(Protocol):
 
     async def append(self, events: Sequence[NewEvent]) -> list[StoredEvent]: ...
 
+    async def verify_lease(self) -> None:
+        """Raise a :class:`~st0x_liquidity.errors.StoreError` unless this process
+        still holds the database's lease (the engine asks before every broker call)."""
+
     async def known_trade_ids(self, ids: Sequence[TradeId]) -> set[TradeId]: ...
 
     async def trade_corrections(self, ids: Sequence[TradeId]) -> dict[TradeId, tuple[Fill, int]]:

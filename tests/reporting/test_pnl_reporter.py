@@ -92,7 +92,7 @@ async def test_worked_example_through_the_real_engine(tmp_path: Path) -> None:
         fill_line(3, "AAPL0x", "SELL", "0.4", "152.00"),
     )
     await run_bot(write_config(tmp_path, "148.50"))
-    store = SqliteStore(tmp_path / "st0x.db")
+    store = SqliteStore(tmp_path / "st0x.db", lease=False)
     await store.open()
     reporter = PnlReporter(store.db)
     assert await reporter.step() == 4
@@ -138,7 +138,7 @@ async def test_incremental_equals_rebuild_and_views(tmp_path: Path) -> None:
         lines.append(
             fill_line(n, symbol, direction, f"0.{n % 9 + 1}{n % 7}", f"{100 + n % 11}.{n % 4}5")
         )
-    store = SqliteStore(tmp_path / "st0x.db")
+    store = SqliteStore(tmp_path / "st0x.db", lease=False)
     for chunk in range(4):
         append_fills(tmp_path, *lines[chunk * 10 : chunk * 10 + 10])
         await run_bot(write_config(tmp_path, f"10{chunk}.5", profile="fractional"))
@@ -189,8 +189,8 @@ async def test_incremental_equals_rebuild_and_views(tmp_path: Path) -> None:
 async def test_a_second_reporter_does_not_duplicate(tmp_path: Path) -> None:
     append_fills(tmp_path, *(fill_line(n, "tAAPL", "BUY", "1", "100") for n in range(1, 4)))
     await run_bot(write_config(tmp_path, "101"))
-    first = SqliteStore(tmp_path / "st0x.db")
-    second = SqliteStore(tmp_path / "st0x.db")
+    first = SqliteStore(tmp_path / "st0x.db", lease=False)
+    second = SqliteStore(tmp_path / "st0x.db", lease=False)
     await first.open()
     await second.open()
     a, b = PnlReporter(first.db), PnlReporter(second.db)

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from st0x_liquidity.domain.accumulator import Allocation
-from st0x_liquidity.domain.events import DomainEvent, FillRecorded, HedgeClosed, event_to_payload
+from st0x_liquidity.domain.events import DomainEvent, FillRecorded, HedgeClosed
+from st0x_liquidity.store.codec import event_to_payload
 from st0x_liquidity.domain.fills import Direction, Fill, TradeId
 from st0x_liquidity.domain.orders import OrderState
 from st0x_liquidity.domain.pnl import PnlTrade

@@ -141,7 +141,8 @@ async def test_two_processes_opening_a_new_database_at_once(tmp_path: Path) -> N
 
     for round_ in range(12):
         path = tmp_path / f"fresh-{round_}.db"
-        stores = [SqliteStore(path) for _ in range(6)]
+        # One engine (the lease holder) and five others (reporter, CLI, …).
+        stores = [SqliteStore(path, lease=i == 0) for i in range(6)]
         results = await asyncio.gather(*(s.open() for s in stores), return_exceptions=True)
         try:
             assert [r for r in results if r is not None] == []
@@ -201,13 +202,14 @@ async def test_synchronous_is_full_unless_configured_normal(
     from st0x_liquidity.app import open_store
 
     engine = {} if setting is None else {"synchronous": setting}
-    store = open_store(make_config(tmp_path, engine=engine))
+    store = open_store(make_config(tmp_path, engine=engine), lease=True)
     async with store:
         f = fill(1, "tAAPL", "BUY", "1")
         await store.append([position_event(f.symbol, FillRecorded(f))])
         writer = store._writer
         assert writer is not None
-        assert writer.call("query", "PRAGMA synchronous", ())[0][0] == pragma
+        async with writer.execute("PRAGMA synchronous") as cur:
+            assert (await cur.fetchone()) == (pragma,)
 
 
 def test_an_unknown_synchronous_mode_is_a_config_error(tmp_path: Path) -> None:

@@ -21,13 +21,10 @@ from decimal import Decimal
 
 import attrs
 
-from .fast_init import positional
 from .fills import Direction, Fill, TradeId
-from .numbers import EXACT, ZERO, add, mul, round_down, sub
+from .numbers import ZERO, add, mul, round_down, sub
 from .orders import OrderRules
 from .symbols import Symbol
-
-_subtract = EXACT.subtract
 
 
 class AccumulatorError(Exception):
@@ -51,7 +48,6 @@ class Netting:
     quantity: Decimal
 
 
-_new_netting = positional(Netting)  # per fill: built without attrs' __init__ (see fast_init)
 
 
 @attrs.define
@@ -171,7 +167,7 @@ class SymbolBook:
 
     def apply_fill(self, fill: Fill) -> tuple[Netting, ...]:
         """Net ``fill`` against the oldest opposite lots; any remainder opens a lot."""
-        if fill.symbol.ticker != self.symbol.ticker:  # str compare: Symbol's == is Python
+        if fill.symbol.ticker != self.symbol.ticker:
             raise AccumulatorError(f"fill for {fill.symbol} applied to book {self.symbol}")
         self.last_price = fill.price
         remaining, nettings = self._net_against_lots(fill.trade_id, fill.direction, fill.amount)
@@ -185,7 +181,6 @@ class SymbolBook:
         nettings: list[Netting] = []
         lots = self.lots
         remaining = quantity
-        subtract = _subtract  # the C method: numbers.sub's Python frame cost more than it
         while remaining > ZERO and lots and lots[0].direction is not direction:
             lot = lots[0]
             if lot.open <= remaining:  # the lot closes
@@ -194,9 +189,9 @@ class SymbolBook:
                 lot.open = ZERO
             else:
                 take = remaining
-                lot.open = subtract(lot.open, take)
-            nettings.append(_new_netting(lot.trade_id, trade_id, take))
-            remaining = subtract(remaining, take)
+                lot.open = sub(lot.open, take)
+            nettings.append(Netting(lot.trade_id, trade_id, take))
+            remaining = sub(remaining, take)
         return remaining, tuple(nettings)
 
     # -- hedges ------------------------------------------------------------------

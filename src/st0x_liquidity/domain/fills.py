@@ -43,9 +43,17 @@ def _normalise_hash(value: str) -> str:
     return text
 
 
+MAX_INDEX = 2**63 - 1
+"""The largest block number or log index a fill may carry: both store backends
+keep them as signed 64-bit integers, and no chain comes near it. A larger one
+is bad input, skipped with its reason like any other."""
+
+
 def _non_negative_index(_inst: object, attr: attrs.Attribute[int], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidFillError(f"{attr.name} must be a non-negative integer, got {value!r}")
+    if value > MAX_INDEX:
+        raise InvalidFillError(f"{attr.name} must be below 2^63, got {value}")
 
 
 @attrs.frozen(order=True, cache_hash=True)
@@ -55,7 +63,7 @@ class TradeId:
     tx_hash: str = attrs.field(converter=_normalise_hash)
     log_index: int = attrs.field(validator=_non_negative_index)
     text: str = attrs.field(init=False, eq=False, order=False, hash=False, repr=False)
-    """``0x…:N``, made once: the store and the event encoder spell it several times per fill."""
+    """``0x…:N``: the engine keys its per-batch state by it."""
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "text", f"{self.tx_hash}:{self.log_index}")

@@ -4,9 +4,6 @@ Every quantity and price is a :class:`decimal.Decimal`. Python's default context
 silently rounds to 28 significant digits; 18-decimal token amounts of large
 positions would round without anyone noticing, so arithmetic that must be exact
 runs under :data:`EXACT`, which raises instead of rounding.
-
-Standard library only: the store's writer process loads this file by path,
-without the package (see ``store/write_worker.py``).
 """
 
 from __future__ import annotations

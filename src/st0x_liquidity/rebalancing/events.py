@@ -14,7 +14,7 @@ from typing import Any, ClassVar, TypeAlias
 
 import attrs
 
-from ..domain.events import CONVERTER
+from ..store.codec import CONVERTER
 
 INVENTORY_STREAM = "inventory"
 

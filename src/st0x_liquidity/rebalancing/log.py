@@ -25,8 +25,8 @@ from ..domain.events import (
     HedgeProgressed,
     StoredEvent,
 )
-from ..domain.events import event_from_payload as core_from_payload
 from ..errors import StoreError
+from ..store.codec import event_from_payload as core_from_payload
 from ..store.sqlite import SqliteStore
 from .events import RebalancingEvent, from_payload, to_payload
 
@@ -55,7 +55,7 @@ class RebalancingLog:
         self._write_lock = asyncio.Lock()  # one transaction at a time on this connection
 
     async def open(self) -> None:
-        store = SqliteStore(self.path)  # applies migrations (incl. rebalancing_events)
+        store = SqliteStore(self.path, lease=False)  # applies migrations (incl. rebalancing_events)
         await store.open()
         await store.close()
         try:

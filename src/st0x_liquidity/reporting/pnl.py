@@ -30,7 +30,7 @@ from typing import Any
 import aiosqlite
 import attrs
 
-from ..domain.events import FillRecorded, HedgeClosed, event_from_payload
+from ..domain.events import FillRecorded, HedgeClosed
 from ..domain.fills import Direction
 from ..domain.numbers import ZERO, fmt
 from ..domain.pnl import (
@@ -43,6 +43,7 @@ from ..domain.pnl import (
     SymbolSummary,
     summarize,
 )
+from ..store.codec import event_from_payload
 
 log = logging.getLogger(__name__)
 

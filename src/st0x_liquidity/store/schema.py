@@ -325,6 +325,23 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             WHERE a.kind = 'netted';
         """,
     ),
+    (
+        10,
+        "the engine's lease: one writer per database, fenced by an epoch",
+        # One row per lease name ('engine'); epoch grows with every
+        # acquisition and every engine write transaction checks it.
+        """
+        CREATE TABLE lease (
+            name TEXT PRIMARY KEY,
+            epoch INTEGER NOT NULL,
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            since TEXT NOT NULL,
+            renewed_at TEXT NOT NULL,
+            expires_at TEXT
+        );
+        """,
+    ),
 )
 
 VIEW_TABLES = (
