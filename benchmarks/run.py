@@ -255,7 +255,7 @@ async def _latency(samples: int, tmp: Path, synchronous: str) -> list[float]:
         source.queue.put_nowait(f)
         await executor.event.wait()
         latencies.append((executor.called[symbol.ticker] - handed) * 1000)
-        while engine._order_tasks:
+        while engine.orders.tasks:
             await asyncio.sleep(0)
     source.queue.put_nowait(None)
     await task

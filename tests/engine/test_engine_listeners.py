@@ -39,7 +39,7 @@ async def test_a_commit_whose_waiter_is_cancelled_still_reaches_the_listeners(
 
         engine.add_listener(listener)
         f = fill(1, "tAAPL", "BUY", "0.3")
-        waiter = asyncio.create_task(engine._append([position_event(f.symbol, FillRecorded(f))]))
+        waiter = asyncio.create_task(engine.append([position_event(f.symbol, FillRecorded(f))]))
         await asyncio.sleep(0)  # submitted: the writer has it
         waiter.cancel()  # as shutdown cancels the engine's tasks
         with pytest.raises(asyncio.CancelledError):
@@ -57,7 +57,7 @@ async def test_listeners_hear_commits_in_commit_order_and_before_the_waiter_resu
         engine.add_listener(lambda stored: heard.extend(s.event.fill.block_number for s in stored))
         fills = [fill(n, "tAAPL", "BUY", "0.1") for n in range(1, 6)]
         results = await asyncio.gather(
-            *(engine._append([position_event(f.symbol, FillRecorded(f))]) for f in fills)
+            *(engine.append([position_event(f.symbol, FillRecorded(f))]) for f in fills)
         )
         assert heard == [1, 2, 3, 4, 5]
         assert [r[0].sequence for r in results] == [1, 2, 3, 4, 5]

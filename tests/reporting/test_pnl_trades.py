@@ -8,12 +8,12 @@ from decimal import Decimal
 
 from st0x_liquidity.domain.accumulator import Allocation
 from st0x_liquidity.domain.events import DomainEvent, FillRecorded, HedgeClosed
-from st0x_liquidity.store.codec import event_to_payload
 from st0x_liquidity.domain.fills import Direction, Fill, TradeId
 from st0x_liquidity.domain.orders import OrderState
 from st0x_liquidity.domain.pnl import PnlTrade
 from st0x_liquidity.domain.symbols import Symbol
 from st0x_liquidity.reporting.pnl import _trade_from_decoded, trade_from_event
+from st0x_liquidity.store.codec import event_to_payload
 
 NOW = "2026-11-26T01:00:00+00:00"
 TID = TradeId(f"0x{7:064x}", 2)

@@ -1,0 +1,104 @@
+"""What the engine's parts share: its status, per-symbol state, and the context they see.
+
+The parts (ingest pipeline, order lifecycle, market gate) are given the
+engine as an :class:`EngineContext`, the few things each needs of it, so they
+depend on that interface and not on the engine module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import attrs
+
+from ..config import AppConfig
+from ..domain.accumulator import SymbolBook
+from ..domain.events import NewEvent, StoredEvent
+from ..domain.orders import MarketOrder
+from ..domain.symbols import Symbol
+from ..protocols import Executor, FillSource, PositionStore
+
+log = logging.getLogger("st0x_liquidity.engine")
+
+
+@attrs.define
+class EngineStatus:
+    """What the dashboard and the logs report about the running engine."""
+
+    started_at: datetime = attrs.field(factory=lambda: datetime.now(UTC))
+    market_open: bool = False
+    market_checked_at: datetime | None = None
+    source_state: str = "starting"
+    source_cursor: Any = None
+    last_fill_at: datetime | None = None
+    last_item_at: datetime | None = None
+    fills_ingested: int = 0
+    duplicates_dropped: int = 0
+    inputs_skipped: int = 0
+    hedges_placed: int = 0
+    hedges_filled: int = 0
+    hedges_failed: int = 0
+    broker_error: str | None = None
+    auth_required: str | None = None
+    paused: str | None = None
+
+
+@attrs.define
+class SymbolState:
+    """A symbol's failed-hedge backoff."""
+
+    failures: int = 0
+    cooldown_until: float = 0.0
+    timer: asyncio.TimerHandle | None = None
+
+
+class EngineStopped(Exception):
+    """The engine is stopping: the broker call was not made."""
+
+
+class EngineContext(Protocol):
+    config: AppConfig
+    store: PositionStore
+    executor: Executor
+    source: FillSource
+    books: dict[str, SymbolBook]
+    status: EngineStatus
+    symbols: dict[str, SymbolState]
+    rng: random.Random
+    stop_event: asyncio.Event
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def fail(self, exc: BaseException) -> None:
+        """Stop the engine; ``run`` raises ``exc`` once everything has ended."""
+
+    def book(self, symbol: Symbol) -> SymbolBook: ...
+
+    async def append(self, events: Sequence[NewEvent]) -> list[StoredEvent]: ...
+
+    def commit_in_background(
+        self, events: Sequence[NewEvent], then: Any
+    ) -> asyncio.Future[list[StoredEvent]]: ...
+
+    def decide_many(self, symbols: Sequence[str], events: list[NewEvent]) -> list[MarketOrder]: ...
+
+    def hedge_symbols(self, symbols: Sequence[str]) -> None: ...
+
+    def spawn_order(self, order: MarketOrder) -> None: ...
+
+
+def consume(future: asyncio.Future[Any]) -> None:
+    """Retrieve a future's outcome so an unawaited failure is not reported twice."""
+    if not future.cancelled():
+        future.exception()
+
+
+def log_task_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task %s failed: %s", task.get_name(), task.exception())
