@@ -32,6 +32,7 @@ from ..domain.symbols import InvalidSymbolError, Symbol
 from ..hookspecs import hookimpl
 from ..protocols import Cursor, FillItem, SkippedItem, SourceItem
 from ..registry import ExecutorContext, FillSourceType
+from ..validators import at_most, non_negative
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def _tickers(_i: object, _attr: object, value: list[str] | None) -> None:
 class ReplayConfig:
     path: Path
     follow: bool = False
-    poll_interval: float = 0.5
+    poll_interval: float = attrs.field(default=0.5, validator=[non_negative, at_most(3600)])
     symbols: list[str] | None = attrs.field(default=None, validator=_tickers)
 
 
