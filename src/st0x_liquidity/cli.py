@@ -16,7 +16,8 @@ from .audit import audit_report, positions_report
 from .config import AppConfig, load_config
 from .errors import ConfigError, StoreError
 from .logs import secrets_in, setup_logging
-from .plugins import Registry, load_registry
+from .plugins import load_registry
+from .registry import Registry
 
 
 def config_parent() -> argparse.ArgumentParser:

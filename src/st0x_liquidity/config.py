@@ -18,7 +18,7 @@ import typing
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import attrs
 import cattrs
@@ -26,10 +26,29 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, Iterabl
 
 from .domain.numbers import NotADecimalError, to_decimal
 from .errors import ConfigError
-from .plugins import Registry
 from .validators import at_least_one, at_most, non_negative
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class _Configured(Protocol):
+    @property
+    def config_class(self) -> type[Any]: ...
+
+
+class Registrations(Protocol):
+    """What parsing needs of :class:`~st0x_liquidity.registry.Registry`: the config
+    class of every registered executor, source and section. A protocol, so that this
+    module does not import the plugin machinery (which imports it back)."""
+
+    @property
+    def executors(self) -> Mapping[str, _Configured]: ...
+
+    @property
+    def sources(self) -> Mapping[str, _Configured]: ...
+
+    @property
+    def sections(self) -> Mapping[str, _Configured]: ...
 
 
 @attrs.frozen(repr=False)
@@ -347,7 +366,7 @@ def _database_path(url: Any, base: Path) -> Path:
 
 def parse_config(
     raw: Mapping[str, Any],
-    registry: Registry,
+    registry: Registrations,
     *,
     config_dir: Path = Path("."),
     env: Mapping[str, str] | None = None,
@@ -457,7 +476,9 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError("", f"{path} is not UTF-8 text") from None
 
 
-def load_config(path: Path, registry: Registry, env: Mapping[str, str] | None = None) -> AppConfig:
+def load_config(
+    path: Path, registry: Registrations, env: Mapping[str, str] | None = None
+) -> AppConfig:
     raw = read_toml(path)
     return parse_config(raw, registry, config_dir=path.resolve().parent, env=env)
 
