@@ -1,7 +1,8 @@
 """st0x-liquidity: hedge Raindex tokenized-equity fills at a brokerage, exactly once.
 
 This module's ``__all__`` is the public API. Plugins import from here, from
-:mod:`st0x_liquidity.protocols` and from :mod:`st0x_liquidity.hookspecs` only.
+:mod:`st0x_liquidity.protocols`, from :mod:`st0x_liquidity.hookspecs` and from
+:mod:`st0x_liquidity.validators` (config validators; its ``__all__``) only.
 """
 
 from __future__ import annotations

@@ -12,9 +12,8 @@ import attrs
 
 from .config import AppConfig
 from .engine import Engine
-from .plugins import Registry
 from .protocols import Executor, FillSource
-from .registry import ExecutorContext
+from .registry import ExecutorContext, Registry
 from .store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,8 @@ from .audit import audit_report, positions_report
 from .config import AppConfig, load_config
 from .errors import ConfigError, StoreError
 from .logs import secrets_in, setup_logging
-from .plugins import Registry, load_registry
+from .plugins import load_registry
+from .registry import Registry
 from .store.lease import LeaseHeldError, LeaseLostError
 
 EXIT_DATABASE_HELD = 3
@@ -44,28 +45,97 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     parent = config_parent()
 
-    run = sub.add_parser("run", parents=[parent], help="ingest fills and hedge them")
+    run = sub.add_parser(
+        "run",
+        parents=[parent],
+        help="ingest fills and hedge them",
+        description="Ingest fills from the configured source and hedge them through the "
+        "configured broker until SIGINT/SIGTERM, or until a finite replay is drained "
+        "(engine.exit_when_source_ends).",
+    )
     run.set_defaults(handler=_cmd_run)
 
-    positions = sub.add_parser("positions", parents=[parent], help="net position per symbol")
+    positions = sub.add_parser(
+        "positions",
+        parents=[parent],
+        help="net position per symbol",
+        description="Net position, open lots and the pending hedge of every symbol, "
+        "read from the database (read-only; the bot may be running).",
+    )
     positions.add_argument("--json", action="store_true", help="stable JSON output")
     positions.set_defaults(handler=_cmd_positions)
 
-    audit = sub.add_parser("audit", parents=[parent], help="how each fill was netted/hedged")
+    audit = sub.add_parser(
+        "audit",
+        parents=[parent],
+        help="how each fill was netted/hedged",
+        description="Each onchain fill with the fills it netted against, the hedges that "
+        "covered it and what is still open; then each hedge order with the fills it covered.",
+    )
     audit.add_argument("--json", action="store_true", help="stable JSON output")
     audit.add_argument("--symbol", help="only this base symbol (e.g. AAPL)")
     audit.add_argument("--tx", dest="tx_hash", help="only fills of this transaction")
     audit.set_defaults(handler=_cmd_audit)
 
-    rebuild = sub.add_parser("rebuild-views", parents=[parent], help="rebuild views from events")
+    rebuild = sub.add_parser(
+        "rebuild-views",
+        parents=[parent],
+        help="rebuild views from events",
+        description="Empty every view table and refill it by replaying the event log "
+        "(prefer stopping the bot first).",
+    )
     rebuild.set_defaults(handler=_cmd_rebuild)
 
-    plugins = sub.add_parser("plugins", help="list plugins, executor types and fill sources")
-    plugins.add_argument("--json", action="store_true")
+    plugins = sub.add_parser(
+        "plugins",
+        help="list plugins, executor types and fill sources",
+        description="List the discovered plugins with their versions, and the executor "
+        "types and fill sources they register (no config needed).",
+    )
+    plugins.add_argument("--json", action="store_true", help="stable JSON output")
     plugins.set_defaults(handler=_cmd_plugins)
 
     registry.manager.hook.st0x_add_commands(subparsers=sub)
+    _describe_commands(parser)
     return parser
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction[Any] | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return None
+
+
+def _describe_commands(parser: argparse.ArgumentParser) -> None:
+    """Give every (plugin) subcommand without a description its one-line help as one,
+    so that ``COMMAND --help`` always says what the command does."""
+    sub = _subcommands(parser)
+    if sub is None:
+        return
+    helps = {choice.dest: choice.help for choice in sub._choices_actions}
+    for name, child in sub.choices.items():
+        if not child.description and helps.get(name):
+            text = str(helps[name])
+            child.description = text[0].upper() + text[1:] + ("" if text.endswith(".") else ".")
+        _describe_commands(child)
+
+
+PLUGIN_COMMANDS = {"schwab": ("st0x-schwab", "schwab")}
+"""Commands that plugin distributions add: command -> (distribution, core extra)."""
+
+
+def _missing_plugin(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str | None:
+    """One line naming the package to install, for a command whose plugin is absent."""
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    sub = _subcommands(parser)
+    if command not in PLUGIN_COMMANDS or sub is None or command in sub.choices:
+        return None
+    distribution, extra = PLUGIN_COMMANDS[command]
+    return (
+        f"error: '{command}' is a command of the {distribution} plugin, which is not installed"
+        f" (or is disabled by ST0X_DISABLE_PLUGINS): pip install 'st0x-liquidity[{extra}]'"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,6 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: could not load plugins: {exc}", file=sys.stderr)
         return 1
     parser = build_parser(registry)
+    missing = _missing_plugin(parser, sys.argv[1:] if argv is None else argv)
+    if missing is not None:
+        print(missing, file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is None:
@@ -177,9 +251,14 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         if fill["open"] != "0":
             print(f"    open     {fill['open']:>14}")
     for hedge in report["hedges"]:
+        # "BUY 1: filled, 1 executed @ 148.5" (not "filled filled 1"): the state, then
+        # what the broker executed of the order.
+        executed = f"{hedge['filled_quantity']} executed" + (
+            f" @ {hedge['average_price']}" if hedge["average_price"] is not None else ""
+        )
         print(
-            f"hedge {hedge['client_order_id']} {hedge['side']} {hedge['quantity']} {hedge['state']}"
-            f" filled {hedge['filled_quantity']} @ {hedge['average_price']}"
+            f"hedge {hedge['client_order_id']} {hedge['side']} {hedge['quantity']}:"
+            f" {hedge['state']}, {executed}"
             + (f" ({hedge['reason']})" if hedge["reason"] else "")
         )
         for f in hedge["fills"]:

@@ -9,6 +9,7 @@ example ``ST0X_BROKER_API_SECRET``. The environment wins over the file.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -17,7 +18,7 @@ import typing
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import attrs
 import cattrs
@@ -25,10 +26,29 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, Iterabl
 
 from .domain.numbers import NotADecimalError, to_decimal
 from .errors import ConfigError
-from .plugins import Registry
-from .validators import at_least_one, non_negative
+from .validators import at_least_one, at_most, non_negative
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class _Configured(Protocol):
+    @property
+    def config_class(self) -> type[Any]: ...
+
+
+class Registrations(Protocol):
+    """What parsing needs of :class:`~st0x_liquidity.registry.Registry`: the config
+    class of every registered executor, source and section. A protocol, so that this
+    module does not import the plugin machinery (which imports it back)."""
+
+    @property
+    def executors(self) -> Mapping[str, _Configured]: ...
+
+    @property
+    def sources(self) -> Mapping[str, _Configured]: ...
+
+    @property
+    def sections(self) -> Mapping[str, _Configured]: ...
 
 
 @attrs.frozen(repr=False)
@@ -46,12 +66,28 @@ class Secret:
         return self.value
 
 
+MAX_FLOAT = 1e9
+"""Largest magnitude of any ``float`` key, core or plugin (seconds: about 31 years)."""
+MAX_INT = 2**63 - 1
+"""Largest magnitude of any ``int`` key (what a SQLite INTEGER holds)."""
+MAX_DECIMAL = Decimal(10) ** 18
+"""Magnitude every ``Decimal`` key stays below (amounts and prices: as in the replay format)."""
+
+
+HOUR, DAY = 3600, 86400
+
+
+def _seconds(default: float, limit: int) -> Any:
+    """A duration key: ``default`` seconds, at least 0, at most ``limit``."""
+    return attrs.field(default=default, validator=[non_negative, at_most(limit)])
+
+
 @attrs.frozen
 class EvmConfig:
     ws_rpc_url: str
     orderbook: str
     order_owner: str
-    deployment_block: int = 0
+    deployment_block: int = attrs.field(default=0, validator=[non_negative, at_most(MAX_INT)])
     cutoff: Any = None
     """Which blocks count (``latest``, ``safe``, ``finalized`` or N confirmations);
     checked by the raindex source, which also accepts it as ``[source] cutoff``."""
@@ -59,24 +95,29 @@ class EvmConfig:
 
 @attrs.frozen
 class HedgingConfig:
-    """How the engine hedges; every value in seconds unless named otherwise."""
+    """How the engine hedges; every value in seconds unless named otherwise.
 
-    poll_interval: float = attrs.field(default=15.0, validator=non_negative)
-    poll_jitter: float = attrs.field(default=5.0, validator=non_negative)
-    min_notional: Decimal | None = None
+    The upper bounds (docs/configuration.md) refuse values that would leave a hedge
+    unpolled or a symbol blocked for longer than any operator means."""
+
+    poll_interval: float = _seconds(15.0, HOUR)
+    poll_jitter: float = _seconds(5.0, HOUR)
+    min_notional: Decimal | None = attrs.field(
+        default=None, validator=attrs.validators.optional([non_negative, at_most(1_000_000)])
+    )
     client_order_prefix: str = "st0x"
-    failure_backoff: float = attrs.field(default=5.0, validator=non_negative)
-    failure_backoff_max: float = attrs.field(default=300.0, validator=non_negative)
-    retry_backoff_max: float = attrs.field(default=60.0, validator=non_negative)
-    clock_recheck: float = attrs.field(default=60.0, validator=non_negative)
+    failure_backoff: float = _seconds(5.0, DAY)
+    failure_backoff_max: float = _seconds(300.0, DAY)
+    retry_backoff_max: float = _seconds(60.0, HOUR)
+    clock_recheck: float = _seconds(60.0, DAY)
 
 
 @attrs.frozen
 class EngineConfig:
-    shutdown_timeout: float = attrs.field(default=10.0, validator=non_negative)
-    batch_size: int = attrs.field(default=500, validator=at_least_one)
+    shutdown_timeout: float = _seconds(10.0, HOUR)
+    batch_size: int = attrs.field(default=500, validator=[at_least_one, at_most(100_000)])
     exit_when_source_ends: bool = True
-    drain_timeout: float = attrs.field(default=60.0, validator=non_negative)
+    drain_timeout: float = _seconds(60.0, DAY)
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
     """SQLite durability: FULL fsyncs every commit (default); NORMAL (opt-in) may
     lose the last commits on power loss, never on a process crash."""
@@ -97,45 +138,92 @@ class AppConfig:
     config_dir: Path = Path(".")
 
 
+class EnvText(str):
+    """A value read from the environment: always text, converted like the file's values.
+
+    The file's TOML types are honoured (a quoted ``"500"`` is refused where a number
+    is required); the environment only has text, so its values are parsed.
+    """
+
+
+def _quoted(value: str, wanted: str) -> ValueError:
+    """A TOML string where a number or boolean is required (the environment's text is parsed)."""
+    text = value.strip().lower()
+    if wanted == "true or false":
+        bare = text in ("true", "false")
+    else:
+        try:
+            bare = Decimal(text).is_finite()
+        except ArithmeticError:
+            bare = False
+    hint = " (write it without quotes)" if bare else ""
+    return ValueError(f"expected {wanted}, got {value!r}{hint}")
+
+
 def _structure_decimal(value: Any, _t: Any) -> Decimal:
     try:
-        return to_decimal(value)
+        result = to_decimal(value)
     except NotADecimalError as exc:
         raise ValueError(str(exc)) from None
+    if abs(result) >= MAX_DECIMAL:
+        raise ValueError(f"out of range (must be below 1e18), got {value}")
+    return result
 
 
 def _structure_float(value: Any, _t: Any) -> float:
-    if isinstance(value, str):  # from the environment
+    number: int | float | Decimal
+    if isinstance(value, EnvText):
         try:
-            value = to_decimal(value)
-        except NotADecimalError:
+            value = Decimal(value.strip())
+        except ArithmeticError:
             raise ValueError(f"expected a number, got {value!r}") from None
+    elif isinstance(value, str):
+        raise _quoted(value, "a number")
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise ValueError(f"expected a number, got {type(value).__name__}")
-    return float(value)
+    number = value
+    if not (number.is_finite() if isinstance(number, Decimal) else math.isfinite(number)):
+        raise ValueError(f"expected a finite number, got {number}")
+    if not -MAX_FLOAT <= number <= MAX_FLOAT:  # before float(): 1e400 would be infinity
+        raise ValueError(f"out of range (at most 1e9), got {number}")
+    return float(number)
 
 
 def _structure_int(value: Any, _t: Any) -> int:
-    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
-        return int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, Decimal) and value == value.to_integral_value():
-            return int(value)
+    if isinstance(value, EnvText) and re.fullmatch(r"\s*-?[0-9]{1,19}\s*", value):
+        result = int(value)
+    elif isinstance(value, str):
+        if isinstance(value, EnvText):
+            raise ValueError(f"expected an integer, got {value!r}")
+        raise _quoted(value, "an integer")
+    elif isinstance(value, bool):
         raise ValueError(f"expected an integer, got {value!r}")
-    return value
+    elif isinstance(value, int):
+        result = value
+    elif isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        if abs(value) > MAX_INT:
+            raise ValueError(f"out of range (at most 2**63 - 1), got {value}")
+        result = int(value)
+    else:
+        raise ValueError(f"expected an integer, got {value!r}")
+    if abs(result) > MAX_INT:
+        raise ValueError(f"out of range (at most 2**63 - 1), got {result}")
+    return result
 
 
 def _structure_str(value: Any, _t: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {type(value).__name__}")
-    return value
+    return str(value)
 
 
 def _structure_bool(value: Any, _t: Any) -> bool:
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+    if isinstance(value, EnvText) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
         return value.lower() in ("true", "1", "yes")
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        raise _quoted(value, "true or false")
     raise ValueError(f"expected true or false, got {value!r}")
 
 
@@ -144,7 +232,7 @@ def _structure_secret(value: Any, _t: Any) -> Secret:
         return value
     if not isinstance(value, str) or not value:
         raise ValueError("expected a non-empty string")
-    return Secret(value)
+    return Secret(str(value))
 
 
 def _structure_path(value: Any, _t: Any) -> Path:
@@ -251,9 +339,11 @@ def _env_overrides(
         if value is not None:
             # A list from the environment is comma-separated (not a list of characters).
             if _is_list(hints.get(field.name)):
-                result[field.name] = [part.strip() for part in value.split(",") if part.strip()]
+                result[field.name] = [
+                    EnvText(part.strip()) for part in value.split(",") if part.strip()
+                ]
             else:
-                result[field.name] = value
+                result[field.name] = EnvText(value)
     return result
 
 
@@ -276,7 +366,7 @@ def _database_path(url: Any, base: Path) -> Path:
 
 def parse_config(
     raw: Mapping[str, Any],
-    registry: Registry,
+    registry: Registrations,
     *,
     config_dir: Path = Path("."),
     env: Mapping[str, str] | None = None,
@@ -386,7 +476,9 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError("", f"{path} is not UTF-8 text") from None
 
 
-def load_config(path: Path, registry: Registry, env: Mapping[str, str] | None = None) -> AppConfig:
+def load_config(
+    path: Path, registry: Registrations, env: Mapping[str, str] | None = None
+) -> AppConfig:
     raw = read_toml(path)
     return parse_config(raw, registry, config_dir=path.resolve().parent, env=env)
 

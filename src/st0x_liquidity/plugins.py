@@ -11,11 +11,10 @@ import os
 from importlib import metadata
 from typing import Any
 
-import attrs
 import pluggy
 
 from . import hookspecs
-from .registry import ConfigSection, ExecutorType, FillSourceType
+from .registry import ConfigSection, ExecutorType, FillSourceType, PluginInfo, Registry
 
 DEFAULT_PLUGINS = (
     "st0x_liquidity.builtin.dry_run",
@@ -45,25 +44,6 @@ def get_plugin_manager() -> pluggy.PluginManager:
 
 class DuplicateRegistrationError(Exception):
     pass
-
-
-@attrs.frozen
-class PluginInfo:
-    name: str
-    distribution: str
-    version: str
-
-
-@attrs.frozen
-class Registry:
-    """Everything the plugins registered, with where each came from."""
-
-    executors: dict[str, ExecutorType]
-    sources: dict[str, FillSourceType]
-    sections: dict[str, ConfigSection]
-    plugins: tuple[PluginInfo, ...]
-    origin: dict[str, str]
-    manager: pluggy.PluginManager
 
 
 def _core_version() -> str:

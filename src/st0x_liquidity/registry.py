@@ -1,4 +1,10 @@
-"""What plugins register: executor types, fill source types, config sections."""
+"""What plugins register (executor types, fill source types, config sections) and
+the :class:`Registry` that holds it all.
+
+This module imports nothing of the package at run time (the names under
+``TYPE_CHECKING`` are for annotations only and are never imported), so that
+:mod:`.config`, :mod:`.app` and :mod:`.plugins` can all use it without import cycles.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import pluggy
 
 if TYPE_CHECKING:
     from .config import AppConfig
@@ -51,3 +58,22 @@ class ConfigSection:
 
     name: str
     config_class: type[Any]
+
+
+@attrs.frozen
+class PluginInfo:
+    name: str
+    distribution: str
+    version: str
+
+
+@attrs.frozen
+class Registry:
+    """Everything the plugins registered, with where each came from."""
+
+    executors: dict[str, ExecutorType]
+    sources: dict[str, FillSourceType]
+    sections: dict[str, ConfigSection]
+    plugins: tuple[PluginInfo, ...]
+    origin: dict[str, str]
+    manager: pluggy.PluginManager

@@ -11,8 +11,8 @@ from cctp_support import FAST_FEE, burn
 from hypothesis import given
 from hypothesis import strategies as st
 
-from st0x_liquidity.cctp.devnet import ATTESTER_KEY, CctpPair
-from st0x_liquidity.cctp.fake_iris import FakeIris
+from st0x_liquidity.cctp.devnet import CctpPair
+from st0x_liquidity.cctp.fake_iris import ATTESTER_KEY, FakeIris
 from st0x_liquidity.cctp.iris import (
     AttestationTimeout,
     FeeTier,

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import attrs
 import pytest
 
-from st0x_liquidity.validators import at_least_one, http_url, non_negative, positive
+from st0x_liquidity.validators import (
+    at_least_one,
+    at_most,
+    between,
+    http_url,
+    non_negative,
+    positive,
+)
 
 
 @attrs.frozen
@@ -37,3 +45,30 @@ def test_refused_with_the_key_named(changes: dict[str, object], message: str) ->
 def test_accepted_values() -> None:
     section = Section(timeout=0.001, floor=Decimal(0), attempts=3, url="http://127.0.0.1:1")
     assert section.attempts == 3
+
+
+@attrs.frozen
+class Bounded:
+    wait: float = attrs.field(default=1.0, validator=at_most(3600))
+    share: Decimal | None = attrs.field(default=None, validator=between(0, 1))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"wait": 3600.5}, "wait must be at most 3600, got 3600.5"),
+        ({"wait": float("inf")}, "wait must be at most 3600, got inf"),
+        ({"wait": float("nan")}, "wait must be at most 3600, got nan"),
+        ({"share": Decimal("1.01")}, "share must be between 0 and 1, got 1.01"),
+        ({"share": Decimal("NaN")}, "share must be between 0 and 1, got NaN"),
+        ({"share": Decimal("-1")}, "share must be between 0 and 1, got -1"),
+    ],
+)
+def test_bounds_name_the_key(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Bounded(**changes)  # type: ignore[arg-type]
+
+
+def test_bounds_are_inclusive_and_let_none_pass() -> None:
+    assert Bounded(wait=3600, share=Decimal(1)).share == 1
+    assert Bounded(wait=0, share=None).share is None

@@ -22,7 +22,7 @@ from usdc_env import UsdcEnv, make_usdc_env
 from st0x_liquidity.rebalancing.keeper import InventoryKeeper
 from st0x_liquidity.rebalancing.log import RebalancingLog
 from st0x_liquidity.rebalancing.operations import list_operations
-from st0x_liquidity.rebalancing.usdc_flow import TO_OFFCHAIN_STEPS, TO_ONCHAIN_STEPS
+from st0x_liquidity.rebalancing.state import TO_OFFCHAIN_STEPS, TO_ONCHAIN_STEPS
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -26,9 +26,10 @@ from st0x_liquidity.domain.numbers import ZERO
 from st0x_liquidity.raindex.devnet import TAKER
 from st0x_liquidity.rebalancing.keeper import InventoryKeeper
 from st0x_liquidity.rebalancing.log import RebalancingLog
-from st0x_liquidity.rebalancing.operations import OperationState, list_operations
+from st0x_liquidity.rebalancing.operations import list_operations
 from st0x_liquidity.rebalancing.runtime import onchain_reader
 from st0x_liquidity.rebalancing.service import Rebalancer
+from st0x_liquidity.rebalancing.state import OperationState
 from st0x_liquidity.rebalancing.usdc_runner import UsdcRunner
 from st0x_liquidity.reporting.rebalancing_cost import read_costs
 from st0x_liquidity.store.sqlite import SqliteStore

@@ -22,11 +22,14 @@ from st0x_liquidity.rebalancing.events import (
     StepIntended,
 )
 from st0x_liquidity.rebalancing.inventory import Balance, MoveKind
-from st0x_liquidity.rebalancing.operations import OperationState, fold_operation
-from st0x_liquidity.rebalancing.usdc_flow import (
+from st0x_liquidity.rebalancing.state import (
     TO_OFFCHAIN,
     TO_ONCHAIN,
     USDC_STEPS,
+    OperationState,
+    fold_operation,
+)
+from st0x_liquidity.rebalancing.usdc_flow import (
     AmountError,
     check_fee_cap,
     claimed_transfers,

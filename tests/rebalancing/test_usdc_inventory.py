@@ -24,9 +24,9 @@ from st0x_liquidity.rebalancing.events import DriftDetected, RebalancingEvent
 from st0x_liquidity.rebalancing.inventory import USDC
 from st0x_liquidity.rebalancing.keeper import InventoryKeeper
 from st0x_liquidity.rebalancing.log import RebalancingLog
-from st0x_liquidity.rebalancing.operations import OperationState
 from st0x_liquidity.rebalancing.runtime import onchain_reader
 from st0x_liquidity.rebalancing.service import Rebalancer
+from st0x_liquidity.rebalancing.state import OperationState
 from st0x_liquidity.rebalancing.usdc_runner import UsdcRunner
 from st0x_liquidity.store.sqlite import SqliteStore
 

@@ -40,8 +40,8 @@ from st0x_liquidity.rebalancing.chain import (
 )
 from st0x_liquidity.rebalancing.keeper import InventoryKeeper
 from st0x_liquidity.rebalancing.log import RebalancingLog
-from st0x_liquidity.rebalancing.operations import OperationState
 from st0x_liquidity.rebalancing.runtime import build_runner
+from st0x_liquidity.rebalancing.state import OperationState
 from st0x_liquidity.rebalancing.usdc_runner import UsdcRunner
 from st0x_liquidity.registry import ExecutorContext
 from st0x_liquidity.store.sqlite import SqliteStore

@@ -29,6 +29,7 @@ from support.harness import make_config
 from st0x_liquidity.app import run_app
 from st0x_liquidity.builtin.replay import ReplayConfig, ReplaySource
 from st0x_liquidity.domain.fills import Direction, TradeId
+from st0x_liquidity.errors import ConfigError
 from st0x_liquidity.plugins import load_registry
 from st0x_liquidity.protocols import FillItem, SkippedItem, SourceItem
 
@@ -209,7 +210,8 @@ def test_last_line_without_newline_is_read_when_not_following(tmp_path: Path) ->
 
 
 def test_missing_file_is_an_error_unless_following(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
+    # A config error naming the key (one line, exit status 2), not a traceback.
+    with pytest.raises(ConfigError, match=r"^source.path: replay file not found: .*nope.jsonl$"):
         collect(source(tmp_path / "nope.jsonl"))
 
 

@@ -33,6 +33,7 @@ from ..errors import FinalBrokerError, StoreError
 from ..hookspecs import hookimpl
 from ..protocols import Inventory, Position
 from ..registry import ExecutorContext, ExecutorType
+from ..validators import between
 from .clocks import always_open, nyse_regular_hours
 
 log = logging.getLogger(__name__)
@@ -46,9 +47,9 @@ def _rate(_i: object, attr: attrs.Attribute[Decimal], value: Decimal) -> None:
 @attrs.frozen
 class DryRunConfig:
     profile: Literal["fractional", "whole"] = "fractional"
-    quantity_decimals: int = 9
-    min_notional: Decimal = Decimal(2)
-    latency: float = 0.0
+    quantity_decimals: int = attrs.field(default=9, validator=between(0, 18))
+    min_notional: Decimal = attrs.field(default=Decimal(2), validator=between(0, 1_000_000))
+    latency: float = attrs.field(default=0.0, validator=between(0, 3600))
     failure_rate: Decimal = attrs.field(default=Decimal(0), validator=_rate)
     partial_fill_rate: Decimal = attrs.field(default=Decimal(0), validator=_rate)
     clock: Literal["always", "nyse"] = "always"

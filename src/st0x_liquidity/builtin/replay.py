@@ -29,9 +29,11 @@ from ..config import resolve_path
 from ..domain.fills import Direction, Fill, InvalidFillError, TradeId
 from ..domain.numbers import WIDE, NotADecimalError, to_decimal
 from ..domain.symbols import InvalidSymbolError, Symbol
+from ..errors import ConfigError
 from ..hookspecs import hookimpl
 from ..protocols import Cursor, FillItem, SkippedItem, SourceItem
 from ..registry import ExecutorContext, FillSourceType
+from ..validators import at_most, non_negative
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,7 @@ def _tickers(_i: object, _attr: object, value: list[str] | None) -> None:
 class ReplayConfig:
     path: Path
     follow: bool = False
-    poll_interval: float = 0.5
+    poll_interval: float = attrs.field(default=0.5, validator=[non_negative, at_most(3600)])
     symbols: list[str] | None = attrs.field(default=None, validator=_tickers)
 
 
@@ -193,8 +195,8 @@ class ReplaySource:
             try:
                 handle = self.path.open("rb")
             except FileNotFoundError:
-                if not self.config.follow:
-                    raise
+                if not self.config.follow:  # removed since start: one line, not a traceback
+                    raise ConfigError("source.path", f"replay file not found: {self.path}") from None
                 await self._sleep(self.config.poll_interval)
                 continue
             with handle:
@@ -246,7 +248,14 @@ class ReplaySource:
 
 
 def _factory(config: ReplayConfig, context: ExecutorContext) -> ReplaySource:
-    return ReplaySource(config, resolve_path(context.app, config.path))
+    path = resolve_path(context.app, config.path)
+    # Without follow there is nothing to wait for: say so before the engine starts
+    # (exit status 2, like any config error), instead of a FileNotFoundError traceback.
+    if path.is_dir():
+        raise ConfigError("source.path", f"is a directory, not a file: {path}")
+    if not config.follow and not path.exists():
+        raise ConfigError("source.path", f"replay file not found: {path}")
+    return ReplaySource(config, path)
 
 
 @hookimpl

@@ -24,7 +24,6 @@ from typing import Any
 import attrs
 from eth_abi.abi import decode, encode
 from eth_account import Account
-from eth_utils.crypto import keccak
 
 from ..raindex.devnet import (
     MAKER,
@@ -39,7 +38,7 @@ from ..raindex.devnet import (
 )
 from ..raindex.node import RpcError
 from . import contracts
-from .fake_iris import FakeIris
+from .fake_iris import ATTESTER_KEY, FakeIris
 from .message import to_bytes32
 
 ETHEREUM_DOMAIN = 0
@@ -58,8 +57,6 @@ DEV_KEYS = {
     ),
 }
 FEE_RECIPIENT = "0x000000000000000000000000000000000000fee0"
-ATTESTER_KEY = "0x" + keccak(text="st0x-devnet-cctp-attester-0").hex()
-"""The test attester's key (a fixed, public test value; the fake Iris signs with it)."""
 DEFAULT_MIN_FEE = 1000
 """``minFee`` in 1/1000 bp: 1000 = 1 bp, the fast-fee floor on Ethereum."""
 DEFAULT_BURN_LIMIT = 10**9 * 10**6

@@ -53,6 +53,9 @@ DEFAULT_FEES: dict[int, dict[int, Decimal]] = {
     6: {FINALITY_FAST: Decimal("1.3"), FINALITY_STANDARD: Decimal(0)},
 }
 """Fee tiers (bps) by source domain: Circle's table lists 1 bp from Ethereum, 1.3 from Base."""
+ATTESTER_KEY = "0x" + keccak(text="st0x-devnet-cctp-attester-0").hex()
+"""The test attester's key (a fixed, public test value; the fake Iris signs with it by
+default, and the devnet enables it on its message transmitters)."""
 FALLBACK_FEES = {FINALITY_FAST: Decimal(1), FINALITY_STANDARD: Decimal(0)}
 
 
@@ -399,8 +402,6 @@ def _chain_arg(text: str) -> tuple[int, str, str]:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    from .devnet import ATTESTER_KEY
-
     fake = FakeIris(
         attester_keys=args.attester_key or [ATTESTER_KEY],
         pending_seconds=args.pending_seconds,

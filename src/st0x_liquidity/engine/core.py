@@ -133,6 +133,9 @@ class Engine:
                 raise ingest.exception()  # type: ignore[misc]
             if ingest in done and not self.stopping and self.config.engine.exit_when_source_ends:
                 await self._drain()
+            elif ingest in done and not self.stopping:  # exit_when_source_ends = false
+                log.info("source ended; hedging on until SIGINT/SIGTERM")
+                await stop
         finally:
             self.stop_event.set()
             for task in (intake, ingest, stop):

@@ -23,8 +23,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import attrs
-
 from ..domain.numbers import EXACT, ZERO, fmt
 from ..domain.symbols import Symbol
 from ..errors import AmbiguousBrokerError, FinalBrokerError
@@ -55,13 +53,12 @@ from .events import (
 )
 from .inventory import InventoryBook, MoveKind, Venue, vault_for
 from .log import ConcurrentAppendError, RebalancingLog
-from .usdc_flow import USDC_KINDS, USDC_STEPS, usdc_failure_moves
+from .state import USDC_KINDS, OperationState, fold_operation
+from .usdc_flow import usdc_failure_moves
 
 log = logging.getLogger(__name__)
 
 TOKEN_DECIMALS = 18
-MINT_STEPS = ("mint_request", "mint_poll", "approve", "deposit")
-REDEEM_STEPS = ("withdraw", "transfer", "detect", "redeem_poll")
 CRASH_ENV = "ST0X_REBALANCING_CRASH_AT"
 """Test hook: ``<step>:<intended|effect|done>`` SIGKILLs this process at that point."""
 
@@ -76,75 +73,6 @@ def to_units(quantity: Decimal, decimals: int = TOKEN_DECIMALS) -> int:
     if scaled != scaled.to_integral_value() or scaled <= 0:
         raise QuantityError(f"{quantity} is not a positive whole number of 1e-{decimals} units")
     return int(scaled)
-
-
-@attrs.define
-class OperationState:
-    operation_id: str
-    kind: str
-    asset: str
-    quantity: Decimal
-    origin: str
-    requested_at: datetime
-    token: str = ""
-    vault_id: str = ""
-    length: int = 0
-    intended: dict[str, dict[str, str]] = attrs.field(factory=dict)
-    done: dict[str, dict[str, str]] = attrs.field(factory=dict)
-    ended: OperationEnded | None = None
-
-    @property
-    def steps(self) -> tuple[str, ...]:
-        if self.kind in USDC_STEPS:
-            return USDC_STEPS[self.kind]
-        return MINT_STEPS if self.kind == "mint" else REDEEM_STEPS
-
-    @property
-    def next_step(self) -> str | None:
-        if self.ended is not None:
-            return None
-        return next((s for s in self.steps if s not in self.done), None)
-
-    @property
-    def status(self) -> str:
-        if self.ended is not None:
-            return self.ended.outcome
-        step = self.next_step
-        if step is None:
-            return "finishing"
-        return f"{step}:{'intended' if step in self.intended else 'next'}"
-
-    @property
-    def moved_quantity(self) -> Decimal:
-        """For a redemption: what was actually withdrawn (may be less than asked)."""
-        done = self.done.get("withdraw")
-        return Decimal(done["quantity"]) if done else self.quantity
-
-
-def fold_operation(events: Sequence[RebalancingEvent]) -> OperationState | None:
-    state: OperationState | None = None
-    for event in events:
-        if isinstance(event, OperationRequested):
-            state = OperationState(
-                event.operation_id,
-                event.kind,
-                event.asset,
-                event.quantity,
-                event.origin,
-                event.at,
-                event.token,
-                event.vault_id,
-            )
-        if state is None:
-            continue
-        state.length += 1
-        if isinstance(event, StepIntended):
-            state.intended[event.step] = event.details
-        elif isinstance(event, StepDone):
-            state.done[event.step] = event.details
-        elif isinstance(event, OperationEnded):
-            state.ended = event
-    return state
 
 
 def failure_moves(state: OperationState) -> list[Moved]:

@@ -21,9 +21,9 @@ from .config import RebalancingConfig
 from .inventory import USDC, AssetInventory, InventoryBook
 from .keeper import InventoryKeeper
 from .log import RebalancingLog
-from .operations import OperationState, list_operations
+from .operations import list_operations
+from .state import TO_OFFCHAIN, TO_ONCHAIN, OperationState
 from .triggers import decide
-from .usdc_flow import TO_OFFCHAIN, TO_ONCHAIN
 
 USDC_COMMANDS = {"usdc-to-onchain": TO_ONCHAIN, "usdc-to-offchain": TO_OFFCHAIN}
 

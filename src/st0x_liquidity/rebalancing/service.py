@@ -32,8 +32,8 @@ from .inventory import USDC, Venue
 from .keeper import InventoryKeeper
 from .log import RebalancingLog
 from .operations import OperationRunner
+from .state import TO_OFFCHAIN, TO_ONCHAIN
 from .triggers import Action, Decision, decide
-from .usdc_flow import TO_OFFCHAIN, TO_ONCHAIN
 from .usdc_runner import UsdcRunner
 
 log = logging.getLogger(__name__)

@@ -25,9 +25,10 @@ from .config import RebalancingConfig
 from .events import CostRecorded, Moved, OperationEnded, RebalancingEvent
 from .inventory import USDC
 from .log import RebalancingLog
-from .operations import OperationRunner, OperationState, StepFailed
+from .operations import OperationRunner, StepFailed
+from .state import TO_ONCHAIN, OperationState
 from .usdc_config import CctpConfig
-from .usdc_flow import TO_ONCHAIN, costs
+from .usdc_flow import costs
 
 log = logging.getLogger(__name__)
 

@@ -29,9 +29,10 @@ from ..domain.numbers import EXACT, fmt
 from .chain import ChainClient
 from .events import Moved
 from .inventory import USDC, MoveKind, Venue
-from .operations import OperationState, StepFailed
+from .operations import StepFailed
+from .state import TO_ONCHAIN, OperationState
 from .usdc_base import UsdcBase, _hex, _now, _unhex
-from .usdc_flow import TO_ONCHAIN, burned_amount, from_units, usdc_units
+from .usdc_flow import burned_amount, from_units, usdc_units
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ from ..errors import AmbiguousBrokerError, FinalBrokerError
 from ..protocols import CashConversion, ConversionCanceller, WalletTransfer
 from .events import Moved
 from .inventory import USDC, MoveKind, Venue
-from .operations import OperationState, StepFailed, list_operations
+from .operations import StepFailed, list_operations
+from .state import TO_ONCHAIN, OperationState
 from .usdc_base import FundsAtBroker, UsdcBase, _now
 from .usdc_flow import (
     CONVERSION_ENDED,
-    TO_ONCHAIN,
     claimed_transfers,
     conversion_filled,
     find_deposit,

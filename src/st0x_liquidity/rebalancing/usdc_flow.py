@@ -36,41 +36,13 @@ import decimal
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from ..domain.numbers import EXACT, ZERO, fmt
 from ..protocols import CashConversion, WalletTransfer
 from .events import Moved
 from .inventory import USDC, MoveKind, Venue
+from .state import TO_ONCHAIN, OperationState
 
-if TYPE_CHECKING:
-    from .operations import OperationState
-
-TO_ONCHAIN = "usdc_to_onchain"
-TO_OFFCHAIN = "usdc_to_offchain"
-USDC_KINDS = (TO_ONCHAIN, TO_OFFCHAIN)
-TO_ONCHAIN_STEPS = (
-    "convert",
-    "whitelist",
-    "broker_withdraw",
-    "withdraw_poll",
-    "approve_burn",
-    "burn",
-    "attest",
-    "relay",
-    "approve_vault",
-    "vault_deposit",
-)
-TO_OFFCHAIN_STEPS = (
-    "vault_withdraw",
-    "approve_burn",
-    "burn",
-    "attest",
-    "relay",
-    "detect_deposit",
-    "convert",
-)
-USDC_STEPS = {TO_ONCHAIN: TO_ONCHAIN_STEPS, TO_OFFCHAIN: TO_OFFCHAIN_STEPS}
 DECIMALS = 6
 WITHDRAWAL_CLOCK_SKEW = timedelta(seconds=5)
 """How much earlier than our intent a broker's ``created_at`` may read and still be ours."""

@@ -14,9 +14,10 @@ from ..domain.numbers import EXACT, fmt
 from .events import CostRecorded, Moved, StepDone
 from .inventory import USDC, MoveKind, Venue
 from .operations import list_operations
+from .state import TO_ONCHAIN, USDC_KINDS
 from .usdc_base import _now
 from .usdc_bridge import BridgeSteps
-from .usdc_flow import TO_ONCHAIN, USDC_KINDS, burned_amount, costs, from_units, limbo
+from .usdc_flow import burned_amount, costs, from_units, limbo
 
 log = logging.getLogger(__name__)
 

@@ -18,13 +18,12 @@ from decimal import Decimal
 
 from .events import CostRecorded, RebalancingEvent
 from .inventory import USDC, Venue
-from .operations import OperationState, StepFailed
+from .operations import StepFailed
+from .state import TO_ONCHAIN, USDC_KINDS, OperationState
 from .usdc_base import FundsAtBroker, IrisApi, _now
 from .usdc_bridge import BridgeSteps
 from .usdc_broker import BrokerSteps
 from .usdc_flow import (
-    TO_ONCHAIN,
-    USDC_KINDS,
     AmountError,
     check_fee_cap,
     costs,

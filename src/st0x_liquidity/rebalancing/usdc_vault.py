@@ -9,7 +9,8 @@ from ..domain.numbers import EXACT, ZERO, fmt
 from .chain import deposit3, deposited_units, vault_id_bytes, withdraw3, withdrawn_units
 from .events import Moved, RebalancingEvent
 from .inventory import USDC, MoveKind, Venue
-from .operations import OperationState, StepFailed
+from .operations import StepFailed
+from .state import OperationState
 from .usdc_base import UsdcBase
 from .usdc_flow import from_units, usdc_units
 

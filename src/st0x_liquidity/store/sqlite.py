@@ -173,7 +173,7 @@ class SqliteStore:
             raise
         self._epoch = me.epoch
         self._lock.record(me)
-        log.info("lease taken on %s (epoch %d)", self.path, me.epoch)
+        log.debug("lease taken on %s (epoch %d)", self.path, me.epoch)
 
     async def close(self) -> None:
         """Commit whatever was submitted, then close the connections and let the lease go."""
