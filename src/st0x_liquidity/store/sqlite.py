@@ -47,6 +47,7 @@ from ..protocols import BookSnapshot, Cursor, HedgeOrderRecord, OpenLot, Positio
 from . import write_worker
 from .projection import Batch
 from .schema import LATEST_VERSION, MIGRATIONS, VIEW_TABLES, VIEWS_STALE
+from .sqlite_reads import SqliteReads
 from .write_worker import Row
 from .writer_process import WriterProcess
 from .writes import view_plan
@@ -686,6 +687,11 @@ class SqliteStore:
             BookSnapshot(p, tuple(lots.get(p.symbol.ticker, ())), in_flight.get(p.symbol.ticker))
             for p in positions
         ]
+
+    @property
+    def reads(self) -> SqliteReads:
+        """The read models (:mod:`.read_models`) on this store's reader connection."""
+        return SqliteReads(self.fetch)
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Read-only query for reports (audit, dashboard)."""
