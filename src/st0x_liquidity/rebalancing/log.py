@@ -28,6 +28,7 @@ from ..domain.events import (
 from ..domain.events import event_from_payload as core_from_payload
 from ..errors import StoreError
 from ..store.sqlite import SqliteStore
+from ..store.sqlite_reads import SqliteReads
 from .events import RebalancingEvent, from_payload, to_payload
 
 CORE_TYPES = (
@@ -77,6 +78,14 @@ class RebalancingLog:
         if self._db is None:
             raise StoreError("rebalancing log is not open")
         return self._db
+
+    @property
+    def reads(self) -> SqliteReads:
+        return SqliteReads(self._fetch)
+
+    async def _fetch(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        async with self.db.execute(sql, params) as cur:
+            return [tuple(r) for r in await cur.fetchall()]
 
     async def append(
         self,

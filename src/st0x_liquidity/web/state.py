@@ -30,6 +30,7 @@ from ..domain.pnl import PnlBook, PnlRow, PnlTotals, PnlTrade, summarize_totals
 from ..reporting.pnl import read_trades, summary_to_json, trade_from_event
 from ..store.hedge_rows import HEDGE_ORDER_COLUMNS, hedge_order_json
 from ..store.links import links_of
+from ..store.sqlite_reads import SqliteReads
 
 if TYPE_CHECKING:
     from ..app import App
@@ -134,7 +135,7 @@ class DashboardState:
         # Fold the P&L of the history from the trade events only (fast path),
         # then read whatever else was committed since without building messages.
         while True:
-            trades, last = await read_trades(db, self.position, 500)
+            trades, last = await read_trades(SqliteReads(self.fetch), self.position, 500)
             if last == self.position:
                 break
             for trade in trades:
