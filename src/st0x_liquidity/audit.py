@@ -10,19 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from .domain.numbers import ZERO, add, fmt
-from .store.read_models import AuditReads, HedgeOrderView, PendingHedge
-
-
-def pending_json(pending: PendingHedge | None) -> dict[str, Any] | None:
-    if pending is None:
-        return None
-    return {
-        "client_order_id": pending.client_order_id,
-        "side": pending.side,
-        "quantity": pending.quantity,
-        "filled_quantity": pending.filled_quantity,
-        "state": pending.state,
-    }
+from .store.read_models import AuditReads, HedgeOrderView
 
 
 async def positions_report(reads: AuditReads) -> list[dict[str, Any]]:
@@ -40,7 +28,7 @@ async def positions_report(reads: AuditReads) -> list[dict[str, Any]]:
             "last_price": p.last_price,
             "fills": p.fills,
             "hedges_placed": p.hedges_placed,
-            "pending_hedge": pending_json(p.pending_hedge),
+            "pending_hedge": None if p.pending_hedge is None else p.pending_hedge.to_json(),
             "open_lots": lots.get(p.symbol, []),
         }
         for p in positions

@@ -32,6 +32,9 @@ class PendingHedge:
     filled_quantity: DecimalText | None
     state: str | None
 
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
 
 @attrs.frozen
 class PositionView:
@@ -193,8 +196,21 @@ class AuditReads(Protocol):
         ...
 
 
-class DashboardReads(AuditReads, Protocol):
-    """What the dashboard, ``/metrics`` and ``/health`` read besides :class:`AuditReads`."""
+class PnlInputs(Protocol):
+    """What the P&L reporter (and the dashboard's P&L) reads from the log."""
+
+    async def trade_events(self, after: int, limit: int) -> list[LoggedEvent]:
+        """``FillRecorded`` and ``HedgeClosed`` events after ``after``, in log order."""
+        ...
+
+    async def rebalancing_payloads(self, event_type: str) -> list[str]:
+        """The JSON payloads of one rebalancing event type, in log order (none before
+        the rebalancing log existed)."""
+        ...
+
+
+class DashboardReads(AuditReads, PnlInputs, Protocol):
+    """What the dashboard, ``/metrics`` and ``/health`` read (it folds the P&L too)."""
 
     async def ping(self) -> None:
         """Raise :class:`~st0x_liquidity.errors.StoreError` when the store cannot be read."""
@@ -245,18 +261,5 @@ class DashboardReads(AuditReads, Protocol):
         ...
 
 
-class PnlInputs(Protocol):
-    """What the P&L reporter (and the dashboard's P&L) reads from the log."""
-
-    async def trade_events(self, after: int, limit: int) -> list[LoggedEvent]:
-        """``FillRecorded`` and ``HedgeClosed`` events after ``after``, in log order."""
-        ...
-
-    async def rebalancing_payloads(self, event_type: str) -> list[str]:
-        """The JSON payloads of one rebalancing event type, in log order (none before
-        the rebalancing log existed)."""
-        ...
-
-
-class ReadModels(DashboardReads, PnlInputs, Protocol):
+class ReadModels(DashboardReads, Protocol):
     """Every read a consumer outside the store may make."""
