@@ -2,9 +2,10 @@
 
 The dashboard never shares the engine's connection: its plugin gives it read
 models on a read connection of its own (WAL lets it read while the engine
-writes), and it follows the event log by its global position. The engine's commit listener only wakes it up, so
-a message can never be missed or sent twice: whatever was committed after the
-last position read is read next, in order.
+writes), and it follows the event log by its global position. The engine's
+commit listener only wakes it up, so a message can never be missed or sent
+twice: whatever was committed after the last position read is read next, in
+order.
 """
 
 from __future__ import annotations
