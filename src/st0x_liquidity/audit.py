@@ -10,93 +10,49 @@ from decimal import Decimal
 from typing import Any
 
 from .domain.numbers import ZERO, add, fmt
-from .store.hedge_rows import HEDGE_ORDER_COLUMNS, hedge_order_json
-from .store.links import links_of
-from .store.sqlite import SqliteStore
+from .store.read_models import AuditReads, HedgeOrderView
 
 
-async def positions_report(store: SqliteStore) -> list[dict[str, Any]]:
-    rows = await store.fetch(
-        "SELECT p.symbol, p.net, p.open_quantity, p.last_price, p.fills, p.hedges_placed, "
-        "p.pending_hedge, h.side, h.quantity, h.filled_quantity, h.state "
-        "FROM positions p LEFT JOIN hedge_orders h ON h.client_order_id = p.pending_hedge "
-        "ORDER BY p.symbol"
-    )
+async def positions_report(reads: AuditReads) -> list[dict[str, Any]]:
     lots: dict[str, list[dict[str, str]]] = {}
-    for symbol, tx, idx, direction, open_qty in await store.fetch(
-        "SELECT symbol, tx_hash, log_index, direction, open_quantity FROM onchain_trades "
-        "WHERE open_quantity != '0' ORDER BY symbol, arrival"
-    ):
-        lots.setdefault(symbol, []).append(
-            {"trade_id": f"{tx}:{idx}", "direction": direction, "open": open_qty}
+    positions = await reads.positions()
+    for lot in await reads.open_lots():
+        lots.setdefault(lot.symbol, []).append(
+            {"trade_id": lot.trade_id, "direction": lot.direction, "open": lot.open_quantity}
         )
-    result = []
-    for r in rows:
-        pending = None
-        if r[6] is not None:
-            pending = {
-                "client_order_id": r[6],
-                "side": r[7],
-                "quantity": r[8],
-                "filled_quantity": r[9],
-                "state": r[10],
-            }
-        result.append(
-            {
-                "symbol": r[0],
-                "net": r[1],
-                "open_quantity": r[2],
-                "last_price": r[3],
-                "fills": r[4],
-                "hedges_placed": r[5],
-                "pending_hedge": pending,
-                "open_lots": lots.get(r[0], []),
-            }
-        )
-    return result
+    return [
+        {
+            "symbol": p.symbol,
+            "net": p.net,
+            "open_quantity": p.open_quantity,
+            "last_price": p.last_price,
+            "fills": p.fills,
+            "hedges_placed": p.hedges_placed,
+            "pending_hedge": None if p.pending_hedge is None else p.pending_hedge.to_json(),
+            "open_lots": lots.get(p.symbol, []),
+        }
+        for p in positions
+    ]
 
 
 async def audit_report(
-    store: SqliteStore, *, symbol: str | None = None, tx_hash: str | None = None
+    reads: AuditReads, *, symbol: str | None = None, tx_hash: str | None = None
 ) -> dict[str, Any]:
-    where = []
-    params: list[Any] = []
-    if symbol:
-        where.append("t.symbol = ?")
-        params.append(symbol)
-    if tx_hash:
-        where.append("t.tx_hash = ?")
-        params.append(tx_hash.lower())
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
-    trades = await store.fetch(
-        "SELECT t.tx_hash, t.log_index, t.symbol, t.direction, t.amount, t.price, t.block_number, "
-        f"t.block_timestamp, t.open_quantity, t.corrects FROM onchain_trades t {clause} "
-        "ORDER BY t.symbol, t.arrival",
-        params,
-    )
-    links = {
-        f"{tx}:{idx}": found
-        for (tx, idx), found in (
-            await links_of(store.fetch, [(t[0], int(t[1])) for t in trades])
-        ).items()
-    }
-    hedge_rows = await store.fetch(
-        f"SELECT {HEDGE_ORDER_COLUMNS} FROM hedge_orders "
-        + ("WHERE symbol = ? " if symbol else "")
-        + "ORDER BY created_at, client_order_id",
-        [symbol] if symbol else [],
-    )
-    hedges = {r[0]: r for r in hedge_rows}
+    trades = await reads.trades(symbol=symbol, tx_hash=tx_hash)
+    links = await reads.links([t.key for t in trades])
+    hedge_rows = await reads.hedge_orders(symbol=symbol)
+    hedges: dict[str, HedgeOrderView] = {h.client_order_id: h for h in hedge_rows}
 
     fills = []
     covered: dict[str, list[dict[str, str]]] = {}
-    for tx, idx, sym, direction, amount, price, block, ts, open_qty, corrects in trades:
-        trade_id = f"{tx}:{idx}"
+    for t in trades:
+        trade_id = t.trade_id
         netted: list[dict[str, str]] = []
         hedged: list[dict[str, Any]] = []
         reserved: list[dict[str, Any]] = []
-        total = Decimal(open_qty)
-        for kind, other, qty in links.get(trade_id, []):
+        total = Decimal(t.open_quantity)
+        for link in links.get(t.key, []):
+            kind, other, qty = link.kind, link.counterpart, link.quantity
             total = add(total, Decimal(qty))
             if kind == "netted":
                 netted.append({"against": other, "quantity": qty})
@@ -105,9 +61,9 @@ async def audit_report(
                 entry = {
                     "client_order_id": other,
                     "quantity": qty,
-                    "price": hedge[8] if hedge else None,
-                    "state": hedge[5] if hedge else None,
-                    "broker_order_id": hedge[6] if hedge else None,
+                    "price": hedge.average_price if hedge else None,
+                    "state": hedge.state if hedge else None,
+                    "broker_order_id": hedge.broker_order_id if hedge else None,
                 }
                 (hedged if kind == "hedged" else reserved).append(entry)
                 covered.setdefault(other, []).append(
@@ -116,27 +72,27 @@ async def audit_report(
         fills.append(
             {
                 "trade_id": trade_id,
-                "tx_hash": tx,
-                "log_index": idx,
-                "symbol": sym,
-                "direction": direction,
-                "amount": amount,
-                "price": price,
-                "block_number": block,
-                "block_timestamp": ts,
+                "tx_hash": t.tx_hash,
+                "log_index": t.log_index,
+                "symbol": t.symbol,
+                "direction": t.direction,
+                "amount": t.amount,
+                "price": t.price,
+                "block_number": t.block_number,
+                "block_timestamp": t.block_timestamp,
                 "netted": netted,
                 "hedged": hedged,
                 "reserved": reserved,
-                "open": open_qty,
-                "explained": total == Decimal(amount),
-                "corrects": corrects,
+                "open": t.open_quantity,
+                "explained": total == Decimal(t.amount),
+                "corrects": t.corrects,
             }
         )
     hedge_list = []
-    for r in hedge_rows:
-        if tx_hash and r[0] not in covered:
+    for h in hedge_rows:
+        if tx_hash and h.client_order_id not in covered:
             continue
-        hedge_list.append({**hedge_order_json(r), "fills": covered.get(r[0], [])})
+        hedge_list.append({**h.to_json(), "fills": covered.get(h.client_order_id, [])})
     return {"fills": fills, "hedges": hedge_list}
 
 

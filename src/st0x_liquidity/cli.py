@@ -213,7 +213,7 @@ def _print_json(data: Any) -> None:
 
 
 def _cmd_positions(args: argparse.Namespace) -> int:
-    rows = _with_store(args, positions_report)
+    rows = _with_store(args, lambda store: positions_report(store.reads))
     if args.json:
         _print_json({"positions": rows})
         return 0
@@ -233,7 +233,7 @@ def _cmd_positions(args: argparse.Namespace) -> int:
 
 def _cmd_audit(args: argparse.Namespace) -> int:
     report = _with_store(
-        args, lambda store: audit_report(store, symbol=args.symbol, tx_hash=args.tx_hash)
+        args, lambda store: audit_report(store.reads, symbol=args.symbol, tx_hash=args.tx_hash)
     )
     if args.json:
         _print_json(report)

@@ -29,7 +29,7 @@ async def test_revert_after_hedge_leaves_exposure_the_next_hedge_corrects(tmp_pa
     assert position.net == 0
     events = await store.fetch("SELECT event_type FROM events WHERE event_type = 'FillReverted'")
     assert len(events) == 1
-    report = await audit_report(store)
+    report = await audit_report(store.reads)
     assert all(f["explained"] for f in report["fills"])
     [entry] = [f for f in report["fills"] if f["corrects"]]
     assert entry["corrects"] == f"{tx(1)}:0" and entry["direction"] == "SELL"

@@ -54,7 +54,7 @@ async def test_reorged_fill_is_reverted_in_the_book_and_its_hedge_corrected(
         nets = {p.symbol.ticker: p.net for p in await store.positions()}
         assert nets == {"AAPL": 0, "NVDA": 0, "TSLA": 0}
 
-        report = await audit_report(store)
+        report = await audit_report(store.reads)
         assert all(f["explained"] for f in report["fills"])
         [correction] = [f for f in report["fills"] if f["corrects"]]
         assert correction["corrects"].startswith(doomed["transactionHash"])

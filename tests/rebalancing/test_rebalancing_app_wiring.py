@@ -37,7 +37,7 @@ async def test_service_from_the_hook_mints_into_the_band(
     try:
 
         async def minted() -> bool:
-            if rebalancer.log._db is None:
+            if not rebalancer.log.is_open:
                 return False
             ops = await list_operations(rebalancer.log)
             return [o.status for o in ops] == ["completed"]

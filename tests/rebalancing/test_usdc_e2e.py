@@ -91,7 +91,7 @@ async def test_imbalance_is_rebalanced_both_ways_by_the_rebalancer(env: UsdcEnv)
         assert counts["conversions"] == 2
         # what it cost, as the P&L summary shows it: Circle's fees only (the fake's
         # conversions and withdrawals are free here)
-        cost = await read_costs(log.db)
+        cost = await read_costs(log.reads)
         assert cost.operations == 2
         assert cost.total == Decimal("0.045") + fee == cost.items["cctp"]
     finally:
@@ -254,7 +254,7 @@ async def test_a_destination_that_refuses_the_message_leaves_the_funds_visible_i
         assert await runner.land_all() == [state.operation_id]
         assert await env.balance(env.base, env.wallet) == Decimal("99.99")
         assert await usdc_inventory(log) == (Decimal("99.99"), ZERO, Decimal(-100), ZERO)
-        assert (await read_costs(log.db)).total == Decimal("0.01")
+        assert (await read_costs(log.reads)).total == Decimal("0.01")
         assert await runner.land_all() == []  # once
     finally:
         await runner.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import attrs
 
 from st0x_liquidity.app import run_app
 from st0x_liquidity.config import load_config
@@ -94,7 +95,7 @@ async def test_worked_example_through_the_real_engine(tmp_path: Path) -> None:
     await run_bot(write_config(tmp_path, "148.50"))
     store = SqliteStore(tmp_path / "st0x.db", lease=False)
     await store.open()
-    reporter = PnlReporter(store.db)
+    reporter = PnlReporter.on(store)
     assert await reporter.step() == 4
     # Run 2: two onchain buys; the broker sells 1 at 151.10.
     append_fills(
@@ -106,7 +107,7 @@ async def test_worked_example_through_the_real_engine(tmp_path: Path) -> None:
     assert await reporter.catch_up() == 3
     assert await reporter.catch_up() == 0  # each trade once
 
-    rows = await reporter.rows()
+    rows = [attrs.astuple(r) for r in await reporter.rows()]
     got = [(r[4], r[6], r[7], r[8], r[10], r[11], r[12]) for r in rows]
     assert got == [
         ("onchain", "SELL", "0.3", "150", None, "0", "-0.3"),
@@ -143,13 +144,13 @@ async def test_incremental_equals_rebuild_and_views(tmp_path: Path) -> None:
         append_fills(tmp_path, *lines[chunk * 10 : chunk * 10 + 10])
         await run_bot(write_config(tmp_path, f"10{chunk}.5", profile="fractional"))
         await store.open()
-        reporter = PnlReporter(store.db)
+        reporter = PnlReporter.on(store)
         while await reporter.step(limit=3):
             pass
         await store.close()
     await store.open()
     incremental = await table(store.db)
-    reporter = PnlReporter(store.db)
+    reporter = PnlReporter.on(store)
     await reporter.rebuild()
     assert await table(store.db) == incremental
 
@@ -178,10 +179,10 @@ async def test_incremental_equals_rebuild_and_views(tmp_path: Path) -> None:
         PnlTrade(p, s, v, t, Direction(d), Decimal(q), Decimal(pr), NOW)
         for p, s, v, t, d, q, pr in trades
     )
-    rows = await reporter.rows()
+    rows = [attrs.astuple(r) for r in await reporter.rows()]
     assert len(rows) == len(expected) > 40
     for got, want in zip(rows, expected, strict=True):
-        values = row_values(want)
+        values = attrs.astuple(row_values(want))
         assert (got[0], got[1], *got[4:]) == (values[0], values[1], *values[4:])
     await store.close()
 
@@ -193,7 +194,7 @@ async def test_a_second_reporter_does_not_duplicate(tmp_path: Path) -> None:
     second = SqliteStore(tmp_path / "st0x.db", lease=False)
     await first.open()
     await second.open()
-    a, b = PnlReporter(first.db), PnlReporter(second.db)
+    a, b = PnlReporter.on(first), PnlReporter.on(second)
     a.book = await a.load()
     b.book = await b.load()
     assert await a.step() > 0

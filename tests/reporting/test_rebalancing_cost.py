@@ -44,13 +44,13 @@ async def test_summary_shows_the_rebalancing_cost(
     async with SqliteStore(tmp_path / "st0x.db") as store:
         log = RebalancingLog(tmp_path / "st0x.db")
         await log.open()
-        assert (await read_costs(store.db)).operations == 0
+        assert (await read_costs(store.reads)).operations == 0
         await log.append(
             op_stream("a"), [cost("a", conversion="0.05", cctp="0.02")], core_position=0
         )
         await log.append(op_stream("b"), [cost("b", cctp="0.0065", broker="0.1")], core_position=0)
         await log.close()
-        reporter = PnlReporter(store.db)
+        reporter = PnlReporter.on(store)
         await reporter.catch_up()
         await _print_summary(reporter, as_json=True)
         data = json.loads(capsys.readouterr().out)

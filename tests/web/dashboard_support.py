@@ -96,7 +96,7 @@ async def running_app(config_path: Path) -> AsyncIterator[tuple[App, str]]:
     """The bot as `run` wires it: store, executor, engine, and the plugin services."""
     registry = load_registry()
     config = load_config(config_path, registry, env={})
-    store = open_store(config)
+    store = open_store(config, lease=True)
     await store.open()
     app = await build_app(config, registry, store)
     await app.executor.start()

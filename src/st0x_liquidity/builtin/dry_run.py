@@ -3,17 +3,15 @@
 It follows the order rules of a broker profile (whole shares like Schwab, or
 fractional like Alpaca), fills at the triggering fill's price (or a fixed one),
 and can simulate latency, rejections and partial fills. Its orders live in a
-SQLite file of their own, the way a real broker keeps them on its side, so the
-engine's crash recovery finds them by ``client_order_id`` exactly as it would at
-a real broker.
+ledger file of their own (:mod:`st0x_liquidity.store.dry_run_ledger`), the way
+a real broker keeps them on its side, so the engine's crash recovery finds them
+by ``client_order_id`` exactly as it would at a real broker.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
-import sqlite3
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -21,18 +19,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-import aiosqlite
 import attrs
 
 from ..config import resolve_path
 from ..domain.fills import Direction
-from ..domain.numbers import ZERO, fmt, mul, round_down
+from ..domain.numbers import ZERO, mul, round_down
 from ..domain.orders import MarketClock, MarketOrder, OrderRules, OrderState, OrderUpdate
 from ..domain.symbols import Symbol
-from ..errors import FinalBrokerError, StoreError
+from ..errors import FinalBrokerError
 from ..hookspecs import hookimpl
 from ..protocols import Inventory, Position
 from ..registry import ExecutorContext, ExecutorType
+from ..store.dry_run_ledger import DryRunLedger, LedgerOrder
 from ..validators import between
 from .clocks import always_open, nyse_regular_hours
 
@@ -58,28 +56,6 @@ class DryRunConfig:
     seed: int = 0
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS orders (
-    broker_order_id TEXT PRIMARY KEY,
-    client_order_id TEXT NOT NULL UNIQUE,
-    symbol TEXT NOT NULL,
-    side TEXT NOT NULL,
-    quantity TEXT NOT NULL,
-    price TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    filled_quantity TEXT NOT NULL,
-    reason TEXT,
-    placed_at TEXT NOT NULL,
-    done_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS placements (
-    client_order_id TEXT NOT NULL,
-    attempted_at TEXT NOT NULL,
-    result TEXT NOT NULL
-);
-"""
-
-
 class DryRunExecutor:
     """Accepts every well-formed order and settles it by the simulation rules."""
 
@@ -95,8 +71,7 @@ class DryRunExecutor:
         self.config = config
         self.state_path = state_path
         self._now = now
-        self._db: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
+        self.ledger = DryRunLedger(state_path)
         self.stats: dict[str, int] = {"request_errors": 0, "rate_limited": 0}
         """Broker HTTP counters for ``/metrics``: always zero, nothing goes over the wire."""
         if config.profile == "whole":
@@ -111,24 +86,10 @@ class DryRunExecutor:
         return self._rules
 
     async def start(self) -> None:
-        try:
-            self._db = await aiosqlite.connect(self.state_path, isolation_level=None)
-            await self._db.execute("PRAGMA journal_mode=WAL")
-            await self._db.execute("PRAGMA synchronous=FULL")
-            await self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StoreError(f"dry-run order file {self.state_path}: {exc}") from None
+        await self.ledger.open()
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise StoreError("dry-run executor is not started")
-        return self._db
+        await self.ledger.close()
 
     async def place_market_order(self, order: MarketOrder) -> OrderUpdate:
         self._check(order)
@@ -146,38 +107,20 @@ class DryRunExecutor:
             outcome, filled, reason = "filled", order.quantity, None
         broker_id = uuid.uuid4().hex
         done = now + timedelta(seconds=self.config.latency)
-        # The order and the request log commit together, as one broker-side fact.
-        async with self._lock:
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                await self.db.execute(
-                    "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        broker_id,
-                        order.client_order_id,
-                        str(order.symbol),
-                        order.side.value,
-                        fmt(order.quantity),
-                        fmt(price),
-                        outcome,
-                        fmt(filled),
-                        reason,
-                        now.isoformat(),
-                        done.isoformat(),
-                    ),
-                )
-                result = "accepted"
-            except sqlite3.IntegrityError:
-                result = "rejected: duplicate client_order_id"
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-            await self.db.execute(
-                "INSERT INTO placements VALUES (?, ?, ?)",
-                (order.client_order_id, now.isoformat(), result),
-            )
-            await self.db.execute("COMMIT")
-        if result != "accepted":
+        placed = LedgerOrder(
+            broker_id,
+            order.client_order_id,
+            str(order.symbol),
+            order.side.value,
+            order.quantity,
+            price,
+            outcome,
+            filled,
+            reason,
+            now,
+            done,
+        )
+        if not await self.ledger.record(placed):
             raise FinalBrokerError(f"client_order_id {order.client_order_id} was already used")
         return await self.order_status(broker_id)
 
@@ -194,42 +137,32 @@ class DryRunExecutor:
             )
 
     async def order_status(self, broker_order_id: str) -> OrderUpdate:
-        async with self.db.execute(
-            "SELECT broker_order_id, client_order_id, quantity, price, outcome, filled_quantity, "
-            "reason, done_at FROM orders WHERE broker_order_id = ?",
-            (broker_order_id,),
-        ) as cur:
-            row = await cur.fetchone()
-        if row is None:
+        found = await self.ledger.by_broker_id(broker_order_id)
+        if found is None:
             raise FinalBrokerError(f"order {broker_order_id} not found")
-        return self._update(tuple(row))
+        return self._update(found)
 
     async def find_order(self, client_order_id: str, order: MarketOrder) -> OrderUpdate | None:
-        async with self.db.execute(
-            "SELECT broker_order_id, client_order_id, quantity, price, outcome, filled_quantity, "
-            "reason, done_at FROM orders WHERE client_order_id = ?",
-            (client_order_id,),
-        ) as cur:
-            row = await cur.fetchone()
-        return None if row is None else self._update(tuple(row))
+        found = await self.ledger.by_client_id(client_order_id)
+        return None if found is None else self._update(found)
 
-    def _update(self, row: tuple[object, ...]) -> OrderUpdate:
-        broker_id, cid, _qty, price, outcome, filled, reason, done_at = row
-        if self._now() < datetime.fromisoformat(str(done_at)):
-            return OrderUpdate(str(broker_id), OrderState.SUBMITTED, client_order_id=str(cid))
+    def _update(self, placed: LedgerOrder) -> OrderUpdate:
+        broker_id, cid = placed.broker_order_id, placed.client_order_id
+        if self._now() < placed.done_at:
+            return OrderUpdate(broker_id, OrderState.SUBMITTED, client_order_id=cid)
         state = {
             "filled": OrderState.FILLED,
             "failed": OrderState.FAILED,
             "cancelled": OrderState.CANCELLED,
-        }[str(outcome)]
-        filled_qty = Decimal(str(filled))
+        }[placed.outcome]
+        filled_qty = placed.filled_quantity
         return OrderUpdate(
-            str(broker_id),
+            broker_id,
             state,
             filled_quantity=filled_qty,
-            average_price=Decimal(str(price)) if filled_qty > ZERO else None,
-            reason=None if reason is None else str(reason),
-            client_order_id=str(cid),
+            average_price=placed.price if filled_qty > ZERO else None,
+            reason=placed.reason,
+            client_order_id=cid,
         )
 
     async def market_clock(self) -> MarketClock:
@@ -239,14 +172,11 @@ class DryRunExecutor:
     async def inventory(self) -> Inventory:
         positions: dict[str, Decimal] = {}
         cash = ZERO
-        async with self.db.execute(
-            "SELECT symbol, side, price, filled_quantity FROM orders"
-        ) as cur:
-            async for symbol, side, price, filled in cur:
-                qty = Decimal(filled)
-                signed = qty if side == Direction.BUY.value else -qty
-                positions[symbol] = positions.get(symbol, ZERO) + signed
-                cash -= mul(signed, Decimal(price))
+        for placed in await self.ledger.orders():
+            qty = placed.filled_quantity
+            signed = qty if placed.side == Direction.BUY.value else -qty
+            positions[placed.symbol] = positions.get(placed.symbol, ZERO) + signed
+            cash -= mul(signed, placed.price)
         return Inventory(
             positions=tuple(Position(Symbol(s), q) for s, q in sorted(positions.items())),
             cash=cash,
@@ -258,10 +188,7 @@ class DryRunExecutor:
 
     async def placement_attempts(self) -> dict[str, int]:
         """How often each client_order_id reached this broker (tests check for doubles)."""
-        async with self.db.execute(
-            "SELECT client_order_id, COUNT(*) FROM placements GROUP BY client_order_id"
-        ) as cur:
-            return {str(c): int(n) async for c, n in cur}
+        return await self.ledger.placement_counts()
 
 
 def _factory(config: DryRunConfig, context: ExecutorContext) -> DryRunExecutor:

@@ -91,7 +91,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         store = open_store(config)
         await store.open()  # applies migrations, sets WAL and busy_timeout
         try:
-            reporter = PnlReporter(store.db)
+            reporter = PnlReporter.on(store)
             if args.rebuild:
                 written = await reporter.rebuild()
                 if not args.summary:
@@ -154,7 +154,7 @@ async def _loop(reporter: PnlReporter, interval: float) -> None:
 
 async def _print_summary(reporter: PnlReporter, *, as_json: bool) -> None:
     summaries = [summary_to_json(s) for s in await reporter.summary()]
-    cost = await read_costs(reporter.db)
+    cost = await read_costs(reporter.reads)
     realized = Decimal(summaries[-1]["realized_pnl"])
     data: dict[str, Any] = {
         "symbols": summaries[:-1],

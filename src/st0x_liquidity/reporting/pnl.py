@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiosqlite
 import attrs
 
 from ..domain.events import FillRecorded, HedgeClosed
@@ -37,13 +35,24 @@ from ..domain.pnl import (
     BROKER,
     ONCHAIN,
     PnlBook,
-    PnlLot,
-    PnlRow,
     PnlTrade,
     SymbolSummary,
     summarize,
 )
 from ..store.codec import event_from_payload
+from ..store.pnl_tables import (
+    CheckpointMovedError,
+    PnlRecord,
+    PnlTables,
+    pnl_record,
+    pnl_tables,
+)
+from ..store.read_models import PnlInputs
+
+if TYPE_CHECKING:
+    from ..store.sqlite import SqliteStore
+
+__all__ = ["CheckpointMovedError", "PnlReporter", "read_trades", "row_values", "trade_from_event"]
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +60,6 @@ TRADE_EVENTS = ("FillRecorded", "HedgeClosed")
 CHUNK = 1000
 """Trades per increment: each is one write transaction, kept short so the bot's
 commits on the same file wait little for the lock (5,000 held it ~5x longer)."""
-
-
-class CheckpointMovedError(Exception):
-    """Another reporter wrote ``metrics_pnl`` since this one read its state."""
 
 
 def trade_from_event(
@@ -144,67 +149,23 @@ def _trade_from_decoded(
 
 
 async def read_trades(
-    db: aiosqlite.Connection, after: int, limit: int = CHUNK
+    reads: PnlInputs, after: int, limit: int = CHUNK
 ) -> tuple[list[PnlTrade], int]:
-    """Trades in events after position ``after``; also the last position scanned.
-
-    ``+aggregate_type`` keeps SQLite on the rowid range: with the primary-key
-    index on ``aggregate_type`` it would scan and sort the whole log per chunk.
-    """
-    async with db.execute(
-        "SELECT rowid, aggregate_id, event_type, payload, recorded_at FROM events "
-        "WHERE rowid > ? AND +aggregate_type = 'Position' AND event_type IN (?, ?) "
-        "ORDER BY rowid LIMIT ?",
-        (after, *TRADE_EVENTS, limit),
-    ) as cur:
-        rows = await cur.fetchall()
+    """Trades in events after position ``after``; also the last position scanned."""
     trades = []
     last = after
-    for rowid, agg_id, event_type, payload, recorded in rows:
-        last = int(rowid)
-        trade = trade_from_event(int(rowid), str(agg_id), event_type, payload, recorded)
+    for event in await reads.trade_events(after, limit):
+        last = event.position
+        trade = trade_from_event(
+            event.position, event.aggregate_id, event.event_type, event.payload, event.recorded_at
+        )
         if trade is not None:
             trades.append(trade)
     return trades, last
 
 
-def row_values(row: PnlRow) -> tuple[Any, ...]:
-    t = row.trade
-    return (
-        t.position,
-        t.symbol,
-        t.time.isoformat(),
-        (t.trade_time or t.time).isoformat(),
-        t.venue,
-        t.trade_id,
-        t.direction.value,
-        fmt(t.quantity),
-        fmt(t.price),
-        fmt(row.matched),
-        None if row.realized is None else fmt(row.realized),
-        fmt(row.cumulative),
-        fmt(row.net_after),
-    )
-
-
-def row_to_json(values: Sequence[Any]) -> dict[str, Any]:
-    """One ``metrics_pnl`` row as the stable JSON shape (decimals as strings)."""
-    keys = (
-        "position",
-        "symbol",
-        "time",
-        "trade_time",
-        "venue",
-        "trade_id",
-        "direction",
-        "quantity",
-        "price",
-        "matched_quantity",
-        "realized_pnl",
-        "cumulative_pnl",
-        "net_position_after",
-    )
-    return dict(zip(keys, values, strict=True))
+row_values = pnl_record
+"""How a matched trade is stored in ``metrics_pnl`` (kept here for the reporter's callers)."""
 
 
 def summary_to_json(summary: SymbolSummary) -> dict[str, Any]:
@@ -234,38 +195,23 @@ def _round(value: Decimal) -> Decimal:
 
 @attrs.define
 class PnlReporter:
-    """Keeps ``metrics_pnl`` up to date on one connection (the reporter's own)."""
+    """Keeps ``metrics_pnl`` up to date: reads the log, writes only its own tables."""
 
-    db: aiosqlite.Connection
+    reads: PnlInputs
+    tables: PnlTables
     book: PnlBook | None = None
 
+    @classmethod
+    def on(cls, store: SqliteStore) -> PnlReporter:
+        """The reporter over an open store (its reader connection, the reporter's own)."""
+        return cls(store.reads, pnl_tables(store))
+
     async def checkpoint(self) -> int:
-        async with self.db.execute(
-            "SELECT position FROM metrics_pnl_checkpoint WHERE id = 1"
-        ) as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
+        return await self.tables.checkpoint()
 
     async def load(self) -> PnlBook:
         """The persisted book (lots, cumulative P&L, checkpoint)."""
-        lots: dict[str, list[PnlLot]] = {}
-        async with self.db.execute(
-            "SELECT symbol, direction, quantity, price, opened_by FROM metrics_pnl_lots "
-            "ORDER BY symbol, seq"
-        ) as cur:
-            async for symbol, direction, qty, price, opened_by in cur:
-                lots.setdefault(symbol, []).append(
-                    PnlLot(Direction(direction), Decimal(qty), Decimal(price), opened_by)
-                )
-        cumulative: dict[str, Decimal] = {}
-        last: dict[str, int] = {}
-        async with self.db.execute(
-            "SELECT symbol, cumulative_pnl, last_position FROM metrics_pnl_symbols"
-        ) as cur:
-            async for symbol, cum, position in cur:
-                cumulative[symbol] = Decimal(cum)
-                last[symbol] = int(position)
-        return PnlBook.restore(await self.checkpoint(), lots, cumulative, last)
+        return await self.tables.load_book()
 
     async def step(self, limit: int = CHUNK) -> int:
         """Process up to ``limit`` events past the checkpoint; returns the rows written."""
@@ -273,13 +219,13 @@ class PnlReporter:
             self.book = await self.load()
         book = self.book
         start = book.checkpoint
-        trades, last = await read_trades(self.db, start, limit)
+        trades, last = await read_trades(self.reads, start, limit)
         if last == start:
             return 0
         rows = [book.apply(t) for t in trades]
         book.advance(last)
         try:
-            await self._write(start, rows, {r.trade.symbol for r in rows}, book)
+            await self.tables.write(start, rows, {r.trade.symbol for r in rows}, book)
         except BaseException:
             self.book = None  # reload the persisted state next time
             raise
@@ -295,104 +241,16 @@ class PnlReporter:
             if self.book is None or self.book.checkpoint == before:
                 return total
 
-    async def _write(
-        self, expected: int, rows: Sequence[PnlRow], symbols: Iterable[str], book: PnlBook
-    ) -> None:
-        db = self.db
-        now = datetime.now(UTC).isoformat()
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            if await self.checkpoint() != expected:
-                raise CheckpointMovedError(
-                    "metrics_pnl was advanced by another reporter; reloading its state"
-                )
-            await db.executemany(
-                "INSERT INTO metrics_pnl VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [row_values(r) for r in rows],
-            )
-            for symbol in sorted(set(symbols)):
-                sym = book.symbols[symbol]
-                await db.execute("DELETE FROM metrics_pnl_lots WHERE symbol = ?", (symbol,))
-                await db.executemany(
-                    "INSERT INTO metrics_pnl_lots VALUES (?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            symbol,
-                            i,
-                            lot.direction.value,
-                            fmt(lot.quantity),
-                            fmt(lot.price),
-                            lot.opened_by,
-                        )
-                        for i, lot in enumerate(sym.lots)
-                    ],
-                )
-                await db.execute(
-                    "INSERT INTO metrics_pnl_symbols VALUES (?, ?, ?) ON CONFLICT (symbol) "
-                    "DO UPDATE SET cumulative_pnl = excluded.cumulative_pnl, "
-                    "last_position = excluded.last_position",
-                    (symbol, fmt(sym.cumulative), sym.last_position),
-                )
-            await db.execute(
-                "INSERT INTO metrics_pnl_checkpoint VALUES (1, ?, ?) ON CONFLICT (id) "
-                "DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
-                (book.checkpoint, now),
-            )
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
-
     async def rebuild(self) -> int:
         """Empty ``metrics_pnl`` and its state, then process the whole log again."""
-        db = self.db
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            for table in (
-                "metrics_pnl",
-                "metrics_pnl_lots",
-                "metrics_pnl_symbols",
-                "metrics_pnl_checkpoint",
-            ):
-                await db.execute(f"DELETE FROM {table}")
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
+        await self.tables.clear()
         self.book = PnlBook()
         return await self.catch_up()
 
-    async def rows(self, symbol: str | None = None) -> list[tuple[Any, ...]]:
-        sql = "SELECT * FROM metrics_pnl"
-        params: tuple[Any, ...] = ()
-        if symbol:
-            sql += " WHERE symbol = ?"
-            params = (symbol,)
-        async with self.db.execute(sql + " ORDER BY position", params) as cur:
-            return [tuple(r) for r in await cur.fetchall()]
+    async def rows(self, symbol: str | None = None) -> list[PnlRecord]:
+        return await self.tables.records(symbol)
 
     async def summary(self) -> list[SymbolSummary]:
         """Per-symbol and total figures from the stored rows and the persisted lots."""
         book = await self.load()
-        rows = []
-        for values in await self.rows():
-            rows.append(
-                PnlRow(
-                    PnlTrade(
-                        int(values[0]),
-                        values[1],
-                        values[4],
-                        values[5],
-                        Direction(values[6]),
-                        Decimal(values[7]),
-                        Decimal(values[8]),
-                        datetime.fromisoformat(values[2]),
-                        datetime.fromisoformat(values[3]),
-                    ),
-                    Decimal(values[9]),
-                    None if values[10] is None else Decimal(values[10]),
-                    Decimal(values[11]),
-                    Decimal(values[12]),
-                )
-            )
-        return summarize(rows, book)
+        return summarize([r.to_row() for r in await self.rows()], book)

@@ -13,11 +13,11 @@ import json
 from decimal import Decimal
 from typing import Any
 
-import aiosqlite
 import attrs
 
 from ..domain.numbers import EXACT, ZERO, fmt
 from ..rebalancing.events import CostRecorded, from_payload
+from ..store.read_models import PnlInputs
 
 
 @attrs.frozen
@@ -47,15 +47,8 @@ def sum_costs(events: list[CostRecorded]) -> RebalancingCost:
     return RebalancingCost(total, items, len(last))
 
 
-async def read_costs(db: aiosqlite.Connection) -> RebalancingCost:
+async def read_costs(reads: PnlInputs) -> RebalancingCost:
     """Sum the log's ``CostRecorded`` events (nothing when there is no rebalancing log)."""
-    try:
-        async with db.execute(
-            "SELECT payload FROM rebalancing_events WHERE event_type = ? ORDER BY position",
-            (CostRecorded.TYPE,),
-        ) as cur:
-            rows = await cur.fetchall()
-    except aiosqlite.OperationalError:  # a database from before the rebalancing log
-        return RebalancingCost()
-    events = [from_payload(CostRecorded.TYPE, json.loads(str(r[0]))) for r in rows]
+    payloads = await reads.rebalancing_payloads(CostRecorded.TYPE)
+    events = [from_payload(CostRecorded.TYPE, json.loads(p)) for p in payloads]
     return sum_costs([e for e in events if isinstance(e, CostRecorded)])

@@ -42,6 +42,7 @@ from .codec import event_from_json, event_to_json, metadata_to_json
 from .lease import LEASE_NAME, FileLock, LeaseHeldError, LeaseHolder, LeaseLostError, this_holder
 from .projection import Batch
 from .schema import LATEST_VERSION, MIGRATIONS, VIEW_TABLES, VIEWS_STALE
+from .sqlite_reads import SqliteReads
 from .writes import apply, dec_add
 
 log = logging.getLogger(__name__)
@@ -578,6 +579,11 @@ class SqliteStore:
             BookSnapshot(p, tuple(lots.get(p.symbol.ticker, ())), in_flight.get(p.symbol.ticker))
             for p in positions
         ]
+
+    @property
+    def reads(self) -> SqliteReads:
+        """The read models (:mod:`.read_models`) on this store's reader connection."""
+        return SqliteReads(self.fetch)
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Read-only query for reports (audit, dashboard)."""

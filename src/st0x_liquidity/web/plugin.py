@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
 
 from ..config import Secret
+from ..errors import StoreError
 from ..hookspecs import hookimpl
 from ..registry import ConfigSection
+from ..store.breaker_log import BreakerLog
 from ..validators import positive
 
 if TYPE_CHECKING:
@@ -52,16 +53,13 @@ def st0x_register_config_sections(register: Callable[[ConfigSection], None]) -> 
 def _restore_breaker(app: App) -> None:
     """A pause survives a restart: re-apply the last breaker change before hedging starts."""
     try:
-        with contextlib.closing(sqlite3.connect(app.config.database_path, timeout=10)) as db:
-            row = db.execute(
-                "SELECT action, reason FROM circuit_breaker_log ORDER BY id DESC LIMIT 1"
-            ).fetchone()
-    except sqlite3.Error as exc:
-        log.warning("could not read the circuit breaker log: %s", exc)
+        last = BreakerLog(app.config.database_path).last_change()
+    except StoreError as exc:
+        log.warning("%s", exc)
         return
-    if row is not None and row[0] == "pause" and app.engine.status.paused is None:
-        log.warning("hedging stays paused (paused before the restart: %s)", row[1])
-        app.engine.pause(str(row[1]))
+    if last is not None and last.action == "pause" and app.engine.status.paused is None:
+        log.warning("hedging stays paused (paused before the restart: %s)", last.reason)
+        app.engine.pause(last.reason)
 
 
 @hookimpl
@@ -77,18 +75,25 @@ async def serve_dashboard(
     app: App, config: DashboardConfig, started: asyncio.Future[str] | None = None
 ) -> None:
     """Serve until cancelled. ``started`` (tests) receives the URL once listening."""
+    from ..store.read_connection import ReadConnection
     from .server import Dashboard
     from .state import DashboardState
 
+    reader = await ReadConnection.open(app.config.database_path)
     state = DashboardState(
         app,
-        app.config.database_path,
+        reader.reads,
+        BreakerLog(app.config.database_path),
         stuck_after=config.stuck_after,
         stall_after=config.stall_after,
         recent_fills=config.recent_fills,
     )
-    await state.open()
-    await state.load_latency_history()
+    try:
+        await state.open()
+        await state.load_latency_history()
+    except BaseException:
+        await reader.close()
+        raise
     dashboard = Dashboard(
         state,
         config.host,
@@ -120,4 +125,4 @@ async def serve_dashboard(
             with contextlib.suppress(asyncio.CancelledError):
                 await follower
         await dashboard.stop()
-        await state.close()
+        await reader.close()

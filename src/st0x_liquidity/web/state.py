@@ -1,10 +1,11 @@
-"""What the dashboard shows, read from the database on the dashboard's own connection.
+"""What the dashboard shows, read through the store's read models.
 
-The dashboard never shares the engine's connection: it opens its own (WAL lets
-it read while the engine writes) and follows the event log by its global
-position (``events.rowid``). The engine's commit listener only wakes it up, so
-a message can never be missed or sent twice: whatever was committed after the
-last position read is read next, in order.
+The dashboard never shares the engine's connection: its plugin gives it read
+models on a read connection of its own (WAL lets it read while the engine
+writes), and it follows the event log by its global position. The engine's
+commit listener only wakes it up, so a message can never be missed or sent
+twice: whatever was committed after the last position read is read next, in
+order.
 """
 
 from __future__ import annotations
@@ -12,24 +13,22 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import sqlite3
 import time
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import aiosqlite
 import attrs
 
 from ..domain.events import CIRCUIT_BREAKER, CircuitBreakerChanged, NewEvent
 from ..domain.numbers import EXACT, WIDE, fmt
 from ..domain.pnl import PnlBook, PnlRow, PnlTotals, PnlTrade, summarize_totals
+from ..errors import StoreError
 from ..reporting.pnl import read_trades, summary_to_json, trade_from_event
-from ..store.hedge_rows import HEDGE_ORDER_COLUMNS, hedge_order_json
-from ..store.links import links_of
+from ..store.breaker_log import BreakerLog
+from ..store.read_models import BreakerChange, DashboardReads, LoggedEvent
 
 if TYPE_CHECKING:
     from ..app import App
@@ -105,11 +104,11 @@ class DashboardState:
     """Reads views and events for the page, the metrics and /health."""
 
     app: App
-    db_path: Path
+    reads: DashboardReads
+    breaker_log: BreakerLog
     stuck_after: float = 120.0
     stall_after: float = 300.0
     recent_fills: int = 200
-    db: aiosqlite.Connection | None = None
     position: int = 0
     pnl: PnlBook = attrs.field(factory=PnlBook)
     pnl_totals: dict[str, PnlTotals] = attrs.field(factory=dict)
@@ -127,14 +126,11 @@ class DashboardState:
     # -- lifecycle -------------------------------------------------------------------
 
     async def open(self) -> None:
-        db = await aiosqlite.connect(self.db_path, isolation_level=None)
-        await db.execute("PRAGMA busy_timeout=10000")
-        self.db = db
         await self._load_breaker()
         # Fold the P&L of the history from the trade events only (fast path),
         # then read whatever else was committed since without building messages.
         while True:
-            trades, last = await read_trades(db, self.position, 500)
+            trades, last = await read_trades(self.reads, self.position, 500)
             if last == self.position:
                 break
             for trade in trades:
@@ -143,17 +139,6 @@ class DashboardState:
             await asyncio.sleep(0)  # let the engine run between chunks
         await self.catch_up(build=False, observe=False)
         await self.refresh_counts()
-
-    async def close(self) -> None:
-        if self.db is not None:
-            await self.db.close()
-            self.db = None
-
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        if self.db is None:
-            raise RuntimeError("dashboard state is not open")
-        async with self.db.execute(sql, params) as cur:
-            return [tuple(r) for r in await cur.fetchall()]
 
     # -- following the log ------------------------------------------------------------
 
@@ -167,22 +152,18 @@ class DashboardState:
         """
         messages: list[dict[str, Any]] = []
         while True:
-            rows = await self.fetch(
-                "SELECT rowid, aggregate_type, aggregate_id, event_type, payload, recorded_at "
-                "FROM events WHERE rowid > ? ORDER BY rowid LIMIT 2000",
-                (self.position,),
-            )
-            if not rows:
+            events = await self.reads.events_after(self.position, 2000)
+            if not events:
                 break
             self._counts_stale = True
-            messages.extend(await self._apply(rows, build, observe))
-            self.position = int(rows[-1][0])
+            messages.extend(await self._apply(events, build, observe))
+            self.position = events[-1].position
         if self._counts_stale and time.monotonic() - self._counted_at >= COUNTS_EVERY:
             await self.refresh_counts()
         return messages
 
     async def _apply(
-        self, rows: Sequence[tuple[Any, ...]], build: bool, observe: bool
+        self, events: Sequence[LoggedEvent], build: bool, observe: bool
     ) -> list[dict[str, Any]]:
         fills: dict[str, None] = {}
         hedges: dict[str, None] = {}
@@ -190,8 +171,9 @@ class DashboardState:
         pnl_points: list[dict[str, Any]] = []
         skipped: list[dict[str, Any]] = []
         closed: list[str] = []
-        for rowid, agg_type, agg_id, event_type, payload, recorded in rows:
-            position = int(rowid)
+        for event in events:
+            position, agg_type, agg_id = event.position, event.aggregate_type, event.aggregate_id
+            event_type, payload, recorded = event.event_type, event.payload, event.recorded_at
             trade = trade_from_event(position, str(agg_id), event_type, payload, recorded)
             if trade is not None:
                 pnl_points.append(self._add_trade(trade))
@@ -232,10 +214,8 @@ class DashboardState:
                     self.latency.observe(seconds)
         if not build:
             return []
-        seq = int(rows[-1][0])
+        seq = events[-1].position
         messages: list[dict[str, Any]] = []
-        if self.db is None:
-            return messages
         for fill in await self.fills(trade_ids=list(fills)):
             messages.append({"type": "fill", "seq": seq, "data": fill})
         for hedge in await self.hedges(client_order_ids=list(hedges)):
@@ -282,66 +262,37 @@ class DashboardState:
         }
 
     async def _latencies(self, client_order_id: str) -> list[float]:
-        rows = await self.fetch(
-            "SELECT t.recorded_at, h.updated_at FROM fill_allocations l "
-            "JOIN onchain_trades t ON t.id = l.trade "
-            "JOIN hedge_orders h ON h.client_order_id = l.counterpart "
-            "WHERE l.kind = 'hedged' AND l.counterpart = ?",
-            (client_order_id,),
-        )
-        return [_seconds(seen, closed) for seen, closed in rows]
+        return [
+            _seconds(x.fill_recorded_at, x.hedge_closed_at)
+            for x in await self.reads.hedge_latencies(client_order_id)
+        ]
 
     async def load_latency_history(self) -> None:
         """Latencies of every hedge that closed before the dashboard started."""
-        rows = await self.fetch(
-            "SELECT t.recorded_at, h.updated_at FROM fill_allocations l "
-            "JOIN onchain_trades t ON t.id = l.trade "
-            "JOIN hedge_orders h ON h.client_order_id = l.counterpart "
-            "WHERE l.kind = 'hedged' AND h.state IN ('filled', 'failed', 'cancelled') "
-            "ORDER BY h.updated_at"
-        )
-        for seen, closed in rows:
-            self.latency.observe(_seconds(seen, closed))
+        for x in await self.reads.closed_hedge_latencies():
+            self.latency.observe(_seconds(x.fill_recorded_at, x.hedge_closed_at))
 
     # -- reads for the page -------------------------------------------------------------
 
     async def positions(self, symbols: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        sql = (
-            "SELECT p.symbol, p.net, p.open_quantity, p.last_price, p.fills, p.hedges_placed, "
-            "p.pending_hedge, h.side, h.quantity, h.filled_quantity, h.state, p.updated_at "
-            "FROM positions p LEFT JOIN hedge_orders h ON h.client_order_id = p.pending_hedge"
-        )
-        params: list[Any] = []
-        if symbols is not None:
-            sql += f" WHERE p.symbol IN ({','.join('?' for _ in symbols)})"
-            params.extend(symbols)
         result = []
-        for r in await self.fetch(sql + " ORDER BY p.symbol", params):
-            symbol = r[0]
-            unhedged = Decimal(r[2])
-            price = None if r[3] is None else Decimal(r[3])
-            book = self.pnl.symbols.get(symbol)
+        for p in await self.reads.positions(symbols):
+            unhedged = Decimal(p.open_quantity)
+            price = None if p.last_price is None else Decimal(p.last_price)
+            book = self.pnl.symbols.get(p.symbol)
             realized = book.cumulative if book is not None else Decimal(0)
             result.append(
                 {
-                    "symbol": symbol,
-                    "net": r[1],
-                    "unhedged": r[2],
+                    "symbol": p.symbol,
+                    "net": p.net,
+                    "unhedged": p.open_quantity,
                     "unhedged_usd": None if price is None else fmt(_money(unhedged * price)),
-                    "last_price": r[3],
-                    "fills": r[4],
-                    "hedges_placed": r[5],
-                    "pending_hedge": None
-                    if r[6] is None
-                    else {
-                        "client_order_id": r[6],
-                        "side": r[7],
-                        "quantity": r[8],
-                        "filled_quantity": r[9],
-                        "state": r[10],
-                    },
+                    "last_price": p.last_price,
+                    "fills": p.fills,
+                    "hedges_placed": p.hedges_placed,
+                    "pending_hedge": None if p.pending_hedge is None else p.pending_hedge.to_json(),
                     "realized_pnl": fmt(realized),
-                    "updated_at": r[11],
+                    "updated_at": p.updated_at,
                 }
             )
         if symbols is None:
@@ -355,37 +306,22 @@ class DashboardState:
     async def fills(
         self, *, trade_ids: Sequence[str] | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:
-        if trade_ids is not None and not trade_ids:
+        trades = await self.reads.recent_trades(trade_ids=trade_ids, limit=limit)
+        if not trades:
             return []
-        sql = (
-            "SELECT tx_hash, log_index, symbol, direction, amount, price, block_number, "
-            "block_timestamp, open_quantity, recorded_at FROM onchain_trades"
-        )
-        params: list[Any] = []
-        if trade_ids is not None:
-            pairs = [t.rsplit(":", 1) for t in trade_ids]
-            sql += f" WHERE (tx_hash, log_index) IN (VALUES {','.join('(?, ?)' for _ in pairs)})"
-            for tx, idx in pairs:
-                params.extend((tx, int(idx)))
-        # rowid order is insertion order: the order fills were recorded in (no sort needed).
-        sql += " ORDER BY rowid DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        rows = await self.fetch(sql, params)
-        if not rows:
-            return []
-        links = await links_of(self.fetch, [(r[0], int(r[1])) for r in rows])
-        cids = sorted({o for ls in links.values() for k, o, _ in ls if k != "netted"})
+        links = await self.reads.links([t.key for t in trades])
+        cids = sorted({x.counterpart for ls in links.values() for x in ls if x.kind != "netted"})
         hedges = {
             h["client_order_id"]: h
             for h in await self.hedges(client_order_ids=cids, with_fills=False)
         }
         result = []
-        for tx, idx, symbol, direction, amount, price, block, ts, open_qty, recorded in rows:
+        for t in trades:
+            recorded = t.recorded_at
             netted = []
             covering = []
-            for kind, other, qty in links.get((tx, int(idx)), []):
+            for link in links.get(t.key, []):
+                kind, other, qty = link.kind, link.counterpart, link.quantity
                 if kind == "netted":
                     netted.append({"against": other, "quantity": qty})
                 else:
@@ -408,18 +344,18 @@ class DashboardState:
                     )
             result.append(
                 {
-                    "trade_id": f"{tx}:{idx}",
-                    "tx_hash": tx,
-                    "log_index": idx,
-                    "symbol": symbol,
-                    "direction": direction,
-                    "amount": amount,
-                    "price": price,
-                    "notional": fmt(_money(Decimal(amount) * Decimal(price))),
-                    "block_number": block,
-                    "block_timestamp": ts,
+                    "trade_id": t.trade_id,
+                    "tx_hash": t.tx_hash,
+                    "log_index": t.log_index,
+                    "symbol": t.symbol,
+                    "direction": t.direction,
+                    "amount": t.amount,
+                    "price": t.price,
+                    "notional": fmt(_money(Decimal(t.amount) * Decimal(t.price))),
+                    "block_number": t.block_number,
+                    "block_timestamp": t.block_timestamp,
                     "recorded_at": recorded,
-                    "open": open_qty,
+                    "open": t.open_quantity,
                     "netted": netted,
                     "hedges": covering,
                 }
@@ -433,52 +369,29 @@ class DashboardState:
         limit: int | None = None,
         with_fills: bool = True,
     ) -> list[dict[str, Any]]:
-        if client_order_ids is not None and not client_order_ids:
-            return []
-        sql = f"SELECT {HEDGE_ORDER_COLUMNS} FROM hedge_orders"
-        params: list[Any] = []
-        if client_order_ids is not None:
-            sql += f" WHERE client_order_id IN ({','.join('?' for _ in client_order_ids)})"
-            params.extend(client_order_ids)
-        sql += " ORDER BY created_at DESC, client_order_id DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        rows = await self.fetch(sql, params)
+        rows = await self.reads.recent_hedge_orders(client_order_ids=client_order_ids, limit=limit)
         covered: dict[str, list[dict[str, str]]] = {}
         if with_fills and rows:
-            ids = [r[0] for r in rows]
-            for cid, tx, idx, kind, qty in await self.fetch(
-                "SELECT l.counterpart, t.tx_hash, t.log_index, l.kind, l.quantity "
-                "FROM fill_allocations l JOIN onchain_trades t ON t.id = l.trade "
-                f"WHERE l.kind != 'netted' AND l.counterpart IN ({','.join('?' for _ in ids)}) "
-                "ORDER BY t.tx_hash, t.log_index",
-                ids,
-            ):
-                covered.setdefault(cid, []).append(
-                    {"trade_id": f"{tx}:{idx}", "kind": kind, "quantity": qty}
+            for c in await self.reads.hedge_coverage([h.client_order_id for h in rows]):
+                covered.setdefault(c.client_order_id, []).append(
+                    {"trade_id": c.trade_id, "kind": c.kind, "quantity": c.quantity}
                 )
         now = datetime.now(UTC)
         result = []
-        for r in rows:
-            age = (now - datetime.fromisoformat(r[11])).total_seconds()
+        for h in rows:
+            age = (now - datetime.fromisoformat(h.updated_at)).total_seconds()
             result.append(
                 {
-                    **hedge_order_json(r),
-                    "open": r[5] in OPEN_STATES,
-                    "stuck": r[5] in OPEN_STATES and age > self.stuck_after,
-                    "fills": covered.get(r[0], []),
+                    **h.to_json(),
+                    "open": h.state in OPEN_STATES,
+                    "stuck": h.state in OPEN_STATES and age > self.stuck_after,
+                    "fills": covered.get(h.client_order_id, []),
                 }
             )
         return result
 
     async def open_and_recent_hedges(self, limit: int = 100) -> list[dict[str, Any]]:
-        open_ids = [
-            r[0]
-            for r in await self.fetch(
-                "SELECT client_order_id FROM hedge_orders WHERE state IN (?, ?, ?)", OPEN_STATES
-            )
-        ]
+        open_ids = await self.reads.open_hedge_ids()
         recent = await self.hedges(limit=limit)
         have = {h["client_order_id"] for h in recent}
         extra = await self.hedges(client_order_ids=[c for c in open_ids if c not in have])
@@ -499,30 +412,25 @@ class DashboardState:
     # -- engine, breaker, alerts, health ------------------------------------------------
 
     async def refresh_counts(self) -> None:
-        states = dict(await self.fetch("SELECT state, COUNT(*) FROM hedge_orders GROUP BY state"))
+        states = await self.reads.hedge_state_counts()
         skipped: dict[str, int] = {}
-        for reason, n in await self.fetch(
-            "SELECT reason, COUNT(*) FROM skipped_inputs GROUP BY reason"
-        ):
-            category = reason_category(str(reason))
-            skipped[category] = skipped.get(category, 0) + int(n)
-        fills = await self.fetch("SELECT COUNT(*) FROM onchain_trades")
+        for reason, n in (await self.reads.skip_reason_counts()).items():
+            category = reason_category(reason)
+            skipped[category] = skipped.get(category, 0) + n
+        fills = await self.reads.fill_count()
         await self.positions()  # the per-symbol gauges of /metrics
         self._counted_at = time.monotonic()
         self._counts_stale = False
         self.counts = {
-            "fills": int(fills[0][0]) if fills else 0,
-            "hedge_states": {str(k): int(v) for k, v in states.items()},
+            "fills": fills,
+            "hedge_states": states,
             "skipped": skipped,
         }
 
     async def _load_breaker(self) -> None:
-        rows = await self.fetch(
-            "SELECT action, reason, at, actor FROM circuit_breaker_log ORDER BY id DESC LIMIT 1"
-        )
-        if rows:
-            action, reason, at, actor = rows[0]
-            self.breaker = Breaker(action == "pause", reason, at, actor)
+        last = await self.reads.last_breaker_change()
+        if last is not None:
+            self.breaker = Breaker(last.action == "pause", last.reason, last.at, last.actor)
         engine_paused = self.app.engine.status.paused
         if engine_paused is not None and not self.breaker.paused:
             self.breaker = Breaker(True, engine_paused, None, "engine")
@@ -537,17 +445,11 @@ class DashboardState:
         history on the page and its state after a restart).
         """
         now = datetime.now(UTC).isoformat()
-        if self.db is None:
-            raise RuntimeError("dashboard state is not open")
         change = CircuitBreakerChanged(
             paused=action == "pause", reason=reason, actor=actor, remote=remote
         )
         await self.app.store.append([NewEvent(CIRCUIT_BREAKER, "hedging", change)])
-        await self.db.execute(
-            "INSERT INTO circuit_breaker_log (at, action, reason, actor, remote) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (now, action, reason, actor, remote),
-        )
+        await self.breaker_log.append(BreakerChange(now, action, reason, actor, remote))
         if action == "pause":
             self.app.engine.pause(reason)
         else:
@@ -557,12 +459,14 @@ class DashboardState:
 
     async def breaker_history(self, limit: int = 20) -> list[dict[str, Any]]:
         return [
-            {"at": at, "action": action, "reason": reason, "actor": actor, "remote": remote}
-            for at, action, reason, actor, remote in await self.fetch(
-                "SELECT at, action, reason, actor, remote FROM circuit_breaker_log "
-                "ORDER BY id DESC LIMIT ?",
-                (limit,),
-            )
+            {
+                "at": c.at,
+                "action": c.action,
+                "reason": c.reason,
+                "actor": c.actor,
+                "remote": c.remote,
+            }
+            for c in await self.reads.breaker_history(limit)
         ]
 
     def broker_auth(self) -> dict[str, Any] | None:
@@ -641,11 +545,8 @@ class DashboardState:
         if stalled:
             alerts.append({"kind": "source_stalled", "severity": "critical", "message": stalled})
         now = datetime.now(UTC)
-        for cid, symbol, state, updated in await self.fetch(
-            "SELECT client_order_id, symbol, state, updated_at FROM hedge_orders "
-            "WHERE state IN (?, ?, ?)",
-            OPEN_STATES,
-        ):
+        for h in await self.reads.open_hedges():
+            cid, symbol, state, updated = h.client_order_id, h.symbol, h.state, h.updated_at
             age = (now - datetime.fromisoformat(updated)).total_seconds()
             if age > self.stuck_after:
                 alerts.append(
@@ -707,9 +608,9 @@ class DashboardState:
         status = self.app.engine.status
         checks: dict[str, dict[str, Any]] = {}
         try:
-            await self.fetch("SELECT 1")
+            await self.reads.ping()
             checks["store"] = {"ok": True}
-        except (sqlite3.Error, RuntimeError, ValueError) as exc:
+        except (StoreError, RuntimeError, ValueError) as exc:
             checks["store"] = {"ok": False, "detail": str(exc)}
         caught_up = getattr(self.app.source, "caught_up", None)
         stalled = self.source_stalled()
