@@ -3,6 +3,11 @@
 Used by the tests, the benchmarks and the demo. It serves real HTTP on
 ``127.0.0.1`` and keeps its state in plain attributes a test can read and set:
 
+* what this plugin's executors call and what the official SDK (alpaca-py's
+  ``TradingClient`` / ``BrokerClient``) calls for trading: account, clock,
+  calendar (dates optional), positions and one position, assets, orders by
+  quantity or notional, list (with Alpaca's filters), by id, by client order
+  id, cancel;
 * same paths and methods as Alpaca, JSON field names and types as the real API
   (decimal strings, UUID ids, RFC 3339 times), Alpaca's error shape
   ``{"code": 40010001, "message": "..."}`` with its status codes;

@@ -15,8 +15,9 @@ State a test reads and sets (all plain attributes, Decimal amounts):
   longer covers it at fill time) ends it ``rejected``. A duplicate
   ``client_order_id`` gets 422 "client_order_id must be unique", like Alpaca.
   ``DELETE …/orders/{id}`` cancels an open conversion (204; the fill timer
-  then does nothing); one that already ended gets 422 "order is not
-  cancelable", an unknown id 404. ``fill_on_cancel`` (a fraction, default 0)
+  then does nothing); one that already ended gets 422 ``order is already in
+  "filled" state`` (Alpaca's wording), an unknown id 404. Any other order is
+  cancelled as in the Trading API fake. ``fill_on_cancel`` (a fraction, default 0)
   fills that share of the order just before the cancel lands: 1 is a fill
   that beat the cancel (422), between 0 and 1 a partial fill then cancelled.
 * Whitelist: ``POST/GET …/wallets/whitelists``; new entries are ``APPROVED``

@@ -1,12 +1,16 @@
 """A fake Schwab (OAuth + Trader API + market hours) for tests and demos.
 
-It follows Schwab's documented shapes: Basic-auth token endpoint, 30-minute
-access tokens, refresh tokens dead 7 days after the original login (refreshing
-returns the same refresh token and does not extend it), ``accountNumbers``,
-order POST answered ``201`` with an empty body and a ``Location`` header,
-order objects with ``orderActivityCollection``/``executionLegs`` and JSON
-numbers, the time-window order listing, the account with its positions and
-balances (``?fields=positions``, moved by fills), market hours with the open-day
+It follows Schwab's documented shapes, for this plugin's executor and for the
+official SDK (schwab-py): an authorize redirect that echoes the OAuth
+``state``, Basic-auth token endpoint, 30-minute access tokens, refresh tokens
+dead 7 days after the original login (refreshing returns the same refresh
+token and does not extend it), ``accountNumbers``, order POST answered ``201``
+with an empty body and a ``Location`` header on Schwab's host, order objects
+with ``orderActivityCollection``/``executionLegs`` and JSON numbers, cancel
+(``DELETE``), the time-window order listing per account and across linked
+accounts, the accounts with their positions and balances
+(``?fields=positions``, moved by fills), equity market hours
+(``/markets?markets=equity`` and ``/markets/equity``) with the open-day
 (``equity.EQ``) and closed-day (``equity.equity``) shapes, 401 for bad or
 expired tokens and 429 over the request budget.
 
