@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import secrets
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-from st0x_schwab.cli import RedirectError, extract_code
+from st0x_schwab.cli import RedirectError, check_state, extract_code
 from st0x_schwab.config import SchwabConfig
 from st0x_schwab.executor import SchwabExecutor
 from st0x_schwab.fake import FakeSchwab
@@ -75,7 +77,10 @@ async def test_full_auth_flow_through_the_cli_subcommand(
     url = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().strip()
     assert url.startswith(f"{live_fake.url}/v1/oauth/authorize?client_id=")
     assert "redirect_uri=https%3A%2F%2F127.0.0.1" in url
+    [state] = parse_qs(urlsplit(url).query)["state"]
+    assert len(state) >= 32  # random, per run
     redirected = await redirect_for(url)
+    assert parse_qs(urlsplit(redirected).query)["state"] == [state]
     assert "%40" in redirected  # Schwab's codes end in '@', percent-encoded
     out, err = await asyncio.wait_for(proc.communicate((redirected + "\n").encode()), 30)
     out_text = url + out.decode()
@@ -170,3 +175,38 @@ def test_extract_code() -> None:
             extract_code(bad)
     with pytest.raises(RedirectError, match="access_denied"):
         extract_code("https://127.0.0.1/?error=access_denied&error_description=no")
+
+
+def test_check_state() -> None:
+    check_state("https://127.0.0.1/?code=c&state=abc", "abc")
+    for bad in ("https://127.0.0.1/?code=c&state=abd", "https://127.0.0.1/?code=c", ""):
+        with pytest.raises(RedirectError, match="state"):
+            check_state(bad, "abc")
+
+
+async def test_pasted_redirect_of_another_login_is_refused_in_one_line(
+    live_fake: FakeSchwab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config_file = str(write_config(tmp_path, live_fake))
+    key = secrets.token_hex(32)
+    # A redirect from some other authorization URL (its own state), pasted on stdin.
+    foreign = await redirect_for(
+        f"{live_fake.url}/v1/oauth/authorize?client_id={live_fake.app_key}"
+        "&redirect_uri=https%3A%2F%2F127.0.0.1&response_type=code&state=someone-elses"
+    )
+    monkeypatch.setattr(sys, "stdin", io.StringIO(foreign + "\n"))
+    argv = ["schwab", "auth", "--config-file", config_file]
+    assert await asyncio.to_thread(run_main, argv, monkeypatch, key, live_fake.app_secret) == 1
+    captured = capsys.readouterr()
+    failure = [line for line in captured.err.splitlines() if "schwab auth failed" in line]
+    assert len(failure) == 1 and "'state' does not match" in failure[0]
+    assert "state=" in captured.out  # the printed URL carried this run's own state
+    assert live_fake.token_grants == []  # the code was never exchanged
+    # With --redirect-url, --state names the login it answers; checked the same way.
+    argv += ["--redirect-url", foreign, "--state", "mine"]
+    assert await asyncio.to_thread(run_main, argv, monkeypatch, key, live_fake.app_secret) == 1
+    assert "'state' does not match" in capsys.readouterr().err
+    argv[-1] = "someone-elses"
+    assert await asyncio.to_thread(run_main, argv, monkeypatch, key, live_fake.app_secret) == 0
+    assert live_fake.token_grants == ["authorization_code"]

@@ -3,6 +3,11 @@
 Used by the tests, the benchmarks and the demo. It serves real HTTP on
 ``127.0.0.1`` and keeps its state in plain attributes a test can read and set:
 
+* what this plugin's executors call and what the official SDK (alpaca-py's
+  ``TradingClient`` / ``BrokerClient``) calls for trading: account, clock,
+  calendar (dates optional), positions and one position, assets, orders by
+  quantity or notional, list (with Alpaca's filters), by id, by client order
+  id, cancel;
 * same paths and methods as Alpaca, JSON field names and types as the real API
   (decimal strings, UUID ids, RFC 3339 times), Alpaca's error shape
   ``{"code": 40010001, "message": "..."}`` with its status codes;
@@ -33,7 +38,7 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from decimal import Decimal, InvalidOperation
@@ -145,6 +150,8 @@ class FakeOrder:
     expired_at: datetime | None = None
     failed_at: datetime | None = None
     reads: int = 0
+    notional: Decimal | None = None
+    """Set for a notional order: ``qty`` is then the share quantity it buys."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -163,8 +170,8 @@ class FakeOrder:
             "asset_id": str(uuid.uuid5(uuid.NAMESPACE_OID, self.symbol)),
             "symbol": self.symbol,
             "asset_class": "us_equity",
-            "notional": None,
-            "qty": _s(self.qty),
+            "notional": _s(self.notional),
+            "qty": None if self.notional is not None else _s(self.qty),
             "filled_qty": _s(self.filled_qty),
             "filled_avg_price": _s(self.price) if self.filled_qty > 0 else None,
             "order_class": "",
@@ -185,6 +192,45 @@ class FakeOrder:
             "source": None,
             "expires_at": None,
         }
+
+
+CALENDAR_FIRST = "1970-01-01"
+CALENDAR_LAST = "2029-12-31"
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_time(text: str) -> datetime | None:
+    """An RFC 3339 time or a date (``after`` / ``until``); naive means UTC."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _order_amount(body: dict[str, Any], field: str) -> Decimal | web.Response:
+    """An order's ``qty`` or ``notional``: a positive decimal (string or number), ≤ 9 places."""
+    raw = body.get(field)
+    if raw is None:
+        return _error(422, 40010001, "qty or notional is required")
+    if isinstance(raw, bool) or not isinstance(raw, str | int | Decimal):
+        return _error(422, 40010001, f"invalid {field}")
+    try:
+        amount = Decimal(str(raw))
+    except InvalidOperation:
+        return _error(422, 40010001, f"invalid {field}")
+    if not amount.is_finite() or amount <= 0:
+        return _error(422, 40010001, f"{field} must be > 0")
+    if amount.as_tuple().exponent < -9:  # type: ignore[operator]
+        return _error(422, 40010001, f"{field} must have at most 9 decimal places")
+    return amount
 
 
 def _error(status: int, code: int | None, message: str, **extra: str) -> web.Response:
@@ -232,6 +278,7 @@ class FakeAlpacaBase:
         self.requests: list[tuple[str, str, float]] = []
         """(method, path with query, monotonic time) of every request received."""
         self.order_posts = 0
+        self.cancel_requests = 0
         self.order_bodies: list[dict[str, Any]] = []
         """POSTs to the orders endpoint that reached order validation."""
         self.rate_limited = 0
@@ -425,9 +472,10 @@ class FakeAlpacaBase:
         return self.prices.get(symbol, self.default_price)
 
     def account_json(self) -> dict[str, Any]:
-        equity = self.cash + sum(
-            (q * self.price(s) for s, q in self.positions.items()), Decimal(0)
-        )
+        values = [q * self.price(s) for s, q in self.positions.items()]
+        long_value = sum((v for v in values if v > 0), Decimal(0))
+        short_value = sum((v for v in values if v < 0), Decimal(0))
+        equity = self.cash + long_value + short_value
         return {
             "id": "e6fe16f3-64a4-4921-8928-cadf02f92f98",
             "account_number": "010203ABCD",
@@ -440,8 +488,17 @@ class FakeAlpacaBase:
             "equity": _s(equity),
             "portfolio_value": _s(equity),
             "last_equity": _s(equity),
-            "long_market_value": "0",
-            "short_market_value": "0",
+            "long_market_value": _s(long_value),
+            "short_market_value": _s(short_value),
+            "initial_margin": "0",
+            "maintenance_margin": "0",
+            "last_maintenance_margin": "0",
+            "sma": "0",
+            "accrued_fees": "0",
+            "pending_transfer_in": "0",
+            "pending_transfer_out": "0",
+            "non_marginable_buying_power": _s(max(self.cash, Decimal(0))),
+            "trade_suspended_by_user": False,
             "trading_blocked": self.trading_blocked,
             "transfers_blocked": False,
             "account_blocked": False,
@@ -513,20 +570,19 @@ class FakeAlpacaBase:
             return _error(422, 40010001, "invalid time_in_force")
         if body.get("notional") is not None and body.get("qty") is not None:
             return _error(422, 40010001, "qty and notional are mutually exclusive")
-        raw_qty = body.get("qty")
-        if raw_qty is None:
-            return _error(422, 40010001, "qty is required")
-        if isinstance(raw_qty, bool) or not isinstance(raw_qty, str | int | Decimal):
-            return _error(422, 40010001, "invalid qty")
-        try:
-            qty = Decimal(str(raw_qty))
-        except InvalidOperation:
-            return _error(422, 40010001, "invalid qty")
-        if not qty.is_finite() or qty <= 0:
-            return _error(422, 40010001, "qty must be > 0")
-        if qty.as_tuple().exponent < -9:  # type: ignore[operator]
-            return _error(422, 40010001, "qty must have at most 9 decimal places")
-        fractional = qty != qty.to_integral_value()
+        is_notional = body.get("notional") is not None
+        amount = _order_amount(body, "notional" if is_notional else "qty")
+        if isinstance(amount, web.Response):
+            return amount
+        price = self.price(symbol)
+        notional: Decimal | None = None
+        if is_notional:
+            notional = amount
+            qty = (amount / price).quantize(Decimal("1e-9"), rounding="ROUND_DOWN")
+            fractional = True
+        else:
+            qty = amount
+            fractional = qty != qty.to_integral_value()
         if fractional and tif != "day":
             return _error(422, 40010001, "fractional orders must be DAY orders")
         if fractional and symbol in self.non_fractionable:
@@ -542,8 +598,7 @@ class FakeAlpacaBase:
             return _error(422, 40010001, "client_order_id must be no more than 48 characters")
         if cid in self.by_client_order_id:
             return _error(422, 40010001, "client_order_id must be unique")
-        price = self.price(symbol)
-        cost = qty * price
+        cost = notional if notional is not None else qty * price
         if fractional and cost < 1:
             return _error(403, 40310000, "cost basis must be >= 1")
         if side == "buy" and cost > self.cash:
@@ -573,6 +628,7 @@ class FakeAlpacaBase:
             script=self.scripts.get(symbol, self.default_script),
             price=price,
             created_at=now,
+            notional=notional,
         )
         self._apply_step(order, 0)
         self.orders[order.id] = order
@@ -632,6 +688,118 @@ class FakeAlpacaBase:
         self.advance(order)
         return web.json_response(order.to_json())
 
+    async def handle_list_orders(self, request: web.Request) -> web.Response:
+        """``GET …/orders``: ``status`` open (default) / closed / all, ``limit`` (50, max
+        500), ``after`` / ``until`` (submission time, exclusive), ``direction`` desc
+        (default) / asc, ``side``, ``symbols`` (comma-separated); ``nested`` is accepted.
+        Listing does not move an order along its script (reading it by id does)."""
+        q = request.query
+        status = q.get("status", "open")
+        if status not in ("open", "closed", "all"):
+            return _error(422, 40010001, "invalid status")
+        direction = q.get("direction", "desc")
+        if direction not in ("asc", "desc"):
+            return _error(422, 40010001, "invalid direction")
+        try:
+            limit = int(q.get("limit", "50"))
+        except ValueError:
+            return _error(422, 40010001, "invalid limit")
+        if not 0 < limit <= 500:
+            return _error(422, 40010001, "limit must be between 1 and 500")
+        bounds: dict[str, datetime] = {}
+        for name in ("after", "until"):
+            if name in q:
+                parsed = _parse_time(q[name])
+                if parsed is None:
+                    return _error(422, 40010001, f"invalid {name}")
+                bounds[name] = parsed
+        side = q.get("side")
+        symbols = {s.strip() for s in q.get("symbols", "").split(",") if s.strip()}
+        rows = [
+            o
+            for o in self.orders.values()
+            if (status == "all" or (o.status in TERMINAL) == (status == "closed"))
+            and ("after" not in bounds or o.created_at > bounds["after"])
+            and ("until" not in bounds or o.created_at < bounds["until"])
+            and (side is None or o.side == side)
+            and (not symbols or o.symbol in symbols or self._listed_symbol(o) in symbols)
+        ]
+        rows.sort(key=lambda o: o.created_at, reverse=direction == "desc")
+        return web.json_response([o.to_json() for o in rows[:limit]])
+
+    def _listed_symbol(self, order: FakeOrder) -> str:
+        """The symbol an order is listed under (crypto orders answer ``USDC/USD``)."""
+        return str(order.to_json()["symbol"])
+
+    def cancel_order(self, order: FakeOrder) -> web.Response:
+        """Cancel a live order: 204, or 422 ``42210000`` once it has ended (as Alpaca)."""
+        if order.status in TERMINAL:
+            return _error(422, 42210000, f'order is already in "{order.status}" state')
+        order.status = "canceled"
+        order.canceled_at = order.updated_at = self.now()
+        return web.Response(status=204)
+
+    async def handle_cancel_order(self, request: web.Request) -> web.Response:
+        """``DELETE …/orders/{order_id}``: 204 accepted, 422 already ended, 404 unknown."""
+        self.cancel_requests += 1
+        try:
+            order = self.orders.get(str(uuid.UUID(request.match_info["order_id"])))
+        except ValueError:
+            order = None
+        if order is None:
+            return _error(404, 40410000, "order not found")
+        return self.cancel_order(order)
+
+    def asset_id(self, symbol: str) -> str:
+        return str(uuid.uuid5(uuid.NAMESPACE_OID, symbol))
+
+    def _symbol_for(self, symbol_or_asset_id: str, symbols: Iterable[str]) -> str:
+        """A path's ``{symbol_or_asset_id}``: an asset id is matched against ``symbols``."""
+        try:
+            wanted = str(uuid.UUID(symbol_or_asset_id))
+        except ValueError:
+            return symbol_or_asset_id.upper()
+        return next((s for s in symbols if self.asset_id(s) == wanted), wanted)
+
+    async def handle_position(self, request: web.Request) -> web.Response:
+        """``GET …/positions/{symbol_or_asset_id}``: 404 ``40410000`` when none is held."""
+        rows = self.positions_json()
+        symbol = self._symbol_for(
+            request.match_info["symbol_or_asset_id"], [str(r["symbol"]) for r in rows]
+        )
+        for row in rows:
+            if row["symbol"] == symbol or row["symbol"].replace("/", "") == symbol:
+                return web.json_response(row)
+        return _error(404, 40410000, "position does not exist")
+
+    def asset_json(self, symbol: str) -> dict[str, Any]:
+        return {
+            "id": self.asset_id(symbol),
+            "class": "us_equity",
+            "exchange": "NASDAQ",
+            "symbol": symbol,
+            "name": f"{symbol} Common Stock",
+            "status": "active",
+            "tradable": True,
+            "marginable": True,
+            "maintenance_margin_requirement": 30,
+            "margin_requirement_long": "30",
+            "margin_requirement_short": "100",
+            "shortable": self.allow_short,
+            "easy_to_borrow": self.allow_short,
+            "fractionable": symbol not in self.non_fractionable,
+            "attributes": ["fractional_eh_enabled", "has_options"],
+        }
+
+    async def handle_asset(self, request: web.Request) -> web.Response:
+        """``GET …/assets/{symbol_or_asset_id}``: every symbol is a tradable US equity
+        except ``unknown_symbols`` (404 ``40410000`` "asset not found for …")."""
+        known = set(self.positions) | set(self.prices) | {o.symbol for o in self.orders.values()}
+        symbol = self._symbol_for(request.match_info["symbol_or_asset_id"], known)
+        if symbol in self.unknown_symbols or _is_uuid(symbol):
+            return _error(404, 40410000, f"asset not found for {symbol}")
+        return web.json_response(self.asset_json(symbol))
+
     async def handle_clock(self, _request: web.Request) -> web.Response:
         now = self.now()
         local_today = now.astimezone(NEW_YORK).date()
@@ -660,9 +828,11 @@ class FakeAlpacaBase:
         )
 
     async def handle_calendar(self, request: web.Request) -> web.Response:
+        """``GET …/calendar``; without ``start`` / ``end`` the whole calendar Alpaca
+        serves (1970-01-01 … 2029-12-31)."""
         try:
-            start = date.fromisoformat(request.query.get("start", ""))
-            end = date.fromisoformat(request.query.get("end", ""))
+            start = date.fromisoformat(request.query.get("start") or CALENDAR_FIRST)
+            end = date.fromisoformat(request.query.get("end") or CALENDAR_LAST)
         except ValueError:
             return _error(422, 40010001, "start and end must be YYYY-MM-DD")
         days = self.trading_days(start, (end - start).days + 1)
@@ -700,9 +870,13 @@ class FakeAlpacaTrading(FakeAlpacaBase):
     def _add_routes(self, app: web.Application) -> None:
         app.router.add_get("/v2/account", self.handle_account)
         app.router.add_post("/v2/orders", self.handle_post_order)
+        app.router.add_get("/v2/orders", self.handle_list_orders)
         app.router.add_get("/v2/orders:by_client_order_id", self.handle_get_by_client_id)
         app.router.add_get("/v2/orders/{order_id}", self.handle_get_order)
+        app.router.add_delete("/v2/orders/{order_id}", self.handle_cancel_order)
         app.router.add_get("/v2/positions", self.handle_positions)
+        app.router.add_get("/v2/positions/{symbol_or_asset_id}", self.handle_position)
+        app.router.add_get("/v2/assets/{symbol_or_asset_id}", self.handle_asset)
         app.router.add_get("/v2/clock", self.handle_clock)
         app.router.add_get("/v2/calendar", self.handle_calendar)
 

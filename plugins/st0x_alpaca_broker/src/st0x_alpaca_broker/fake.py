@@ -9,7 +9,9 @@ publish its per-partner budget.
 
 Tokenization (``/v1/accounts/{account_id}/tokenization/mint`` and
 ``…/requests``) follows the documented shapes: a mint debits the position at
-once (403 "insufficient position" otherwise), honours ``Idempotency-Key`` and
+once (400 "insufficient position" otherwise), requires the documented fields
+(``issuer`` and ``network`` from Alpaca's enums; 422 otherwise), honours
+``Idempotency-Key`` (same key and body: the original request; another body: 422) and
 completes after ``mint_delay`` by calling ``mint_tokens`` (a test wires it to
 mint real tokens on anvil) or is rejected (``reject_mints``, the shares come
 back). ``watch_redemptions`` (a callable listing transfers that reached the
@@ -28,6 +30,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
@@ -36,9 +39,19 @@ from typing import Any
 from aiohttp import web
 from st0x_alpaca.fake import serve
 
-from .fake_wallet import FakeUsdcWallet
+from .fake_wallet import FakeUsdcWallet, _err
 
 ACCOUNT_ID = "5fc0795e-1f16-40cc-aa90-ede67c39d7a9"
+ISSUERS = frozenset({"xstocks", "st0x", "ondo"})
+"""``TokenizationIssuer`` values in Alpaca's reference and changelog (2026)."""
+NETWORKS = frozenset(
+    {
+        "solana", "arbitrum", "ethereum", "binance", "base", "ton", "tron", "mantle",
+        "cronos", "hyperevm", "robinhood", "hypercore",
+    }
+)
+"""``TokenizationNetwork`` values named in Alpaca's reference and changelog (the
+enum has more; ``FakeAlpacaBroker.networks`` can be extended)."""
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 MintTokens = Callable[[str, Decimal, str], Awaitable[str]]
@@ -63,7 +76,10 @@ class FakeAlpacaBroker(FakeUsdcWallet):
         self.secret = secret
         self.account_id = account_id
         self.tokenization: dict[str, dict[str, Any]] = {}
-        self.idempotency: dict[str, str] = {}
+        self.idempotency: dict[str, tuple[Any, str | None]] = {}
+        """Idempotency-Key -> (request body, the request it created or None if refused)."""
+        self.issuers: set[str] = set(ISSUERS)
+        self.networks: set[str] = set(NETWORKS)
         self.mint_posts = 0
         self.mint_delay = 0.2
         self.redeem_delay = 0.2
@@ -100,6 +116,18 @@ class FakeAlpacaBroker(FakeUsdcWallet):
         equity = Decimal(data["equity"]) + self.usdc * self.conversion_price
         text = format(equity, "f")
         data.update(equity=text, portfolio_value=text, last_equity=text)
+        # The previous close's figures (the fake has no history: today's values).
+        data.update(
+            {
+                "last_long_market_value": data["long_market_value"],
+                "last_short_market_value": data["short_market_value"],
+                "last_cash": data["cash"],
+                "last_initial_margin": data["initial_margin"],
+                "last_regt_buying_power": data["regt_buying_power"],
+                "last_buying_power": data["buying_power"],
+                "last_daytrade_count": 0,
+            }
+        )
         return data
 
     def _scoped(self, handler: Handler) -> Handler:
@@ -140,30 +168,64 @@ class FakeAlpacaBroker(FakeUsdcWallet):
         return data
 
     async def handle_mint(self, request: web.Request) -> web.Response:
+        """``POST …/tokenization/mint`` as documented: ``underlying_symbol``, ``qty``,
+        ``issuer`` and ``network`` (closed enums), ``wallet_address`` required (422
+        otherwise); 400 for an insufficient position; ``Idempotency-Key`` (≤ 128
+        characters, else 400): the same key and body answer the original request
+        with ``Idempotent-Replayed: true``, the same key with another body 422, and
+        the key of a request that was refused 400."""
         self.mint_posts += 1
+        raw = await request.read()
         key = request.headers.get("Idempotency-Key")
-        if key and key in self.idempotency:
-            return web.json_response(self.tokenization[self.idempotency[key]])
+        if key is not None and not 0 < len(key) <= 128:
+            return _err(400, 40010000, "invalid Idempotency-Key")
         try:
-            body = await request.json()
-            symbol = str(body["underlying_symbol"])
-            qty = Decimal(str(body["qty"]))
-            wallet = str(body["wallet_address"])
-        except (ValueError, KeyError, TypeError, InvalidOperation):
-            return web.json_response({"code": 42210000, "message": "invalid request"}, status=422)
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        if key is not None and key in self.idempotency:
+            first_body, request_id = self.idempotency[key]
+            if body != first_body:
+                return _err(
+                    422, 42210000, "Idempotency-Key was already used with a different request body"
+                )
+            if request_id is None:
+                return _err(400, 40010000, "the request with this Idempotency-Key was rejected")
+            return web.json_response(
+                self.tokenization[request_id], headers={"Idempotent-Replayed": "true"}
+            )
+        response, request_id = self._mint(body)
+        if key is not None:
+            self.idempotency[key] = (body, request_id)
+        return response
+
+    def _mint(self, body: Any) -> tuple[web.Response, str | None]:
+        if not isinstance(body, dict):
+            return _err(400, 40010000, "request body format is invalid"), None
+        for field in ("underlying_symbol", "qty", "issuer", "network", "wallet_address"):
+            if not isinstance(body.get(field), str) or not body[field]:
+                return _err(422, 42210000, f"{field} is required"), None
+        if body["issuer"] not in self.issuers:
+            return _err(422, 42210000, f"invalid issuer: {body['issuer'][:40]}"), None
+        if body["network"] not in self.networks:
+            return _err(422, 42210000, f"invalid network: {body['network'][:40]}"), None
+        try:
+            qty = Decimal(body["qty"])
+        except InvalidOperation:
+            return _err(422, 42210000, "qty is invalid"), None
         if not qty.is_finite() or qty <= 0:
-            return web.json_response({"code": 42210000, "message": "qty must be > 0"}, status=422)
+            return _err(422, 42210000, "qty must be > 0"), None
+        symbol, wallet = body["underlying_symbol"], body["wallet_address"]
         held = self.positions.get(symbol, Decimal(0))
         if qty > held:
-            return web.json_response(
-                {"code": 40310000, "message": "insufficient position to tokenize"}, status=403
-            )
+            return _err(400, 40010000, "insufficient position to tokenize"), None
         self.positions[symbol] = held - qty
-        data = self._request_json("mint", symbol, qty, wallet_address=wallet)
-        if key:
-            self.idempotency[key] = data["tokenization_request_id"]
+        data = self._request_json(
+            "mint", symbol, qty, wallet_address=wallet, issuer=body["issuer"],
+            network=body["network"],
+        )
         self._spawn(self._finish_mint(data, wallet))
-        return web.json_response(data)
+        return web.json_response(data), str(data["tokenization_request_id"])
 
     async def _finish_mint(self, data: dict[str, Any], wallet: str) -> None:
         await asyncio.sleep(self.mint_delay)
@@ -220,12 +282,20 @@ class FakeAlpacaBroker(FakeUsdcWallet):
         base = "/v1/trading/accounts/{account_id}"
         app.router.add_get(f"{base}/account", self._scoped(self.handle_account))
         app.router.add_post(f"{base}/orders", self._scoped(self.handle_post_order))
+        app.router.add_get(f"{base}/orders", self._scoped(self.handle_list_orders))
         app.router.add_get(
             f"{base}/orders:by_client_order_id", self._scoped(self.handle_get_by_client_id)
         )
         app.router.add_get(f"{base}/orders/{{order_id}}", self._scoped(self.handle_get_order))
+        app.router.add_delete(
+            f"{base}/orders/{{order_id}}", self._scoped(self.handle_cancel_order)
+        )
         app.router.add_get(f"{base}/positions", self._scoped(self.handle_positions))
+        app.router.add_get(
+            f"{base}/positions/{{symbol_or_asset_id}}", self._scoped(self.handle_position)
+        )
         self._add_wallet_routes(app, self._scoped)
+        app.router.add_get("/v1/assets/{symbol_or_asset_id}", self.handle_asset)
         app.router.add_get("/v1/calendar", self.handle_calendar)
         app.router.add_get("/v1/clock", self.handle_clock)
 

@@ -15,8 +15,9 @@ State a test reads and sets (all plain attributes, Decimal amounts):
   longer covers it at fill time) ends it ``rejected``. A duplicate
   ``client_order_id`` gets 422 "client_order_id must be unique", like Alpaca.
   ``DELETE …/orders/{id}`` cancels an open conversion (204; the fill timer
-  then does nothing); one that already ended gets 422 "order is not
-  cancelable", an unknown id 404. ``fill_on_cancel`` (a fraction, default 0)
+  then does nothing); one that already ended gets 422 ``order is already in
+  "filled" state`` (Alpaca's wording), an unknown id 404. Any other order is
+  cancelled as in the Trading API fake. ``fill_on_cancel`` (a fraction, default 0)
   fills that share of the order just before the cancel lands: 1 is a fill
   that beat the cancel (422), between 0 and 1 a partial fill then cancelled.
 * Whitelist: ``POST/GET …/wallets/whitelists``; new entries are ``APPROVED``
@@ -312,21 +313,14 @@ class FakeUsdcWallet(FakeAlpacaBase):
         else:
             order.status = "partially_filled"
 
-    async def handle_cancel_order(self, request: web.Request) -> web.Response:
-        """``DELETE …/orders/{order_id}``: 204 accepted, 422 not cancelable, 404 unknown."""
-        self.cancel_requests += 1
-        order = self.orders.get(request.match_info["order_id"])
-        if order is None:
-            return _err(404, 40410000, "order not found")
-        if not isinstance(order, FakeConversion):
-            return _err(422, 40010001, "this fake cancels USDCUSD conversions only")
-        if order.status == "new" and self.fill_on_cancel > 0:
-            self._execute(order, order.qty * min(self.fill_on_cancel, Decimal(1)))
-        if order.status not in ("new", "partially_filled"):
-            return _err(422, 42210000, "order is not cancelable")
-        order.status = "canceled"
-        order.canceled_at = order.updated_at = self.now()
-        return web.Response(status=204)
+    def cancel_order(self, order: FakeOrder) -> web.Response:
+        """A conversion may fill just before the cancel lands (``fill_on_cancel``)."""
+        if isinstance(order, FakeConversion):
+            if order.status == "new" and self.fill_on_cancel > 0:
+                self._execute(order, order.qty * min(self.fill_on_cancel, Decimal(1)))
+            if order.status not in ("new", "partially_filled"):
+                return _err(422, 42210000, f'order is already in "{order.status}" state')
+        return super().cancel_order(order)
 
     def advance(self, order: FakeOrder) -> None:
         if isinstance(order, FakeConversion):
@@ -494,7 +488,4 @@ class FakeUsdcWallet(FakeAlpacaBase):
         app.router.add_post(f"{wallets}/whitelists", scoped(self.handle_add_whitelist))
         app.router.add_get(f"{wallets}/transfers", scoped(self.handle_transfers))
         app.router.add_post(f"{wallets}/transfers", scoped(self.handle_withdraw))
-        app.router.add_delete(
-            "/v1/trading/accounts/{account_id}/orders/{order_id}",
-            scoped(self.handle_cancel_order),
-        )
+

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,20 @@ def extract_code(redirect_url: str) -> str:
     return codes[0].strip()
 
 
+def check_state(redirect_url: str, expected: str) -> None:
+    """Refuse a redirect whose OAuth ``state`` is not the one this login sent.
+
+    Schwab echoes the ``state`` of the authorization URL; a redirect without it, or
+    with another one, answers some other login (an old tab, a forged link).
+    """
+    states = parse_qs(urlsplit(redirect_url.strip()).query).get("state")
+    if not states or not secrets.compare_digest(states[0], expected):
+        raise RedirectError(
+            "the redirect URL's 'state' does not match this login's (an old or foreign "
+            "redirect); run `schwab auth` again and paste the URL its own link leads to"
+        )
+
+
 def add_schwab_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     schwab = subparsers.add_parser("schwab", help="Charles Schwab: authorize, check tokens")
     sub = schwab.add_subparsers(dest="schwab_command", metavar="SCHWAB_COMMAND", required=True)
@@ -68,6 +83,14 @@ def add_schwab_commands(subparsers: argparse._SubParsersAction[argparse.Argument
     auth.add_argument(
         "--redirect-url",
         help="the redirected URL (otherwise read from stdin; stdin keeps it out of `ps`)",
+    )
+    auth.add_argument(
+        "--state",
+        help=(
+            "with --redirect-url: the 'state' of the authorization URL that led to it, "
+            "checked against the redirect's (a pasted redirect is always checked against "
+            "the URL printed by this run)"
+        ),
     )
     auth.set_defaults(handler=run_auth)
 
@@ -98,19 +121,23 @@ def run_auth(args: argparse.Namespace) -> int:
     if loaded is None:
         return 2
     config, broker = loaded
-    executor_url = _authorize_url(broker)
+    state = secrets.token_urlsafe(24)
     print(
         "Open this URL in a browser, log in with the Schwab brokerage account and approve:",
         file=sys.stderr,
     )
-    print(executor_url, flush=True)
+    print(_authorize_url(broker, state), flush=True)
     redirect = args.redirect_url
+    expected: str | None = getattr(args, "state", None)
     if redirect is None:
         print("Then paste the full URL you were redirected to and press Enter:", file=sys.stderr)
         sys.stderr.flush()
         redirect = sys.stdin.readline()
+        expected = state
     try:
         code = extract_code(redirect)
+        if expected is not None:
+            check_state(redirect, expected)
     except RedirectError as exc:
         print(f"schwab auth failed: {exc}", file=sys.stderr)
         return 1
@@ -123,11 +150,16 @@ def run_auth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _authorize_url(broker: SchwabConfig) -> str:
+def _authorize_url(broker: SchwabConfig, state: str) -> str:
     from urllib.parse import urlencode
 
     query = urlencode(
-        {"client_id": broker.app_key, "redirect_uri": broker.redirect_uri, "response_type": "code"}
+        {
+            "client_id": broker.app_key,
+            "redirect_uri": broker.redirect_uri,
+            "response_type": "code",
+            "state": state,
+        }
     )
     return f"{broker.api_root}/v1/oauth/authorize?{query}"
 

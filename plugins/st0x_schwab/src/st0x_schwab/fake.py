@@ -1,12 +1,16 @@
 """A fake Schwab (OAuth + Trader API + market hours) for tests and demos.
 
-It follows Schwab's documented shapes: Basic-auth token endpoint, 30-minute
-access tokens, refresh tokens dead 7 days after the original login (refreshing
-returns the same refresh token and does not extend it), ``accountNumbers``,
-order POST answered ``201`` with an empty body and a ``Location`` header,
-order objects with ``orderActivityCollection``/``executionLegs`` and JSON
-numbers, the time-window order listing, the account with its positions and
-balances (``?fields=positions``, moved by fills), market hours with the open-day
+It follows Schwab's documented shapes, for this plugin's executor and for the
+official SDK (schwab-py): an authorize redirect that echoes the OAuth
+``state``, Basic-auth token endpoint, 30-minute access tokens, refresh tokens
+dead 7 days after the original login (refreshing returns the same refresh
+token and does not extend it), ``accountNumbers``, order POST answered ``201``
+with an empty body and a ``Location`` header on Schwab's host, order objects
+with ``orderActivityCollection``/``executionLegs`` and JSON numbers, cancel
+(``DELETE``), the time-window order listing per account and across linked
+accounts, the accounts with their positions and balances
+(``?fields=positions``, moved by fills), equity market hours
+(``/markets?markets=equity`` and ``/markets/equity``) with the open-day
 (``equity.EQ``) and closed-day (``equity.equity``) shapes, 401 for bad or
 expired tokens and 429 over the request budget.
 
@@ -37,10 +41,13 @@ ACCESS_LIFETIME = timedelta(minutes=30)
 REFRESH_LIFETIME = timedelta(days=7)
 CODE_LIFETIME = timedelta(seconds=30)
 
+ENDED = frozenset({"FILLED", "CANCELED", "REJECTED", "EXPIRED", "REPLACED"})
+MARKETS = frozenset({"equity", "option", "bond", "future", "forex"})
+
 FaultKind = Literal["status", "disconnect_before", "disconnect_after", "garbage", "delay", "no_location"]
 Route = Literal[
     "token", "accounts", "place_order", "get_order", "list_orders", "market_hours", "authorize",
-    "account",
+    "account", "cancel_order",
 ]
 
 
@@ -101,6 +108,12 @@ class FakeSchwab:
         self.send_retry_after = send_retry_after
         self.holidays = holidays or set()
         self.always_open = always_open
+        self.location_root = "https://api.schwabapi.com"
+        """Root of the order ``Location`` header: Schwab's own host, as Schwab sends it
+        (clients such as schwab-py match it), whatever URL the fake listens on."""
+        self.list_window_slack = timedelta(minutes=5)
+        """How far past 60 days ago ``fromEnteredTime`` may be: a client computes its
+        default window (now - 60 days) a moment before the fake checks it."""
         self.codes: dict[str, datetime] = {}
         self.access_tokens: dict[str, datetime] = {}  # token -> expires at
         self.refresh_tokens: dict[str, datetime] = {}  # token -> original authorization time
@@ -132,10 +145,14 @@ class FakeSchwab:
                 web.get("/v1/oauth/authorize", self._authorize),
                 web.post("/v1/oauth/token", self._token),
                 web.get("/trader/v1/accounts/accountNumbers", self._account_numbers),
+                web.get("/trader/v1/accounts", self._accounts),
                 web.get("/trader/v1/accounts/{hash}", self._account_details),
                 web.post("/trader/v1/accounts/{hash}/orders", self._place),
                 web.get("/trader/v1/accounts/{hash}/orders", self._list),
+                web.get("/trader/v1/orders", self._list),
                 web.get("/trader/v1/accounts/{hash}/orders/{order_id}", self._get_order),
+                web.delete("/trader/v1/accounts/{hash}/orders/{order_id}", self._cancel),
+                web.get("/marketdata/v1/markets", self._markets),
                 web.get("/marketdata/v1/markets/{market}", self._market_hours),
             ]
         )
@@ -311,7 +328,10 @@ class FakeSchwab:
             return self._error(400, "redirect_uri does not match the app's callback URL")
         # The real page asks the user to log in and approve; the fake approves at once.
         code = self.issue_code()
-        query = urlencode({"code": code, "session": secrets.token_hex(16)})  # '@' -> '%40'
+        answer = {"code": code, "session": secrets.token_hex(16)}
+        if "state" in q:
+            answer["state"] = q["state"]  # echoed, as OAuth 2.0 requires (RFC 6749 §4.1.2)
+        query = urlencode(answer)  # '@' -> '%40'
         return web.Response(status=302, headers={"Location": f"{q['redirect_uri']}?{query}"})
 
     def _issue_tokens(self, refresh: str | None = None) -> dict[str, Any]:
@@ -501,7 +521,8 @@ class FakeSchwab:
             self._drop(request)
             return web.Response(status=500)
         location = (
-            f"{self.url}/trader/v1/accounts/{request.match_info['hash']}/orders/{order.order_id}"
+            f"{self.location_root}/trader/v1/accounts/{request.match_info['hash']}"
+            f"/orders/{order.order_id}"
         )
         headers = {} if after is not None and after.kind == "no_location" else {"Location": location}
         return web.Response(status=201, headers=headers)
@@ -539,7 +560,9 @@ class FakeSchwab:
             "status": order.status,
             "enteredTime": _time(order.entered),
             "tag": "TA_fakeapp",
-            "accountNumber": int(self.accounts[0][0]),
+            "accountNumber": int(
+                next((n for n, h in self.accounts if h == order.account_hash), self.accounts[0][0])
+            ),
         }
         if order.close_time is not None:
             data["closeTime"] = _time(order.close_time)
@@ -588,7 +611,10 @@ class FakeSchwab:
         return web.json_response(self.order_json(order))
 
     async def _list(self, request: web.Request) -> web.StreamResponse:
-        denied = self._bearer(request) or self._account(request)
+        """One account's orders (``…/accounts/{hash}/orders``) or every linked
+        account's (``/trader/v1/orders``), entered within the window."""
+        scoped = "hash" in request.match_info
+        denied = self._bearer(request) or (self._account(request) if scoped else None)
         if denied is not None:
             return denied
         response, _ = await self._fault("list_orders", request)
@@ -603,17 +629,50 @@ class FakeSchwab:
             return self._error(
                 400, "fromEnteredTime and toEnteredTime are required ISO-8601 times"
             )
-        if start < self.now() - timedelta(days=60) or end < start:
+        if start.tzinfo is None or end.tzinfo is None:
+            return self._error(400, "fromEnteredTime and toEnteredTime need a time zone")
+        if start < self.now() - timedelta(days=60) - self.list_window_slack or end < start:
             return self._error(400, "the time window must be within the last 60 days")
         status = q.get("status")
         found = [
             self.order_json(o)
             for o in sorted(self.orders.values(), key=lambda o: o.entered, reverse=True)
-            if o.account_hash == request.match_info["hash"]
-            and start <= o.entered <= end
+            if (not scoped or o.account_hash == request.match_info["hash"])
+            and start <= o.entered.replace(microsecond=0) <= end  # Schwab's times are to the second
             and (status is None or o.status == status)
         ]
         return web.json_response(found[:limit])
+
+    async def _cancel(self, request: web.Request) -> web.StreamResponse:
+        """``DELETE …/orders/{id}``: 200 with an empty body; 400 once the order has
+        ended (it is no longer cancelable), 404 for an unknown order."""
+        denied = self._bearer(request) or self._account(request)
+        if denied is not None:
+            return denied
+        response, _ = await self._fault("cancel_order", request)
+        if response is not None:
+            return response
+        try:
+            order = self.orders[int(request.match_info["order_id"])]
+        except (ValueError, KeyError):
+            return self._error(404, "Order not found")
+        if order.account_hash != request.match_info["hash"]:
+            return self._error(404, "Order not found")
+        if order.status in ENDED:
+            return self._error(400, "Order is not cancelable", [f"order status is {order.status}"])
+        self.finish(order.order_id, "CANCELED")
+        return web.Response(status=200, headers={"Schwab-Client-CorrelId": secrets.token_hex(8)})
+
+    async def _accounts(self, request: web.Request) -> web.StreamResponse:
+        """``GET /trader/v1/accounts[?fields=positions]``: every linked account."""
+        denied = self._bearer(request)
+        if denied is not None:
+            return denied
+        response, _ = await self._fault("account", request)
+        if response is not None:
+            return response
+        with_positions = "positions" in request.query.get("fields", "").split(",")
+        return web.json_response([self.account_json(h, with_positions) for _n, h in self.accounts])
 
     # -- market hours ------------------------------------------------------------------
 
@@ -658,14 +717,26 @@ class FakeSchwab:
         }
 
     async def _market_hours(self, request: web.Request) -> web.StreamResponse:
+        """``GET /marketdata/v1/markets/{market}[?date=]`` (one market)."""
+        return await self._hours(request, [request.match_info["market"]])
+
+    async def _markets(self, request: web.Request) -> web.StreamResponse:
+        """``GET /marketdata/v1/markets?markets=equity[,…][&date=]`` (schwab-py's call)."""
+        markets = [m for m in request.query.get("markets", "").split(",") if m]
+        return await self._hours(request, markets)
+
+    async def _hours(self, request: web.Request, markets: list[str]) -> web.StreamResponse:
         denied = self._bearer(request)
         if denied is not None:
             return denied
         response, _ = await self._fault("market_hours", request)
         if response is not None:
             return response
-        if request.match_info["market"] != "equity":
-            return self._error(400, "unsupported market")
+        if not markets or any(m not in MARKETS for m in markets):
+            return self._error(400, "markets must be among " + ", ".join(sorted(MARKETS)))
+        if any(m != "equity" for m in markets):
+            # A real market Schwab serves, but not one this fake simulates.
+            return self._error(400, "this fake serves equity market hours only")
         try:
             day = date.fromisoformat(request.query["date"]) if "date" in request.query else (
                 self.now().astimezone(EASTERN).date()
