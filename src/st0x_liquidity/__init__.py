@@ -44,6 +44,7 @@ from .protocols import (
     WalletTransfer,
 )
 from .registry import ConfigSection, ExecutorContext, ExecutorType, FillSourceType
+from .services import AppServices, EngineControl
 
 __version__ = "0.1.0"
 
@@ -59,6 +60,8 @@ def open_store(config: AppConfig) -> PositionStore:
 
 
 __all__ = [
+    "AppServices",
+    "EngineControl",
     "AmbiguousBrokerError",
     "AppConfig",
     "AuthenticationRequiredError",

@@ -14,6 +14,7 @@ from .config import AppConfig
 from .engine import Engine
 from .protocols import Executor, FillSource
 from .registry import ExecutorContext, Registry
+from .services import AppServices
 from .store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,12 @@ class App:
     source: FillSource
     engine: Engine
     extras: dict[str, Any] = attrs.field(factory=dict)
+
+    def services(self) -> AppServices:
+        """The facade plugins' services get (``st0x_app_services``)."""
+        return AppServices(
+            self.config, self.store, self.executor, self.source, self.engine, self.extras
+        )
 
 
 def open_store(config: AppConfig, *, lease: bool = False, read_only: bool = False) -> SqliteStore:
@@ -54,7 +61,7 @@ async def build_app(config: AppConfig, registry: Registry, store: SqliteStore) -
 async def _run_services(app: App, registry: Registry) -> None:
     factories = [
         service
-        for result in registry.manager.hook.st0x_app_services(app=app)
+        for result in registry.manager.hook.st0x_app_services(app=app.services())
         if result
         for service in result
     ]

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from .app import App
     from .config import AppConfig
     from .protocols import Custodian
     from .registry import ConfigSection, ExecutorType, FillSourceType
+    from .services import AppServices
 
 PROJECT = "st0x_liquidity"
 
@@ -52,13 +52,15 @@ def st0x_add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
 
 
 @hookspec
-def st0x_app_services(app: App) -> Sequence[Callable[[], Awaitable[None]]] | None:
+def st0x_app_services(app: AppServices) -> Sequence[Callable[[], Awaitable[None]]] | None:
     """Long-running services to run beside the engine in ``run`` (dashboard, rebalancer).
 
     Return coroutine functions; each is started after recovery begins and is
-    cancelled when the engine stops. ``app`` gives the config (including this
-    plugin's own section in ``app.config.sections``), the store, the executor
-    and the engine (status, listeners, pause/resume).
+    cancelled when the engine stops. ``app`` (:class:`~st0x_liquidity.services.AppServices`)
+    gives the config (including this plugin's own section in
+    ``app.config.sections``), the store, the executor, the source, the engine's
+    controls (status, listeners, pause/resume) and ``extras`` shared between
+    services.
     """
 
 

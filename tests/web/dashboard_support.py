@@ -101,7 +101,7 @@ async def running_app(config_path: Path) -> AsyncIterator[tuple[App, str]]:
     app = await build_app(config, registry, store)
     await app.executor.start()
     services = [
-        s for result in registry.manager.hook.st0x_app_services(app=app) if result for s in result
+        s for result in registry.manager.hook.st0x_app_services(app=app.services()) if result for s in result
     ]
     service_tasks = [asyncio.create_task(s()) for s in services]
     engine_task = asyncio.create_task(app.engine.run())

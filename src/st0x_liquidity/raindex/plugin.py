@@ -22,7 +22,7 @@ from ..registry import ExecutorContext, FillSourceType
 from .source import RaindexConfig, RaindexSource
 
 if TYPE_CHECKING:
-    from ..app import App
+    from ..services import AppServices
 
 activity = logging.getLogger("st0x_liquidity.raindex.activity")
 
@@ -222,7 +222,7 @@ def _activity_logger(events: Sequence[StoredEvent]) -> None:
 
 
 @hookimpl
-def st0x_app_services(app: App) -> Sequence[Callable[[], Awaitable[None]]] | None:
+def st0x_app_services(app: AppServices) -> Sequence[Callable[[], Awaitable[None]]] | None:
     """With the raindex source, log fills and hedges as they happen (one line each)."""
     if app.config.source_type != "raindex":
         return None

@@ -28,7 +28,7 @@ from .triggers import decide
 USDC_COMMANDS = {"usdc-to-onchain": TO_ONCHAIN, "usdc-to-offchain": TO_OFFCHAIN}
 
 if TYPE_CHECKING:
-    from ..app import App
+    from ..services import AppServices
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def st0x_add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
 
 
 @hookimpl
-def st0x_app_services(app: App) -> Sequence[Callable[[], Awaitable[None]]] | None:
+def st0x_app_services(app: AppServices) -> Sequence[Callable[[], Awaitable[None]]] | None:
     section: RebalancingConfig | None = app.config.sections.get("rebalancing")
     if section is None:
         return None

@@ -18,7 +18,7 @@ from ..store.breaker_log import BreakerLog
 from ..validators import positive
 
 if TYPE_CHECKING:
-    from ..app import App
+    from ..services import AppServices
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def st0x_register_config_sections(register: Callable[[ConfigSection], None]) -> 
     register(ConfigSection("dashboard", DashboardConfig))
 
 
-def _restore_breaker(app: App) -> None:
+def _restore_breaker(app: AppServices) -> None:
     """A pause survives a restart: re-apply the last breaker change before hedging starts."""
     try:
         last = BreakerLog(app.config.database_path).last_change()
@@ -63,7 +63,7 @@ def _restore_breaker(app: App) -> None:
 
 
 @hookimpl
-def st0x_app_services(app: App) -> Sequence[Callable[[], Awaitable[None]]] | None:
+def st0x_app_services(app: AppServices) -> Sequence[Callable[[], Awaitable[None]]] | None:
     config = app.config.sections.get("dashboard")
     _restore_breaker(app)
     if not isinstance(config, DashboardConfig) or not config.enabled:
@@ -72,7 +72,7 @@ def st0x_app_services(app: App) -> Sequence[Callable[[], Awaitable[None]]] | Non
 
 
 async def serve_dashboard(
-    app: App, config: DashboardConfig, started: asyncio.Future[str] | None = None
+    app: AppServices, config: DashboardConfig, started: asyncio.Future[str] | None = None
 ) -> None:
     """Serve until cancelled. ``started`` (tests) receives the URL once listening."""
     from ..store.read_connection import ReadConnection

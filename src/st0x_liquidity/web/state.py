@@ -31,7 +31,7 @@ from ..store.breaker_log import BreakerLog
 from ..store.read_models import BreakerChange, DashboardReads, LoggedEvent
 
 if TYPE_CHECKING:
-    from ..app import App
+    from ..services import AppServices
 
 OPEN_STATES = ("pending", "submitted", "partially_filled")
 TERMINAL_STATES = ("filled", "failed", "cancelled")
@@ -103,7 +103,7 @@ class LatencyHistogram:
 class DashboardState:
     """Reads views and events for the page, the metrics and /health."""
 
-    app: App
+    app: AppServices
     reads: DashboardReads
     breaker_log: BreakerLog
     stuck_after: float = 120.0

@@ -1,0 +1,49 @@
+"""What a plugin's long-running service is given: a small facade, not the app itself.
+
+``st0x_app_services`` implementations (the dashboard, the rebalancer, a
+third party's service) see the config, the adapters through their protocols,
+and the engine's controls, so the app's wiring can change without breaking
+them and no plugin reaches into the engine's internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+if TYPE_CHECKING:
+    from .config import AppConfig
+    from .domain.events import StoredEvent
+    from .engine.state import EngineStatus
+    from .protocols import Executor, FillSource, PositionStore
+
+
+class EngineControl(Protocol):
+    """The running engine as a service sees it."""
+
+    @property
+    def status(self) -> EngineStatus: ...
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def add_listener(self, listener: Callable[[Sequence[StoredEvent]], None]) -> None:
+        """Called with every batch of committed events, in commit order."""
+
+    def pause(self, reason: str) -> None:
+        """Circuit breaker: no new hedges; fills are still recorded."""
+
+    def resume(self) -> None: ...
+
+
+@attrs.frozen
+class AppServices:
+    config: AppConfig
+    store: PositionStore
+    executor: Executor
+    source: FillSource
+    engine: EngineControl
+    extras: dict[str, Any]
+    """Shared between services of one run (e.g. ``dashboard_url``)."""
