@@ -19,7 +19,8 @@ from st0x_liquidity.domain.orders import OrderRules
 from st0x_liquidity.domain.symbols import Symbol
 from st0x_liquidity.errors import ConfigError, StoreError
 from st0x_liquidity.store.schema import LATEST_VERSION, MIGRATIONS
-from st0x_liquidity.store.sqlite import SqliteStore, _split_sql
+from st0x_liquidity.store.sqlite import SqliteStore
+from st0x_liquidity.store.sqlite_writer import split_sql as _split_sql
 
 
 async def populate(store: SqliteStore) -> SymbolBook:
@@ -208,8 +209,7 @@ async def test_synchronous_is_full_unless_configured_normal(
         await store.append([position_event(f.symbol, FillRecorded(f))])
         writer = store._writer
         assert writer is not None
-        async with writer.execute("PRAGMA synchronous") as cur:
-            assert (await cur.fetchone()) == (pragma,)
+        assert writer.execute("PRAGMA synchronous").fetchone() == (pragma,)
 
 
 def test_an_unknown_synchronous_mode_is_a_config_error(tmp_path: Path) -> None:

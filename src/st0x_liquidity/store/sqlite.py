@@ -24,26 +24,24 @@ import json
 import logging
 import os
 import sqlite3
-import uuid
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
-from ..domain.events import EVENT_VERSION, NewEvent, StoredEvent
+from ..domain.events import NewEvent, StoredEvent
 from ..domain.fills import Direction, Fill, TradeId
 from ..domain.symbols import Symbol
 from ..errors import StoreError
 from ..protocols import BookSnapshot, Cursor, HedgeOrderRecord, OpenLot, PositionRecord
-from .codec import event_from_json, event_to_json, metadata_to_json
+from . import sqlite_writer as writer
+from .codec import event_to_json, metadata_to_json
 from .lease import LEASE_NAME, FileLock, LeaseHeldError, LeaseHolder, LeaseLostError, this_holder
-from .projection import Batch
-from .schema import LATEST_VERSION, MIGRATIONS, VIEW_TABLES, VIEWS_STALE
+from .schema import LATEST_VERSION, VIEWS_STALE
 from .sqlite_reads import SqliteReads
-from .writes import apply, dec_add
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +49,6 @@ OPEN_STATES = ("pending", "submitted", "partially_filled")
 BUSY_TIMEOUT_MS = 10_000
 _T = TypeVar("_T")
 _Entry = tuple[list[NewEvent], "asyncio.Future[list[StoredEvent]]"]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class SqliteStore:
@@ -74,12 +68,12 @@ class SqliteStore:
         self._wants_lease = lease and not read_only
         self._lock = FileLock(self.path.with_name(self.path.name + "-lease"))
         self._epoch: int | None = None
-        self._writer: aiosqlite.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
         self._db: aiosqlite.Connection | None = None
         self._queue: list[_Entry] = []
         self._committer: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
-        self._sequences: dict[tuple[str, str], int] = {}
+        self._sequences: dict[writer.Key, int] = {}
         self.database_id = ""
 
     # -- lifecycle -----------------------------------------------------------------
@@ -92,7 +86,7 @@ class SqliteStore:
                 await self._open_reader()
             else:
                 await self._open_writer()
-            await self._read_meta()
+            self.database_id = await self._meta("database_id") or ""
         except sqlite3.DatabaseError as exc:
             await self._close_connections()
             raise StoreError(f"{self.path} is not a usable st0x database: {exc}") from None
@@ -104,10 +98,10 @@ class SqliteStore:
         if not self.path.exists():
             raise StoreError(f"no database at {self.path} (has `run` been started?)")
         self._db = await _connect(f"file:{self.path}?mode=ro", self.path, uri=True)
-        await self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        await self._db.execute(f"PRAGMA busy_timeout={writer.BUSY_TIMEOUT_MS}")
         version = await self.schema_version()
         if version > LATEST_VERSION:
-            raise StoreError(_too_new(self.path, version))
+            raise StoreError(writer.too_new(self.path, version))
         if version < LATEST_VERSION:
             raise StoreError(
                 f"{self.path} has schema version {version}, older than this program's "
@@ -118,24 +112,27 @@ class SqliteStore:
         _create_private(self.path)
         if self._wants_lease and not self._lock.try_acquire(this_holder(0)):
             raise LeaseHeldError(str(self.path), self._lock.holder() or await self._holder())
-        writer = self._writer = await _connect(str(self.path), self.path)
-        await writer.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        await _enter_wal(writer)
-        await writer.execute(f"PRAGMA synchronous={self._synchronous}")
-        await writer.execute("PRAGMA foreign_keys=ON")
-        await writer.create_function("dec_add", 2, dec_add, deterministic=True)
-        await self._migrate(writer)
+        try:
+            self._writer = await asyncio.to_thread(writer.connect, self.path, self._synchronous)
+        except sqlite3.OperationalError as exc:  # cannot open; not a database is reported below
+            raise _open_error(self.path, exc) from None
+        await self._in_writer(writer.migrate, self.path)
         self._db = await _connect(str(self.path), self.path)
-        await self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        await self._db.execute(f"PRAGMA busy_timeout={writer.BUSY_TIMEOUT_MS}")
         if self._wants_lease:
-            await self._take_epoch(writer)
+            me = await self._in_writer(writer.take_epoch)
+            self._epoch = me.epoch
+            self._lock.record(me)
+            log.debug("lease taken on %s (epoch %d)", self.path, me.epoch)
             stale = await self._meta(VIEWS_STALE)
             if stale is not None:
                 log.warning("schema %s changed the views: rebuilding them from the events", stale)
                 log.warning("views rebuilt from %d events", await self.rebuild_views())
 
-    async def _read_meta(self) -> None:
-        self.database_id = await self._meta("database_id") or ""
+    async def _in_writer(self, fn: Callable[..., _T], *args: Any) -> _T:
+        if self._writer is None:
+            raise StoreError("store is not open for writing")
+        return await asyncio.to_thread(fn, self._writer, *args)
 
     async def _meta(self, key: str) -> str | None:
         async with self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
@@ -149,32 +146,11 @@ class SqliteStore:
         except StoreError:
             return None
         try:
-            return await _read_holder(db)
+            return await _holder_of(db)
         except sqlite3.Error:
             return None
         finally:
             await db.close()
-
-    async def _take_epoch(self, writer: aiosqlite.Connection) -> None:
-        """A new epoch for this holder: from now on, the previous holder's writes fail."""
-        await writer.execute("BEGIN IMMEDIATE")
-        try:
-            previous = await _read_holder(writer)
-            me = this_holder((previous.epoch if previous else 0) + 1)
-            await writer.execute(
-                "INSERT INTO lease (name, epoch, pid, host, since, renewed_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
-                "epoch = excluded.epoch, pid = excluded.pid, host = excluded.host, "
-                "since = excluded.since, renewed_at = excluded.renewed_at",
-                (LEASE_NAME, me.epoch, me.pid, me.host, me.since, me.since),
-            )
-            await writer.execute("COMMIT")
-        except BaseException:
-            await _rollback(writer)
-            raise
-        self._epoch = me.epoch
-        self._lock.record(me)
-        log.debug("lease taken on %s (epoch %d)", self.path, me.epoch)
 
     async def close(self) -> None:
         """Commit whatever was submitted, then close the connections and let the lease go."""
@@ -182,10 +158,11 @@ class SqliteStore:
         await self._close_connections()
 
     async def _close_connections(self) -> None:
-        for db in (self._writer, self._db):
-            if db is not None:
-                with contextlib.suppress(sqlite3.Error, ValueError):
-                    await db.close()
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error, ValueError):
+                await self._db.close()
+        if self._writer is not None:
+            self._writer.close()
         self._writer = self._db = None
         self._lock.release()
         self._epoch = None
@@ -209,42 +186,17 @@ class SqliteStore:
         """This holder's lease epoch; None without the lease."""
         return self._epoch
 
-    async def _migrate(self, db: aiosqlite.Connection) -> None:
-        """Apply missing migrations, each in its own write transaction.
-
-        The version is read inside the transaction, so two processes opening a
-        new database at once (the bot and the reporter) cannot both apply one.
-        """
-        await db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            "version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
-        )
-        for version, description, sql in MIGRATIONS:
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                current = await _schema_version(db)
-                if current > LATEST_VERSION:
-                    raise StoreError(_too_new(self.path, current))
-                if version > current:
-                    for statement in _split_sql(sql):
-                        await db.execute(statement)
-                    if version == 1:
-                        await db.execute(
-                            "INSERT INTO meta (key, value) VALUES "
-                            "('database_id', ?), ('created_at', ?)",
-                            (uuid.uuid4().hex[:12], _now().isoformat()),
-                        )
-                    await db.execute(
-                        "INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                        (version, description, _now().isoformat()),
-                    )
-                await db.execute("COMMIT")
-            except BaseException:
-                await _rollback(db)
-                raise
-
     async def schema_version(self) -> int:
-        return await _schema_version(self.db)
+        async with self.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        ) as cur:
+            if await cur.fetchone() is None:
+                return 0
+        async with self.db.execute(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
 
     # -- the lease -------------------------------------------------------------------
 
@@ -256,35 +208,17 @@ class SqliteStore:
         """
         if self._epoch is None:
             raise StoreError("this store does not hold the database's lease")
-        holder = await _read_holder(self.db)
+        holder = await _holder_of(self.db)
         if holder is None or holder.epoch != self._epoch:
-            raise self._lost(holder)
+            who = holder.describe() if holder is not None else "nobody"
+            raise LeaseLostError(
+                f"lost the lease on {self.path}: it is now held by {who}; stopping"
+            )
 
-    def _lost(self, holder: LeaseHolder | None) -> LeaseLostError:
-        who = holder.describe() if holder is not None else "nobody"
-        return LeaseLostError(
-            f"lost the lease on {self.path}: it is now held by {who} "
-            f"(epoch {holder.epoch if holder else '?'}, ours was {self._epoch}); stopping"
-        )
-
-    async def _begin(self, *, fenced: bool = True) -> aiosqlite.Connection:
-        """Start a write transaction; ``fenced``: one of the engine's, checked against the lease."""
-        writer = self._writer
-        if writer is None:
-            raise StoreError("store is not open for writing")
-        if fenced and self._epoch is None:
+    def _fence(self) -> int:
+        if self._epoch is None:
             raise StoreError("only the holder of the database's lease writes the event log")
-        await writer.execute("BEGIN IMMEDIATE")
-        if not fenced:
-            return writer
-        try:
-            holder = await _read_holder(writer)
-            if holder is None or holder.epoch != self._epoch:
-                raise self._lost(holder)
-        except BaseException:
-            await _rollback(writer)
-            raise
-        return writer
+        return self._epoch
 
     # -- writing -------------------------------------------------------------------
 
@@ -321,7 +255,7 @@ class SqliteStore:
 
     async def _commit(self, group: list[_Entry]) -> None:
         """One transaction for ``group``; each caller learns its outcome."""
-        encoded = []
+        encoded: list[tuple[writer.Encoded, asyncio.Future[list[StoredEvent]]]] = []
         for events, future in group:
             try:
                 rows = [
@@ -335,94 +269,29 @@ class SqliteStore:
         if not encoded:
             return
         try:
-            results = await self._write_events([rows for rows, _ in encoded])
+            epoch = self._fence()
+            results, assigned = await self._in_writer(
+                writer.write_events, epoch, [rows for rows, _ in encoded], dict(self._sequences)
+            )
         except BaseException as exc:
-            self._sequences.clear()  # re-read after a rollback
-            error = exc
-            if not isinstance(exc, StoreError):
-                error = StoreError(f"could not commit events: {exc!r}")
+            self._sequences.clear()  # read again after a rollback
+            error = exc if isinstance(exc, StoreError) else StoreError(f"could not commit: {exc!r}")
             for _, future in encoded:
                 if not future.done():
                     future.set_exception(error)
             if not isinstance(exc, Exception):
                 raise
             return
+        self._sequences.update(assigned)
         for (_, future), stored in zip(encoded, results, strict=True):
             if not future.done():
                 future.set_result(stored)
-
-    async def _write_events(
-        self, entries: list[list[tuple[NewEvent, str, str]]]
-    ) -> list[list[StoredEvent]]:
-        writer = await self._begin()
-        try:
-            now = _now()  # after BEGIN: the commit's own time, never before its events arrived
-            when = now.isoformat()
-            sequences: dict[tuple[str, str], int] = {}
-            batch = Batch()
-            rows = []
-            results = []
-            for entry in entries:
-                stored_entry = []
-                for new, payload, metadata in entry:
-                    key = (new.aggregate_type, new.aggregate_id)
-                    if key not in sequences:
-                        sequences[key] = await self._last_sequence(writer, key)
-                    sequences[key] += 1
-                    stored = StoredEvent(*key, sequences[key], new.event, new.metadata, now)
-                    rows.append(
-                        (*key, sequences[key], new.event.TYPE, EVENT_VERSION, payload, metadata, when)
-                    )
-                    batch.add(stored)
-                    stored_entry.append(stored)
-                results.append(stored_entry)
-            await writer.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            await apply(writer, batch)
-            await writer.execute("COMMIT")
-        except BaseException:
-            await _rollback(writer)
-            raise
-        self._sequences.update(sequences)
-        return results
-
-    async def _last_sequence(self, db: aiosqlite.Connection, key: tuple[str, str]) -> int:
-        known = self._sequences.get(key)
-        if known is not None:
-            return known
-        async with db.execute(
-            "SELECT COALESCE(MAX(sequence), 0) FROM events "
-            "WHERE aggregate_type = ? AND aggregate_id = ?",
-            key,
-        ) as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
 
     async def rebuild_views(self) -> int:
         """Empty every view and refill it by replaying all events; returns the event count."""
         await self.flush()
         async with self._write_lock:
-            writer = await self._begin()
-            try:
-                for table in VIEW_TABLES:
-                    await writer.execute(f"DELETE FROM {table}")
-                count = last = 0
-                while True:
-                    async with writer.execute(_EVENTS_AFTER, (last, 5000)) as cur:
-                        rows = list(await cur.fetchall())
-                    if not rows:
-                        break
-                    batch = Batch()
-                    for row in rows:
-                        batch.add(_stored_from_row(tuple(row))[1])
-                    await apply(writer, batch)
-                    last = int(rows[-1][0])
-                    count += len(rows)
-                await writer.execute("DELETE FROM meta WHERE key = ?", (VIEWS_STALE,))
-                await writer.execute("COMMIT")
-            except BaseException:
-                await _rollback(writer)
-                raise
-        return count
+            return await self._in_writer(writer.rebuild_views, self._fence())
 
     async def flush(self) -> None:
         """Wait until everything submitted so far is committed (or failed)."""
@@ -432,24 +301,14 @@ class SqliteStore:
     async def put_blob(self, namespace: str, key: str, value: bytes) -> None:
         """Plugin state is not the engine's: ``schwab auth`` writes it beside a running bot."""
         async with self._write_lock:
-            writer = await self._begin(fenced=False)
-            try:
-                await writer.execute(
-                    "INSERT INTO plugin_blobs VALUES (?, ?, ?, ?) ON CONFLICT (namespace, key) "
-                    "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                    (namespace, key, value, _now().isoformat()),
-                )
-                await writer.execute("COMMIT")
-            except BaseException:
-                await _rollback(writer)
-                raise
+            await self._in_writer(writer.put_blob, namespace, key, value)
 
     # -- reading -------------------------------------------------------------------
 
     async def events(self, after: int = 0, limit: int = 1000) -> list[tuple[int, StoredEvent]]:
-        async with self.db.execute(_EVENTS_AFTER, (after, limit)) as cur:
+        async with self.db.execute(writer.EVENTS_AFTER, (after, limit)) as cur:
             rows = await cur.fetchall()
-        return [_stored_from_row(tuple(row)) for row in rows]
+        return [writer.stored_from_row(tuple(row)) for row in rows]
 
     async def known_trade_ids(self, ids: Sequence[TradeId]) -> set[TradeId]:
         return set(await self.trade_corrections(ids))
@@ -598,32 +457,6 @@ class SqliteStore:
         return None if row is None else bytes(row[0])
 
 
-_EVENTS_AFTER = (
-    "SELECT rowid, aggregate_type, aggregate_id, sequence, event_type, payload, metadata, "
-    "recorded_at FROM events WHERE rowid > ? ORDER BY rowid LIMIT ?"
-)
-
-
-def _stored_from_row(row: tuple[Any, ...]) -> tuple[int, StoredEvent]:
-    rowid, agg_type, agg_id, seq, event_type, payload, metadata, recorded = row
-    stored = StoredEvent(
-        agg_type,
-        agg_id,
-        int(seq),
-        event_from_json(event_type, payload),
-        json.loads(metadata),
-        datetime.fromisoformat(recorded),
-    )
-    return int(rowid), stored
-
-
-def _too_new(path: Path, version: int) -> str:
-    return (
-        f"{path} has schema version {version}, newer than this program knows "
-        f"({LATEST_VERSION}); upgrade st0x-liquidity"
-    )
-
-
 def _create_private(path: Path) -> None:
     """Create the directory and an empty database file readable by its owner only.
 
@@ -646,23 +479,16 @@ async def _connect(target: str, path: Path, *, uri: bool = False) -> aiosqlite.C
     try:
         return await aiosqlite.connect(target, isolation_level=None, uri=uri)
     except sqlite3.Error as exc:
-        if not os.access(path.parent, os.W_OK) or not os.access(path, os.R_OK):
-            raise StoreError(f"permission denied: cannot open the database {path}") from None
-        raise StoreError(f"cannot open database {path}: {exc}") from None
+        raise _open_error(path, exc) from None
 
 
-async def _schema_version(db: aiosqlite.Connection) -> int:
-    async with db.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-    ) as cur:
-        if await cur.fetchone() is None:
-            return 0
-    async with db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations") as cur:
-        row = await cur.fetchone()
-    return int(row[0]) if row else 0
+def _open_error(path: Path, exc: sqlite3.Error) -> StoreError:
+    if not os.access(path.parent, os.W_OK) or not os.access(path, os.R_OK):
+        return StoreError(f"permission denied: cannot open the database {path}")
+    return StoreError(f"cannot open database {path}: {exc}")
 
 
-async def _read_holder(db: aiosqlite.Connection) -> LeaseHolder | None:
+async def _holder_of(db: aiosqlite.Connection) -> LeaseHolder | None:
     async with db.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'lease'"
     ) as cur:
@@ -673,34 +499,6 @@ async def _read_holder(db: aiosqlite.Connection) -> LeaseHolder | None:
     ) as cur:
         row = await cur.fetchone()
     return None if row is None else LeaseHolder(int(row[0]), int(row[1]), row[2], row[3])
-
-
-async def _rollback(db: aiosqlite.Connection) -> None:
-    with contextlib.suppress(sqlite3.Error, ValueError):  # BEGIN itself may have failed
-        await db.execute("ROLLBACK")
-
-
-async def _enter_wal(db: aiosqlite.Connection) -> None:
-    """Switch to WAL, retrying while another connection holds the file.
-
-    Changing the journal mode needs an exclusive lock, and SQLite does not
-    always call the busy handler for it, so the wait is done here.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + BUSY_TIMEOUT_MS / 1000
-    delay = 0.005
-    while True:
-        try:
-            async with db.execute("PRAGMA journal_mode=WAL") as cur:
-                await cur.fetchall()
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-            if loop.time() >= deadline:
-                raise
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.2)
 
 
 async def _uninterrupted(future: asyncio.Future[_T]) -> _T:
@@ -719,18 +517,3 @@ async def _uninterrupted(future: asyncio.Future[_T]) -> _T:
     if cancelled:
         raise asyncio.CancelledError
     return result
-
-
-def _split_sql(script: str) -> list[str]:
-    """Split a migration into statements, keeping trigger bodies whole."""
-    statements: list[str] = []
-    buffer: list[str] = []
-    for line in script.strip().splitlines():
-        buffer.append(line)
-        text = "\n".join(buffer).strip()
-        if text.endswith(";") and sqlite3.complete_statement(text):
-            statements.append(text)
-            buffer = []
-    if "\n".join(buffer).strip():
-        statements.append("\n".join(buffer).strip())
-    return statements

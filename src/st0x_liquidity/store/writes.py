@@ -1,25 +1,33 @@
-"""Apply a projected :class:`~.projection.Batch` to the view tables: plain SQL, one statement a kind.
+"""Apply stored events to the view tables, one event at a time, inside the caller's transaction.
 
-The same code serves each commit and ``rebuild-views``. Quantity changes stay
-deltas, added in SQL with the exact ``dec_add``, which commutes, so a batch
-applied at once gives the rows its events give one by one.
+The same code serves every commit and ``rebuild-views``, so a rebuild cannot
+disagree with what was written. Quantities change by deltas added in SQL with
+the exact ``dec_add`` (decimal text in, canonical decimal text out): an
+event only says what it changed, never what a row now holds.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import sqlite3
 from decimal import Decimal
-from typing import Any, Protocol
 
-from ..domain.numbers import EXACT, fmt
-from .projection import _UNSET, Batch
-
-
-class Executor(Protocol):
-    """What a view write needs of a connection (aiosqlite's, in this backend)."""
-
-    async def executemany(self, sql: str, rows: Any, /) -> Any: ...
+from ..domain.accumulator import Allocation, Netting
+from ..domain.events import (
+    CORRECTION_STRIDE,
+    FillRecorded,
+    FillReinstated,
+    FillReverted,
+    HedgeClosed,
+    HedgeIntended,
+    HedgeProgressed,
+    HedgeSubmitted,
+    InputSkipped,
+    StoredEvent,
+)
+from ..domain.fills import Direction, Fill, TradeId
+from ..domain.numbers import EXACT, ZERO, add, fmt, sub
+from ..domain.orders import OrderState
 
 
 def dec_add(a: str | None, b: str | None) -> str:
@@ -27,18 +35,30 @@ def dec_add(a: str | None, b: str | None) -> str:
     return fmt(EXACT.add(Decimal(a or "0"), Decimal(b or "0")))
 
 
-_TRADE = "(SELECT id FROM onchain_trades WHERE tx_hash = :tx AND log_index = :idx)"
-# A netting names the older fill (by its trade id); a reservation or hedge a
-# client_order_id. The table keeps fills as onchain_trades ids.
-_COUNTERPART = (
-    "CASE WHEN :kind = 'netted' THEN (SELECT id FROM onchain_trades "
-    "WHERE tx_hash = :ctx AND log_index = :cidx) ELSE :cp END"
-)
+_TRADE = "(SELECT id FROM onchain_trades WHERE tx_hash = ? AND log_index = ?)"
 
 INSERT_TRADE = (
     "INSERT INTO onchain_trades (tx_hash, log_index, symbol, direction, amount, price, "
     "block_number, block_timestamp, arrival, open_quantity, source, recorded_at, corrects, "
     "correction) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+OPEN_DELTA = (
+    "UPDATE onchain_trades SET open_quantity = dec_add(open_quantity, ?) "
+    "WHERE tx_hash = ? AND log_index = ?"
+)
+# A fill that is not there leaves a NULL trade and fails the transaction on NOT NULL.
+ADD_LINK = (
+    f"INSERT INTO fill_allocations (trade, kind, counterpart, quantity) VALUES ({_TRADE}, ?, ?, ?) "
+    "ON CONFLICT (trade, kind, counterpart) DO UPDATE SET quantity = dec_add(quantity, excluded.quantity)"
+)
+DROP_ZERO_LINK = (
+    f"DELETE FROM fill_allocations WHERE trade = {_TRADE} AND kind = ? AND counterpart = ? "
+    "AND quantity = '0'"
+)
+INSERT_HEDGE = (
+    "INSERT INTO hedge_orders (client_order_id, symbol, side, quantity, reference_price, state, "
+    "broker_order_id, filled_quantity, average_price, reason, created_at, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, 'pending', NULL, '0', NULL, NULL, ?, ?)"
 )
 UPDATE_HEDGE = (
     "UPDATE hedge_orders SET state = ?, broker_order_id = COALESCE(?, broker_order_id), "
@@ -46,33 +66,9 @@ UPDATE_HEDGE = (
     "average_price = COALESCE(?, average_price), reason = COALESCE(?, reason), updated_at = ? "
     "WHERE client_order_id = ?"
 )
-INSERT_HEDGE = (
-    "INSERT INTO hedge_orders (client_order_id, symbol, side, quantity, reference_price, state, "
-    "broker_order_id, filled_quantity, average_price, reason, created_at, updated_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (client_order_id) DO UPDATE SET state = excluded.state, "
-    "broker_order_id = COALESCE(excluded.broker_order_id, broker_order_id), "
-    "filled_quantity = excluded.filled_quantity, "
-    "average_price = COALESCE(excluded.average_price, average_price), "
-    "reason = COALESCE(excluded.reason, reason), updated_at = excluded.updated_at"
-)
-OPEN_DELTA = (
-    "UPDATE onchain_trades SET open_quantity = dec_add(open_quantity, :delta) "
-    "WHERE tx_hash = :tx AND log_index = :idx"
-)
-# A fill that is not there leaves a NULL trade and fails the transaction on NOT NULL.
-ADD_LINK = (
-    f"INSERT INTO fill_allocations (trade, kind, counterpart, quantity) "
-    f"VALUES ({_TRADE}, :kind, {_COUNTERPART}, :qty) "
-    "ON CONFLICT (trade, kind, counterpart) DO UPDATE SET quantity = dec_add(quantity, excluded.quantity)"
-)
-DROP_ZERO_LINK = (
-    f"DELETE FROM fill_allocations WHERE trade = {_TRADE} AND kind = :kind "
-    f"AND counterpart = {_COUNTERPART} AND quantity = '0'"
-)
-UPSERT_POSITION = (
+CHANGE_POSITION = (
     "INSERT INTO positions (symbol, net, open_quantity, last_price, hedges_placed, "
-    "pending_hedge, fills, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "pending_hedge, fills, updated_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?) "
     "ON CONFLICT (symbol) DO UPDATE SET net = dec_add(net, excluded.net), "
     "open_quantity = dec_add(open_quantity, excluded.open_quantity), "
     "last_price = COALESCE(excluded.last_price, last_price), "
@@ -87,128 +83,188 @@ UPSERT_CURSOR = (
 INSERT_SKIPPED = "INSERT INTO skipped_inputs VALUES (?, ?, ?, ?, ?, ?)"
 
 
-async def apply(db: Executor, batch: Batch) -> None:
-    """Write ``batch``'s view changes (inside the caller's transaction)."""
-    for sql, rows in view_statements(batch):
-        if rows:
-            await db.executemany(sql, rows)
-
-
-def view_statements(batch: Batch) -> list[tuple[str, Sequence[Any]]]:
-    """The statements, in order, with their rows.
-
-    Hedge updates come before inserts: a new order for a symbol is intended
-    only after the previous one closed, so the one-open-hedge-per-symbol index
-    holds at every row.
-    """
-    trades, open_deltas = _trades_with_own_deltas(batch)
-    updates, inserts = _hedge_rows(batch)
-    links, shrunk = _link_rows(batch)
-    positions, pending = _position_rows(batch)
-    cursors = [(s, json.dumps(c, sort_keys=True), w) for s, (c, w) in batch.cursors.items()]
-    return [
-        (INSERT_TRADE, trades),
-        (UPDATE_HEDGE, updates),
-        (INSERT_HEDGE, inserts),
-        (OPEN_DELTA, open_deltas),
-        (ADD_LINK, links),
-        (DROP_ZERO_LINK, shrunk),
-        (UPSERT_POSITION, positions),
-        (SET_PENDING, pending),
-        (UPSERT_CURSOR, cursors),
-        (INSERT_SKIPPED, batch.skipped),
-    ]
-
-
-def _split(text: str) -> tuple[str, int]:
-    tx, _, idx = text.rpartition(":")
-    return tx, int(idx)
-
-
-def _trades_with_own_deltas(batch: Batch) -> tuple[list[list[Any]], list[dict[str, Any]]]:
-    """Trades this batch inserts take their later open-quantity changes in the row itself."""
-    trades = [list(row) for row in batch.trades]
-    deltas = []
-    for trade, delta in batch.open_deltas.items():
-        i = batch.trade_rows.get(trade)
-        if i is not None:
-            trades[i][9] = fmt(EXACT.add(batch.trade_opens[i], delta))
-        elif delta:
-            tx, idx = _split(trade)
-            deltas.append({"tx": tx, "idx": idx, "delta": fmt(delta)})
-    return trades, deltas
-
-
-def _link(tx: str, idx: int, kind: str, counterpart: str, qty: str | None = None) -> dict[str, Any]:
-    ctx, cidx = _split(counterpart) if kind == "netted" else (None, None)
-    row = {"tx": tx, "idx": idx, "kind": kind, "ctx": ctx, "cidx": cidx, "cp": counterpart}
-    if qty is not None:
-        row["qty"] = qty
-    return row
-
-
-def _link_rows(batch: Batch) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    links = [_link(tx, idx, kind, cp, qty) for tx, idx, kind, cp, qty in batch.own_links]
-    shrunk = []
-    for (tx, idx, kind, cp), delta in batch.link_deltas.items():
-        if delta:
-            links.append(_link(tx, idx, kind, cp, fmt(delta)))
-            if delta < 0:  # only links that shrank can have reached zero
-                shrunk.append(_link(tx, idx, kind, cp))
-    return links, shrunk
-
-
-def _hedge_rows(batch: Batch) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    updates, inserts = [], []
-    for row in batch.hedges.values():
-        if row.get("partial"):
-            updates.append(
-                (
-                    row["state"],
-                    row.get("broker_order_id"),
-                    row.get("filled_quantity"),
-                    row.get("average_price"),
-                    row.get("reason"),
-                    row["updated_at"],
-                    row["client_order_id"],
-                )
-            )
-        else:
-            inserts.append(
-                (
-                    row["client_order_id"],
-                    row["symbol"],
-                    row["side"],
-                    row["quantity"],
-                    row["reference_price"],
-                    row["state"],
-                    row.get("broker_order_id"),
-                    row.get("filled_quantity") or "0",
-                    row.get("average_price"),
-                    row.get("reason"),
-                    row["created_at"],
-                    row["updated_at"],
-                )
-            )
-    return updates, inserts
-
-
-def _position_rows(batch: Batch) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    rows, pending = [], []
-    for symbol, p in batch.positions.items():
-        pending_set = p.pending is not _UNSET
-        rows.append(
+def apply_event(db: sqlite3.Connection, stored: StoredEvent) -> None:
+    """Write what ``stored`` changes in the views."""
+    event, when, meta = stored.event, stored.recorded_at.isoformat(), stored.metadata
+    source = meta.get("source")
+    if source is not None and "cursor" in meta:
+        db.execute(UPSERT_CURSOR, (source, json.dumps(meta["cursor"], sort_keys=True), when))
+    symbol = stored.aggregate_id
+    if isinstance(event, FillRecorded):
+        _fill(db, stored, event.fill, event.nettings, when=when, source=source)
+    elif isinstance(event, FillReverted | FillReinstated):
+        k = event.entry.trade_id.log_index // CORRECTION_STRIDE
+        corrects = (str(event.original), k)
+        _fill(db, stored, event.entry, event.nettings, when=when, source=source, corrects=corrects)
+    elif isinstance(event, HedgeIntended):
+        cid = event.client_order_id
+        db.execute(
+            INSERT_HEDGE,
             (
+                cid,
                 symbol,
-                fmt(EXACT.add(p.net, p.filled)),
-                fmt(EXACT.add(p.open, p.filled)),
-                None if p.last_price is None else fmt(p.last_price),
-                p.hedges,
-                p.pending if pending_set else None,
-                p.fills,
-                p.updated_at,
-            )
+                event.side.value,
+                fmt(event.quantity),
+                fmt(event.reference_price),
+                when,
+                when,
+            ),
         )
-        if pending_set:
-            pending.append((p.pending, symbol))
-    return rows, pending
+        for a in event.reserved:
+            _open(db, a.trade_id, a.quantity.copy_negate())
+            _link(db, a.trade_id, "reserved", cid, a.quantity)
+        _position(
+            db, symbol, when, open_=_covered(event.side, event.quantity).copy_negate(), hedges=1
+        )
+        db.execute(SET_PENDING, (cid, symbol))
+    elif isinstance(event, HedgeSubmitted):
+        state = OrderState.SUBMITTED.value
+        db.execute(
+            UPDATE_HEDGE,
+            (state, event.broker_order_id, None, None, None, when, event.client_order_id),
+        )
+    elif isinstance(event, HedgeProgressed):
+        _update_hedge(
+            db, event.client_order_id, OrderState.PARTIALLY_FILLED, event, reason=None, when=when
+        )
+        _hedged(db, symbol, event.client_order_id, event.side, event.hedged, when=when)
+    elif isinstance(event, HedgeClosed):
+        _closed(db, symbol, event, when)
+    elif isinstance(event, InputSkipped):
+        cursor = json.dumps(meta.get("cursor"), sort_keys=True)
+        db.execute(INSERT_SKIPPED, (symbol, stored.sequence, event.reason, event.raw, cursor, when))
+
+
+def _fill(
+    db: sqlite3.Connection,
+    stored: StoredEvent,
+    fill: Fill,
+    nettings: tuple[Netting, ...],
+    *,
+    when: str,
+    source: object,
+    corrects: tuple[str, int] | None = None,
+) -> None:
+    """Insert the trade; its own nettings take shares off it and off the older fills."""
+    remaining = fill.amount
+    for n in nettings:
+        remaining = sub(remaining, n.quantity)
+    t = fill.trade_id
+    db.execute(
+        INSERT_TRADE,
+        (
+            t.tx_hash,
+            t.log_index,
+            fill.symbol.ticker,
+            fill.direction.value,
+            fmt(fill.amount),
+            fmt(fill.price),
+            fill.block_number,
+            fill.block_timestamp.isoformat(),
+            stored.sequence,
+            fmt(remaining),
+            source,
+            when,
+            *(corrects or (None, 0)),
+        ),
+    )
+    for n in nettings:
+        _open(db, n.older, n.quantity.copy_negate())
+        _link(db, t, "netted", n.older.text, n.quantity)
+    signed = fill.signed_amount
+    _position(db, fill.symbol.ticker, when, net=signed, open_=signed, price=fill.price, fills=1)
+
+
+def _closed(db: sqlite3.Connection, symbol: str, event: HedgeClosed, when: str) -> None:
+    cid = event.client_order_id
+    _update_hedge(db, cid, event.state, event, reason=event.reason, when=when)
+    _hedged(db, symbol, cid, event.side, event.hedged, when=when)
+    released = ZERO
+    for a in event.released:
+        _link(db, a.trade_id, "reserved", cid, a.quantity.copy_negate())
+        _open(db, a.trade_id, a.quantity)
+        released = add(released, a.quantity)
+    # Shares the hedge gave back netted against fills that arrived meanwhile:
+    # one link, on the newer fill's side.
+    for n in event.nettings:
+        _open(db, n.older, n.quantity.copy_negate())
+        _open(db, n.newer, n.quantity.copy_negate())
+        _link(db, n.newer, "netted", n.older.text, n.quantity)
+    _position(db, symbol, when, open_=_covered(event.side, released))
+    db.execute(SET_PENDING, (None, symbol))
+
+
+def _update_hedge(
+    db: sqlite3.Connection,
+    cid: str,
+    state: OrderState,
+    event: HedgeProgressed | HedgeClosed,
+    *,
+    reason: str | None,
+    when: str,
+) -> None:
+    average = None if event.average_price is None else fmt(event.average_price)
+    db.execute(
+        UPDATE_HEDGE,
+        (state.value, None, fmt(event.filled_quantity), average, reason, when, cid),
+    )
+
+
+def _hedged(
+    db: sqlite3.Connection,
+    symbol: str,
+    cid: str,
+    side: Direction,
+    hedged: tuple[Allocation, ...],
+    *,
+    when: str,
+) -> None:
+    """Reserved shares that filled become hedged; the position's net moves by them."""
+    total = ZERO
+    for a in hedged:
+        _link(db, a.trade_id, "reserved", cid, a.quantity.copy_negate())
+        _link(db, a.trade_id, "hedged", cid, a.quantity)
+        total = add(total, a.quantity)
+    _position(db, symbol, when, net=_covered(side, total).copy_negate())
+
+
+def _open(db: sqlite3.Connection, trade: TradeId, delta: Decimal) -> None:
+    db.execute(OPEN_DELTA, (fmt(delta), trade.tx_hash, trade.log_index))
+
+
+def _link(
+    db: sqlite3.Connection, trade: TradeId, kind: str, counterpart: str, delta: Decimal
+) -> None:
+    """Change a link by ``delta``; one that reaches zero is removed."""
+    other: object = counterpart
+    if kind == "netted":  # the table names the other fill by its onchain_trades id
+        older = TradeId.parse(counterpart)
+        row = db.execute(
+            "SELECT id FROM onchain_trades WHERE tx_hash = ? AND log_index = ?",
+            (older.tx_hash, older.log_index),
+        ).fetchone()
+        other = None if row is None else row[0]
+    key = (trade.tx_hash, trade.log_index, kind, other)
+    db.execute(ADD_LINK, (*key, fmt(delta)))
+    if delta < 0:
+        db.execute(DROP_ZERO_LINK, key)
+
+
+def _position(
+    db: sqlite3.Connection,
+    symbol: str,
+    when: str,
+    *,
+    net: Decimal = ZERO,
+    open_: Decimal = ZERO,
+    price: Decimal | None = None,
+    hedges: int = 0,
+    fills: int = 0,
+) -> None:
+    last = None if price is None else fmt(price)
+    db.execute(CHANGE_POSITION, (symbol, fmt(net), fmt(open_), last, hedges, fills, when))
+
+
+def _covered(side: Direction, quantity: Decimal) -> Decimal:
+    """Signed exposure a hedge of ``side`` covers (a SELL hedge covers longs)."""
+    return quantity if side is Direction.SELL else quantity.copy_negate()
