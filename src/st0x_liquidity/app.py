@@ -12,7 +12,7 @@ import attrs
 
 from .config import AppConfig
 from .engine import Engine
-from .protocols import Executor, FillSource
+from .protocols import Executor, FillSource, PositionStore
 from .registry import ExecutorContext, Registry
 from .services import AppServices
 from .store.sqlite import SqliteStore
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 @attrs.define
 class App:
     config: AppConfig
-    store: SqliteStore
+    store: PositionStore
     executor: Executor
     source: FillSource
     engine: Engine
@@ -50,7 +50,7 @@ def open_store(config: AppConfig, *, lease: bool = False, read_only: bool = Fals
     )
 
 
-async def build_app(config: AppConfig, registry: Registry, store: SqliteStore) -> App:
+async def build_app(config: AppConfig, registry: Registry, store: PositionStore) -> App:
     context = ExecutorContext(app=config, store=store)
     executor = registry.executors[config.broker_type].factory(config.broker, context)
     source = registry.sources[config.source_type].factory(config.source, context)

@@ -200,6 +200,9 @@ class PositionStore(Protocol):
     transaction: either all of a fill's consequences are durable or none are.
     """
 
+    database_id: str
+    """Made with the database; part of every ``client_order_id`` (unique across databases)."""
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
