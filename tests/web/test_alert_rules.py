@@ -10,14 +10,18 @@ to the runbook they point at. promtool is Debian's `prometheus` package
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
+from dashboard_support import TOKEN, append, fill_line, running_app, wait_until, write_config
+from prometheus_client.parser import text_string_to_metric_families
 
 from st0x_liquidity.web.metrics import METRIC_NAMES
 
@@ -142,3 +146,98 @@ def test_rule_tests_use_the_bots_labels_and_cover_every_alert() -> None:
     names = {rule["alert"] for rule in rules()}
     assert fired == names, "alerts without a test that fires them"
     assert quiet == names, "alerts without a test where they stay quiet"
+
+
+# -- the rules against what the real bot exports -----------------------------------
+
+
+def assert_fires(scrape: str, tmp: Path, expected: set[str]) -> None:
+    """Exactly ``expected`` fires when Prometheus keeps seeing this scrape for 30 minutes.
+
+    Every sample becomes a constant input series with the labels a scrape adds
+    (job, instance, and ``up`` 1); promtool evaluates the rules over them and a
+    PromQL test compares ``ALERTS{alertstate="firing"}`` with the expected set
+    (its output shows what fired instead).
+    """
+    series = [{"series": 'up{job="st0x-liquidity", instance="bot:8080"}', "values": "1x30"}]
+    for family in text_string_to_metric_families(scrape):
+        for sample in family.samples:
+            labels = {**sample.labels, "job": "st0x-liquidity", "instance": "bot:8080"}
+            body = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(labels.items()))
+            series.append({"series": f"{sample.name}{{{body}}}", "values": f"{sample.value!r}x30"})
+    spec = {
+        "rule_files": [str(RULES)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "promql_expr_test": [
+                    {
+                        "expr": 'count by (alertname) (ALERTS{alertstate="firing"})',
+                        "eval_time": "30m",
+                        "exp_samples": [
+                            {"labels": f'{{alertname="{name}"}}', "value": 1}
+                            for name in sorted(expected)
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    path = tmp / "scrape.test.yml"
+    path.write_text(json.dumps(spec))  # JSON is YAML
+    result = promtool("test", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def scrape(url: str) -> str:
+    async with aiohttp.ClientSession() as http, http.get(url + "/metrics") as r:
+        assert r.status == 200
+        return await r.text()
+
+
+@needs_promtool
+async def test_a_healthy_bot_fires_nothing(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    append(tmp_path / "fills.jsonl", fill_line(1, "tAAPL", "SELL", "2", "190"))
+    async with running_app(config) as (app, url):
+        await wait_until(lambda: app.engine.status.hedges_filled >= 1)
+        text = await scrape(url)
+    assert "st0x_ready 1.0" in text
+    assert_fires(text, tmp_path, set())
+
+
+@needs_promtool
+async def test_a_troubled_bot_fires_what_is_wrong(tmp_path: Path) -> None:
+    """Paused with exposure, a hedge stuck at the broker, the fill source stalled."""
+    fills = tmp_path / "fills.jsonl"
+    config = write_config(tmp_path, latency=60.0, stuck_after=0.5, stall_after=1.5)
+    append(fills, fill_line(1, "tAAPL", "SELL", "2", "190"))
+    async with running_app(config) as (app, url), aiohttp.ClientSession() as http:
+        await wait_until(lambda: app.engine.status.hedges_placed >= 1)
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        body = {"action": "pause", "reason": "test"}
+        async with http.post(url + "/api/breaker", json=body, headers=auth) as r:
+            assert r.status == 200
+        append(fills, fill_line(2, "tTSLA", "BUY", "3", "240"))
+        await wait_until(lambda: app.engine.status.fills_ingested >= 2)
+
+        async def settled() -> bool:
+            text = await scrape(url)
+            return all(
+                s in text
+                for s in (
+                    'st0x_alerts{kind="stuck_order"} 1.0',
+                    'st0x_alerts{kind="source_stalled"} 1.0',
+                    'st0x_unhedged_exposure_shares{symbol="TSLA"} 3.0',
+                )
+            )
+
+        await wait_until(settled, 30)
+        text = await scrape(url)
+    assert_fires(
+        text,
+        tmp_path,
+        {"St0xStuckOrder", "St0xFillSourceDown", "St0xNotReady", "St0xPausedWithExposure"},
+    )
