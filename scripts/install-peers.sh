@@ -17,3 +17,12 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "install-peers: chromium is missing; install the Debian package 'chromium' (as root)" >&2
   fi
 fi
+# promtool for the alert rule tests (deploy/prometheus/; Debian package 'prometheus',
+# only its promtool binary is used — the packaged service need not run).
+if ! command -v promtool >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get update && apt-get install -y prometheus
+  else
+    echo "install-peers: promtool is missing; install the Debian package 'prometheus' (as root)" >&2
+  fi
+fi

@@ -9,6 +9,8 @@ import aiohttp
 import pytest
 from dashboard_support import TOKEN, append, fill_line, running_app, wait_until, write_config
 
+from st0x_liquidity.web.state import ALERT_KINDS
+
 
 async def test_websocket_initial_then_increments(tmp_path: Path) -> None:
     fills = tmp_path / "fills.jsonl"
@@ -178,6 +180,15 @@ async def test_metrics_exposition(tmp_path: Path) -> None:
         assert "st0x_source_ws_reconnects_total" in text
         assert "st0x_broker_rate_limited_total" in text
         assert "st0x_ready 1.0" in text
+        # Nothing active: every alert kind is exported as 0, not left out.
+        for kind in ALERT_KINDS:
+            assert f'st0x_alerts{{kind="{kind}"}} 0.0' in text
+        # A scrape evaluates alerts and readiness itself (not the last status push).
+        app.engine.status.source_state = "failed: node unreachable"
+        text = await scrape()
+        assert 'st0x_alerts{kind="source_stalled"} 1.0' in text
+        assert "st0x_ready 0.0" in text
+        app.engine.status.source_state = "running"
 
 
 async def test_refuses_rebinding_and_cross_site_websockets(tmp_path: Path) -> None:
@@ -258,6 +269,8 @@ async def test_alerts_for_stuck_orders_and_a_stalled_source(tmp_path: Path) -> N
         async with http.get(url + "/metrics") as r:
             text = await r.text()
         assert 'st0x_alerts{kind="stuck_order"} 1.0' in text
+        assert 'st0x_alerts{kind="source_stalled"} 1.0' in text
+        assert 'st0x_alerts{kind="paused"} 0.0' in text
         assert 'st0x_source_up{source="replay"} 0.0' in text
         # New input clears the stall.
         append(fills, fill_line(2, "tAAPL", "BUY", "0.1", "190"))

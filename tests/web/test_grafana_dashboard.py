@@ -1,12 +1,18 @@
-"""Every metric the Grafana dashboard in docs/ charts exists in a real /metrics scrape."""
+"""The Grafana dashboard in docs/: every metric it charts exists in a real /metrics scrape,
+one unit per panel, thresholds and value mappings on stat panels, the $instance
+variable in every query, and every query valid PromQL."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import pytest
 from dashboard_support import append, fill_line, running_app, wait_until, write_config
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -80,3 +86,126 @@ def test_panels_do_not_overlap_and_have_unique_ids() -> None:
             for y in range(grid["y"], grid["y"] + grid["h"]):
                 assert (x, y) not in cells, f"{panel['title']} overlaps {cells[(x, y)]}"
                 cells[(x, y)] = panel["title"]
+
+
+def panels() -> list[dict[str, Any]]:
+    return list(json.loads(GRAFANA.read_text())["panels"])
+
+
+BOOLEAN = {
+    "st0x_ready",
+    "st0x_hedging_paused",
+    "st0x_market_open",
+    "st0x_broker_up",
+    "st0x_broker_auth_required",
+    "st0x_source_up",
+}
+BY_SUFFIX = {
+    "_seconds": "s",
+    "_usd": "currencyUSD",
+    "_shares": "suffix: shares",
+    "_last_block": "locale",  # block numbers: digits, not "34.8 Mil"
+    "_position": "locale",
+}
+
+
+def unit_of(expr: str) -> str:
+    """The Grafana unit an expression's values are in, from the metrics it reads."""
+    names = re.findall(r"\bst0x_[a-z0-9_]+", expr)
+    assert names, expr
+    if "histogram_quantile" in expr or "_seconds_sum" in expr:
+        return "s"
+    if "rate(" in expr:
+        assert expr.endswith("* 60"), f"rates are charted per minute: {expr}"
+        return "cpm"
+    if "increase(" in expr:
+        return "none"  # a count over the window in the panel title
+    (name,) = set(names)
+    if name in BOOLEAN:
+        return "bool"
+    if name == "st0x_build_info":
+        return "info"
+    for suffix, unit in BY_SUFFIX.items():
+        if name.endswith(suffix):
+            return unit
+    assert name in ("st0x_hedges_open", "st0x_alerts"), f"no unit known for {name}"
+    return "none"
+
+
+def test_each_panel_has_one_unit() -> None:
+    """No panel mixes block numbers, seconds and 0/1 (or any two units) on one axis."""
+    for panel in panels():
+        title = panel["title"]
+        field = panel["fieldConfig"]
+        assert not any(
+            prop["id"] == "unit" for o in field["overrides"] for prop in o["properties"]
+        ), title
+        units = {unit_of(t["expr"]) for t in panel["targets"]}
+        assert len(units) == 1, f"{title} mixes {sorted(units)}"
+        (unit,) = units
+        if panel["type"] == "heatmap":
+            assert panel["options"]["yAxis"]["unit"] == "s", title  # the buckets' le
+            assert panel["targets"][0]["format"] == "heatmap", title
+        elif unit == "bool":
+            # 0/1 shown as words through value mappings, never as a number on an axis.
+            assert panel["type"] in ("stat", "state-timeline"), title
+            assert field["defaults"].get("unit") == "none", title
+        elif unit == "info":
+            assert panel["type"] == "stat" and panel["options"]["textMode"] == "name", title
+        else:
+            assert field["defaults"].get("unit") == unit, title
+
+
+def test_stat_panels_have_thresholds_and_value_mappings() -> None:
+    stats = [p for p in panels() if p["type"] == "stat"]
+    titles = {p["title"] for p in stats}
+    assert {"Ready", "Hedging", "Market", "Broker", "Broker login"} <= titles
+    for panel in stats:
+        defaults = panel["fieldConfig"]["defaults"]
+        steps = defaults["thresholds"]["steps"]
+        assert steps and steps[0]["value"] is None, panel["title"]  # a base colour
+        values = [s["value"] for s in steps[1:]]
+        assert values == sorted(values), panel["title"]
+        if unit_of(panel["targets"][0]["expr"]) == "bool":
+            options = defaults["mappings"][0]["options"]
+            assert set(options) == {"0", "1"}, panel["title"]
+            for mapped in options.values():
+                assert mapped["text"] and mapped["color"], panel["title"]
+            assert defaults["noValue"], panel["title"]
+
+
+def test_every_query_selects_the_instance_variable() -> None:
+    dashboard = json.loads(GRAFANA.read_text())
+    (variable,) = dashboard["templating"]["list"]
+    assert variable["name"] == "instance" and variable["type"] == "query"
+    assert variable["definition"] == "label_values(st0x_build_info, instance)"
+    assert variable["query"]["query"] == variable["definition"]
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expr = target["expr"]
+            selectors = re.findall(r"\bst0x_[a-z0-9_]+(\{[^}]*\})?", expr)
+            assert selectors, expr
+            for selector in selectors:
+                assert 'instance="$instance"' in selector, f"{panel['title']}: {expr}"
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+def test_every_query_is_valid_promql(tmp_path: Path) -> None:
+    """promtool parses each panel query (as a recording rule, $instance filled in)."""
+    rules = [
+        f"      - record: grafana:panel_{p['id']}_{t['refId']}\n"
+        f"        expr: {json.dumps(t['expr'].replace('$instance', 'bot:8080'))}\n"
+        for p in panels()
+        for t in p["targets"]
+    ]
+    path = tmp_path / "grafana-queries.yml"
+    path.write_text("groups:\n  - name: grafana\n    rules:\n" + "".join(rules))
+    result = subprocess.run(
+        ["promtool", "check", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(rules)} rules found" in result.stdout

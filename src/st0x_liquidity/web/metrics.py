@@ -175,7 +175,8 @@ class St0xCollector(Collector):
         for p in state.positions_cache:
             net.add_metric([p["symbol"]], _f(p["net"]))
             unhedged.add_metric([p["symbol"]], _f(p["unhedged"]))
-            unhedged_usd.add_metric([p["symbol"]], _f(p["unhedged_usd"]))
+            if p["unhedged_usd"] is not None:  # no price yet: no sample, not a false 0
+                unhedged_usd.add_metric([p["symbol"]], _f(p["unhedged_usd"]))
         for symbol, book in sorted(state.pnl.symbols.items()):
             pnl.add_metric([symbol], float(book.cumulative))
         yield net
@@ -288,6 +289,8 @@ class St0xCollector(Collector):
         ready = GaugeMetricFamily("st0x_ready", "1 when /health reports ready")
         ready.add_metric([], 1.0 if state.ready_cache else 0.0)
         yield ready
+        # Every kind, 0 when not active, once alerts have been evaluated (each scrape
+        # evaluates them first); none at all only if that evaluation failed.
         alerts = GaugeMetricFamily("st0x_alerts", "Active alerts by kind", labels=["kind"])
         for kind, n in sorted(state.alert_counts.items()):
             alerts.add_metric([kind], n)

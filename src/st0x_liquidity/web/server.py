@@ -332,5 +332,12 @@ class Dashboard:
         )
 
     async def _metrics(self, _request: web.Request) -> web.Response:
+        # Alerts and readiness as of this scrape, not of the last status push.
+        try:
+            await self.state.alerts()
+        except Exception:
+            log.exception("dashboard could not evaluate alerts for /metrics")
+            self.state.alert_counts = {}  # unknown: no st0x_alerts samples rather than stale ones
+        await self.state.health()
         body = generate_latest(self.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

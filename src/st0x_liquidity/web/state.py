@@ -44,6 +44,15 @@ COUNTS_EVERY = 1.0
 AUTH_EXTRAS = ("schwab_auth",)
 """``app.extras`` keys where broker plugins publish their token status (st0x-schwab)."""
 AUTH_WARN_SECONDS = 86400.0
+ALERT_KINDS = (
+    "source_stalled",
+    "stuck_order",
+    "auth_required",
+    "auth_expiring",
+    "broker_error",
+    "paused",
+)
+"""Every kind of dashboard alert (``st0x_alerts`` has a sample, 0 or more, for each)."""
 """Warn this long before a broker refresh token ends (a day: re-authorize in time)."""
 
 
@@ -597,7 +606,7 @@ class DashboardState:
                     "message": f"hedging paused: {status.paused}",
                 }
             )
-        counts: dict[str, int] = {}
+        counts = dict.fromkeys(ALERT_KINDS, 0)
         for alert in alerts:
             counts[alert["kind"]] = counts.get(alert["kind"], 0) + 1
         self.alert_counts = counts
