@@ -139,7 +139,7 @@ def test_the_graph_is_read() -> None:
     assert "st0x_liquidity.config" in edges["st0x_liquidity.app"]
     assert "st0x_liquidity.rebalancing.state" in edges["st0x_liquidity.rebalancing.usdc_flow"]
     with_types = graph(type_checking=True)
-    assert "st0x_liquidity.app" in with_types["st0x_liquidity.hookspecs"]
+    assert "st0x_liquidity.services" in with_types["st0x_liquidity.hookspecs"]
     assert "st0x_liquidity.app" not in edges["st0x_liquidity.hookspecs"]
 
 

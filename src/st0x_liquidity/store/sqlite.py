@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 OPEN_STATES = ("pending", "submitted", "partially_filled")
 BUSY_TIMEOUT_MS = 10_000
 _T = TypeVar("_T")
+_CHECKPOINT_EVENTS = 1000
+"""Events committed between WAL checkpoints (about SQLite's 1,000-page default)."""
 _Entry = tuple[list[NewEvent], "asyncio.Future[list[StoredEvent]]"]
 
 
@@ -74,6 +76,7 @@ class SqliteStore:
         self._committer: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
         self._sequences: dict[writer.Key, int] = {}
+        self._since_checkpoint = 0
         self.database_id = ""
 
     # -- lifecycle -----------------------------------------------------------------
@@ -286,6 +289,11 @@ class SqliteStore:
         for (_, future), stored in zip(encoded, results, strict=True):
             if not future.done():
                 future.set_result(stored)
+        self._since_checkpoint += sum(len(r) for r in results)
+        if self._since_checkpoint >= _CHECKPOINT_EVENTS:
+            self._since_checkpoint = 0
+            with contextlib.suppress(sqlite3.Error):  # busy: the next one catches up
+                await self._in_writer(writer.checkpoint)
 
     async def rebuild_views(self) -> int:
         """Empty every view and refill it by replaying all events; returns the event count."""
