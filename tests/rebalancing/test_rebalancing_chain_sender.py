@@ -76,9 +76,19 @@ async def test_a_revert_is_decoded_before_anything_is_sent(chain: tuple) -> None
 
 
 def test_custom_errors_decode_by_name() -> None:
+    from eth_abi.abi import encode
     from eth_utils.crypto import keccak
 
     assert decode_revert("0x" + keccak(text="SameOwner()")[:4].hex()) == "SameOwner()"
+    token = "0x" + "ab" * 20
+    v6 = keccak(text="ZeroVaultId(address,address)")[:4] + encode(["address"] * 2, [token, token])
+    assert decode_revert(v6) == f"ZeroVaultId({token}, {token})"
+    both = keccak(text="ZeroDepositAmount(address,address,bytes32)")[:4]
+    args = encode(["address", "address", "bytes32"], [token, token, b"\x00" * 31 + b"\x01"])
+    assert decode_revert(both + args).startswith(f"ZeroDepositAmount({token}, {token}, 0000")
+    # the test orderbook's own errors are not the real interface's: shown raw
+    test_only = keccak(text="InsufficientVault(address,address,bytes32)")[:4] + args
+    assert decode_revert(test_only).startswith("unknown error 0x")
     assert decode_revert("0x12345678").startswith("unknown error")
     assert decode_revert(None) == "no revert data"
 
