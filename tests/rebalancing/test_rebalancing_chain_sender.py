@@ -115,3 +115,25 @@ def test_keys_come_from_keystore_or_env_and_never_show(
     monkeypatch.delenv("K")
     with pytest.raises(ConfigError):
         load_account("", "PW", "K")
+
+
+@pytest.mark.asyncio
+async def test_v6_vault_call_reverts_are_decoded_with_the_real_interface(chain: tuple) -> None:  # type: ignore[type-arg]
+    """The V6 test book reverts deposit4(vault 0) with IRaindexV6's ZeroVaultId; the runtime
+    names it from the packaged interface ABI (not from the test contract's artifact)."""
+    from decimal import Decimal
+
+    from st0x_liquidity.rebalancing.chain import vault_deposit, vault_withdraw
+
+    _anvil, devnet, token, client = chain
+    book = await devnet.deploy("TestRaindexV6")
+    with pytest.raises(TransactionReverted) as info:
+        await client.prepare(book, vault_deposit(token, b"\x00" * 32, Decimal(1), "v6"))
+    sender, tok = client.address.lower(), token.lower()
+    assert info.value.reason == f"ZeroVaultId({sender}, {tok})"
+    with pytest.raises(TransactionReverted) as info:
+        await client.prepare(book, vault_withdraw(token, b"\x00" * 31 + b"\x01", Decimal(0), "v6"))
+    assert info.value.reason.startswith(f"ZeroWithdrawTargetAmount({sender}, {tok}, ")
+    # V5 calldata on the V6 book: no such function (no revert data to decode)
+    with pytest.raises(TransactionReverted):
+        await client.prepare(book, vault_deposit(token, b"\x00" * 31 + b"\x01", Decimal(1), "v5"))

@@ -195,12 +195,9 @@ def vault_withdraw(token: str, vault_id: bytes, amount: Decimal, interface: str 
     return _vault_call(interface, 1, token, vault_id, amount)
 
 
-def deposit3(token: str, vault_id: bytes, amount: Decimal) -> str:
-    return vault_deposit(token, vault_id, amount, "v5")
-
-
-def withdraw3(token: str, vault_id: bytes, amount: Decimal) -> str:
-    return vault_withdraw(token, vault_id, amount, "v5")
+def is_vaultless(interface: str, vault_id: bytes) -> bool:
+    """IRaindexV6's vault id 0 means no vault: the owner's wallet (on V5 it is a vault)."""
+    return interface == "v6" and not any(vault_id)
 
 
 def vault_id_bytes(text: str) -> bytes:
