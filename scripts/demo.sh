@@ -3,6 +3,8 @@
 #
 #   bash scripts/demo.sh            # 60-second run
 #   bash scripts/demo.sh 300        # five minutes;  DEMO_DURATION=0 runs until Ctrl-C
+#   DEMO_ORDERBOOK=v6 bash scripts/demo.sh       # the IRaindexV6 test orderbook
+#   DEMO_ORDERBOOK=v6 DEMO_VAULTLESS=1 bash scripts/demo.sh   # ... with vaultless orders
 #
 # It creates .venv and installs the project (once), installs anvil and solc-js from npm
 # into tools/ (once), starts anvil on a free local port, deploys the project's test
@@ -78,7 +80,8 @@ done
 URL=ws://127.0.0.1:$PORT
 
 say "deploying the test contracts and placing two-sided orders"
-.venv/bin/python -m st0x_liquidity.raindex.devnet setup --rpc-url "$URL" --out "$DEMO" --database demo.sqlite
+.venv/bin/python -m st0x_liquidity.raindex.devnet setup --rpc-url "$URL" --out "$DEMO" --database demo.sqlite \
+  --orderbook-interface "${DEMO_ORDERBOOK:-v5}" ${DEMO_VAULTLESS:+--vaultless}
 
 # -- 4. The taker and the engine --------------------------------------------------------
 say "starting the taker (random sizes, fractional included)"

@@ -91,6 +91,10 @@ class EvmConfig:
     cutoff: Any = None
     """Which blocks count (``latest``, ``safe``, ``finalized`` or N confirmations);
     checked by the raindex source, which also accepts it as ``[source] cutoff``."""
+    orderbook_interface: Literal["v5", "v6"] = "v5"
+    """What ``orderbook`` implements: ``v5`` (IOrderBookV5: ``deposit3``/``withdraw3``) or
+    ``v6`` (IRaindexV6: ``deposit4``/``withdraw4``, vaultless orders with vault id 0). The
+    fill events are the same in both; rebalancing's vault calls and inventory differ."""
 
 
 @attrs.frozen

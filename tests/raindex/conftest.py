@@ -1,5 +1,6 @@
 """Raindex tests share helper modules (``raindex_*.py``) from this folder, and the real
-chain fixtures below: a fresh anvil, a WebSocket client to it, the deployed devnet, a
+chain fixtures below: a fresh anvil, a WebSocket client to it, the deployed devnet (V5
+unless the test parametrizes ``layout``), a
 SQLite store and a fault-injecting RPC proxy, each stopped when its test ends."""
 
 import sys
@@ -33,8 +34,16 @@ async def chain(anvil: dn.Anvil) -> AsyncIterator[dn.Chain]:
 
 
 @pytest.fixture
-async def devnet(chain: dn.Chain) -> dn.Devnet:
-    return await dn.deploy(chain)
+def layout() -> str:
+    """Which devnet orderbook: ``v5``, ``v6`` or ``v6-vaultless`` (the maker's orders in its
+    wallet); a test parametrizes ``layout`` to run on several."""
+    return "v5"
+
+
+@pytest.fixture
+async def devnet(chain: dn.Chain, layout: str) -> dn.Devnet:
+    interface, _, vaultless = layout.partition("-")
+    return await dn.deploy(chain, interface=interface, vaultless=bool(vaultless))
 
 
 @pytest.fixture

@@ -43,7 +43,13 @@ def make_source(
         "pyth_feeds": {s: "0x" + dn.feed_id(s).hex() for s in devnet.equities},
     }
     settings.update(overrides)
-    evm = EvmConfig(url, devnet.orderbook, dn.MAKER, devnet.deployment_block)
+    evm = EvmConfig(
+        url,
+        devnet.orderbook,
+        dn.MAKER,
+        devnet.deployment_block,
+        orderbook_interface=devnet.interface,
+    )
     return RaindexSource(RaindexConfig(**settings), evm, store)
 
 

@@ -41,3 +41,29 @@ def test_selectors() -> None:
     assert abi.function_selector("IPyth", "getEmaPriceNoOlderThan").hex() == "711a2e28"
     assert abi.function_selector("IERC20Metadata", "symbol").hex() == "95d89b41"
     assert abi.function_selector("IERC20Metadata", "decimals").hex() == "313ce567"
+
+
+def test_vault_function_selectors_of_both_interfaces() -> None:
+    """onchain.md §1.3 and §11: V5 deposit3/withdraw3, V6 deposit4/withdraw4."""
+    assert abi.function_selector("IOrderBookV5", "deposit3").hex() == "7921a962"
+    assert abi.function_selector("IOrderBookV5", "withdraw3").hex() == "0cb49ba3"
+    assert abi.function_selector("IRaindexV6", "deposit4").hex() == "2fbc4ba0"
+    assert abi.function_selector("IRaindexV6", "withdraw4").hex() == "60746119"
+    assert abi.function_selector("IRaindexV6", "vaultBalance2").hex() == "41d1514f"
+    for interface, (deposit, withdraw) in abi.VAULT_FUNCTIONS.items():
+        source = abi.ORDERBOOK_INTERFACES[interface]
+        abi.function_selector(source, deposit)
+        abi.function_selector(source, withdraw)
+
+
+def test_error_table_is_the_real_interfaces() -> None:
+    """The published error selectors (onchain.md §1.3) and V6's additions (§11)."""
+    by_name = {name: (sel.hex(), types) for sel, (name, types) in abi.orderbook_errors().items()}
+    assert by_name["SameOwner"] == ("2a63c7cc", ())
+    assert by_name["TokenMismatch"] == ("936bb5ad", ())
+    assert by_name["ZeroDepositAmount"][0] == "6dde9c30"
+    assert by_name["ZeroWithdrawTargetAmount"][0] == "00e8e934"
+    assert by_name["ZeroVaultId"][1] == ("address", "address")
+    assert {"ZeroMaximumIO", "NoOrders", "OrderNoSources"} <= set(by_name)
+    # errors of the project's test contracts are not the real orderbook's
+    assert "InsufficientVault" not in by_name and "NotOrderOwner" not in by_name

@@ -94,3 +94,20 @@ def test_bad_evm_cutoff_is_named(
     with pytest.raises(ConfigError) as info:
         _built(tmp_path, value, **source)
     assert message in str(info.value)
+
+
+def test_orderbook_interface_defaults_to_v5_and_accepts_v6(tmp_path: Path) -> None:
+    registry = load_registry()
+    config = parse_config(raw(), registry, config_dir=tmp_path, env={})
+    assert config.evm is not None and config.evm.orderbook_interface == "v5"
+    v6 = raw()
+    v6["evm"]["orderbook_interface"] = "v6"
+    config = parse_config(v6, registry, config_dir=tmp_path, env={})
+    assert config.evm is not None and config.evm.orderbook_interface == "v6"
+    env = parse_config(raw(), registry, env={"ST0X_EVM_ORDERBOOK_INTERFACE": "v6"})
+    assert env.evm is not None and env.evm.orderbook_interface == "v6"
+    bad = raw()
+    bad["evm"]["orderbook_interface"] = "V6.1"
+    with pytest.raises(ConfigError) as info:
+        parse_config(bad, registry, config_dir=tmp_path, env={})
+    assert "evm.orderbook_interface: must be one of" in str(info.value)

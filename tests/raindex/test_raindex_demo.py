@@ -115,12 +115,17 @@ def check_output(text: str, folder: Path) -> None:
     assert "== positions" in text and "stopped cleanly" in text
 
 
-async def test_demo_bounded_by_duration(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "interface", [[], ["--orderbook-interface", "v6", "--vaultless"]], ids=["v5", "v6-vaultless"]
+)
+async def test_demo_bounded_by_duration(tmp_path: Path, interface: list[str]) -> None:
     folder = tmp_path / "demo"
-    proc = await start_demo(folder, "--duration", "8")
+    proc = await start_demo(folder, "--duration", "8", *interface)
     text = await finish(proc, [], timeout=150)
     assert proc.returncode == 0, text[-4000:]
     check_output(text, folder)
+    config = (folder / "config.toml").read_text()
+    assert ('orderbook_interface = "v6"' in config) == bool(interface)
     assert DASHBOARD.search(text), text[:3000]
     anvil = ANVIL.search(text)
     assert anvil is not None and port_is_closed(int(anvil.group(1)))

@@ -22,9 +22,17 @@ def fill_map(collector: Collector) -> dict[str, Any]:
     return {str(i.fill.trade_id): i.fill for i in collector.fills}
 
 
+async def _wallet(chain: dn.Chain, token: str) -> int:
+    (units,) = await chain.call("TestERC20", token, "balanceOf", dn.MAKER)
+    return int(units)
+
+
+@pytest.mark.parametrize("layout", ["v5", "v6", "v6-vaultless"])
 async def test_take_and_clear_fills_both_sides_and_directions(
-    anvil: dn.Anvil, chain: dn.Chain, devnet: dn.Devnet, store: SqliteStore
+    anvil: dn.Anvil, chain: dn.Chain, devnet: dn.Devnet, store: SqliteStore, layout: str
 ) -> None:
+    """The same fills from the V5 and the V6 orderbook, with vaults or vaultless."""
+    wallet_before = [await _wallet(chain, t) for t in (devnet.usdc, devnet.equities["AAPL"])]
     sell = await dn.take(chain, devnet, "AAPL", False, Decimal("1.25"))
     buy = await dn.take(chain, devnet, "TSLA", True, Decimal("0.00001"))
     alice = await dn.clear(chain, devnet, "NVDA", True, Decimal("2"), maker_is_alice=True)
@@ -75,6 +83,14 @@ async def test_take_and_clear_fills_both_sides_and_directions(
         assert data["gas_used"] > 0 and data["effective_gas_price"] > 0
         assert data["pyth"]["price"] == "190.25000000" and data["pyth"]["expo"] == -8
         assert data["pyth"]["feed_id"] == "0x" + dn.feed_id("AAPL").hex()
+        # vaultless (V6, vault id 0): the fills moved the maker's wallet, not a vault: USDC
+        # +238.288125 (AAPL sale) -0.002416 (TSLA buy) -262.8 (NVDA clear buy) +65.7 (sale)
+        wallet = [await _wallet(chain, t) for t in (devnet.usdc, devnet.equities["AAPL"])]
+        moved = [after - before for after, before in zip(wallet, wallet_before, strict=True)]
+        if devnet.vaultless:
+            assert moved == [41_185709, -125 * 10**16]
+        else:
+            assert moved == [0, 0]
     finally:
         await collector.stop()
 

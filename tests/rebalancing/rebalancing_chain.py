@@ -14,7 +14,14 @@ from st0x_alpaca_broker.fake import ACCOUNT_ID, FakeAlpacaBroker
 
 from st0x_liquidity.config import AppConfig, load_config
 from st0x_liquidity.plugins import load_registry
-from st0x_liquidity.raindex.devnet import OTHER_MAKER, Anvil, Chain, calldata, start_anvil
+from st0x_liquidity.raindex.devnet import (
+    ORDERBOOK_CONTRACTS,
+    OTHER_MAKER,
+    Anvil,
+    Chain,
+    calldata,
+    start_anvil,
+)
 from st0x_liquidity.raindex.floats import float_to_decimal, scale_units
 from st0x_liquidity.rebalancing.chain import TRANSFER_TOPIC, vault_id_bytes
 from st0x_liquidity.rebalancing.log import RebalancingLog
@@ -38,6 +45,8 @@ class Env:
     key: str
     wallet: str
     fake: FakeAlpacaBroker
+    layout: str = "v5"
+    """``v5``, ``v6`` (vault 0xfab) or ``v6-vaultless`` (vault id 0: the wallet)."""
     mint_to: str | None = None
     """Where the fake issuer sends minted tokens (None: the wallet asked for)."""
 
@@ -52,16 +61,32 @@ class Env:
         os.environ[KEY_ENV] = self.key
         return await build_runner(self.config(), log)
 
+    @property
+    def interface(self) -> str:
+        return self.layout.partition("-")[0]
+
+    @property
+    def vaultless(self) -> bool:
+        return self.layout.endswith("-vaultless")
+
+    @property
+    def vault_id(self) -> str:
+        return "0x0" if self.vaultless else VAULT_ID
+
     async def vault(self) -> Decimal:
         (raw,) = await self.chain.call(
-            "TestOrderBook",
+            ORDERBOOK_CONTRACTS[self.interface],
             self.orderbook,
             "vaultBalance2",
             self.wallet,
             self.token,
-            vault_id_bytes(VAULT_ID),
+            vault_id_bytes(self.vault_id),
         )
         return float_to_decimal(raw)
+
+    async def onchain(self) -> Decimal:
+        """What the maker's orders can trade: the vault, or the wallet when vaultless."""
+        return await self.balance(self.wallet) if self.vaultless else await self.vault()
 
     async def balance(self, owner: str) -> Decimal:
         (units,) = await self.chain.call("TestERC20", self.token, "balanceOf", owner)
@@ -80,12 +105,20 @@ class Env:
 
 
 async def make_env(
-    tmp: Path, *, shares: Decimal = Decimal(100), toml: str = "", **rebalancing: str
+    tmp: Path,
+    *,
+    shares: Decimal = Decimal(100),
+    toml: str = "",
+    layout: str = "v5",
+    **rebalancing: str,
 ) -> Env:
+    """``layout``: the V5 or V6 test orderbook (``[evm] orderbook_interface``), and with
+    ``v6-vaultless`` the pinned AAPL vault is id 0 (the wallet)."""
     anvil = start_anvil()
     chain = await Chain.connect(anvil.http_url)
     token = await chain.deploy("TestERC20", "Tokenized AAPL", "tAAPL", 18)
-    orderbook = await chain.deploy("TestOrderBook")
+    interface = layout.partition("-")[0]
+    orderbook = await chain.deploy(ORDERBOOK_CONTRACTS[interface])
     account = Account.create()
     await chain.rpc("anvil_setBalance", [account.address, hex(10**20)])
     fake = FakeAlpacaBroker(key=KEY, secret=SECRET)
@@ -101,6 +134,7 @@ async def make_env(
         "0x" + bytes(account.key).hex(),
         str(account.address),
         fake,
+        layout,
     )
 
     async def mint_tokens(symbol: str, qty: Decimal, wallet: str) -> str:
@@ -123,6 +157,13 @@ async def make_env(
     fake.watch_redemptions = watch
     await fake.start()
     extra = "".join(f"{k} = {v}\n" for k, v in rebalancing.items())
+    # without [evm] the orderbook interface is V5, the default
+    evm = (
+        f'[evm]\nws_rpc_url = "{anvil.ws_url}"\norderbook = "{orderbook}"\n'
+        f'order_owner = "{account.address}"\norderbook_interface = "{interface}"\n'
+        if interface != "v5"
+        else ""
+    )
     (tmp / "fills.jsonl").touch()
     env.config_path.write_text(
         'database_url = "st0x.db"\n'
@@ -130,13 +171,12 @@ async def make_env(
         '[broker]\ntype = "alpaca-broker-api"\n'
         f'api_key = "{KEY}"\napi_secret = "{SECRET}"\naccount_id = "{ACCOUNT_ID}"\n'
         f'base_url = "{fake.base_url}"\nbackoff_initial = 0.01\nbackoff_max = 0.05\n'
-        "max_attempts = 1\ntimeout = 2.0\n"
-        "[rebalancing]\n"
+        "max_attempts = 1\ntimeout = 2.0\n" + evm + "[rebalancing]\n"
         f'rpc_url = "{anvil.http_url}"\norderbook = "{orderbook}"\nchain_id = 31337\n'
         f'wallet = "{account.address}"\nredemption_wallet = "{REDEMPTION_WALLET}"\n'
         "poll_interval = 0.05\npoll_timeout = 5\ncooldown = 0\n"
         + extra
-        + f'[rebalancing.vaults.AAPL]\ntoken = "{token}"\nvault_id = "{VAULT_ID}"\n'
+        + f'[rebalancing.vaults.AAPL]\ntoken = "{token}"\nvault_id = "{env.vault_id}"\n'
         + toml
     )
     return env

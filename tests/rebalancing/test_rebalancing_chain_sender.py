@@ -76,9 +76,19 @@ async def test_a_revert_is_decoded_before_anything_is_sent(chain: tuple) -> None
 
 
 def test_custom_errors_decode_by_name() -> None:
+    from eth_abi.abi import encode
     from eth_utils.crypto import keccak
 
     assert decode_revert("0x" + keccak(text="SameOwner()")[:4].hex()) == "SameOwner()"
+    token = "0x" + "ab" * 20
+    v6 = keccak(text="ZeroVaultId(address,address)")[:4] + encode(["address"] * 2, [token, token])
+    assert decode_revert(v6) == f"ZeroVaultId({token}, {token})"
+    both = keccak(text="ZeroDepositAmount(address,address,bytes32)")[:4]
+    args = encode(["address", "address", "bytes32"], [token, token, b"\x00" * 31 + b"\x01"])
+    assert decode_revert(both + args).startswith(f"ZeroDepositAmount({token}, {token}, 0000")
+    # the test orderbook's own errors are not the real interface's: shown raw
+    test_only = keccak(text="InsufficientVault(address,address,bytes32)")[:4] + args
+    assert decode_revert(test_only).startswith("unknown error 0x")
     assert decode_revert("0x12345678").startswith("unknown error")
     assert decode_revert(None) == "no revert data"
 
@@ -105,3 +115,25 @@ def test_keys_come_from_keystore_or_env_and_never_show(
     monkeypatch.delenv("K")
     with pytest.raises(ConfigError):
         load_account("", "PW", "K")
+
+
+@pytest.mark.asyncio
+async def test_v6_vault_call_reverts_are_decoded_with_the_real_interface(chain: tuple) -> None:  # type: ignore[type-arg]
+    """The V6 test book reverts deposit4(vault 0) with IRaindexV6's ZeroVaultId; the runtime
+    names it from the packaged interface ABI (not from the test contract's artifact)."""
+    from decimal import Decimal
+
+    from st0x_liquidity.rebalancing.chain import vault_deposit, vault_withdraw
+
+    _anvil, devnet, token, client = chain
+    book = await devnet.deploy("TestRaindexV6")
+    with pytest.raises(TransactionReverted) as info:
+        await client.prepare(book, vault_deposit(token, b"\x00" * 32, Decimal(1), "v6"))
+    sender, tok = client.address.lower(), token.lower()
+    assert info.value.reason == f"ZeroVaultId({sender}, {tok})"
+    with pytest.raises(TransactionReverted) as info:
+        await client.prepare(book, vault_withdraw(token, b"\x00" * 31 + b"\x01", Decimal(0), "v6"))
+    assert info.value.reason.startswith(f"ZeroWithdrawTargetAmount({sender}, {tok}, ")
+    # V5 calldata on the V6 book: no such function (no revert data to decode)
+    with pytest.raises(TransactionReverted):
+        await client.prepare(book, vault_deposit(token, b"\x00" * 31 + b"\x01", Decimal(1), "v5"))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
-from rebalancing_chain import ISSUER, VAULT_ID, make_env
+from rebalancing_chain import ISSUER, make_env
 from support.fills import fill
 from support.harness import QueueSource, wait_for
 
@@ -20,9 +20,10 @@ from st0x_liquidity.raindex.devnet import calldata
 from st0x_liquidity.rebalancing.chain import (
     ChainClient,
     JsonRpc,
-    deposit3,
+    erc20_transfer,
+    vault_deposit,
     vault_id_bytes,
-    withdraw3,
+    vault_withdraw,
 )
 from st0x_liquidity.rebalancing.keeper import InventoryKeeper
 from st0x_liquidity.rebalancing.log import RebalancingLog
@@ -44,8 +45,10 @@ clock_recheck = 0.05
 
 
 @pytest.mark.asyncio
-async def test_imbalance_from_fills_is_rebalanced_both_ways(tmp_path: Path) -> None:
-    env = await make_env(tmp_path, toml=HEDGING, snapshot_interval="3600")
+@pytest.mark.parametrize("layout", ["v5", "v6-vaultless"])
+async def test_imbalance_from_fills_is_rebalanced_both_ways(tmp_path: Path, layout: str) -> None:
+    """V5 with a vault, and V6 with a vaultless order (the wallet is the inventory)."""
+    env = await make_env(tmp_path, toml=HEDGING, snapshot_interval="3600", layout=layout)
     config = env.config()
     section = config.sections["rebalancing"]
     store = SqliteStore(config.database_path)
@@ -74,16 +77,33 @@ async def test_imbalance_from_fills_is_rebalanced_both_ways(tmp_path: Path) -> N
         await maker.broadcast(tx)
         await maker.settle(tx)
 
+    vault = vault_id_bytes(env.vault_id)
+
+    async def into_orders(amount: int) -> None:
+        """Tokens arrive for the maker's order: into its vault, or (vaultless) its wallet."""
+        await env.chain.send(
+            ISSUER, env.token, calldata("TestERC20", "mint", env.wallet, amount * 10**18)
+        )
+        if not env.vaultless:
+            data = vault_deposit(env.token, vault, Decimal(amount), env.interface)
+            await send(env.orderbook, data)
+
+    async def out_of_orders(amount: int) -> None:
+        """Tokens a taker receives from the maker's order: out of its vault or wallet."""
+        if env.vaultless:
+            await send(env.token, erc20_transfer(ISSUER, amount * 10**18))
+        else:
+            await send(
+                env.orderbook, vault_withdraw(env.token, vault, Decimal(amount), env.interface)
+            )
+
     async def ops() -> list[str]:
         return [f"{o.kind}:{o.status}" for o in await list_operations(log)]
 
     try:
         # start: 50 tokens in the vault, 50 shares at the broker -> balanced (first snapshot)
-        await env.chain.send(
-            ISSUER, env.token, calldata("TestERC20", "mint", env.wallet, 50 * 10**18)
-        )
         await send(env.token, "0x095ea7b3" + env.orderbook[2:].rjust(64, "0") + "f" * 64)
-        await send(env.orderbook, deposit3(env.token, vault_id_bytes(VAULT_ID), Decimal(50)))
+        await into_orders(50)
         env.fake.positions["AAPL"] = Decimal(50)
         service = asyncio.create_task(rebalancer.run())
         # both first snapshots recorded (onchain last) before the taker moves anything
@@ -91,7 +111,7 @@ async def test_imbalance_from_fills_is_rebalanced_both_ways(tmp_path: Path) -> N
 
         # a taker buys 40 tokens from the maker's order: they leave the vault; the engine
         # hedges by buying 40 shares -> 10 onchain / 90 offchain -> mint 40
-        await send(env.orderbook, withdraw3(env.token, vault_id_bytes(VAULT_ID), Decimal(40)))
+        await out_of_orders(40)
         source.push(fill(1, "tAAPL", "SELL", "40", "100"))
         await wait_for(lambda: _ops_done(ops, ["mint:completed"]), 60)
         posted = [
@@ -100,18 +120,15 @@ async def test_imbalance_from_fills_is_rebalanced_both_ways(tmp_path: Path) -> N
         latency = posted[0] - max(c for c in commits if c <= posted[0])
         print(f"last engine commit -> mint POST: {latency * 1000:.1f} ms")
         assert latency < 1.0
-        assert await env.vault() == Decimal(50)
+        assert await env.onchain() == Decimal(50)
         assert env.fake.positions["AAPL"] == Decimal(50)
 
         # a taker sells 60 tokens to the maker: they arrive in the vault; the engine hedges
         # by selling 60 shares -> 110 onchain / -10 offchain -> redeem 60
-        await env.chain.send(
-            ISSUER, env.token, calldata("TestERC20", "mint", env.wallet, 60 * 10**18)
-        )
-        await send(env.orderbook, deposit3(env.token, vault_id_bytes(VAULT_ID), Decimal(60)))
+        await into_orders(60)
         source.push(fill(2, "tAAPL", "BUY", "60", "100"))
         await wait_for(lambda: _ops_done(ops, ["mint:completed", "redeem:completed"]), 60)
-        assert await env.vault() == Decimal(50)
+        assert await env.onchain() == Decimal(50)
         assert env.fake.positions["AAPL"] == Decimal(50)
         book = await InventoryKeeper(log).refresh()
         aapl = book.assets["AAPL"]

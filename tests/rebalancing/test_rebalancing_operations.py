@@ -9,15 +9,22 @@ from pathlib import Path
 import pytest
 from rebalancing_chain import REDEMPTION_WALLET, Env, make_env
 
-from st0x_liquidity.rebalancing.chain import DEPOSIT_V2_TOPIC, TRANSFER_TOPIC
+from st0x_liquidity.rebalancing.chain import DEPOSIT_V2_TOPIC, TRANSFER_TOPIC, WITHDRAW_V2_TOPIC
 from st0x_liquidity.rebalancing.keeper import InventoryKeeper
 from st0x_liquidity.rebalancing.log import RebalancingLog
 from st0x_liquidity.rebalancing.operations import OperationRunner
 
+LAYOUTS = ["v5", "v6", "v6-vaultless"]
+
 
 @pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    made = await make_env(tmp_path)
+def layout() -> str:
+    return "v5"
+
+
+@pytest.fixture
+async def env(tmp_path: Path, layout: str) -> AsyncIterator[Env]:
+    made = await make_env(tmp_path, layout=layout)
     try:
         yield made
     finally:
@@ -37,22 +44,28 @@ async def _close(log: RebalancingLog, runner: OperationRunner) -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("layout", LAYOUTS)
 async def test_mint_then_redeem_move_real_tokens(env: Env) -> None:
+    """V5: deposit3/withdraw3; V6: deposit4/withdraw4; V6 vaultless (vault id 0): the
+    tokens stay in the wallet the orders trade from, and no vault is called."""
     log, runner = await _runner(env)
     try:
         op = await runner.request("mint", "AAPL", Decimal("5.5"), "cli")
         state = await runner.run(op)
         assert state.status == "completed", state.ended
-        assert await env.vault() == Decimal("5.5")
-        assert await env.balance(env.wallet) == 0
+        assert await env.onchain() == Decimal("5.5")
+        assert await env.balance(env.wallet) == (Decimal("5.5") if env.vaultless else 0)
         assert env.fake.positions["AAPL"] == Decimal("94.5")
         assert len([r for r in env.fake.tokenization.values() if r["type"] == "mint"]) == 1
-        assert len(await env.logs(DEPOSIT_V2_TOPIC, env.orderbook)) == 1
+        deposits = 0 if env.vaultless else 1
+        assert len(await env.logs(DEPOSIT_V2_TOPIC, env.orderbook)) == deposits
+        assert ("tx_hash" in state.done["deposit"]) != env.vaultless
 
         op2 = await runner.request("redeem", "AAPL", Decimal(2), "cli")
         state2 = await runner.run(op2)
         assert state2.status == "completed", state2.ended
-        assert await env.vault() == Decimal("3.5")
+        assert await env.onchain() == Decimal("3.5")
+        assert len(await env.logs(WITHDRAW_V2_TOPIC, env.orderbook)) == deposits
         assert await env.balance(REDEMPTION_WALLET) == Decimal(2)
         assert env.fake.positions["AAPL"] == Decimal("96.5")
 
@@ -67,6 +80,7 @@ async def test_mint_then_redeem_move_real_tokens(env: Env) -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("layout", ["v5", "v6-vaultless"])
 async def test_redeem_more_than_the_vault_holds_withdraws_what_is_there(env: Env) -> None:
     log, runner = await _runner(env)
     try:
@@ -110,6 +124,7 @@ async def test_insufficient_position_is_final(env: Env) -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("layout", ["v5", "v6"])
 async def test_reverting_deposit_ends_with_the_decoded_reason(env: Env) -> None:
     env.mint_to = REDEMPTION_WALLET  # the issuer sends the tokens elsewhere: deposit3 cannot pull
     log, runner = await _runner(env)
@@ -145,3 +160,22 @@ def test_quantities_with_more_than_18_decimals_are_refused() -> None:
     assert to_units(Decimal("1.5")) == 15 * 10**17
     with pytest.raises(QuantityError):
         to_units(Decimal("1.0000000000000000001"))
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("layout", LAYOUTS)
+async def test_snapshot_counts_the_wallet_for_vaultless_orders(env: Env) -> None:
+    """The onchain snapshot: vault balance (vaultBalance2) plus wallet; a vaultless V6 order's
+    inventory is the wallet's balance only (vault id 0 is not a vault)."""
+    from st0x_liquidity.rebalancing.inventory import InventoryBook
+    from st0x_liquidity.rebalancing.runtime import onchain_reader
+
+    log, runner = await _runner(env)
+    try:
+        state = await runner.run(await runner.request("mint", "AAPL", Decimal("5.5"), "cli"))
+        assert state.status == "completed", state.ended
+        vaults, wallets = await onchain_reader(runner, InventoryBook())()
+        in_vault = Decimal(0) if env.vaultless else Decimal("5.5")
+        assert (vaults["AAPL"], wallets["AAPL"]) == (in_vault, Decimal("5.5") - in_vault)
+    finally:
+        await _close(log, runner)

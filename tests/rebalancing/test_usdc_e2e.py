@@ -36,12 +36,20 @@ from st0x_liquidity.store.sqlite import SqliteStore
 
 
 @pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[UsdcEnv]:
-    async with with_database(await make_usdc_env(tmp_path)) as made:
+def layout() -> str:
+    return "v5"
+
+
+@pytest.fixture
+async def env(tmp_path: Path, layout: str) -> AsyncIterator[UsdcEnv]:
+    async with with_database(await make_usdc_env(tmp_path, layout=layout)) as made:
         yield made
 
 
+@pytest.mark.parametrize("layout", ["v5", "v6", "v6-vaultless"])
 async def test_imbalance_is_rebalanced_both_ways_by_the_rebalancer(env: UsdcEnv) -> None:
+    """V5 (deposit3/withdraw3), V6 (deposit4/withdraw4) and V6 vaultless: the USDC "vault"
+    is the Base wallet, which the mint fills and the burn spends, with no vault call."""
     write_config(env, rebalancing="snapshot_interval = 0.1\n")
     await env.deposit_to_vault(Decimal(100))  # 100 in the vault, 1000 cash: too little onchain
     config = env.config()
@@ -79,7 +87,8 @@ async def test_imbalance_is_rebalanced_both_ways_by_the_rebalancer(env: UsdcEnv)
         assert env.fake.cash == Decimal(100) + burned - fee
         assert env.fake.usdc == 0
         assert await env.balance(env.eth, env.wallet) == 0
-        assert await env.balance(env.base, env.wallet) == 0
+        in_wallet = await env.vault() if env.vaultless else 0
+        assert await env.balance(env.base, env.wallet) == in_wallet
         # the model agrees with both venues, nothing in flight
         on, on_flight, off, off_flight = await usdc_inventory(log)
         assert (on, off) == (await env.vault(), env.fake.cash)
@@ -89,6 +98,7 @@ async def test_imbalance_is_rebalanced_both_ways_by_the_rebalancer(env: UsdcEnv)
         assert counts["base_burns"] == counts["ethereum_mints"] == 1
         assert counts["withdrawals"] == counts["deposits"] == 1
         assert counts["conversions"] == 2
+        assert counts["vault_deposits"] == (0 if env.vaultless else 2)
         # what it cost, as the P&L summary shows it: Circle's fees only (the fake's
         # conversions and withdrawals are free here)
         cost = await read_costs(log.reads)

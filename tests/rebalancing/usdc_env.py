@@ -26,16 +26,16 @@ from st0x_liquidity.cctp.fake_iris import FakeIris
 from st0x_liquidity.config import AppConfig, load_config
 from st0x_liquidity.plugins import load_registry
 from st0x_liquidity.protocols import Executor
-from st0x_liquidity.raindex.devnet import TAKER
+from st0x_liquidity.raindex.devnet import ORDERBOOK_CONTRACTS, TAKER
 from st0x_liquidity.raindex.floats import scale_units
 from st0x_liquidity.rebalancing.chain import (
     DEPOSIT_V2_TOPIC,
     TRANSFER_TOPIC,
     ChainClient,
     JsonRpc,
-    deposit3,
     erc20_approve,
     erc20_transfer,
+    vault_deposit,
     vault_id_bytes,
 )
 from st0x_liquidity.rebalancing.keeper import InventoryKeeper
@@ -66,6 +66,20 @@ class UsdcEnv:
     wallet: str
     fake: FakeAlpacaBroker
     iris: FakeIris
+    layout: str = "v5"
+    """``v5``, ``v6`` (USDC vault 0xc0c) or ``v6-vaultless`` (vault id 0: the Base wallet)."""
+
+    @property
+    def interface(self) -> str:
+        return self.layout.partition("-")[0]
+
+    @property
+    def vaultless(self) -> bool:
+        return self.layout.endswith("-vaultless")
+
+    @property
+    def usdc_vault(self) -> str:
+        return "0x0" if self.vaultless else USDC_VAULT
 
     @property
     def eth(self) -> CctpSide:
@@ -102,10 +116,16 @@ class UsdcEnv:
         )
 
     async def vault(self) -> Decimal:
+        """The USDC the maker's orders trade: its vault, or (vaultless) its Base wallet."""
+        if self.vaultless:
+            return await self.balance(self.base, self.wallet)
         client = await self.maker(self.base)
         try:
             return await client.vault_balance(
-                self.orderbook, self.wallet, self.base.deployment.usdc, vault_id_bytes(USDC_VAULT)
+                self.orderbook,
+                self.wallet,
+                self.base.deployment.usdc,
+                vault_id_bytes(self.usdc_vault),
             )
         finally:
             await client.close()
@@ -135,15 +155,17 @@ class UsdcEnv:
         return counts
 
     async def deposit_to_vault(self, amount: Decimal) -> None:
-        """Put ``amount`` USDC (freshly minted) into the market maker's vault on Base."""
+        """Put ``amount`` USDC (freshly minted) into the market maker's vault on Base (its
+        wallet when vaultless)."""
         d = self.base.deployment
         await mint_usdc(self.base.chain, d, self.wallet, int(amount.scaleb(6)))
         client = await self.maker(self.base)
+        vault = vault_id_bytes(self.usdc_vault)
+        calls = [(d.usdc, erc20_approve(self.orderbook, 2**256 - 1))]
+        if not self.vaultless:
+            calls.append((self.orderbook, vault_deposit(d.usdc, vault, amount, self.interface)))
         try:
-            for to, data in (
-                (d.usdc, erc20_approve(self.orderbook, 2**256 - 1)),
-                (self.orderbook, deposit3(d.usdc, vault_id_bytes(USDC_VAULT), amount)),
-            ):
+            for to, data in calls:
                 tx = await client.prepare(to, data)
                 await client.broadcast(tx)
                 await client.settle(tx)
@@ -171,7 +193,7 @@ def cctp_toml(env: UsdcEnv, **overrides: str) -> str:
         "ethereum_domain": str(e.domain),
         "base_domain": str(b.domain),
         "iris_url": f'"{env.iris.url}"',
-        "usdc_vault_id": f'"{USDC_VAULT}"',
+        "usdc_vault_id": f'"{env.usdc_vault}"',
         "min_withdrawal": '"10"',
         "attestation_interval": "0.02",
         "attestation_deadline": "60",
@@ -192,7 +214,15 @@ def write_config(env: UsdcEnv, *, rebalancing: str = "", broker: str = "", **cct
         '[broker]\ntype = "alpaca-broker-api"\n'
         f'api_key = "{KEY}"\napi_secret = "{SECRET}"\naccount_id = "{ACCOUNT_ID}"\n'
         f'base_url = "{env.fake.base_url}"\nbackoff_initial = 0.01\nbackoff_max = 0.05\n'
-        "max_attempts = 1\ntimeout = 5.0\n" + broker + "[rebalancing]\n"
+        "max_attempts = 1\ntimeout = 5.0\n"
+        + broker
+        + (
+            f'[evm]\nws_rpc_url = "{env.base.rpc_url}"\norderbook = "{env.orderbook}"\n'
+            f'order_owner = "{env.wallet}"\norderbook_interface = "{env.interface}"\n'
+            if env.interface != "v5"
+            else ""
+        )
+        + "[rebalancing]\n"
         f'rpc_url = "{env.base.rpc_url}"\norderbook = "{env.orderbook}"\n'
         f"chain_id = {env.base.deployment.chain_id}\n"
         f'wallet = "{env.wallet}"\n'
@@ -202,10 +232,13 @@ def write_config(env: UsdcEnv, *, rebalancing: str = "", broker: str = "", **cct
     )
 
 
-async def make_usdc_env(tmp: Path, *, cash: Decimal = Decimal(1000), **cctp: str) -> UsdcEnv:
+async def make_usdc_env(
+    tmp: Path, *, cash: Decimal = Decimal(1000), layout: str = "v5", **cctp: str
+) -> UsdcEnv:
+    """``layout``: the V5 or V6 test orderbook on Base; ``v6-vaultless``: USDC vault id 0."""
     pair = await start_cctp_pair(tmp)
     try:
-        orderbook = await pair.base.chain.deploy("TestOrderBook")
+        orderbook = await pair.base.chain.deploy(ORDERBOOK_CONTRACTS[layout.partition("-")[0]])
         account = Account.create()
         for side in pair.sides:
             await side.chain.rpc("anvil_setBalance", [account.address, hex(10**20)])
@@ -258,7 +291,14 @@ async def make_usdc_env(tmp: Path, *, cash: Decimal = Decimal(1000), **cctp: str
     fake.watch_interval = 0.02
     await fake.start()
     env = UsdcEnv(
-        tmp, pair, orderbook, "0x" + bytes(account.key).hex(), str(account.address), fake, iris
+        tmp,
+        pair,
+        orderbook,
+        "0x" + bytes(account.key).hex(),
+        str(account.address),
+        fake,
+        iris,
+        layout,
     )
     await fake_whitelist(env)
     (tmp / "fills.jsonl").touch()

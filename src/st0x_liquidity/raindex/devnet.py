@@ -2,8 +2,11 @@
 
 Used by the tests and by ``scripts/demo.sh``. The contracts are the project's own
 Solidity (``tools/contracts``), compiled with solc-js by ``tools/build-contracts.js``
-into ``data/raindex_devnet_contracts.json``; the test orderbook emits the real
-IOrderBookV5 events. Transactions are sent from anvil's unlocked dev accounts.
+into ``data/raindex_devnet_contracts.json``; the test orderbooks emit the real
+IOrderBookV5 events (which IRaindexV6 declares unchanged): ``TestOrderBook`` has V5's
+``deposit3``/``withdraw3``, ``TestRaindexV6`` V6's ``deposit4``/``withdraw4`` and vaultless
+orders (vault id 0: the owner's wallet). Transactions are sent from anvil's unlocked dev
+accounts.
 
 Command line (``python -m st0x_liquidity.raindex.devnet --help``):
 
@@ -37,7 +40,7 @@ import attrs
 from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 
-from .abi import canonical_type
+from .abi import VAULT_FUNCTIONS, canonical_type
 from .floats import decimal_to_float
 from .node import Node, NodeUnavailable
 
@@ -46,6 +49,11 @@ MAKER = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
 TAKER = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8"
 OTHER_MAKER = "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc"
 ZERO_VAULT = b"\x00" * 31 + b"\x01"
+"""The vault id of the devnet's orders (vault 1; the name is historical)."""
+NO_VAULT = b"\x00" * 32
+"""Vault id 0: on IRaindexV6 a *vaultless* IO (tokens move to and from the owner's wallet)."""
+ORDERBOOK_CONTRACTS = {"v5": "TestOrderBook", "v6": "TestRaindexV6"}
+"""The test orderbook of each ``[evm] orderbook_interface``."""
 
 DEFAULT_SYMBOLS = {"AAPL": Decimal("190.25"), "TSLA": Decimal("242.10"), "NVDA": Decimal("131.40")}
 SPREAD = Decimal("0.002")
@@ -270,10 +278,17 @@ def feed_id(symbol: str) -> bytes:
 
 
 def _order(  # noqa: PLR0917
-    owner: str, pyth: str, usdc: str, equity: str, symbol: str, nonce: int
+    owner: str,
+    pyth: str,
+    usdc: str,
+    equity: str,
+    symbol: str,
+    nonce: int,
+    vault: bytes = ZERO_VAULT,
 ) -> tuple[Any, ...]:
-    """A two-sided order: inputs and outputs [USDC, equity], vault 1; reads the symbol's feed."""
-    ios = [(usdc, ZERO_VAULT), (equity, ZERO_VAULT)]
+    """A two-sided order: inputs and outputs [USDC, equity], in ``vault`` (1, or 0: vaultless
+    on V6); reads the symbol's feed."""
+    ios = [(usdc, vault), (equity, vault)]
     evaluable = (pyth, "0x" + "00" * 20, feed_id(symbol))
     return (owner, evaluable, ios, ios, nonce.to_bytes(32, "big"))
 
@@ -290,6 +305,15 @@ class Devnet:
     prices: dict[str, str]
     orders: dict[str, Any] = attrs.field(factory=dict)
     other_orders: dict[str, Any] = attrs.field(factory=dict)
+    interface: str = "v5"
+    """``v5`` (``TestOrderBook``) or ``v6`` (``TestRaindexV6``)."""
+    vaultless: bool = False
+    """The maker's orders use vault id 0 (V6 only): its tokens stay in its wallet."""
+
+    @property
+    def contract(self) -> str:
+        """The test orderbook's contract name (for :func:`calldata`)."""
+        return ORDERBOOK_CONTRACTS[self.interface]
 
     def to_json(self) -> dict[str, Any]:
         def enc(order: Any) -> Any:
@@ -334,16 +358,28 @@ def _pyth_units(price: Decimal) -> int:
 
 
 async def deploy(
-    chain: Chain, symbols: dict[str, Decimal] | None = None, *, equity_prefix: str = "t"
+    chain: Chain,
+    symbols: dict[str, Decimal] | None = None,
+    *,
+    equity_prefix: str = "t",
+    interface: str = "v5",
+    vaultless: bool = False,
 ) -> Devnet:
     """Deploy USDC (6 decimals), one 18-decimal token per symbol, a Pyth-like oracle and the
-    orderbook; fund the maker's vaults and place one two-sided order per symbol for the maker
-    (``MAKER``, the configured owner) and one for ``OTHER_MAKER`` (for clears)."""
+    orderbook (``interface`` v5 or v6); fund the maker's vaults and place one two-sided order
+    per symbol for the maker (``MAKER``, the configured owner) and one for ``OTHER_MAKER``
+    (for clears). With ``vaultless`` (V6 only) the maker's orders use vault id 0 and its
+    tokens stay in its wallet (approved to the orderbook); the other maker keeps vaults."""
+    if interface not in ORDERBOOK_CONTRACTS:
+        raise ValueError(f"unknown orderbook interface {interface!r} (v5 or v6)")
+    if vaultless and interface != "v6":
+        raise ValueError("vaultless orders need the V6 orderbook")
     symbols = symbols or dict(DEFAULT_SYMBOLS)
     usdc = await chain.deploy("TestERC20", "USD Coin", "USDC", 6)
     deployment_block = await chain.block_number()
     pyth = await chain.deploy("TestPyth")
-    orderbook = await chain.deploy("TestOrderBook")
+    contract = ORDERBOOK_CONTRACTS[interface]
+    orderbook = await chain.deploy(contract)
     equities: dict[str, str] = {}
     for symbol in symbols:
         equities[symbol] = await chain.deploy(
@@ -356,7 +392,10 @@ async def deploy(
         equities=equities,
         deployment_block=deployment_block,
         prices={k: str(v) for k, v in symbols.items()},
+        interface=interface,
+        vaultless=vaultless,
     )
+    deposit = VAULT_FUNCTIONS[interface][0]
     now = await chain.timestamp()
     big = 10**12
     for account in (MAKER, TAKER, OTHER_MAKER):
@@ -370,13 +409,15 @@ async def deploy(
     for index, (symbol, price) in enumerate(symbols.items()):
         await set_price(chain, devnet, symbol, price, now)
         for owner, book in ((MAKER, devnet.orders), (OTHER_MAKER, devnet.other_orders)):
-            order = _order(owner, pyth, usdc, equities[symbol], symbol, index + 1)
-            await chain.send(owner, orderbook, calldata("TestOrderBook", "addOrder", order))
+            in_wallet = vaultless and owner == MAKER
+            vault = NO_VAULT if in_wallet else ZERO_VAULT
+            order = _order(owner, pyth, usdc, equities[symbol], symbol, index + 1, vault)
+            await chain.send(owner, orderbook, calldata(contract, "addOrder", order))
             book[symbol] = order
+            if in_wallet:
+                continue  # minted and approved above: the wallet is the order's inventory
             for token, amount in ((usdc, Decimal(10**9)), (equities[symbol], Decimal(10**7))):
-                data = calldata(
-                    "TestOrderBook", "deposit3", token, ZERO_VAULT, decimal_to_float(amount), []
-                )
+                data = calldata(contract, deposit, token, vault, decimal_to_float(amount), [])
                 await chain.send(owner, orderbook, data)
     return devnet
 
@@ -415,7 +456,7 @@ async def take(
         config = (order, 0, 1, [])
         taker_input, taker_output = shares, usdc
     data = calldata(
-        "TestOrderBook",
+        devnet.contract,
         "takeOrders",
         [config],
         [decimal_to_float(taker_input)],
@@ -448,7 +489,7 @@ async def clear(
         cfg = (our_out, our_in, our_in, our_out, b"\x00" * 32, b"\x00" * 32)
         alice_output, bob_output = their_gives, our_gives
     data = calldata(
-        "TestOrderBook",
+        devnet.contract,
         "clear3",
         alice,
         bob,
@@ -470,6 +511,7 @@ def config_toml(
     """The bot's config for a devnet; ``dashboard_port`` adds a loopback ``[dashboard]``
     (0: a free port, whose address the bot logs as ``dashboard at http://…``)."""
     feeds = ", ".join(f'{s} = "0x{feed_id(s).hex()}"' for s in devnet.equities)
+    interface = f'orderbook_interface = "{devnet.interface}"\n' if devnet.interface != "v5" else ""
     dashboard = (
         ""
         if dashboard_port is None
@@ -484,7 +526,7 @@ ws_rpc_url = "{ws_url}"
 orderbook = "{devnet.orderbook}"
 order_owner = "{MAKER}"
 deployment_block = {devnet.deployment_block}
-
+{interface}
 [source]
 type = "raindex"
 cutoff = "latest"
@@ -510,7 +552,7 @@ def _write(path: Path, text: str) -> None:
 async def _setup(args: argparse.Namespace) -> int:
     chain = await Chain.connect(args.rpc_url)
     try:
-        devnet = await deploy(chain)
+        devnet = await deploy(chain, interface=args.orderbook_interface, vaultless=args.vaultless)
     finally:
         await chain.close()
     out = Path(args.out)
@@ -583,6 +625,21 @@ def _anvil(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_interface_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--orderbook-interface v5|v6`` and ``--vaultless`` (for ``setup`` and ``demo``)."""
+    parser.add_argument(
+        "--orderbook-interface",
+        choices=sorted(ORDERBOOK_CONTRACTS),
+        default="v5",
+        help="deploy the IOrderBookV5 (default) or the IRaindexV6 test orderbook",
+    )
+    parser.add_argument(
+        "--vaultless",
+        action="store_true",
+        help="V6 only: the maker's orders use vault id 0 (its tokens stay in its wallet)",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m st0x_liquidity.raindex.devnet")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -594,6 +651,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rpc-url", required=True)
     p.add_argument("--out", required=True, help="folder for devnet.json and config.toml")
     p.add_argument("--database", default="demo.sqlite")
+    add_interface_arguments(p)
     p.add_argument(
         "--dashboard-port",
         type=int,

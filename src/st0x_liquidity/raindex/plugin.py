@@ -61,7 +61,7 @@ def st0x_register_fill_sources(register: Callable[[FillSourceType], None]) -> No
             name="raindex",
             config_class=RaindexConfig,
             factory=_factory,
-            description="fills of the owner's Raindex (IOrderBookV5) orders from an EVM node",
+            description="fills of the owner's Raindex (IOrderBookV5 or IRaindexV6) orders from an EVM node",
         )
     )
 
@@ -123,7 +123,11 @@ async def _demo(args: argparse.Namespace, anvil: Any, folder: Path) -> None:
     chain = await dn.Chain.connect(anvil.ws_url)
     taker: asyncio.Task[int] | None = None
     try:
-        devnet = await dn.deploy(chain)
+        devnet = await dn.deploy(
+            chain,
+            interface=getattr(args, "orderbook_interface", "v5"),
+            vaultless=getattr(args, "vaultless", False),
+        )
         (folder / "devnet.json").write_text(json.dumps(devnet.to_json(), indent=1))
         dashboard = None if args.dashboard_port < 0 else args.dashboard_port
         (folder / "config.toml").write_text(
@@ -171,6 +175,17 @@ def st0x_add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         type=int,
         default=0,
         help="dashboard port on 127.0.0.1 (0: a free one, printed at start; -1: no dashboard)",
+    )
+    demo.add_argument(
+        "--orderbook-interface",
+        choices=("v5", "v6"),
+        default="v5",
+        help="deploy the IOrderBookV5 (default) or the IRaindexV6 test orderbook",
+    )
+    demo.add_argument(
+        "--vaultless",
+        action="store_true",
+        help="V6 only: the maker's orders use vault id 0 (its tokens stay in its wallet)",
     )
     demo.set_defaults(handler=_cmd_demo)
 

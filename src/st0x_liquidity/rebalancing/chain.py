@@ -15,7 +15,6 @@ import json
 import os
 import time
 from decimal import Decimal
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,13 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from ..errors import ConfigError
-from ..raindex.devnet import artifacts
+from ..raindex.abi import (
+    ORDERBOOK_INTERFACES,
+    VAULT_FUNCTIONS,
+    function_input_types,
+    function_selector,
+    orderbook_errors,
+)
 from ..raindex.floats import decimal_to_float, float_to_decimal
 
 ERROR_STRING = bytes.fromhex("08c379a0")
@@ -110,22 +115,10 @@ def load_account(keystore: str, password_env: str, key_env: str) -> LocalAccount
     return loaded
 
 
-@cache
-def _custom_errors() -> dict[bytes, tuple[str, list[str]]]:
-    found: dict[bytes, tuple[str, list[str]]] = {}
-    for art in artifacts().values():
-        if not isinstance(art, dict):
-            continue
-        for entry in art.get("abi", []):
-            if entry.get("type") == "error":
-                types = [i["type"] for i in entry["inputs"]]
-                selector = keccak(text=f"{entry['name']}({','.join(types)})")[:4]
-                found[selector] = (entry["name"], types)
-    return found
-
-
 def decode_revert(data: str | bytes | None) -> str:
-    """``Error(string)``, ``Panic(uint)`` or a known custom error such as ``SameOwner()``."""
+    """``Error(string)``, ``Panic(uint)`` or a custom error of the real orderbook (IOrderBookV5,
+    IRaindexV6 and their implementation, from the packaged ABI data) such as ``SameOwner()``
+    or ``ZeroVaultId(…)``; anything else is shown raw."""
     if data is None:
         return "no revert data"
     raw = (
@@ -141,10 +134,10 @@ def decode_revert(data: str | bytes | None) -> str:
             return str(decode(["string"], body)[0])
         if selector == PANIC:
             return f"Panic({decode(['uint256'], body)[0]})"
-        known = _custom_errors().get(selector)
+        known = orderbook_errors().get(selector)
         if known:
             name, types = known
-            args = decode(types, body) if types else ()
+            args = decode(list(types), body) if types else ()
             shown = ", ".join(a.hex() if isinstance(a, bytes) else str(a) for a in args)
             return f"{name}({shown})"
     except Exception:  # malformed revert data: show it raw
@@ -184,23 +177,27 @@ def erc20_approve(spender: str, units: int) -> str:
     )
 
 
-_TASKS = "((address,address,bytes),(address,bytes32[],bytes)[])[]"
+def _vault_call(interface: str, index: int, token: str, vault_id: bytes, amount: Decimal) -> str:
+    """Calldata of the orderbook's deposit (index 0) or withdraw (1), built from the ABI data
+    of the configured interface: ``deposit3``/``withdraw3`` (V5), ``deposit4``/``withdraw4`` (V6)."""
+    name = VAULT_FUNCTIONS[interface][index]
+    source = ORDERBOOK_INTERFACES[interface]
+    types = list(function_input_types(source, name))
+    body = encode(types, [token, vault_id, decimal_to_float(amount), []])
+    return "0x" + (function_selector(source, name) + body).hex()
 
 
-def deposit3(token: str, vault_id: bytes, amount: Decimal) -> str:
-    sig = f"deposit3(address,bytes32,bytes32,{_TASKS})"
-    body = encode(
-        ["address", "bytes32", "bytes32", _TASKS], [token, vault_id, decimal_to_float(amount), []]
-    )
-    return "0x" + (selector(sig) + body).hex()
+def vault_deposit(token: str, vault_id: bytes, amount: Decimal, interface: str = "v5") -> str:
+    return _vault_call(interface, 0, token, vault_id, amount)
 
 
-def withdraw3(token: str, vault_id: bytes, amount: Decimal) -> str:
-    sig = f"withdraw3(address,bytes32,bytes32,{_TASKS})"
-    body = encode(
-        ["address", "bytes32", "bytes32", _TASKS], [token, vault_id, decimal_to_float(amount), []]
-    )
-    return "0x" + (selector(sig) + body).hex()
+def vault_withdraw(token: str, vault_id: bytes, amount: Decimal, interface: str = "v5") -> str:
+    return _vault_call(interface, 1, token, vault_id, amount)
+
+
+def is_vaultless(interface: str, vault_id: bytes) -> bool:
+    """IRaindexV6's vault id 0 means no vault: the owner's wallet (on V5 it is a vault)."""
+    return interface == "v6" and not any(vault_id)
 
 
 def vault_id_bytes(text: str) -> bytes:

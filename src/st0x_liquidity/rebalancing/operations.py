@@ -9,6 +9,12 @@ by hash, the account nonce) instead of doing anything new.
 
 Mint: ``mint_request`` -> ``mint_poll`` -> ``approve`` -> ``deposit``.
 Redemption: ``withdraw`` -> ``transfer`` -> ``detect`` -> ``redeem_poll``.
+
+The orderbook's vault calls follow ``[evm] orderbook_interface``: ``deposit3``/``withdraw3``
+on V5, ``deposit4``/``withdraw4`` on V6. On V6 a vault id of 0 is *vaultless*: the order
+trades from the owner's wallet, so ``deposit`` sends nothing (the minted tokens are already
+in the wallet) and ``withdraw`` only reads the wallet's balance (the transfer to the
+issuer then moves the tokens straight from the wallet).
 """
 
 from __future__ import annotations
@@ -33,12 +39,13 @@ from .chain import (
     PreparedTx,
     TransactionReplaced,
     TransactionReverted,
-    deposit3,
     deposited_units,
     erc20_approve,
     erc20_transfer,
+    is_vaultless,
+    vault_deposit,
     vault_id_bytes,
-    withdraw3,
+    vault_withdraw,
     withdrawn_units,
 )
 from .config import RebalancingConfig
@@ -108,12 +115,15 @@ class OperationRunner:
         custodian: Custodian,
         *,
         retry_delay: float = 1.0,
+        orderbook_interface: str = "v5",
     ) -> None:
         self.log = log_
         self.config = config
         self.chain = chain
         self.custodian = custodian
         self.retry_delay = retry_delay
+        self.orderbook_interface = orderbook_interface
+        """``[evm] orderbook_interface``: which vault calls (and whether vault 0 is vaultless)."""
         self.core_position = 0
         self.book: InventoryBook | None = None
         """The inventory fold, for discovered vaults (set by the service or the CLI)."""
@@ -250,6 +260,22 @@ class OperationRunner:
     def wallet(self) -> str:
         return self.config.wallet or self.chain.address
 
+    def vaultless(self, vault_id: bytes) -> bool:
+        """V6 vault id 0: the order's tokens are the owner's wallet, not a vault."""
+        return is_vaultless(self.orderbook_interface, vault_id)
+
+    def deposit_call(self, token: str, vault_id: bytes, amount: Decimal) -> str:
+        return vault_deposit(token, vault_id, amount, self.orderbook_interface)
+
+    def withdraw_call(self, token: str, vault_id: bytes, amount: Decimal) -> str:
+        return vault_withdraw(token, vault_id, amount, self.orderbook_interface)
+
+    async def wallet_withdrawal(self, token: str, quantity: Decimal, decimals: int) -> int:
+        """A "withdrawal" of a vaultless order: nothing moves; what the wallet holds of
+        ``quantity`` (base units) is what the next step sends on."""
+        held = await self.chain.erc20_balance(token, self.wallet)
+        return min(to_units(quantity, decimals), held)
+
     async def _transaction(
         self,
         state: OperationState,
@@ -362,17 +388,20 @@ class OperationRunner:
     async def _step_deposit(self, state: OperationState) -> None:
         token, vault = self._pin(state)
         units = to_units(state.quantity)
-        receipt = await self._transaction(
-            state, "deposit", self.config.orderbook, deposit3(token, vault, state.quantity)
-        )
-        got = deposited_units(receipt, self.wallet, token)
-        if got != units:
-            raise StepFailed(f"DepositV2 moved {got} units, expected {units}")
+        if self.vaultless(vault):  # the minted tokens are in the wallet the order trades from
+            details = {"vaultless": "wallet", "units": str(units)}
+        else:
+            data = self.deposit_call(token, vault, state.quantity)
+            receipt = await self._transaction(state, "deposit", self.config.orderbook, data)
+            got = deposited_units(receipt, self.wallet, token)
+            if got != units:
+                raise StepFailed(f"DepositV2 moved {got} units, expected {units}")
+            details = {"tx_hash": receipt["transactionHash"], "units": str(units)}
         op, asset, q = state.operation_id, state.asset, state.quantity
         await self._done(
             state,
             "deposit",
-            {"tx_hash": receipt["transactionHash"], "units": str(units)},
+            details,
             [
                 Moved(op, asset, Venue.ONCHAIN.value, MoveKind.RELEASE.value, q),
                 OperationEnded(op, asset, "completed", None, _now()),
@@ -383,25 +412,28 @@ class OperationRunner:
 
     async def _step_withdraw(self, state: OperationState) -> None:
         token, vault = self._pin(state)
-        receipt = await self._transaction(
-            state, "withdraw", self.config.orderbook, withdraw3(token, vault, state.quantity)
-        )
-        units = withdrawn_units(receipt, self.wallet, token)
+        proof: dict[str, str]
+        if self.vaultless(vault):  # the tokens are already in the wallet: nothing to call
+            units: int | None = await self.wallet_withdrawal(token, state.quantity, TOKEN_DECIMALS)
+            proof = {"vaultless": "wallet"}
+        else:
+            data = self.withdraw_call(token, vault, state.quantity)
+            receipt = await self._transaction(state, "withdraw", self.config.orderbook, data)
+            units = withdrawn_units(receipt, self.wallet, token)
+            proof = {"tx_hash": receipt["transactionHash"]}
         if units is None:
             raise StepFailed("no WithdrawV2 in the withdraw receipt")
         got = scale_units(units, TOKEN_DECIMALS)
         if got <= ZERO:
-            raise StepFailed("the vault had nothing to withdraw")
+            where = "wallet" if "vaultless" in proof else "vault"
+            raise StepFailed(f"the {where} had nothing to withdraw")
         op, asset = state.operation_id, state.asset
         extra: list[RebalancingEvent] = []
         if got < state.quantity:  # the rest never left the vault
             short = EXACT.subtract(state.quantity, got)
             extra.append(Moved(op, asset, Venue.ONCHAIN.value, MoveKind.RELEASE.value, short))
         await self._done(
-            state,
-            "withdraw",
-            {"tx_hash": receipt["transactionHash"], "units": str(units), "quantity": fmt(got)},
-            extra,
+            state, "withdraw", {**proof, "units": str(units), "quantity": fmt(got)}, extra
         )
 
     async def _step_transfer(self, state: OperationState) -> None:

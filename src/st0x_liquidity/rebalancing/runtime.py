@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from .chain import ChainClient, load_account, vault_id_bytes
+from .chain import ChainClient, is_vaultless, load_account, vault_id_bytes
 from .config import RebalancingConfig
 from .inventory import USDC, InventoryBook
 from .log import RebalancingLog
@@ -23,6 +23,12 @@ def custodian_for(config: AppConfig) -> Custodian | None:
 
     found: Custodian | None = get_plugin_manager().hook.st0x_custodian(config=config)
     return found
+
+
+def orderbook_interface(config: AppConfig) -> str:
+    """``[evm] orderbook_interface`` (``v5`` without an ``[evm]`` section): the rebalancing
+    orderbook is the one the fills come from."""
+    return config.evm.orderbook_interface if config.evm is not None else "v5"
 
 
 async def build_runner(config: AppConfig, log: RebalancingLog) -> UsdcRunner:
@@ -46,21 +52,31 @@ async def build_runner(config: AppConfig, log: RebalancingLog) -> UsdcRunner:
     chain = await ChainClient.connect(
         section.rpc_url, account, section.chain_id, section.confirmations
     )
+    interface = orderbook_interface(config)
     cctp = section.cctp
     if cctp is None:
-        return UsdcRunner(log, section, chain, custodian)
+        return UsdcRunner(log, section, chain, custodian, orderbook_interface=interface)
     from ..cctp.iris import IrisClient
 
     # the same key signs on Ethereum: the withdrawal lands in the market maker's wallet
     eth = await ChainClient.connect(
         cctp.ethereum_rpc_url, account, cctp.ethereum_chain_id, cctp.ethereum_confirmations
     )
-    return UsdcRunner(log, section, chain, custodian, eth=eth, iris=IrisClient(cctp.iris_url))
+    return UsdcRunner(
+        log,
+        section,
+        chain,
+        custodian,
+        eth=eth,
+        iris=IrisClient(cctp.iris_url),
+        orderbook_interface=interface,
+    )
 
 
 def onchain_reader(runner: UsdcRunner, book: InventoryBook) -> OnchainReader:
     """Snapshot reader: (vault balances, wallet balances) per asset, over every pinned and
-    discovered vault of the asset (summed) and the market-maker wallet."""
+    discovered vault of the asset (summed) and the market-maker wallet. A vaultless "vault"
+    (V6, vault id 0) holds nothing itself: its orders trade the wallet, counted once."""
     section = runner.config
     chain = runner.chain
 
@@ -88,9 +104,10 @@ def onchain_reader(runner: UsdcRunner, book: InventoryBook) -> OnchainReader:
             decimals = 6 if asset == USDC else 18
             total = Decimal(0)
             for token, vault_id in sorted(pairs):
-                total += await chain.vault_balance(
-                    section.orderbook, runner.wallet, token, vault_id_bytes(vault_id)
-                )
+                raw = vault_id_bytes(vault_id)
+                if is_vaultless(runner.orderbook_interface, raw):
+                    continue  # the wallet's balance of the token, read below
+                total += await chain.vault_balance(section.orderbook, runner.wallet, token, raw)
             vaults[asset] = total
             held = Decimal(0)
             for token in sorted({t for t, _ in pairs}):

@@ -74,8 +74,16 @@ class UsdcBase(OperationRunner):
         eth: ChainClient | None = None,
         iris: IrisApi | None = None,
         retry_delay: float = 1.0,
+        orderbook_interface: str = "v5",
     ) -> None:
-        super().__init__(log_, config, chain, custodian, retry_delay=retry_delay)
+        super().__init__(
+            log_,
+            config,
+            chain,
+            custodian,
+            retry_delay=retry_delay,
+            orderbook_interface=orderbook_interface,
+        )
         self.eth = eth
         self.iris = iris
 

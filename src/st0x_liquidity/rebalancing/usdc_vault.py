@@ -1,12 +1,14 @@
 """USDC steps at the Base vault: withdraw before a move to offchain, approve and
-deposit after a move to onchain (each one prepared transaction)."""
+deposit after a move to onchain (each one prepared transaction). With a vaultless
+USDC "vault" (IRaindexV6, vault id 0) the withdrawal and the deposit send nothing:
+the USDC is the wallet's, where the burn takes it from and the mint puts it."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 from ..domain.numbers import EXACT, ZERO, fmt
-from .chain import deposit3, deposited_units, vault_id_bytes, withdraw3, withdrawn_units
+from .chain import deposited_units, vault_id_bytes, withdrawn_units
 from .events import Moved, RebalancingEvent
 from .inventory import USDC, MoveKind, Venue
 from .operations import StepFailed
@@ -22,15 +24,21 @@ class VaultSteps(UsdcBase):
 
     async def _step_vault_withdraw(self, state: OperationState) -> None:
         token, vault = state.token, vault_id_bytes(state.vault_id)
-        receipt = await self._transaction(
-            state, "vault_withdraw", self.config.orderbook, withdraw3(token, vault, state.quantity)
-        )
-        units = withdrawn_units(receipt, self.wallet, token)
+        proof: dict[str, str]
+        if self.vaultless(vault):  # V6 vault 0: the USDC is in the wallet the burn spends from
+            units: int | None = await self.wallet_withdrawal(token, state.quantity, 6)
+            proof = {"vaultless": "wallet"}
+        else:
+            data = self.withdraw_call(token, vault, state.quantity)
+            receipt = await self._transaction(state, "vault_withdraw", self.config.orderbook, data)
+            units = withdrawn_units(receipt, self.wallet, token)
+            proof = {"tx_hash": receipt["transactionHash"]}
         if units is None:
             raise StepFailed("no WithdrawV2 in the withdraw receipt")
         got = from_units(units)
         if got <= ZERO:
-            raise StepFailed("the USDC vault had nothing to withdraw")
+            where = "wallet" if "vaultless" in proof else "vault"
+            raise StepFailed(f"the USDC {where} had nothing to withdraw")
         op = state.operation_id
         extra: list[RebalancingEvent] = []
         if got < state.quantity:
@@ -39,7 +47,7 @@ class VaultSteps(UsdcBase):
         await self._done(
             state,
             "vault_withdraw",
-            {"tx_hash": receipt["transactionHash"], "units": str(units), "quantity": fmt(got)},
+            {**proof, "units": str(units), "quantity": fmt(got)},
             extra,
         )
 
@@ -58,15 +66,18 @@ class VaultSteps(UsdcBase):
         amount = Decimal(state.done["relay"]["received"])
         units = usdc_units(amount)
         token, vault = state.token, vault_id_bytes(state.vault_id)
-        receipt = await self._transaction(
-            state, "vault_deposit", self.config.orderbook, deposit3(token, vault, amount)
-        )
-        got = deposited_units(receipt, self.wallet, token)
-        if got != units:
-            raise StepFailed(f"DepositV2 moved {got} units, expected {units}")
+        if self.vaultless(vault):  # minted into the wallet the vaultless orders trade from
+            details = {"vaultless": "wallet", "units": str(units)}
+        else:
+            data = self.deposit_call(token, vault, amount)
+            receipt = await self._transaction(state, "vault_deposit", self.config.orderbook, data)
+            got = deposited_units(receipt, self.wallet, token)
+            if got != units:
+                raise StepFailed(f"DepositV2 moved {got} units, expected {units}")
+            details = {"tx_hash": receipt["transactionHash"], "units": str(units)}
         await self._complete(
             state,
             "vault_deposit",
-            {"tx_hash": receipt["transactionHash"], "units": str(units)},
+            details,
             [Moved(state.operation_id, USDC, ON, MoveKind.RELEASE.value, amount)],
         )
