@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -10,8 +11,10 @@ from typing import Any
 
 import attrs
 
+from .backoff import backoff_delay
 from .config import AppConfig
 from .engine import Engine
+from .errors import AuthenticationRequiredError, ConfigError, RetryableBrokerError
 from .protocols import Executor, FillSource, PositionStore
 from .registry import ExecutorContext, Registry
 from .services import AppServices
@@ -83,7 +86,8 @@ async def run_app(config: AppConfig, registry: Registry) -> None:
     await store.open()
     try:
         app = await build_app(config, registry, store)
-        await app.executor.start()
+        app.engine.broker_ready.clear()
+        connect = asyncio.create_task(connect_broker(app), name="connect-broker")
         try:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -103,11 +107,54 @@ async def run_app(config: AppConfig, registry: Registry) -> None:
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 asyncio.get_running_loop().remove_signal_handler(sig)
+            connect.cancel()
+            await asyncio.gather(connect, return_exceptions=True)
             await app.source.close()
             await app.executor.close()
     finally:
         await store.close()
     log.info("stopped cleanly")
+
+
+async def connect_broker(app: App) -> None:
+    """Start the executor, retrying until the broker answers; then let the engine call it.
+
+    A broker that is unreachable, rate limiting or refusing the credentials when
+    ``run`` starts must not stop fills from being recorded: the engine ingests
+    meanwhile, the status says what is wrong (``/health``, the dashboard,
+    ``/metrics``), and hedging starts once the broker answers, honouring
+    ``Retry-After``.
+    """
+    status = app.engine.status
+    cfg = app.config.hedging
+    attempt = 0
+    while not app.engine.stopping:
+        try:
+            await app.executor.start()
+        except ConfigError as exc:  # a setting no retry can fix (an undecryptable token store)
+            app.engine.fail(exc)
+            return
+        except AuthenticationRequiredError as exc:
+            status.auth_required = str(exc)
+            delay = cfg.retry_backoff_max
+            log.error("broker login required: %s; asking again in %.1fs", exc, delay)
+        except RetryableBrokerError as exc:
+            attempt += 1
+            status.broker_error = f"broker not answering: {exc}"
+            delay = max(backoff_delay(attempt, 1.0, cfg.retry_backoff_max, app.engine.rng), exc.retry_after or 0)
+            log.warning("broker not answering at start (%s); asking again in %.1fs", exc, delay)
+        except Exception as exc:  # final refusals and plugin bugs: say so, keep asking
+            attempt += 1
+            status.broker_error = f"broker refused to start: {exc}"
+            delay = backoff_delay(attempt, 1.0, max(cfg.retry_backoff_max, 30.0), app.engine.rng)
+            log.error("broker refused to start (%s); asking again in %.1fs", exc, delay)
+        else:
+            status.broker_error = status.auth_required = None
+            app.engine.broker_ready.set()
+            log.info("broker connected")
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(app.engine.stop_event.wait(), delay)
 
 
 def _on_signal(engine: Engine, sig: signal.Signals) -> None:

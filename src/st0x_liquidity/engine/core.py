@@ -67,12 +67,29 @@ class Engine:
         self.rules = self._rules(executor.order_rules)
         self.symbols: dict[str, SymbolState] = {}
         self.stop_event = asyncio.Event()
+        self.broker_ready = asyncio.Event()
+        """Set once the executor has started; whoever starts it clears it first
+        (``run`` connects in the background, so a broker that is down at start
+        does not stop fills from being recorded). No broker call before it."""
+        self.broker_ready.set()
         self._commits: set[asyncio.Task[Any]] = set()
         self._fatal: BaseException | None = None
         self._listeners: list[Callable[[Sequence[StoredEvent]], None]] = []
         self.ingest = IngestPipeline(self)
         self.orders = OrderLifecycle(self)
         self.market = MarketGate(self)
+
+    async def wait_for_broker(self) -> bool:
+        if self.broker_ready.is_set():
+            return not self.stopping
+        ready = asyncio.ensure_future(self.broker_ready.wait())
+        stop = asyncio.ensure_future(self.stop_event.wait())
+        try:
+            await asyncio.wait({ready, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+            stop.cancel()
+        return self.broker_ready.is_set() and not self.stopping
 
     def fail(self, exc: BaseException) -> None:
         if self._fatal is None:

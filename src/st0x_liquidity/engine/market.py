@@ -22,6 +22,8 @@ class MarketGate:
     async def run(self) -> None:
         attempt = 0
         while not self.engine.stopping:
+            if not await self.engine.wait_for_broker():
+                return
             try:
                 clock = await self.engine.executor.market_clock()
                 attempt = 0

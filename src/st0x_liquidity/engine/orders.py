@@ -119,7 +119,7 @@ class OrderLifecycle:
         attempt = 0
         cfg = self.engine.config.hedging
         while True:
-            if self.engine.stopping:
+            if self.engine.stopping or not await self.engine.wait_for_broker():
                 raise EngineStopped
             await self._verify_lease()
             try:

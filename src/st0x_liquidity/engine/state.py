@@ -75,6 +75,9 @@ class EngineContext(Protocol):
     @property
     def stopping(self) -> bool: ...
 
+    async def wait_for_broker(self) -> bool:
+        """Until the executor has started (True), or the engine stops (False)."""
+
     def fail(self, exc: BaseException) -> None:
         """Stop the engine; ``run`` raises ``exc`` once everything has ended."""
 
