@@ -61,4 +61,4 @@ async def test_summary_shows_the_rebalancing_cost(
         }
         assert data["realized_after_rebalancing"] == "-0.1765"
         await _print_summary(reporter, as_json=False)
-        assert "rebalancing cost: 0.1765 USD over 2 operations" in capsys.readouterr().out
+        assert "rebalancing cost: 0.18 USD over 2 operations" in capsys.readouterr().out

@@ -179,6 +179,8 @@ class Engine:
         while not self.stopping and time.monotonic() < deadline:
             busy = bool(self._commits) or self.orders.busy
             waiting = any(s.timer is not None for s in self.symbols.values())
+            # Until the broker has answered and the clock was read, hedges may still be due.
+            waiting = waiting or self.status.market_checked_at is None
             if not busy and not waiting:
                 return
             await asyncio.sleep(0.02)

@@ -25,6 +25,7 @@ from ..domain.numbers import EXACT, fmt
 from ..errors import StoreError
 from ..hookspecs import hookimpl
 from ..registry import ConfigSection
+from ..tables import money, table
 from ..validators import positive
 from .pnl import CheckpointMovedError, PnlReporter, summary_to_json
 from .rebalancing_cost import read_costs
@@ -167,21 +168,27 @@ async def _print_summary(reporter: PnlReporter, *, as_json: bool) -> None:
         json.dump(data, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
         return
-    header = (
-        f"{'SYMBOL':<8} {'REALIZED':>14} {'VOLUME USD':>14} {'SHARES':>12} {'ONCHAIN':>7} "
-        f"{'BROKER':>6} {'OPEN POS':>12} {'AVG COST':>12} {'AVG SPREAD':>12}"
-    )
-    print(header)
-    for s in [*data["symbols"], data["total"]]:
-        print(
-            f"{s['symbol']:<8} {s['realized_pnl']:>14} {s['volume_usd']:>14} "
-            f"{s['volume_shares']:>12} {s['trades_onchain']:>7} {s['trades_broker']:>6} "
-            f"{s['open_position'] or '-':>12} {s['average_cost'] or '-':>12} "
-            f"{s['average_spread'] or '-':>12}"
-        )
+    header = ["SYMBOL", "REALIZED", "VOLUME USD", "SHARES", "ONCHAIN", "BROKER"]
+    header += ["OPEN POS", "AVG COST", "AVG SPREAD"]
+    rows = [
+        [
+            s["symbol"],
+            money(s["realized_pnl"]),
+            money(s["volume_usd"]),
+            s["volume_shares"],
+            s["trades_onchain"],
+            s["trades_broker"],
+            s["open_position"],
+            money(s["average_cost"]),
+            money(s["average_spread"], places=4),  # sub-cent spreads matter
+        ]
+        for s in [*data["symbols"], data["total"]]
+    ]
+    print(table(header, rows))
     if cost.operations:
-        items = ", ".join(f"{k} {v}" for k, v in data["rebalancing_cost"]["items"].items())
+        items = ", ".join(f"{k} {money(v)}" for k, v in data["rebalancing_cost"]["items"].items())
         print(
-            f"rebalancing cost: {fmt(cost.total)} USD over {cost.operations} operations "
-            f"({items}); realized after rebalancing: {data['realized_after_rebalancing']}"
+            f"rebalancing cost: {money(cost.total)} USD over {cost.operations} operations "
+            f"({items}); realized after rebalancing: "
+            f"{money(data['realized_after_rebalancing'])}"
         )
