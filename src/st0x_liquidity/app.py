@@ -19,6 +19,7 @@ from .protocols import Executor, FillSource, PositionStore
 from .registry import ExecutorContext, Registry
 from .services import AppServices
 from .store.sqlite import SqliteStore
+from .summary import summary_line
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +100,14 @@ async def run_app(config: AppConfig, registry: Registry) -> None:
                 config.database_path,
             )
             services = asyncio.create_task(_run_services(app, registry), name="services")
+            summaries = asyncio.create_task(_log_summaries(app), name="summaries")
             try:
                 await app.engine.run()
             finally:
-                services.cancel()
-                await asyncio.gather(services, return_exceptions=True)
+                for task in (services, summaries):
+                    task.cancel()
+                await asyncio.gather(services, summaries, return_exceptions=True)
+                log.info("at exit: %s", summary_line(app.engine.status, app.engine.books.values()))
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 asyncio.get_running_loop().remove_signal_handler(sig)
@@ -114,6 +118,15 @@ async def run_app(config: AppConfig, registry: Registry) -> None:
     finally:
         await store.close()
     log.info("stopped cleanly")
+
+
+SUMMARY_EVERY = 60.0
+
+
+async def _log_summaries(app: App) -> None:
+    while True:
+        await asyncio.sleep(SUMMARY_EVERY)
+        log.info("%s", summary_line(app.engine.status, app.engine.books.values()))
 
 
 async def connect_broker(app: App) -> None:
