@@ -36,7 +36,7 @@ fi
 
 # -- 2. Node tools: anvil (EVM node) and solc-js, from npm (idempotent) -----------------
 say "installing anvil from npm (tools/)"
-bash scripts/install-peers.sh
+bash scripts/install-peers.sh node
 
 # -- 3. A fresh chain and a fresh database ----------------------------------------------
 stop_pid() {  # stop a process we started, by its recorded pid only

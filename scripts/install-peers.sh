@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # Real local peers the tests talk to, from the package registries (idempotent).
+#   install-peers.sh        anvil and solc-js (npm, into tools/), chromium and promtool
+#                           (Debian packages, system-wide): what the test suite needs
+#   install-peers.sh node   anvil and solc-js only, into tools/: what the demo needs; it
+#                           changes nothing outside this checkout
 set -euo pipefail
 cd "$(dirname "$0")/.."
+WHAT=${1:-all}
 if [ -f tools/package.json ]; then
   if [ ! -d tools/node_modules ] || [ tools/package.json -nt tools/node_modules ]; then
     (cd tools && npm install --no-audit --no-fund --loglevel=error)
     touch tools/node_modules
   fi
+fi
+if [ "$WHAT" = node ]; then
+  exit 0
 fi
 # Headless Chromium for the dashboard browser tests (Debian package; Playwright is
 # pointed at /usr/bin/chromium, never `playwright install`).
