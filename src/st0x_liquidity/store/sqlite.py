@@ -133,9 +133,12 @@ class SqliteStore:
                 log.warning("views rebuilt from %d events", await self.rebuild_views())
 
     async def _in_writer(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run ``fn(writer, *args)`` in a worker thread, to its end even if the caller is
+        cancelled: a thread cannot be stopped, and the connection must not be closed
+        (or used by the next call) while it is still inside a transaction."""
         if self._writer is None:
             raise StoreError("store is not open for writing")
-        return await asyncio.to_thread(fn, self._writer, *args)
+        return await _uninterrupted(asyncio.ensure_future(asyncio.to_thread(fn, self._writer, *args)))
 
     async def _meta(self, key: str) -> str | None:
         async with self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
@@ -158,7 +161,8 @@ class SqliteStore:
     async def close(self) -> None:
         """Commit whatever was submitted, then close the connections and let the lease go."""
         await self.flush()
-        await self._close_connections()
+        async with self._write_lock:  # no writer call is still running in a thread
+            await self._close_connections()
 
     async def _close_connections(self) -> None:
         if self._db is not None:
