@@ -17,6 +17,7 @@ from .engine import Engine
 from .errors import AuthenticationRequiredError, ConfigError, RetryableBrokerError
 from .protocols import Executor, FillSource, PositionStore
 from .registry import ExecutorContext, Registry
+from .sd_notify import notify, watchdog_interval
 from .services import AppServices
 from .store.sqlite import SqliteStore
 from .summary import summary_line
@@ -101,12 +102,14 @@ async def run_app(config: AppConfig, registry: Registry) -> None:
             )
             services = asyncio.create_task(_run_services(app, registry), name="services")
             summaries = asyncio.create_task(_log_summaries(app), name="summaries")
+            watchdog = asyncio.create_task(_feed_watchdog(app), name="watchdog")
             try:
                 await app.engine.run()
             finally:
-                for task in (services, summaries):
+                notify("STOPPING=1")
+                for task in (services, summaries, watchdog):
                     task.cancel()
-                await asyncio.gather(services, summaries, return_exceptions=True)
+                await asyncio.gather(services, summaries, watchdog, return_exceptions=True)
                 log.info("at exit: %s", summary_line(app.engine.status, app.engine.books.values()))
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -121,6 +124,25 @@ async def run_app(config: AppConfig, registry: Registry) -> None:
 
 
 SUMMARY_EVERY = 60.0
+
+
+async def _feed_watchdog(app: App) -> None:
+    """systemd: ready once recovery is done; then a ping while the engine is alive.
+
+    The pings come from the event loop the engine runs on, and stop when the
+    engine is no longer alive, so a wedged loop or a dead engine gets the
+    unit restarted by systemd.
+    """
+    engine = app.engine
+    if not await engine.wait_recovered():
+        return
+    notify("READY=1")
+    every = watchdog_interval()
+    if every is None:
+        return
+    while engine.alive():
+        notify("WATCHDOG=1")
+        await asyncio.sleep(every)
 
 
 async def _log_summaries(app: App) -> None:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
 UNITS = ("st0x-liquidity@.service", "st0x-liquidity-report@.service")
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 
@@ -55,6 +56,22 @@ def test_unit_has_what_the_runbook_promises(template: str) -> None:
     for key in ("NoNewPrivileges", "ProtectSystem", "ProtectHome", "PrivateTmp"):
         assert service[key][0] in ("yes", "strict"), key
     assert service["CapabilityBoundingSet"] == [""]
+    if template == "st0x-liquidity@.service":
+        assert service["Type"] == ["notify"] and service["WatchdogSec"] == ["30"]
+
+
+@pytest.mark.parametrize("template", UNITS)
+def test_the_documentation_the_unit_names_is_in_the_wheel(template: str) -> None:
+    """Documentation= names a file the wheel installs under <venv>/share/doc/st0x-liquidity."""
+    import tomllib
+
+    text = (ROOT / "deploy" / template).read_text()
+    [doc] = [line.split("=", 1)[1] for line in text.splitlines() if line.startswith("Documentation=")]
+    prefix = "file:///opt/st0x-liquidity/current/share/doc/st0x-liquidity/"
+    assert doc.startswith(prefix)
+    shipped = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    files = shipped["data-files"]["share/doc/st0x-liquidity"]
+    assert f"docs/{doc.removeprefix(prefix)}" in files
 
 
 @pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze not installed")

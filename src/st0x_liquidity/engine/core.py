@@ -72,24 +72,37 @@ class Engine:
         (``run`` connects in the background, so a broker that is down at start
         does not stop fills from being recorded). No broker call before it."""
         self.broker_ready.set()
+        self.recovered = asyncio.Event()
+        """Set once recovery is done and the engine ingests (systemd's READY=1)."""
         self._commits: set[asyncio.Task[Any]] = set()
         self._fatal: BaseException | None = None
         self._listeners: list[Callable[[Sequence[StoredEvent]], None]] = []
+        self._parts: list[asyncio.Task[Any]] = []
         self.ingest = IngestPipeline(self)
         self.orders = OrderLifecycle(self)
         self.market = MarketGate(self)
 
+    def alive(self) -> bool:
+        """Running, and the market gate (which runs until the engine stops) has not ended."""
+        return not self.stopping and not any(t.done() for t in self._parts)
+
     async def wait_for_broker(self) -> bool:
-        if self.broker_ready.is_set():
-            return not self.stopping
-        ready = asyncio.ensure_future(self.broker_ready.wait())
-        stop = asyncio.ensure_future(self.stop_event.wait())
-        try:
-            await asyncio.wait({ready, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            ready.cancel()
-            stop.cancel()
-        return self.broker_ready.is_set() and not self.stopping
+        return await self._until(self.broker_ready)
+
+    async def wait_recovered(self) -> bool:
+        return await self._until(self.recovered)
+
+    async def _until(self, event: asyncio.Event) -> bool:
+        """Until ``event`` is set (True) or the engine stops (False)."""
+        if not event.is_set():
+            wanted = asyncio.ensure_future(event.wait())
+            stop = asyncio.ensure_future(self.stop_event.wait())
+            try:
+                await asyncio.wait({wanted, stop}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                wanted.cancel()
+                stop.cancel()
+        return event.is_set() and not self.stopping
 
     def fail(self, exc: BaseException) -> None:
         if self._fatal is None:
@@ -135,10 +148,12 @@ class Engine:
     async def run(self) -> None:
         """Recover, then ingest and hedge until stopped or a finite source is drained."""
         await self._recover()
+        self.recovered.set()
         await self._run()
 
     async def _run(self) -> None:
         clock = asyncio.create_task(self.market.run(), name="clock")
+        self._parts = [clock]  # runs until the engine stops; ingest may end with a finite source
         maintenance = asyncio.create_task(self._maintenance(), name="maintenance")
         queue: asyncio.Queue[Any] = asyncio.Queue(max(2, self.config.engine.batch_size * 2))
         intake = asyncio.create_task(self.ingest.intake(queue), name="intake")
