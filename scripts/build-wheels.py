@@ -62,6 +62,8 @@ def build(dist: Path) -> list[Path]:
                 if (source / name).exists():
                     shutil.copy2(source / name, copy / name)
             shutil.copytree(source / "src", copy / "src", ignore=IGNORE)
+            if source == ROOT:  # the runbook and references ship as data files
+                shutil.copytree(source / "docs", copy / "docs", ignore=IGNORE)
             subprocess.run(
                 [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(copy)],
                 check=True,

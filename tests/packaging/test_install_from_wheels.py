@@ -49,6 +49,10 @@ def test_the_four_wheels_carry_no_tests(dist: Path) -> None:
     for wheel in dist.glob("*.whl"):
         with zipfile.ZipFile(wheel) as archive:
             assert not [n for n in archive.namelist() if "/tests/" in n or n.startswith("tests/")]
+    [core] = dist.glob("st0x_liquidity-*.whl")
+    with zipfile.ZipFile(core) as archive:
+        docs = [n for n in archive.namelist() if "/data/share/doc/st0x-liquidity/" in n]
+    assert any(n.endswith("/operations.md") for n in docs), docs
     lines = (dist / "requirements.txt").read_text().splitlines()
     requirements = [line for line in lines if not line.startswith("#")]
     assert any(r.startswith("web3") for r in requirements)
