@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from ..domain.events import EVENT_VERSION, NewEvent, StoredEvent
 from ..errors import StoreError
@@ -34,6 +35,25 @@ EVENTS_AFTER = (
     "SELECT rowid, aggregate_type, aggregate_id, sequence, event_type, payload, metadata, "
     "recorded_at FROM events WHERE rowid > ? ORDER BY rowid LIMIT ?"
 )
+
+
+class SqliteExecutor:
+    """:class:`~.writes.Executor` on a ``sqlite3`` connection (``?`` is its own style)."""
+
+    __slots__ = ("_execute",)
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._execute = db.execute
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._execute(sql, params)
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self._execute(sql, params).fetchone()
+        return row
+
+    def trade_ref(self, trade: int) -> object:
+        return trade  # an integer in a column without affinity, as schema 9 stores it
 
 
 def connect(path: Path, synchronous: str) -> sqlite3.Connection:
@@ -159,6 +179,7 @@ def write_events(
     """
     sequences: dict[Key, int] = {}
     results = []
+    out = SqliteExecutor(db)
     with transaction(db, epoch):
         # After BEGIN: the commit's own time, never before its events arrived.
         now = datetime.now(UTC)
@@ -175,7 +196,7 @@ def write_events(
                     "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (*key, sequences[key], new.event.TYPE, EVENT_VERSION, payload, metadata, when),
                 )
-                apply_event(db, stored)
+                apply_event(out, stored)
                 stored_entry.append(stored)
             results.append(stored_entry)
     return results, sequences
@@ -192,13 +213,14 @@ def _last_sequence(db: sqlite3.Connection, key: Key) -> int:
 
 def rebuild_views(db: sqlite3.Connection, epoch: int) -> int:
     """Empty every view and refill it from the events, in one fenced transaction."""
+    out = SqliteExecutor(db)
     with transaction(db, epoch):
         for table in VIEW_TABLES:
             db.execute(f"DELETE FROM {table}")
         count = last = 0
         while rows := db.execute(EVENTS_AFTER, (last, 5000)).fetchall():
             for row in rows:
-                apply_event(db, stored_from_row(row)[1])
+                apply_event(out, stored_from_row(row)[1])
             last = int(rows[-1][0])
             count += len(rows)
         db.execute("DELETE FROM meta WHERE key = ?", (VIEWS_STALE,))
