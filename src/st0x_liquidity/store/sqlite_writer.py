@@ -10,7 +10,6 @@ inside it (:func:`fenced`), so a holder that lost the lease writes nothing.
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 import time
 import uuid
@@ -19,17 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..domain.events import EVENT_VERSION, NewEvent, StoredEvent
+from ..domain.events import EVENT_VERSION, StoredEvent
 from ..errors import StoreError
-from .codec import event_from_json
+from .base import Encoded, Key, stored_from_row
 from .lease import LEASE_NAME, LeaseHolder, LeaseLostError, this_holder
 from .schema import LATEST_VERSION, MIGRATIONS, VIEW_TABLES, VIEWS_STALE
 from .writes import apply_event, dec_add
 
 BUSY_TIMEOUT_MS = 10_000
-Key = tuple[str, str]
-Encoded = list[tuple[NewEvent, str, str]]
-"""A caller's events with their payload and metadata JSON."""
 
 EVENTS_AFTER = (
     "SELECT rowid, aggregate_type, aggregate_id, sequence, event_type, payload, metadata, "
@@ -239,19 +235,6 @@ def put_blob(db: sqlite3.Connection, namespace: str, key: str, value: bytes) -> 
 def meta(db: sqlite3.Connection, key: str) -> str | None:
     row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return None if row is None else str(row[0])
-
-
-def stored_from_row(row: Sequence[object]) -> tuple[int, StoredEvent]:
-    rowid, agg_type, agg_id, seq, event_type, payload, metadata, recorded = row
-    stored = StoredEvent(
-        str(agg_type),
-        str(agg_id),
-        int(str(seq)),
-        event_from_json(str(event_type), str(payload)),
-        json.loads(str(metadata)),
-        datetime.fromisoformat(str(recorded)),
-    )
-    return int(str(rowid)), stored
 
 
 def too_new(path: Path, version: int) -> str:

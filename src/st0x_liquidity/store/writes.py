@@ -250,9 +250,7 @@ def _open(db: Executor, trade: TradeId, delta: Decimal) -> None:
     db.execute(OPEN_DELTA, (fmt(delta), trade.tx_hash, trade.log_index))
 
 
-def _link(
-    db: Executor, trade: TradeId, kind: str, counterpart: str, delta: Decimal
-) -> None:
+def _link(db: Executor, trade: TradeId, kind: str, counterpart: str, delta: Decimal) -> None:
     """Change a link by ``delta``; one that reaches zero is removed."""
     other: object = counterpart
     if kind == "netted":  # the table names the other fill by its onchain_trades id
