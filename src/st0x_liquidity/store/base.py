@@ -22,12 +22,10 @@ from ..domain.symbols import Symbol
 from ..errors import StoreError
 from ..protocols import BookSnapshot, Cursor, HedgeOrderRecord, OpenLot, PositionRecord
 from .codec import event_from_json, event_to_json, metadata_to_json
+from .writes import Encoded, Key
 
 OPEN_STATES = ("pending", "submitted", "partially_filled")
 _T = TypeVar("_T")
-Key = tuple[str, str]
-Encoded = list[tuple[NewEvent, str, str]]
-"""A caller's events with their payload and metadata JSON."""
 _Entry = tuple[list[NewEvent], "asyncio.Future[list[StoredEvent]]"]
 
 

@@ -32,10 +32,11 @@ import aiosqlite
 from ..domain.events import StoredEvent
 from ..errors import StoreError
 from . import sqlite_writer as writer
-from .base import Encoded, EventStore, Key
+from .base import EventStore
 from .lease import LEASE_NAME, FileLock, LeaseHeldError, LeaseHolder, LeaseLostError, this_holder
 from .schema import LATEST_VERSION, VIEWS_STALE
 from .sqlite_reads import SqliteReads
+from .writes import Encoded, Key
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..domain.events import EVENT_VERSION, StoredEvent
+from ..domain.events import StoredEvent
 from ..errors import StoreError
-from .base import Encoded, Key, stored_from_row
+from .base import stored_from_row
 from .lease import LEASE_NAME, LeaseHolder, LeaseLostError, this_holder
 from .schema import LATEST_VERSION, MIGRATIONS, VIEW_TABLES, VIEWS_STALE
-from .writes import apply_event, dec_add
+from .writes import Encoded, Key, append_entries, apply_event, dec_add
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -173,38 +173,9 @@ def write_events(
     ``known`` holds streams' last sequences from earlier commits; the ones this
     commit assigned come back for the caller to keep once it has committed.
     """
-    sequences: dict[Key, int] = {}
-    results = []
-    out = SqliteExecutor(db)
     with transaction(db, epoch):
         # After BEGIN: the commit's own time, never before its events arrived.
-        now = datetime.now(UTC)
-        when = now.isoformat()
-        for entry in entries:
-            stored_entry = []
-            for new, payload, metadata in entry:
-                key = (new.aggregate_type, new.aggregate_id)
-                if key not in sequences:
-                    sequences[key] = known.get(key) or _last_sequence(db, key)
-                sequences[key] += 1
-                stored = StoredEvent(*key, sequences[key], new.event, new.metadata, now)
-                db.execute(
-                    "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*key, sequences[key], new.event.TYPE, EVENT_VERSION, payload, metadata, when),
-                )
-                apply_event(out, stored)
-                stored_entry.append(stored)
-            results.append(stored_entry)
-    return results, sequences
-
-
-def _last_sequence(db: sqlite3.Connection, key: Key) -> int:
-    row = db.execute(
-        "SELECT COALESCE(MAX(sequence), 0) FROM events "
-        "WHERE aggregate_type = ? AND aggregate_id = ?",
-        key,
-    ).fetchone()
-    return int(row[0])
+        return append_entries(SqliteExecutor(db), entries, known, datetime.now(UTC))
 
 
 def rebuild_views(db: sqlite3.Connection, epoch: int) -> int:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
 from ..domain.accumulator import Allocation, Netting
 from ..domain.events import (
     CORRECTION_STRIDE,
+    EVENT_VERSION,
     FillRecorded,
     FillReinstated,
     FillReverted,
@@ -24,6 +26,7 @@ from ..domain.events import (
     HedgeProgressed,
     HedgeSubmitted,
     InputSkipped,
+    NewEvent,
     StoredEvent,
 )
 from ..domain.fills import Direction, Fill, TradeId
@@ -99,6 +102,49 @@ UPSERT_CURSOR = (
     "ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at"
 )
 INSERT_SKIPPED = "INSERT INTO skipped_inputs VALUES (?, ?, ?, ?, ?, ?)"
+
+
+INSERT_EVENT = (
+    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, "
+    "payload, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+LAST_SEQUENCE = (
+    "SELECT COALESCE(MAX(sequence), 0) FROM events WHERE aggregate_type = ? AND aggregate_id = ?"
+)
+Key = tuple[str, str]
+Encoded = list[tuple[NewEvent, str, str]]
+"""A caller's events with their payload and metadata JSON."""
+
+
+def append_entries(
+    db: Executor, entries: Sequence[Encoded], known: dict[Key, int], now: datetime
+) -> tuple[list[list[StoredEvent]], dict[Key, int]]:
+    """Inside the caller's fenced transaction: the entries' events with their sequences,
+    and their view rows, all recorded at ``now``.
+
+    ``known`` holds streams' last sequences from earlier commits; the ones this
+    commit assigned come back for the caller to keep once it has committed.
+    """
+    sequences: dict[Key, int] = {}
+    results = []
+    when = now.isoformat()
+    for entry in entries:
+        stored_entry = []
+        for new, payload, metadata in entry:
+            key = (new.aggregate_type, new.aggregate_id)
+            if key not in sequences:
+                row = None if known.get(key) else db.fetchone(LAST_SEQUENCE, key)
+                sequences[key] = known[key] if row is None else int(row[0])
+            sequences[key] += 1
+            stored = StoredEvent(*key, sequences[key], new.event, new.metadata, now)
+            db.execute(
+                INSERT_EVENT,
+                (*key, sequences[key], new.event.TYPE, EVENT_VERSION, payload, metadata, when),
+            )
+            apply_event(db, stored)
+            stored_entry.append(stored)
+        results.append(stored_entry)
+    return results, sequences
 
 
 def apply_event(db: Executor, stored: StoredEvent) -> None:
