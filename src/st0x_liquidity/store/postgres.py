@@ -231,8 +231,8 @@ class PostgresStore(EventStore):
     async def verify_lease(self) -> None:
         """Raise :class:`LeaseLostError` unless this store holds a live lease.
 
-        Live means: our epoch, and at least ``VERIFY_MARGIN`` seconds before it
-        expires, on the server's clock. Past that, a standby may take over at
+        Live means: our epoch, and at least ``VERIFY_MARGIN`` seconds (a quarter
+        of a shorter ``lease_ttl``) before it expires, on the server's clock. Past that, a standby may take over at
         any moment, so the engine must not call a broker.
         """
         if self._epoch is None:
@@ -244,7 +244,7 @@ class PostgresStore(EventStore):
             cur = await self._lease_db.execute(
                 "SELECT epoch, pid, host, since, "
                 "expires_at > now() + make_interval(secs => %s) FROM lease WHERE name = %s",
-                (VERIFY_MARGIN, LEASE_NAME),
+                (min(VERIFY_MARGIN, self._ttl / 4), LEASE_NAME),
             )
             row = await cur.fetchone()
         except psycopg.Error as exc:
