@@ -34,3 +34,19 @@ if ! command -v promtool >/dev/null 2>&1; then
     echo "install-peers: promtool is missing; install the Debian package 'prometheus' (as root)" >&2
   fi
 fi
+# PostgreSQL server binaries for the PostgreSQL store tests (Debian package; the
+# tests start their own server in a temporary directory). The server refuses to
+# run as root, so the tests run it as the unprivileged `postgres` user.
+have_initdb() {
+  command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
+}
+if ! have_initdb; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql
+  else
+    echo "install-peers: PostgreSQL is missing; install the Debian package 'postgresql' (as root)" >&2
+  fi
+fi
+if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+  useradd --system --user-group --home-dir /var/lib/postgresql --shell /usr/sbin/nologin postgres
+fi

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -21,6 +21,9 @@ from .sd_notify import notify, watchdog_interval
 from .services import AppServices
 from .store.sqlite import SqliteStore
 from .summary import summary_line
+
+if TYPE_CHECKING:
+    from .store.postgres import PostgresStore
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +44,19 @@ class App:
         )
 
 
-def open_store(config: AppConfig, *, lease: bool = False, read_only: bool = False) -> SqliteStore:
+def open_store(
+    config: AppConfig, *, lease: bool = False, read_only: bool = False
+) -> SqliteStore | PostgresStore:
     """A store for ``config``'s database (call ``await store.open()`` before use).
 
     ``lease``: this process writes the engine's streams (``run``,
     ``rebuild-views``) and must be the only one; ``read_only``: it only reads.
+    A ``postgresql://`` database_url opens the PostgreSQL store.
     """
+    if config.postgres is not None:
+        from .store.postgres import PostgresStore
+
+        return PostgresStore(config.postgres.url.get(), lease=lease, read_only=read_only)
     return SqliteStore(
         config.database_path,
         synchronous=config.engine.synchronous,
@@ -98,7 +108,7 @@ async def run_app(config: AppConfig, registry: Registry) -> None:
                 "running: source=%s broker=%s database=%s",
                 config.source_type,
                 config.broker_type,
-                config.database_path,
+                config.postgres.display if config.postgres else config.database_path,
             )
             services = asyncio.create_task(_run_services(app, registry), name="services")
             summaries = asyncio.create_task(_log_summaries(app), name="summaries")

@@ -193,7 +193,7 @@ def _with_store(
 ) -> Any:
     """Run ``fn(store)``: read-only, or holding the database's lease if it ``writes``."""
     config = load(args)
-    if not config.database_path.exists():
+    if config.postgres is None and not config.database_path.exists():
         raise StoreError(f"no database at {config.database_path} (has `run` been started?)")
 
     async def go() -> Any:

@@ -128,8 +128,20 @@ class EngineConfig:
 
 
 @attrs.frozen
+class PostgresDatabase:
+    """A ``postgresql://user:pass@host:port/db`` database_url (the password never shows)."""
+
+    url: Secret
+    display: str
+    """The URL without its password, for messages and logs."""
+    password: Secret | None = None
+
+
+@attrs.frozen
 class AppConfig:
     database_path: Path
+    """The SQLite file; with PostgreSQL, the base name of local companion files only
+    (``<config dir>/<database name>``: the dry-run broker's ledger)."""
     source_type: str
     source: Any
     broker_type: str
@@ -140,6 +152,8 @@ class AppConfig:
     engine: EngineConfig = EngineConfig()
     sections: Mapping[str, Any] = attrs.field(factory=dict)
     config_dir: Path = Path(".")
+    postgres: PostgresDatabase | None = None
+    """Set when ``database_url`` names a PostgreSQL database."""
 
 
 class EnvText(str):
@@ -354,9 +368,54 @@ def _env_overrides(
 _CORE_KEYS = {"database_url", "log_level", "evm", "source", "broker", "hedging", "engine"}
 
 
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+_NOT_ON_POSTGRES = ("dashboard", "rebalancing")
+"""Sections whose tables still live in a SQLite file of their own (docs/store.md)."""
+
+
+def _postgres(text: str) -> PostgresDatabase:
+    """Check a PostgreSQL URL without ever echoing it (it may hold a password)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise ConfigError("database_url", "is not a valid postgresql:// URL") from None
+    if not parts.hostname:
+        raise ConfigError("database_url", "a postgresql:// URL must name a host")
+    if not parts.path.strip("/"):
+        raise ConfigError("database_url", "a postgresql:// URL must name a database (…/dbname)")
+    if parts.fragment:
+        raise ConfigError("database_url", "a postgresql:// URL takes no #fragment")
+    del port
+    netloc = parts.netloc.rpartition("@")[2]
+    user = parts.username
+    display = parts._replace(netloc=f"{user}@{netloc}" if user else netloc).geturl()
+    password = None if parts.password is None else Secret(parts.password)
+    return PostgresDatabase(Secret(text), display, password)
+
+
+def _database(url: Any, base: Path) -> tuple[Path, PostgresDatabase | None]:
+    """The SQLite file, or the PostgreSQL database (and its companion files' base name)."""
+    if isinstance(url, str) and url.strip().lower().startswith(_POSTGRES_SCHEMES):
+        postgres = _postgres(url.strip())
+        name = postgres.display.rpartition("/")[2].partition("?")[0] or "postgres"
+        return base / name, postgres
+    return _database_path(url, base), None
+
+
+def _postgres_sections(sections: Mapping[str, Any]) -> None:
+    for name in _NOT_ON_POSTGRES:
+        if name in sections and getattr(sections[name], "enabled", True):
+            raise ConfigError(name, "is not available with a PostgreSQL database_url yet")
+
+
 def _database_path(url: Any, base: Path) -> Path:
     if not isinstance(url, str) or not url.strip():
-        raise ConfigError("database_url", "must be a non-empty string (a SQLite file path)")
+        raise ConfigError(
+            "database_url", "must be a non-empty string (a SQLite file path or postgresql:// URL)"
+        )
     text = url.strip()
     for prefix in ("sqlite:///", "sqlite://", "sqlite:"):
         if text.startswith(prefix):
@@ -387,7 +446,7 @@ def parse_config(
 
     if "database_url" not in data:
         raise ConfigError("database_url", "required key is missing")
-    database_path = _database_path(data["database_url"], config_dir)
+    database_path, postgres = _database(data["database_url"], config_dir)
 
     log_level = data.get("log_level", "info")
     if not isinstance(log_level, str) or log_level.lower() not in LOG_LEVELS:
@@ -442,8 +501,11 @@ def parse_config(
                 name,
             )
 
+    if postgres is not None:
+        _postgres_sections(sections)
     return AppConfig(
         database_path=database_path,
+        postgres=postgres,
         source_type=source_type,
         source=source,
         broker_type=broker_type,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -11,12 +12,16 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 from support.fills import fill
+from support.stores import OpenStore
 
 from st0x_liquidity.domain.events import FillRecorded, position_event
 from st0x_liquidity.errors import StoreError
 from st0x_liquidity.store.lease import LeaseHeldError, LeaseLostError
+from st0x_liquidity.store.postgres import PostgresStore, redact
+from st0x_liquidity.store.schema import LATEST_VERSION
 from st0x_liquidity.store.sqlite import SqliteStore
 
 
@@ -25,38 +30,41 @@ def _event(n: int) -> list[object]:
     return [position_event(f.symbol, FillRecorded(f))]
 
 
-async def test_a_second_holder_is_refused_and_told_who_holds_it(tmp_path: Path) -> None:
-    async with SqliteStore(tmp_path / "a.db") as first:
+async def test_a_second_holder_is_refused_and_told_who_holds_it(
+    open_store: OpenStore, database: str
+) -> None:
+    async with open_store() as first:
         await first.append(_event(1))  # type: ignore[arg-type]
-        second = SqliteStore(tmp_path / "a.db")
+        second = open_store()
         with pytest.raises(LeaseHeldError) as refused:
             await second.open()
         message = str(refused.value)
         assert f"pid {os.getpid()} on host {socket.gethostname()} since 20" in message
-        assert str(tmp_path / "a.db") in message
+        assert redact(database) in message
         # The first holder is unaffected.
         await first.append(_event(2))  # type: ignore[arg-type]
         assert (await first.positions())[0].fills == 2
-    # Released on close: the next one takes it, with a new epoch.
-    async with SqliteStore(tmp_path / "a.db") as again:
+    # Released on close: the next one takes it at once, with a new epoch.
+    async with open_store() as again:
         assert again.epoch == 2
 
 
-async def test_readers_and_side_writers_take_no_lease(tmp_path: Path) -> None:
-    async with SqliteStore(tmp_path / "a.db") as engine:
+async def test_readers_and_side_writers_take_no_lease(open_store: OpenStore) -> None:
+    async with open_store() as engine:
         await engine.append(_event(1))  # type: ignore[arg-type]
-        async with SqliteStore(tmp_path / "a.db", read_only=True) as reader:
+        async with open_store(read_only=True) as reader:
             assert (await reader.positions())[0].fills == 1
             assert reader.epoch is None
             with pytest.raises(StoreError):
                 await reader.append(_event(2))  # type: ignore[arg-type]
-        async with SqliteStore(tmp_path / "a.db", lease=False) as side:
+        async with open_store(lease=False) as side:
             await side.put_blob("plugin", "k", b"v")  # plugin state: not the engine's streams
             with pytest.raises(StoreError, match="lease"):
                 await side.append(_event(3))  # type: ignore[arg-type]
         assert (await engine.positions())[0].fills == 1
 
 
+@pytest.mark.sqlite
 async def test_a_stale_holder_is_fenced_where_the_lock_is_not_honoured(tmp_path: Path) -> None:
     """A filesystem that ignores flock: the epoch alone keeps writes from interleaving."""
     path = tmp_path / "a.db"
@@ -82,6 +90,7 @@ async def test_a_stale_holder_is_fenced_where_the_lock_is_not_honoured(tmp_path:
 
 _HOLD = """
 import asyncio, sys
+from st0x_liquidity.store.postgres import PostgresStore, redact
 from st0x_liquidity.store.sqlite import SqliteStore
 
 async def main():
@@ -94,6 +103,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.sqlite
 def test_a_sigkilled_holder_does_not_block_the_next_start(tmp_path: Path) -> None:
     path = tmp_path / "a.db"
     holder = subprocess.Popen(
@@ -125,6 +135,7 @@ def _open_and_close(path: Path) -> None:
     asyncio.run(go())
 
 
+@pytest.mark.sqlite
 async def test_the_database_and_its_companions_are_private(tmp_path: Path) -> None:
     path = tmp_path / "a.db"
     async with SqliteStore(path) as store:
@@ -134,6 +145,7 @@ async def test_the_database_and_its_companions_are_private(tmp_path: Path) -> No
             assert mode == 0o600, (name, oct(mode))
 
 
+@pytest.mark.sqlite
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write any directory")
 async def test_a_read_only_directory_says_permission_denied(tmp_path: Path) -> None:
     locked = tmp_path / "locked"
@@ -144,3 +156,105 @@ async def test_a_read_only_directory_says_permission_denied(tmp_path: Path) -> N
             await SqliteStore(locked / "a.db").open()
     finally:
         locked.chmod(0o700)
+
+
+# -- PostgreSQL: an expiring lease instead of flock ------------------------------------
+
+
+async def test_postgres_a_lapsed_lease_is_taken_over_and_fences_the_old_holder(
+    postgres_url: str,
+) -> None:
+    """A frozen holder (its renewals stopped) loses the lease once it expires."""
+    first = PostgresStore(postgres_url, lease_ttl=1.0)
+    await first.open()
+    try:
+        await first.append(_event(1))  # type: ignore[arg-type]
+        await first.verify_lease()
+        assert first._renewer is not None
+        first._renewer.cancel()  # frozen: nothing renews any more
+        with pytest.raises(LeaseHeldError):
+            await PostgresStore(postgres_url, lease_ttl=1.0).open()
+        await asyncio.sleep(1.2)
+        with pytest.raises(LeaseLostError, match="not renewed in time"):
+            await first.verify_lease()  # no broker call on a lapsed lease
+        async with PostgresStore(postgres_url) as second:
+            assert second.epoch == 2
+            with pytest.raises(LeaseLostError, match="lost the lease"):
+                await first.append(_event(2))  # type: ignore[arg-type]
+            with pytest.raises(LeaseLostError, match="held by pid"):
+                await first.verify_lease()
+            with pytest.raises(LeaseLostError):
+                await first.rebuild_views()
+            await second.append(_event(3))  # type: ignore[arg-type]
+            trades = await second.fetch("SELECT block_number FROM onchain_trades ORDER BY 1")
+            assert trades == [(1,), (3,)]
+    finally:
+        await first.close()
+
+
+async def test_postgres_the_holder_renews_its_lease(postgres_url: str) -> None:
+    async with PostgresStore(postgres_url, lease_ttl=0.6) as holder:
+        for _ in range(4):
+            await asyncio.sleep(0.3)
+            await holder.verify_lease()
+            [(live,)] = await holder.fetch("SELECT expires_at > now() FROM lease")
+            assert live
+        with pytest.raises(LeaseHeldError):
+            await PostgresStore(postgres_url).open()
+
+
+def test_postgres_a_sigkilled_holder_blocks_only_until_its_lease_expires(
+    postgres_url: str,
+) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_PG, postgres_url], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(LeaseHeldError, match=f"pid {holder.pid} on host"):
+            asyncio.run(_open_close_pg(postgres_url))
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=10)
+        started = time.monotonic()
+        while True:
+            try:
+                asyncio.run(_open_close_pg(postgres_url))
+                break
+            except LeaseHeldError:
+                assert time.monotonic() - started < 10
+                time.sleep(0.2)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+
+
+_HOLD_PG = """
+import asyncio, sys
+from st0x_liquidity.store.postgres import PostgresStore
+
+async def main():
+    store = PostgresStore(sys.argv[1], lease_ttl=2.0)
+    await store.open()
+    print("held", flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def _open_close_pg(url: str) -> None:
+    async with PostgresStore(url):
+        pass
+
+
+async def test_postgres_a_newer_schema_is_refused(postgres_url: str) -> None:
+    async with PostgresStore(postgres_url) as store:
+        assert await store.schema_version() == LATEST_VERSION
+    with psycopg.connect(postgres_url) as db:
+        db.execute("INSERT INTO schema_migrations VALUES (999, 'future', 'later')")
+    with pytest.raises(StoreError, match="newer than this program"):
+        await PostgresStore(postgres_url).open()
+    with pytest.raises(StoreError, match="newer than this program"):
+        await PostgresStore(postgres_url, read_only=True).open()

@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 
 from support.events import hedge_closed
 from support.fills import fill, tx
+from support.stores import OpenStore
 
 from st0x_liquidity.domain.accumulator import SymbolBook
 from st0x_liquidity.domain.events import FillRecorded, HedgeIntended, position_event
 from st0x_liquidity.domain.orders import OrderRules
 from st0x_liquidity.domain.symbols import Symbol
-from st0x_liquidity.store.links import links_of
-from st0x_liquidity.store.sqlite import SqliteStore
+from st0x_liquidity.store.links import POSTGRES, SQLITE, links_of
+from st0x_liquidity.store.postgres import PostgresStore
 
 
-async def test_a_pair_that_netted_both_ways_reads_as_one_link_per_side(tmp_path: Path) -> None:
+async def test_a_pair_that_netted_both_ways_reads_as_one_link_per_side(
+    open_store: OpenStore,
+) -> None:
     book = SymbolBook(Symbol("AAPL"))
     a = fill(1, "tAAPL", "BUY", "2.5")
     b = fill(2, "tAAPL", "SELL", "3")
-    async with SqliteStore(tmp_path / "s.db") as store:
+    async with open_store() as store:
         await store.append([position_event(a.symbol, FillRecorded(a, book.apply_fill(a)))])
         decision = book.decide(OrderRules.whole_shares())
         assert decision is not None and decision.quantity == 2
@@ -48,8 +50,10 @@ async def test_a_pair_that_netted_both_ways_reads_as_one_link_per_side(tmp_path:
         stored = await store.fetch(
             "SELECT trade, kind, counterpart, quantity FROM fill_allocations ORDER BY 1, 2, 3"
         )
-        assert stored == [(1, "netted", 2, "2"), (2, "netted", 1, "0.5")]
-        links = await links_of(store.fetch, [(tx(1), 0), (tx(2), 0)])
+        ref = str if isinstance(store, PostgresStore) else int  # counterpart's type there
+        assert stored == [(1, "netted", ref(2), "2"), (2, "netted", ref(1), "0.5")]
+        dialect = POSTGRES if isinstance(store, PostgresStore) else SQLITE
+        links = await links_of(store.fetch, [(tx(1), 0), (tx(2), 0)], dialect=dialect)
         assert links == {
             (tx(1), 0): [("netted", f"{tx(2)}:0", "2.5")],
             (tx(2), 0): [("netted", f"{tx(1)}:0", "2.5")],

@@ -12,10 +12,13 @@ import tempfile
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.events import hedge_closed
 from support.fills import fill
+from support.postgres import PostgresServer
+from support.stores import Store
 from support.views import dump
 
 from st0x_liquidity.domain.accumulator import SymbolBook
@@ -23,6 +26,7 @@ from st0x_liquidity.domain.events import FillRecorded, HedgeIntended, NewEvent, 
 from st0x_liquidity.domain.numbers import add, fmt
 from st0x_liquidity.domain.orders import OrderRules
 from st0x_liquidity.domain.symbols import Symbol
+from st0x_liquidity.store.postgres import PostgresStore
 from st0x_liquidity.store.sqlite import SqliteStore
 
 _OPS = st.lists(
@@ -72,8 +76,14 @@ def _events(ops: list[tuple[object, ...]]) -> tuple[SymbolBook, list[NewEvent]]:
 )
 @given(ops=_OPS, cuts=st.lists(st.booleans(), min_size=30, max_size=30))
 async def test_any_grouping_gives_the_books_open_quantities_and_the_same_views(
-    ops: list[tuple[object, ...]], cuts: list[bool]
+    backend: str, request: pytest.FixtureRequest, ops: list[tuple[object, ...]], cuts: list[bool]
 ) -> None:
+    def open_store(name: str) -> Store:
+        if backend == "postgres":
+            server: PostgresServer = request.getfixturevalue("postgres_server")
+            return PostgresStore(server.new_database())
+        return SqliteStore(Path(tmp) / name)
+
     book, events = _events(ops)
     groups: list[list[NewEvent]] = [[]]
     for event, cut in zip(events, cuts, strict=False):
@@ -81,7 +91,7 @@ async def test_any_grouping_gives_the_books_open_quantities_and_the_same_views(
         if cut:
             groups.append([])
     with tempfile.TemporaryDirectory() as tmp:
-        async with SqliteStore(Path(tmp) / "grouped.db") as grouped:
+        async with open_store("grouped.db") as grouped:
             for group in groups:
                 if group:
                     await grouped.append(group)
@@ -95,7 +105,7 @@ async def test_any_grouping_gives_the_books_open_quantities_and_the_same_views(
             assert {tx: q for tx, q in rows} == {
                 tx: fmt(opens.get(tx, Decimal(0))) for tx, _ in rows
             }
-        async with SqliteStore(Path(tmp) / "one_by_one.db") as single:
+        async with open_store("one_by_one.db") as single:
             for event in events:
                 await single.append([event])
             assert await dump(single, times=False) == views

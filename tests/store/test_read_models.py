@@ -5,11 +5,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 
+import psycopg
 import pytest
 from support.events import hedge_closed
 from support.fills import fill, tx
+from support.stores import OpenStore, Store
 
 from st0x_liquidity.domain.accumulator import SymbolBook
 from st0x_liquidity.domain.events import (
@@ -37,9 +38,9 @@ from st0x_liquidity.store.sqlite_reads import SqliteReads
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+async def store(open_store: OpenStore) -> AsyncIterator[Store]:
     """AAPL: buy 2.5, hedge h-1 (sell 2) in flight, then sell 1; TSLA: a filled hedge."""
-    async with SqliteStore(tmp_path / "s.db") as store:
+    async with open_store() as store:
         aapl = SymbolBook(Symbol("AAPL"))
         a = fill(1, "tAAPL", "BUY", "2.5", "100")
         await store.append([position_event(a.symbol, FillRecorded(a, aapl.apply_fill(a)))])
@@ -91,7 +92,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
         yield store
 
 
-async def test_positions_lots_trades_and_links(store: SqliteStore) -> None:
+async def test_positions_lots_trades_and_links(store: Store) -> None:
     reads: ReadModels = store.reads
     positions = await reads.positions()
     assert [p.symbol for p in positions] == ["AAPL", "TSLA"]
@@ -118,7 +119,7 @@ async def test_positions_lots_trades_and_links(store: SqliteStore) -> None:
     assert links[(tx(3), 0)] == [Link("hedged", "h-2", "1")]
 
 
-async def test_hedge_orders_both_orders_and_their_coverage(store: SqliteStore) -> None:
+async def test_hedge_orders_both_orders_and_their_coverage(store: Store) -> None:
     reads = store.reads
     oldest_first = await reads.hedge_orders()
     assert [h.client_order_id for h in oldest_first] == ["h-1", "h-2"]
@@ -141,7 +142,7 @@ async def test_hedge_orders_both_orders_and_their_coverage(store: SqliteStore) -
     assert await reads.hedge_state_counts() == {"filled": 1, "pending": 1}
 
 
-async def test_dashboard_counts_events_and_trades(store: SqliteStore) -> None:
+async def test_dashboard_counts_events_and_trades(store: Store) -> None:
     reads = store.reads
     assert await reads.fill_count() == 3
     assert await reads.skip_reason_counts() == {
@@ -165,15 +166,17 @@ async def test_dashboard_counts_events_and_trades(store: SqliteStore) -> None:
     await reads.ping()
 
 
-async def test_breaker_history_reads_the_log_newest_first(store: SqliteStore) -> None:
+async def test_breaker_history_reads_the_log_newest_first(store: Store) -> None:
     reads = store.reads
     assert await reads.last_breaker_change() is None
-    with sqlite3.connect(store.path) as db:
-        db.executemany(
-            "INSERT INTO circuit_breaker_log (at, action, reason, actor, remote) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [("t1", "pause", "why", "op", None), ("t2", "resume", "ok", "op", "1.2.3.4")],
-        )
+    rows = [("t1", "pause", "why", "op", None), ("t2", "resume", "ok", "op", "1.2.3.4")]
+    sql = "INSERT INTO circuit_breaker_log (at, action, reason, actor, remote) VALUES "
+    if isinstance(store, SqliteStore):
+        with sqlite3.connect(store.path) as db:
+            db.executemany(sql + "(?, ?, ?, ?, ?)", rows)
+    else:
+        with psycopg.connect(store.url) as pg:
+            pg.cursor().executemany(sql + "(%s, %s, %s, %s, %s)", rows)
     last = await reads.last_breaker_change()
     assert last is not None and (last.action, last.remote) == ("resume", "1.2.3.4")
     assert [c.at for c in await reads.breaker_history(5)] == ["t2", "t1"]
@@ -181,7 +184,7 @@ async def test_breaker_history_reads_the_log_newest_first(store: SqliteStore) ->
 
 
 async def test_rebalancing_payloads_are_empty_without_a_rebalancing_log(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     assert await store.reads.rebalancing_payloads("CostRecorded") == []
 
@@ -191,9 +194,12 @@ async def test_rebalancing_payloads_are_empty_without_a_rebalancing_log(
     assert await SqliteReads(no_table).rebalancing_payloads("CostRecorded") == []
 
 
+@pytest.mark.sqlite
 async def test_an_own_read_connection_reads_the_same_and_cannot_write(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
+    if not isinstance(store, SqliteStore):
+        pytest.skip("ReadConnection is SQLite's (the dashboard is SQLite-only so far)")
     reader = await ReadConnection.open(store.path)
     try:
         assert await reader.reads.positions() == await store.reads.positions()

@@ -1,4 +1,4 @@
-"""The side-table writers of the store package, on real SQLite files."""
+"""The side-table writers of the store package, on real SQLite files (SQLite only so far)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from st0x_liquidity.store.breaker_log import BreakerLog
 from st0x_liquidity.store.dry_run_ledger import DryRunLedger, LedgerOrder
 from st0x_liquidity.store.read_models import BreakerChange
 from st0x_liquidity.store.sqlite import SqliteStore
+
+pytestmark = pytest.mark.sqlite  # the dry-run ledger and breaker log are SQLite files so far
 
 T0 = datetime(2026, 1, 2, 15, tzinfo=UTC)
 

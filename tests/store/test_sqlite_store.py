@@ -1,4 +1,8 @@
-"""The SQLite event store on real files: transactions, migrations, rebuilds."""
+"""The event store on both backends: transactions, migrations, rebuilds.
+
+Tests taking ``open_store`` run on SQLite and PostgreSQL; the ones marked
+``sqlite`` are about SQLite's own files, migrations, pragmas and plans.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,11 @@ import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg
 import pytest
 from support.events import hedge_closed
 from support.fills import fill, tx
+from support.stores import OpenStore, Store
 from support.views import dump
 
 from st0x_liquidity.domain.accumulator import SymbolBook
@@ -23,7 +29,7 @@ from st0x_liquidity.store.sqlite import SqliteStore
 from st0x_liquidity.store.sqlite_writer import split_sql as _split_sql
 
 
-async def populate(store: SqliteStore) -> SymbolBook:
+async def populate(store: Store) -> SymbolBook:
     book = SymbolBook(Symbol("AAPL"))
     events = []
     for n, (direction, amount) in enumerate([("BUY", "0.7"), ("SELL", "0.2"), ("BUY", "1.9")], 1):
@@ -50,8 +56,8 @@ async def populate(store: SqliteStore) -> SymbolBook:
     return book
 
 
-async def test_views_match_the_book_and_rebuild_identically(tmp_path: Path) -> None:
-    async with SqliteStore(tmp_path / "a.db") as store:
+async def test_views_match_the_book_and_rebuild_identically(open_store: OpenStore) -> None:
+    async with open_store() as store:
         book = await populate(store)
         [position] = await store.positions()
         assert position.net == book.net == Decimal("1.15")
@@ -62,17 +68,21 @@ async def test_views_match_the_book_and_rebuild_identically(tmp_path: Path) -> N
         assert await dump(store) == before
 
 
-async def test_events_are_append_only(tmp_path: Path) -> None:
-    async with SqliteStore(tmp_path / "a.db") as store:
+async def test_events_are_append_only(open_store: OpenStore) -> None:
+    async with open_store() as store:
         await populate(store)
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            await store.db.execute("DELETE FROM events")
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            await store.db.execute("UPDATE events SET payload = '{}'")
+        errors = (sqlite3.IntegrityError, psycopg.errors.IntegrityConstraintViolation)
+        with pytest.raises(errors, match="append-only"):
+            await store.fetch("DELETE FROM events")
+        with pytest.raises(errors, match="append-only"):
+            await store.fetch("UPDATE events SET payload = '{}'")
+        assert len(await store.events()) == 5
 
 
-async def test_a_fill_cannot_be_recorded_twice_even_by_a_buggy_caller(tmp_path: Path) -> None:
-    async with SqliteStore(tmp_path / "a.db") as store:
+async def test_a_fill_cannot_be_recorded_twice_even_by_a_buggy_caller(
+    open_store: OpenStore,
+) -> None:
+    async with open_store() as store:
         f = fill(1, "tAAPL", "BUY", "1")
         await store.append([position_event(f.symbol, FillRecorded(f))])
         with pytest.raises(StoreError):
@@ -82,6 +92,7 @@ async def test_a_fill_cannot_be_recorded_twice_even_by_a_buggy_caller(tmp_path: 
         assert await store.known_trade_ids([f.trade_id, TradeId(tx(2), 0)]) == {f.trade_id}
 
 
+@pytest.mark.sqlite
 async def test_old_database_opens_in_new_version(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
@@ -112,6 +123,7 @@ async def test_old_database_opens_in_new_version(tmp_path: Path) -> None:
         assert snapshot.lots
 
 
+@pytest.mark.sqlite
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     async with SqliteStore(path):
@@ -124,6 +136,7 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
         await SqliteStore(path).open()
 
 
+@pytest.mark.sqlite
 async def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "junk.db"
     path.write_bytes(b"this is not sqlite" * 100)
@@ -131,6 +144,7 @@ async def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
         await SqliteStore(path).open()
 
 
+@pytest.mark.sqlite
 async def test_two_processes_opening_a_new_database_at_once(tmp_path: Path) -> None:
     """The bot and the reporter may start together; neither may fail on migrations.
 
@@ -155,9 +169,11 @@ async def test_two_processes_opening_a_new_database_at_once(tmp_path: Path) -> N
                 await s.close()
 
 
-async def test_concurrent_first_appends_to_new_streams_all_commit_in_order(tmp_path: Path) -> None:
+async def test_concurrent_first_appends_to_new_streams_all_commit_in_order(
+    open_store: OpenStore,
+) -> None:
     """Streams never seen are looked up while later appends keep arriving."""
-    async with SqliteStore(tmp_path / "a.db") as store:
+    async with open_store() as store:
         symbols = ["AAPL", "MSFT", "TSLA", "NVDA", "SPY"]
         futures = []
         for n in range(40):
@@ -166,14 +182,16 @@ async def test_concurrent_first_appends_to_new_streams_all_commit_in_order(tmp_p
             await asyncio.sleep(0)  # the committer is reading a sequence meanwhile
         results = await asyncio.gather(*futures)
         assert [len(r) for r in results] == [1] * 40
-        rows = await store.fetch("SELECT aggregate_id, sequence FROM events ORDER BY rowid")
+        rows = [(e.aggregate_id, e.sequence) for _, e in await store.events()]
         for symbol in symbols:
             assert [s for a, s in rows if a == symbol] == list(range(1, 9))
         assert sum(p.fills for p in await store.positions()) == 40
 
 
-async def test_an_event_that_cannot_be_encoded_fails_its_caller_only(tmp_path: Path) -> None:
-    async with SqliteStore(tmp_path / "a.db") as store:
+async def test_an_event_that_cannot_be_encoded_fails_its_caller_only(
+    open_store: OpenStore,
+) -> None:
+    async with open_store() as store:
         good = fill(1, "tAAPL", "BUY", "1")
         await store.append([position_event(good.symbol, FillRecorded(good))])
         bad = fill(2, "tAAPL", "BUY", "1")
@@ -186,14 +204,15 @@ async def test_an_event_that_cannot_be_encoded_fails_its_caller_only(tmp_path: P
                 ]
             )
         await store.append([position_event(bad.symbol, FillRecorded(bad))])
-        rows = await store.fetch("SELECT sequence FROM events ORDER BY rowid")
-        assert rows == [(1,), (2,)], "nothing of the failed append, no gap"
+        positions = [(p, e.sequence) for p, e in await store.events()]
+        assert positions == [(1, 1), (2, 2)], "nothing of the failed append, no gap"
         assert {t for (t,) in await store.fetch("SELECT tx_hash FROM onchain_trades")} == {
             tx(1),
             tx(2),
         }
 
 
+@pytest.mark.sqlite
 @pytest.mark.parametrize(("setting", "pragma"), [(None, 2), ("FULL", 2), ("NORMAL", 1)])
 async def test_synchronous_is_full_unless_configured_normal(
     tmp_path: Path, setting: str | None, pragma: int
@@ -219,6 +238,7 @@ def test_an_unknown_synchronous_mode_is_a_config_error(tmp_path: Path) -> None:
         make_config(tmp_path, engine={"synchronous": "OFF"})
 
 
+@pytest.mark.sqlite
 async def test_corrections_are_found_through_the_partial_index(tmp_path: Path) -> None:
     async with SqliteStore(tmp_path / "a.db") as store:
         await populate(store)
@@ -235,7 +255,7 @@ async def test_corrections_are_found_through_the_partial_index(tmp_path: Path) -
 
 
 async def reference(
-    store: SqliteStore,
+    store: Store,
 ) -> tuple[dict[str, list[tuple[object, ...]]], list[tuple[object, ...]], list[tuple[object, ...]]]:
     """``populate``'s views, its fill_links and its event rows, as this version writes them."""
     await populate(store)
@@ -265,6 +285,7 @@ def old_database(path: Path, version: int, events: list[tuple[object, ...]]) -> 
     return db
 
 
+@pytest.mark.sqlite
 async def test_a_version_6_database_gets_its_views_rebuilt_in_the_new_shape(tmp_path: Path) -> None:
     # Reference: the same events written by this version.
     async with SqliteStore(tmp_path / "new.db") as store:
@@ -285,6 +306,7 @@ async def test_a_version_6_database_gets_its_views_rebuilt_in_the_new_shape(tmp_
         assert await store.fetch("SELECT value FROM meta WHERE key = 'views_stale'") == []
 
 
+@pytest.mark.sqlite
 async def test_a_version_8_database_keeps_its_links_under_integer_trade_ids(
     tmp_path: Path,
 ) -> None:
@@ -338,12 +360,12 @@ async def test_a_version_8_database_keeps_its_links_under_integer_trade_ids(
 
 
 async def test_a_failed_commit_fails_what_was_queued_behind_it_and_nothing_else(
-    tmp_path: Path,
+    open_store: OpenStore,
 ) -> None:
     # Transactions are sent to the writer ahead of the answer to the one
     # before. Whatever the timing, a caller told "committed" finds its events
     # in the log, one told "failed" does not, and the log has no gap.
-    async with SqliteStore(tmp_path / "a.db") as store:
+    async with open_store() as store:
         first = fill(1, "tAAPL", "BUY", "1")
         await store.append([position_event(first.symbol, FillRecorded(first))])
         futures = [store.submit([position_event(first.symbol, FillRecorded(first))])]

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from st0x_liquidity.store.schema import VIEW_TABLES
-from st0x_liquidity.store.sqlite import SqliteStore
 
 
-async def dump(store: SqliteStore, *, times: bool = True) -> dict[str, list[tuple[object, ...]]]:
-    """Every view row; without the commit-time columns if ``times`` is False.
+async def columns(store: Any, table: str) -> list[str]:
+    """A table's columns in declared order, on either backend."""
+    if hasattr(store, "path"):  # SQLite
+        return [str(r[1]) for r in await store.fetch(f"PRAGMA table_info({table})")]
+    rows = await store.fetch(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
+        (table,),
+    )
+    return [str(r[0]) for r in rows]
+
+
+async def dump(store: Any, *, times: bool = True) -> dict[str, list[tuple[object, ...]]]:
+    """Every view row (sorted in Python, so both backends compare); without the
+    commit-time columns if ``times`` is False.
 
     Two stores fed the same events commit at different times, so they compare
     without them.
     """
     out = {}
     for table in VIEW_TABLES:
-        columns = [r[1] for r in await store.fetch(f"PRAGMA table_info({table})")]
-        kept = ", ".join(c for c in columns if times or not c.endswith("_at"))
-        out[table] = await store.fetch(f"SELECT {kept} FROM {table} ORDER BY {kept}")
+        kept = ", ".join(c for c in await columns(store, table) if times or not c.endswith("_at"))
+        rows = await store.fetch(f"SELECT {kept} FROM {table}")
+        out[table] = sorted((tuple(r) for r in rows), key=lambda r: [(v is not None, str(v)) for v in r])
     return out

@@ -28,6 +28,7 @@ from .triggers import decide
 USDC_COMMANDS = {"usdc-to-onchain": TO_ONCHAIN, "usdc-to-offchain": TO_OFFCHAIN}
 
 if TYPE_CHECKING:
+    from ..config import AppConfig
     from ..services import AppServices
 
 logger = logging.getLogger(__name__)
@@ -162,8 +163,7 @@ def _cmd_inventory(args: argparse.Namespace) -> int:
     from ..cli import load
 
     config = load(args)
-    if not config.database_path.exists():
-        raise StoreError(f"no database at {config.database_path} (has `run` been started?)")
+    _require_sqlite_file(config)
     section: RebalancingConfig = config.sections.get("rebalancing") or RebalancingConfig()
 
     async def go() -> InventoryBook:
@@ -227,8 +227,7 @@ def _cmd_rebalance(args: argparse.Namespace) -> int:
     from ..cli import load
 
     config = load(args)
-    if not config.database_path.exists():
-        raise StoreError(f"no database at {config.database_path} (has `run` been started?)")
+    _require_sqlite_file(config)
 
     async def go() -> int:
         log = RebalancingLog(config.database_path)
@@ -312,3 +311,10 @@ async def _status(log: RebalancingLog, args: argparse.Namespace) -> int:
                 + (f"  ({r['reason']})" if r["reason"] else "")
             )
     return 0
+
+
+def _require_sqlite_file(config: AppConfig) -> None:
+    if config.postgres is not None:
+        raise StoreError("this command is not available with a PostgreSQL database_url yet")
+    if not config.database_path.exists():
+        raise StoreError(f"no database at {config.database_path} (has `run` been started?)")

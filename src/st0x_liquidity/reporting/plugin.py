@@ -17,7 +17,7 @@ import signal
 import sys
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -26,6 +26,9 @@ from ..errors import StoreError
 from ..hookspecs import hookimpl
 from ..registry import ConfigSection
 from ..tables import money, table
+
+if TYPE_CHECKING:
+    from ..config import AppConfig
 from ..validators import positive
 from .pnl import CheckpointMovedError, PnlReporter, summary_to_json
 from .rebalancing_cost import read_costs
@@ -81,10 +84,10 @@ def st0x_add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
 def _cmd_report(args: argparse.Namespace) -> int:
     from ..app import open_store
     from ..cli import load
+    from ..store.sqlite import SqliteStore
 
     config = load(args)
-    if not config.database_path.exists():
-        raise StoreError(f"no database at {config.database_path} (has `run` been started?)")
+    _require_sqlite_file(config)
     section = config.sections.get("report") or ReportConfig()
     interval = args.interval if args.interval is not None else section.interval
 
@@ -92,6 +95,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         store = open_store(config)
         await store.open()  # applies migrations, sets WAL and busy_timeout
         try:
+            assert isinstance(store, SqliteStore)  # _require_sqlite_file
             reporter = PnlReporter.on(store)
             if args.rebuild:
                 written = await reporter.rebuild()
@@ -192,3 +196,10 @@ async def _print_summary(reporter: PnlReporter, *, as_json: bool) -> None:
             f"({items}); realized after rebalancing: "
             f"{money(data['realized_after_rebalancing'])}"
         )
+
+
+def _require_sqlite_file(config: AppConfig) -> None:
+    if config.postgres is not None:
+        raise StoreError("this command is not available with a PostgreSQL database_url yet")
+    if not config.database_path.exists():
+        raise StoreError(f"no database at {config.database_path} (has `run` been started?)")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..domain.numbers import add, fmt
 
@@ -24,8 +24,23 @@ Link = tuple[str, str, str]
 _CHUNK = 400
 
 
+class LinkSql(NamedTuple):
+    """How a backend compares ``fill_allocations.counterpart`` with a fill's id."""
+
+    fill_named_by: str
+    """Look the fill up by the counterpart (``{} = a.counterpart``)."""
+    counterpart_of: str
+    """Look the counterpart up by the fill (``a.counterpart = …``, on its index)."""
+
+
+SQLITE = LinkSql("{}", "+{}")
+"""SQLite: the id's affinity applies to the counterpart (the primary key serves
+the lookup); ``+`` drops it so the counterpart index serves the other way."""
+POSTGRES = LinkSql("{}::text", "{}::text")
+
+
 async def links_of(
-    fetch: Fetch, trades: Sequence[tuple[str, int]]
+    fetch: Fetch, trades: Sequence[tuple[str, int]], *, dialect: LinkSql = SQLITE
 ) -> dict[tuple[str, int], list[Link]]:
     """The links of each ``(tx_hash, log_index)``, ordered by kind then counterpart.
 
@@ -52,7 +67,8 @@ async def links_of(
             "FROM wanted w JOIN onchain_trades t "
             "ON t.tx_hash = w.tx_hash AND t.log_index = w.log_index "
             "JOIN fill_allocations a ON a.trade = t.id "
-            "LEFT JOIN onchain_trades c ON a.kind = 'netted' AND c.id = a.counterpart",
+            "LEFT JOIN onchain_trades c ON a.kind = 'netted' "
+            f"AND {dialect.fill_named_by.format('c.id')} = a.counterpart",
             params,
         ):
             note((tx, int(idx)), kind, other, quantity)
@@ -62,7 +78,8 @@ async def links_of(
             wanted_sql + "SELECT t.tx_hash, t.log_index, o.tx_hash, o.log_index, a.quantity "
             "FROM wanted w JOIN onchain_trades t "
             "ON t.tx_hash = w.tx_hash AND t.log_index = w.log_index "
-            "JOIN fill_allocations a ON a.counterpart = +t.id AND a.kind = 'netted' "
+            f"JOIN fill_allocations a ON a.counterpart = {dialect.counterpart_of.format('t.id')} "
+            "AND a.kind = 'netted' "
             "JOIN onchain_trades o ON o.id = a.trade",
             params,
         ):

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..domain.events import FillRecorded, HedgeClosed
 from ..errors import StoreError
-from .links import Fetch, links_of
+from .links import SQLITE, Fetch, links_of
 from .read_models import (
     BreakerChange,
     HedgeCoverage,
@@ -71,7 +71,19 @@ def _breaker(r: Sequence[Any]) -> BreakerChange:
 
 
 class SqliteReads:
-    """:class:`~.read_models.ReadModels` for SQLite, on the given read connection."""
+    """:class:`~.read_models.ReadModels` for SQLite, on the given read connection.
+
+    The queries are plain SQL both backends run; what SQLite spells its own way
+    is in the class attributes a PostgreSQL subclass overrides.
+    """
+
+    _EVENT_POSITION = "rowid"
+    """The event log's commit order."""
+    _UNINDEXED = "+"
+    """Prefix that keeps SQLite off an index (no affinity); nothing elsewhere."""
+    _ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
+    _NO_TABLE: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
+    _LINKS = SQLITE
 
     def __init__(self, fetch: Fetch) -> None:
         self._fetch = fetch
@@ -114,7 +126,7 @@ class SqliteReads:
         return [_trade(r) for r in rows]
 
     async def links(self, trades: Sequence[tuple[str, int]]) -> dict[tuple[str, int], list[Link]]:
-        found = await links_of(self._fetch, trades)
+        found = await links_of(self._fetch, trades, dialect=self._LINKS)
         return {key: [Link(*link) for link in links] for key, links in found.items()}
 
     async def hedge_orders(self, *, symbol: str | None = None) -> list[HedgeOrderView]:
@@ -131,13 +143,14 @@ class SqliteReads:
     async def ping(self) -> None:
         try:
             await self._fetch("SELECT 1", ())
-        except sqlite3.Error as exc:
+        except self._ERRORS as exc:
             raise StoreError(str(exc)) from exc
 
     async def events_after(self, position: int, limit: int) -> list[LoggedEvent]:
+        at = self._EVENT_POSITION
         rows = await self._fetch(
-            "SELECT rowid, aggregate_type, aggregate_id, event_type, payload, recorded_at "
-            "FROM events WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            f"SELECT {at}, aggregate_type, aggregate_id, event_type, payload, recorded_at "
+            f"FROM events WHERE {at} > ? ORDER BY {at} LIMIT ?",
             (position, limit),
         )
         return [LoggedEvent(int(r[0]), *r[1:]) for r in rows]
@@ -154,8 +167,8 @@ class SqliteReads:
             sql += f" WHERE (tx_hash, log_index) IN (VALUES {','.join('(?, ?)' for _ in pairs)})"
             for tx, idx in pairs:
                 params.extend((tx, int(idx)))
-        # rowid order is insertion order: the order fills were recorded in (no sort needed).
-        sql += " ORDER BY rowid DESC"
+        # id order (SQLite: the rowid) is the order fills were recorded in.
+        sql += " ORDER BY id DESC"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
@@ -240,10 +253,11 @@ class SqliteReads:
     async def trade_events(self, after: int, limit: int) -> list[LoggedEvent]:
         # +aggregate_type keeps SQLite on the rowid range: with the primary-key
         # index on aggregate_type it would scan and sort the whole log per chunk.
+        at = self._EVENT_POSITION
         rows = await self._fetch(
-            "SELECT rowid, aggregate_type, aggregate_id, event_type, payload, recorded_at "
-            "FROM events WHERE rowid > ? AND +aggregate_type = 'Position' "
-            "AND event_type IN (?, ?) ORDER BY rowid LIMIT ?",
+            f"SELECT {at}, aggregate_type, aggregate_id, event_type, payload, recorded_at "
+            f"FROM events WHERE {at} > ? AND {self._UNINDEXED}aggregate_type = 'Position' "
+            f"AND event_type IN (?, ?) ORDER BY {at} LIMIT ?",
             (after, FillRecorded.TYPE, HedgeClosed.TYPE, limit),
         )
         return [LoggedEvent(int(r[0]), *r[1:]) for r in rows]
@@ -254,6 +268,6 @@ class SqliteReads:
                 "SELECT payload FROM rebalancing_events WHERE event_type = ? ORDER BY position",
                 (event_type,),
             )
-        except sqlite3.OperationalError:  # a database from before the rebalancing log
+        except self._NO_TABLE:  # a database from before the rebalancing log
             return []
         return [str(r[0]) for r in rows]

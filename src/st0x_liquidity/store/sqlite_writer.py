@@ -10,30 +10,46 @@ inside it (:func:`fenced`), so a holder that lost the lease writes nothing.
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from ..domain.events import EVENT_VERSION, NewEvent, StoredEvent
+from ..domain.events import StoredEvent
 from ..errors import StoreError
-from .codec import event_from_json
+from .base import stored_from_row
 from .lease import LEASE_NAME, LeaseHolder, LeaseLostError, this_holder
 from .schema import LATEST_VERSION, MIGRATIONS, VIEW_TABLES, VIEWS_STALE
-from .writes import apply_event, dec_add
+from .writes import Encoded, Key, append_entries, apply_event, dec_add
 
 BUSY_TIMEOUT_MS = 10_000
-Key = tuple[str, str]
-Encoded = list[tuple[NewEvent, str, str]]
-"""A caller's events with their payload and metadata JSON."""
 
 EVENTS_AFTER = (
     "SELECT rowid, aggregate_type, aggregate_id, sequence, event_type, payload, metadata, "
     "recorded_at FROM events WHERE rowid > ? ORDER BY rowid LIMIT ?"
 )
+
+
+class SqliteExecutor:
+    """:class:`~.writes.Executor` on a ``sqlite3`` connection (``?`` is its own style)."""
+
+    __slots__ = ("_execute",)
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._execute = db.execute
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._execute(sql, params)
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self._execute(sql, params).fetchone()
+        return row
+
+    def trade_ref(self, trade: int) -> object:
+        return trade  # an integer in a column without affinity, as schema 9 stores it
 
 
 def connect(path: Path, synchronous: str) -> sqlite3.Connection:
@@ -158,48 +174,21 @@ def write_events(
     ``known`` holds streams' last sequences from earlier commits; the ones this
     commit assigned come back for the caller to keep once it has committed.
     """
-    sequences: dict[Key, int] = {}
-    results = []
     with transaction(db, epoch):
         # After BEGIN: the commit's own time, never before its events arrived.
-        now = datetime.now(UTC)
-        when = now.isoformat()
-        for entry in entries:
-            stored_entry = []
-            for new, payload, metadata in entry:
-                key = (new.aggregate_type, new.aggregate_id)
-                if key not in sequences:
-                    sequences[key] = known.get(key) or _last_sequence(db, key)
-                sequences[key] += 1
-                stored = StoredEvent(*key, sequences[key], new.event, new.metadata, now)
-                db.execute(
-                    "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*key, sequences[key], new.event.TYPE, EVENT_VERSION, payload, metadata, when),
-                )
-                apply_event(db, stored)
-                stored_entry.append(stored)
-            results.append(stored_entry)
-    return results, sequences
-
-
-def _last_sequence(db: sqlite3.Connection, key: Key) -> int:
-    row = db.execute(
-        "SELECT COALESCE(MAX(sequence), 0) FROM events "
-        "WHERE aggregate_type = ? AND aggregate_id = ?",
-        key,
-    ).fetchone()
-    return int(row[0])
+        return append_entries(SqliteExecutor(db), entries, known, datetime.now(UTC))
 
 
 def rebuild_views(db: sqlite3.Connection, epoch: int) -> int:
     """Empty every view and refill it from the events, in one fenced transaction."""
+    out = SqliteExecutor(db)
     with transaction(db, epoch):
         for table in VIEW_TABLES:
             db.execute(f"DELETE FROM {table}")
         count = last = 0
         while rows := db.execute(EVENTS_AFTER, (last, 5000)).fetchall():
             for row in rows:
-                apply_event(db, stored_from_row(row)[1])
+                apply_event(out, stored_from_row(row)[1])
             last = int(rows[-1][0])
             count += len(rows)
         db.execute("DELETE FROM meta WHERE key = ?", (VIEWS_STALE,))
@@ -229,19 +218,6 @@ def put_blob(db: sqlite3.Connection, namespace: str, key: str, value: bytes) -> 
 def meta(db: sqlite3.Connection, key: str) -> str | None:
     row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return None if row is None else str(row[0])
-
-
-def stored_from_row(row: Sequence[object]) -> tuple[int, StoredEvent]:
-    rowid, agg_type, agg_id, seq, event_type, payload, metadata, recorded = row
-    stored = StoredEvent(
-        str(agg_type),
-        str(agg_id),
-        int(str(seq)),
-        event_from_json(str(event_type), str(payload)),
-        json.loads(str(metadata)),
-        datetime.fromisoformat(str(recorded)),
-    )
-    return int(str(rowid)), stored
 
 
 def too_new(path: Path, version: int) -> str:

@@ -9,12 +9,15 @@ event only says what it changed, never what a row now holds.
 from __future__ import annotations
 
 import json
-import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
+from typing import Any, Protocol
 
 from ..domain.accumulator import Allocation, Netting
 from ..domain.events import (
     CORRECTION_STRIDE,
+    EVENT_VERSION,
     FillRecorded,
     FillReinstated,
     FillReverted,
@@ -23,11 +26,29 @@ from ..domain.events import (
     HedgeProgressed,
     HedgeSubmitted,
     InputSkipped,
+    NewEvent,
     StoredEvent,
 )
 from ..domain.fills import Direction, Fill, TradeId
 from ..domain.numbers import EXACT, ZERO, add, fmt, sub
 from ..domain.orders import OrderState
+
+
+class Executor(Protocol):
+    """What :func:`apply_event` needs of a backend's connection, inside its transaction.
+
+    Statements are written once, with ``?`` placeholders; a backend whose
+    driver spells them otherwise (psycopg: ``%s``) translates them.
+    """
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None: ...
+
+    def trade_ref(self, trade: int) -> object:
+        """How ``fill_allocations.counterpart`` names the fill ``onchain_trades.id = trade``
+        (SQLite: the integer, in a column without affinity; PostgreSQL: its text)."""
+        ...
 
 
 def dec_add(a: str | None, b: str | None) -> str:
@@ -49,7 +70,7 @@ OPEN_DELTA = (
 # A fill that is not there leaves a NULL trade and fails the transaction on NOT NULL.
 ADD_LINK = (
     f"INSERT INTO fill_allocations (trade, kind, counterpart, quantity) VALUES ({_TRADE}, ?, ?, ?) "
-    "ON CONFLICT (trade, kind, counterpart) DO UPDATE SET quantity = dec_add(quantity, excluded.quantity)"
+    "ON CONFLICT (trade, kind, counterpart) DO UPDATE SET quantity = dec_add(fill_allocations.quantity, excluded.quantity)"
 )
 DROP_ZERO_LINK = (
     f"DELETE FROM fill_allocations WHERE trade = {_TRADE} AND kind = ? AND counterpart = ? "
@@ -69,11 +90,11 @@ UPDATE_HEDGE = (
 CHANGE_POSITION = (
     "INSERT INTO positions (symbol, net, open_quantity, last_price, hedges_placed, "
     "pending_hedge, fills, updated_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?) "
-    "ON CONFLICT (symbol) DO UPDATE SET net = dec_add(net, excluded.net), "
-    "open_quantity = dec_add(open_quantity, excluded.open_quantity), "
-    "last_price = COALESCE(excluded.last_price, last_price), "
-    "hedges_placed = hedges_placed + excluded.hedges_placed, "
-    "fills = fills + excluded.fills, updated_at = excluded.updated_at"
+    "ON CONFLICT (symbol) DO UPDATE SET net = dec_add(positions.net, excluded.net), "
+    "open_quantity = dec_add(positions.open_quantity, excluded.open_quantity), "
+    "last_price = COALESCE(excluded.last_price, positions.last_price), "
+    "hedges_placed = positions.hedges_placed + excluded.hedges_placed, "
+    "fills = positions.fills + excluded.fills, updated_at = excluded.updated_at"
 )
 SET_PENDING = "UPDATE positions SET pending_hedge = ? WHERE symbol = ?"
 UPSERT_CURSOR = (
@@ -83,7 +104,50 @@ UPSERT_CURSOR = (
 INSERT_SKIPPED = "INSERT INTO skipped_inputs VALUES (?, ?, ?, ?, ?, ?)"
 
 
-def apply_event(db: sqlite3.Connection, stored: StoredEvent) -> None:
+INSERT_EVENT = (
+    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, "
+    "payload, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+LAST_SEQUENCE = (
+    "SELECT COALESCE(MAX(sequence), 0) FROM events WHERE aggregate_type = ? AND aggregate_id = ?"
+)
+Key = tuple[str, str]
+Encoded = list[tuple[NewEvent, str, str]]
+"""A caller's events with their payload and metadata JSON."""
+
+
+def append_entries(
+    db: Executor, entries: Sequence[Encoded], known: dict[Key, int], now: datetime
+) -> tuple[list[list[StoredEvent]], dict[Key, int]]:
+    """Inside the caller's fenced transaction: the entries' events with their sequences,
+    and their view rows, all recorded at ``now``.
+
+    ``known`` holds streams' last sequences from earlier commits; the ones this
+    commit assigned come back for the caller to keep once it has committed.
+    """
+    sequences: dict[Key, int] = {}
+    results = []
+    when = now.isoformat()
+    for entry in entries:
+        stored_entry = []
+        for new, payload, metadata in entry:
+            key = (new.aggregate_type, new.aggregate_id)
+            if key not in sequences:
+                row = None if known.get(key) else db.fetchone(LAST_SEQUENCE, key)
+                sequences[key] = known[key] if row is None else int(row[0])
+            sequences[key] += 1
+            stored = StoredEvent(*key, sequences[key], new.event, new.metadata, now)
+            db.execute(
+                INSERT_EVENT,
+                (*key, sequences[key], new.event.TYPE, EVENT_VERSION, payload, metadata, when),
+            )
+            apply_event(db, stored)
+            stored_entry.append(stored)
+        results.append(stored_entry)
+    return results, sequences
+
+
+def apply_event(db: Executor, stored: StoredEvent) -> None:
     """Write what ``stored`` changes in the views."""
     event, when, meta = stored.event, stored.recorded_at.isoformat(), stored.metadata
     source = meta.get("source")
@@ -136,7 +200,7 @@ def apply_event(db: sqlite3.Connection, stored: StoredEvent) -> None:
 
 
 def _fill(
-    db: sqlite3.Connection,
+    db: Executor,
     stored: StoredEvent,
     fill: Fill,
     nettings: tuple[Netting, ...],
@@ -175,7 +239,7 @@ def _fill(
     _position(db, fill.symbol.ticker, when, net=signed, open_=signed, price=fill.price, fills=1)
 
 
-def _closed(db: sqlite3.Connection, symbol: str, event: HedgeClosed, when: str) -> None:
+def _closed(db: Executor, symbol: str, event: HedgeClosed, when: str) -> None:
     cid = event.client_order_id
     _update_hedge(db, cid, event.state, event, reason=event.reason, when=when)
     _hedged(db, symbol, cid, event.side, event.hedged, when=when)
@@ -195,7 +259,7 @@ def _closed(db: sqlite3.Connection, symbol: str, event: HedgeClosed, when: str) 
 
 
 def _update_hedge(
-    db: sqlite3.Connection,
+    db: Executor,
     cid: str,
     state: OrderState,
     event: HedgeProgressed | HedgeClosed,
@@ -211,7 +275,7 @@ def _update_hedge(
 
 
 def _hedged(
-    db: sqlite3.Connection,
+    db: Executor,
     symbol: str,
     cid: str,
     side: Direction,
@@ -228,22 +292,20 @@ def _hedged(
     _position(db, symbol, when, net=_covered(side, total).copy_negate())
 
 
-def _open(db: sqlite3.Connection, trade: TradeId, delta: Decimal) -> None:
+def _open(db: Executor, trade: TradeId, delta: Decimal) -> None:
     db.execute(OPEN_DELTA, (fmt(delta), trade.tx_hash, trade.log_index))
 
 
-def _link(
-    db: sqlite3.Connection, trade: TradeId, kind: str, counterpart: str, delta: Decimal
-) -> None:
+def _link(db: Executor, trade: TradeId, kind: str, counterpart: str, delta: Decimal) -> None:
     """Change a link by ``delta``; one that reaches zero is removed."""
     other: object = counterpart
     if kind == "netted":  # the table names the other fill by its onchain_trades id
         older = TradeId.parse(counterpart)
-        row = db.execute(
+        row = db.fetchone(
             "SELECT id FROM onchain_trades WHERE tx_hash = ? AND log_index = ?",
             (older.tx_hash, older.log_index),
-        ).fetchone()
-        other = None if row is None else row[0]
+        )
+        other = None if row is None else db.trade_ref(row[0])
     key = (trade.tx_hash, trade.log_index, kind, other)
     db.execute(ADD_LINK, (*key, fmt(delta)))
     if delta < 0:
@@ -251,7 +313,7 @@ def _link(
 
 
 def _position(
-    db: sqlite3.Connection,
+    db: Executor,
     symbol: str,
     when: str,
     *,

@@ -52,6 +52,8 @@ def st0x_register_config_sections(register: Callable[[ConfigSection], None]) -> 
 
 def _restore_breaker(app: AppServices) -> None:
     """A pause survives a restart: re-apply the last breaker change before hedging starts."""
+    if app.config.postgres is not None:
+        return  # the breaker log is in the SQLite file (the dashboard is SQLite-only so far)
     try:
         last = BreakerLog(app.config.database_path).last_change()
     except StoreError as exc:

@@ -1,0 +1,301 @@
+"""PostgreSQL event store: the same log, views, migrations and lease as the SQLite one.
+
+The shape is :class:`~.sqlite.SqliteStore`'s: one writer connection (sync
+psycopg, each commit one transaction in a worker thread, the group commit
+of :class:`~.base.EventStore`), and a reader connection of its own
+(async psycopg, autocommit: committed data only).
+
+The lease is the same ``lease`` row and epoch, fenced the same way (every
+engine transaction locks the row and compares the epoch), but PostgreSQL
+has no ``flock``: the holder's lease **expires** (``expires_at``, on the
+server's clock) unless renewed, every ``lease_ttl / 3`` seconds, on a third
+connection. A second ``run`` while the lease is live is refused
+(:class:`LeaseHeldError`); once it lapses (the holder was killed, frozen
+or cut off) the next one takes it with ``epoch + 1``, and the old holder's
+next write or broker call fails. A standby waits on exactly that row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from ..domain.events import StoredEvent
+from ..errors import StoreError
+from . import postgres_writer as writer
+from .base import EventStore, uninterrupted
+from .lease import LEASE_NAME, LeaseHeldError, LeaseHolder, LeaseLostError
+from .postgres_reads import PostgresReads
+from .postgres_writer import pg
+from .schema import LATEST_VERSION, VIEWS_STALE
+from .writes import Encoded, Key
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+LEASE_TTL = 15.0
+"""Seconds a lease lives without renewal: how long a killed holder blocks the next start."""
+VERIFY_MARGIN = 2.0
+"""A broker call needs this many seconds of lease left (the call itself takes time)."""
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
+
+
+class PostgresStore(EventStore):
+    """The PostgreSQL :class:`~st0x_liquidity.protocols.PositionStore`."""
+
+    _EVENT_POSITION = "position"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        lease: bool = True,
+        read_only: bool = False,
+        lease_ttl: float = LEASE_TTL,
+    ) -> None:
+        super().__init__()
+        self.url = url
+        self.name = redact(url)
+        self._password = urlsplit(url).password
+        self._read_only = read_only
+        self._wants_lease = lease and not read_only
+        self._ttl = lease_ttl
+        self._writer: psycopg.Connection[Any] | None = None
+        self._db: psycopg.AsyncConnection[Any] | None = None
+        self._lease_db: psycopg.AsyncConnection[Any] | None = None
+        self._renewer: asyncio.Task[None] | None = None
+        self._lost: str | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def open(self) -> None:
+        try:
+            if self._read_only:
+                await self._open_reader()
+            else:
+                await self._open_writer()
+            self.database_id = await self._meta("database_id") or ""
+        except psycopg.Error as exc:
+            await self._close_connections()
+            raise StoreError(self._error("is not a usable st0x database", exc)) from None
+        except BaseException:
+            await self._close_connections()
+            raise
+
+    def _error(self, what: str, exc: BaseException) -> str:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if self._password:
+            text = text.replace(self._password, "***")
+        return f"{self.name} {what}: {text}"
+
+    async def _connect(self, *, read_only: bool = False) -> psycopg.AsyncConnection[Any]:
+        options = "-c default_transaction_read_only=on" if read_only else ""
+        try:
+            return await psycopg.AsyncConnection.connect(
+                self.url, autocommit=True, application_name="st0x-liquidity", options=options
+            )
+        except psycopg.Error as exc:
+            raise StoreError(self._error("cannot be opened", exc)) from None
+
+    async def _open_reader(self) -> None:
+        self._db = await self._connect(read_only=True)
+        version = await self.schema_version()
+        if version == 0:
+            raise StoreError(f"no st0x database at {self.name} (has `run` been started?)")
+        if version > LATEST_VERSION:
+            raise StoreError(writer.too_new(self.name, version))
+        if version < LATEST_VERSION:
+            raise StoreError(
+                f"{self.name} has schema version {version}, older than this program's "
+                f"({LATEST_VERSION}); start `run` or `rebuild-views` once to upgrade it"
+            )
+
+    async def _open_writer(self) -> None:
+        try:
+            self._writer = await asyncio.to_thread(writer.connect, self.url)
+        except psycopg.Error as exc:
+            raise StoreError(self._error("cannot be opened", exc)) from None
+        await self._in_writer(writer.migrate, self.name)
+        self._db = await self._connect()
+        if not self._wants_lease:
+            return
+        me, holder = await self._in_writer(writer.take_lease, self._ttl)
+        if me is None:
+            raise LeaseHeldError(self.name, holder)
+        self._epoch = me.epoch
+        self._lease_db = await self._connect()
+        self._renewer = asyncio.create_task(self._renew_loop(me.epoch), name="store-lease")
+        log.debug("lease taken on %s (epoch %d)", self.name, me.epoch)
+        stale = await self._meta(VIEWS_STALE)
+        if stale is not None:
+            log.warning("schema %s changed the views: rebuilding them from the events", stale)
+            log.warning("views rebuilt from %d events", await self.rebuild_views())
+
+    async def _renew_loop(self, epoch: int) -> None:
+        """Keep the lease live; a renewal that finds another epoch marks it lost."""
+        while True:
+            await asyncio.sleep(self._ttl / 3)
+            try:
+                assert self._lease_db is not None
+                cur = await self._lease_db.execute(
+                    "UPDATE lease SET renewed_at = %s, "
+                    "expires_at = now() + make_interval(secs => %s) "
+                    "WHERE name = %s AND epoch = %s",
+                    (datetime.now(UTC).isoformat(timespec="seconds"), self._ttl, LEASE_NAME, epoch),
+                )
+            except psycopg.Error as exc:
+                # The database is unreachable: writes fail on their own, and
+                # verify_lease() refuses broker calls once the lease lapses.
+                log.warning("%s", self._error("lease renewal failed", exc))
+                continue
+            if cur.rowcount != 1:
+                self._lost = f"lost the lease on {self.name}: another process took it; stopping"
+                log.error("%s", self._lost)
+                return
+
+    async def _in_writer(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run ``fn(writer, *args)`` in a worker thread, to its end even if the caller is
+        cancelled (a thread cannot be stopped mid-transaction)."""
+        if self._writer is None:
+            raise StoreError("store is not open for writing")
+        thread = asyncio.ensure_future(asyncio.to_thread(fn, self._writer, *args))
+        return await uninterrupted(thread)
+
+    async def _meta(self, key: str) -> str | None:
+        rows = await self.fetch("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if not rows else str(rows[0][0])
+
+    async def close(self) -> None:
+        """Commit whatever was submitted, then let the lease go and close the connections."""
+        await self.flush()
+        async with self._write_lock:  # no writer call is still running in a thread
+            await self._close_connections()
+
+    async def _close_connections(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+            self._renewer = None
+        if self._epoch is not None and self._lease_db is not None and self._lost is None:
+            with contextlib.suppress(psycopg.Error):
+                await self._lease_db.execute(
+                    "UPDATE lease SET expires_at = now() WHERE name = %s AND epoch = %s",
+                    (LEASE_NAME, self._epoch),
+                )
+        for conn in (self._lease_db, self._db):
+            if conn is not None:
+                with contextlib.suppress(psycopg.Error):
+                    await conn.close()
+        if self._writer is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._writer.close()
+        self._writer = self._db = self._lease_db = None
+        self._epoch = None
+
+    async def __aenter__(self) -> PostgresStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def db(self) -> psycopg.AsyncConnection[Any]:
+        """The read connection (committed data only)."""
+        if self._db is None:
+            raise StoreError("store is not open")
+        return self._db
+
+    async def schema_version(self) -> int:
+        rows = await self.fetch("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        if not rows or not rows[0][0]:
+            return 0
+        rows = await self.fetch("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        return int(rows[0][0]) if rows else 0
+
+    # -- the lease -------------------------------------------------------------------
+
+    async def verify_lease(self) -> None:
+        """Raise :class:`LeaseLostError` unless this store holds a live lease.
+
+        Live means: our epoch, and at least ``VERIFY_MARGIN`` seconds (a quarter
+        of a shorter ``lease_ttl``) before it expires, on the server's clock. Past that, a standby may take over at
+        any moment, so the engine must not call a broker.
+        """
+        if self._epoch is None:
+            raise StoreError("this store does not hold the database's lease")
+        if self._lost is not None:
+            raise LeaseLostError(self._lost)
+        assert self._lease_db is not None
+        try:
+            cur = await self._lease_db.execute(
+                "SELECT epoch, pid, host, since, "
+                "expires_at > now() + make_interval(secs => %s) FROM lease WHERE name = %s",
+                (min(VERIFY_MARGIN, self._ttl / 4), LEASE_NAME),
+            )
+            row = await cur.fetchone()
+        except psycopg.Error as exc:
+            raise StoreError(self._error("cannot verify the lease", exc)) from None
+        holder = None if row is None else LeaseHolder(int(row[0]), int(row[1]), row[2], row[3])
+        if holder is None or holder.epoch != self._epoch:
+            who = holder.describe() if holder is not None else "nobody"
+            raise LeaseLostError(
+                f"lost the lease on {self.name}: it is now held by {who}; stopping"
+            )
+        if not row or not row[4]:
+            raise LeaseLostError(f"the lease on {self.name} was not renewed in time; stopping")
+
+    # -- writing -------------------------------------------------------------------
+
+    def _writable(self) -> bool:
+        return self._writer is not None
+
+    async def _write(
+        self, epoch: int, entries: list[Encoded], known: dict[Key, int]
+    ) -> tuple[list[list[StoredEvent]], dict[Key, int]]:
+        try:
+            return await self._in_writer(writer.write_events, epoch, entries, known)
+        except psycopg.Error as exc:
+            raise StoreError(self._error("could not commit", exc)) from None
+
+    async def rebuild_views(self) -> int:
+        """Empty every view and refill it by replaying all events; returns the event count."""
+        await self.flush()
+        async with self._write_lock:
+            return await self._in_writer(writer.rebuild_views, self._fence())
+
+    async def put_blob(self, namespace: str, key: str, value: bytes) -> None:
+        """Plugin state is not the engine's: ``schwab auth`` writes it beside a running bot."""
+        async with self._write_lock:
+            await self._in_writer(writer.put_blob, namespace, key, value)
+
+    # -- reading -------------------------------------------------------------------
+
+    @property
+    def reads(self) -> PostgresReads:
+        """The read models (:mod:`.read_models`) on this store's reader connection."""
+        return PostgresReads(self.fetch)
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Read-only query for reports (audit, dashboard); ``?`` placeholders."""
+        cur = await self.db.execute(pg(sql), params)
+        if cur.description is None:
+            return []
+        return [tuple(r) for r in await cur.fetchall()]
