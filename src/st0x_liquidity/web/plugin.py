@@ -43,6 +43,8 @@ class DashboardConfig:
     """Seconds without any input from a running fill source before it is flagged stalled."""
     recent_fills: int = 200
     status_interval: float = attrs.field(default=2.0, validator=positive)
+    clear_after: float = attrs.field(default=30.0, validator=positive)
+    """Seconds a failed /health check or an alert must stay good before it clears."""
 
 
 @hookimpl
@@ -87,6 +89,7 @@ async def serve_dashboard(
         stuck_after=config.stuck_after,
         stall_after=config.stall_after,
         recent_fills=config.recent_fills,
+        clear_after=config.clear_after,
     )
     try:
         await state.open()

@@ -166,6 +166,7 @@ class Dashboard:
                 messages = []
             for message in messages:
                 self.broadcast(message)
+            self.state.observe()  # about once a second: what the latches hold on to
             if (messages and watching) or loop.time() >= next_status:
                 next_status = loop.time() + self.status_interval
                 status = {
