@@ -121,6 +121,8 @@ class Dashboard:
         app = web.Application(middlewares=[self._auth_middleware])
         app.router.add_get("/", self._index)
         app.router.add_get("/static/{name}", self._static)
+        app.router.add_get("/favicon.svg", self._favicon)
+        app.router.add_get("/favicon.ico", self._favicon)
         app.router.add_get("/api/ws", self._ws)
         app.router.add_get("/api/state", self._state)
         app.router.add_post("/api/breaker", self._breaker)
@@ -268,6 +270,12 @@ class Dashboard:
         body = resources.files("st0x_liquidity").joinpath(f"data/{name}").read_text()
         return web.Response(
             text=body, content_type=STATIC[name], headers={"Cache-Control": "no-store"}
+        )
+
+    async def _favicon(self, _request: web.Request) -> web.Response:
+        body = resources.files("st0x_liquidity").joinpath("data/favicon.svg").read_text()
+        return web.Response(
+            text=body, content_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"}
         )
 
     async def _state(self, _request: web.Request) -> web.Response:
