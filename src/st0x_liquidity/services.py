@@ -37,6 +37,9 @@ class EngineControl(Protocol):
 
     def resume(self) -> None: ...
 
+    def fail(self, exc: BaseException) -> None:
+        """Stop the run; ``run`` then exits with ``exc`` (a ConfigError: one line)."""
+
 
 @attrs.frozen
 class AppServices:

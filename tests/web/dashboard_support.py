@@ -54,11 +54,13 @@ def write_config(
     stall_after: float = 300.0,
     broker: str | None = None,
     hedging: str = "",
+    clear_after: float = 0.5,
 ) -> Path:
     """The bot's config in ``tmp`` (and an empty ``fills.jsonl`` the source follows).
 
     ``broker`` is the ``[broker]`` section's body (default: the dry-run broker taking
-    ``latency`` seconds per order); ``hedging`` adds lines to ``[hedging]``."""
+    ``latency`` seconds per order); ``hedging`` adds lines to ``[hedging]``; ``clear_after``
+    is the dashboard's hysteresis (short here, so tests see recoveries quickly)."""
     token_line = f'token = "{token}"' if token else ""
     if broker is None:
         broker = f'type = "dry-run"\nprofile = "fractional"\nlatency = {latency}\n'
@@ -85,6 +87,7 @@ port = 0
 status_interval = 0.2
 stuck_after = {stuck_after}
 stall_after = {stall_after}
+clear_after = {clear_after}
 """
     )
     (tmp / "fills.jsonl").touch()

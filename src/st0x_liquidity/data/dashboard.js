@@ -13,6 +13,10 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const MAX_FILLS = 500;
 let ws = null, attempts = 0, dirty = false;
+// Staleness: the time of the last message from the bot; the page greys itself out
+// ("data as of …") when the socket closes or the bot stops answering pings.
+let lastMessage = null, stale = false;
+const SILENT_AFTER = 12000; // ms without any message (pings are answered every 5 s)
 
 function esc(v) {
   return String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
@@ -45,19 +49,54 @@ function connect() {
   const token = params.get("token");
   ws = new WebSocket(`${proto}//${location.host}/api/ws` + (token ? `?token=${encodeURIComponent(token)}` : ""));
   ws.onopen = () => { attempts = 0; pill($("conn"), "live", "good"); };
-  ws.onmessage = (ev) => { handle(JSON.parse(ev.data)); };
+  ws.onmessage = (ev) => { lastMessage = Date.now(); handle(JSON.parse(ev.data)); };
   ws.onclose = () => {
     pill($("conn"), "disconnected — retrying", "off");
+    setStale(true);
     const delay = Math.min(1000 * 2 ** attempts, 30000);
     attempts += 1;
     setTimeout(connect, delay);
   };
 }
 
+function setStale(on) {
+  if (on === stale) { if (on) updateStale(); return; }
+  stale = on;
+  document.body.classList.toggle("stale", on);
+  $("stale").hidden = !on;
+  document.querySelectorAll("main .panel h2").forEach((h) => {
+    h.querySelectorAll(".asof").forEach((e) => e.remove());
+    if (on) { const span = document.createElement("span"); span.className = "asof"; h.appendChild(span); }
+  });
+  updateStale();
+  schedule();
+}
+
+function updateStale() {
+  if (!stale) return;
+  const asOf = lastMessage ? new Date(lastMessage).toLocaleTimeString() : "never";
+  const age = lastMessage ? ` (${ago(new Date(lastMessage).toISOString())})` : "";
+  $("stale").textContent = `Disconnected from the bot — what you see is data as of ${asOf}${age}, not live. Retrying…`;
+  document.querySelectorAll("main .panel h2 .asof").forEach((e) => { e.textContent = `data as of ${asOf}`; });
+}
+
+function heartbeat() {
+  if (!ws || ws.readyState !== WebSocket.OPEN) return;
+  if (lastMessage && Date.now() - lastMessage > SILENT_AFTER) {
+    // Open but silent: the bot (or the network) is frozen. Show it, and reconnect.
+    pill($("conn"), "no answer — retrying", "off");
+    setStale(true);
+    ws.close();
+    return;
+  }
+  try { ws.send("ping"); } catch (err) { /* closing: onclose handles it */ }
+}
+
 function handle(msg) {
   const d = msg.data;
   switch (msg.type) {
     case "initial":
+      setStale(false);
       S.positions.clear(); S.fills.clear(); S.hedges.clear();
       d.positions.forEach((p) => S.positions.set(p.symbol, p));
       d.fills.slice().reverse().forEach((f) => S.fills.set(f.trade_id, f));
@@ -94,7 +133,7 @@ function schedule() { if (!dirty) { dirty = true; requestAnimationFrame(render);
 
 function render() {
   dirty = false;
-  renderHeader(); renderAlerts(); renderPositions(); renderInventory(); renderPnl(); renderLatency(); renderHedges(); renderFills();
+  renderHeader(); renderSummary(); renderBreakerHistory(); renderFavicon(); renderAlerts(); renderPositions(); renderInventory(); renderPnl(); renderLatency(); renderHedges(); renderFills();
   $("footer").textContent = S.status ? `event log position ${S.status.log_position} · engine started ${ago(S.status.engine.started_at)} · fills ingested ${S.status.engine.fills_ingested}` : "";
 }
 
@@ -103,7 +142,9 @@ function renderHeader() {
   if (S.health) pill($("health"), S.health.status === "ready" ? "ready" : "not ready", S.health.status === "ready" ? "good" : "bad");
   pill($("market"), st.broker.market_open ? "open" : "closed", st.broker.market_open ? "good" : "warn");
   const src = st.source;
-  pill($("source"), src.stalled ? "stalled" : src.state, src.stalled || src.state.startsWith("failed") ? "bad" : src.state === "running" ? "good" : "warn");
+  const cond = src.condition || (src.stalled ? "stalled" : src.state);
+  pill($("source"), cond, src.problem || src.stalled || cond.startsWith("failed") ? "bad" : cond === "running" || cond === "ended" ? "good" : "warn");
+  $("source").title = src.problem || "";
   $("source-detail").textContent = `${src.name}` + (src.last_block !== null ? ` · block ${src.last_block}` : "") + ` · last input ${ago(src.last_item_at)}`;
   const b = st.broker;
   const authBad = b.auth === "required";
@@ -125,6 +166,61 @@ function renderHeader() {
   btn.textContent = paused ? "resume" : "pause";
   btn.className = paused ? "resume" : "";
   btn.dataset.action = paused ? "resume" : "pause";
+}
+
+function critical() { return S.alerts.some((a) => a.severity === "critical"); }
+
+function renderSummary() {
+  const st = S.status; if (!st) return;
+  const ex = st.exposure || {};
+  const box = (id, cls) => { $(id).className = "stat " + (cls || ""); };
+  const usdOpen = Number(ex.unhedged_usd || 0);
+  const pausedOrBroken = S.alerts.find((a) => a.kind === "paused" || a.kind === "broker_error");
+  $("sum-unhedged").textContent = ex.unhedged_usd === undefined ? "–" : usd(ex.unhedged_usd);
+  $("sum-unhedged-detail").textContent = (ex.open_fills ? `${ex.open_fills} fill(s) open` : "all fills covered")
+    + (ex.unpriced_symbols && ex.unpriced_symbols.length ? ` · no price yet: ${ex.unpriced_symbols.join(", ")}` : "");
+  box("sum-unhedged-box", pausedOrBroken && pausedOrBroken.severity === "critical" ? "bad" : usdOpen > 0 ? "warn" : "good");
+  const old = ex.oldest_unhedged;
+  $("sum-oldest").textContent = old ? ago(old.recorded_at).replace(" ago", "") : "none";
+  $("sum-oldest-detail").textContent = old ? `${old.symbol} ${old.open} open · recorded ${new Date(old.recorded_at).toLocaleString()}` : "nothing waiting for a hedge";
+  const age = old ? (Date.now() - Date.parse(old.recorded_at)) / 1000 : 0;
+  box("sum-oldest-box", !old ? "good" : age > 300 ? "bad" : "warn");
+  const src = st.source;
+  const cond = src.condition || src.state;
+  $("sum-source").textContent = cond;
+  const behind = src.head_block !== null && src.head_block !== undefined && src.last_block !== null ? Math.max(0, src.head_block - src.last_block + 1) : null;
+  const known = (v) => v !== null && v !== undefined;
+  $("sum-source-detail").textContent = [
+    src.problem,
+    src.last_block !== null ? `read to block ${src.last_block}` + (behind !== null ? ` of ${src.head_block} (${behind} behind)` : "") : null,
+    known(src.lag_seconds) ? `newest fill's block ${secs(src.lag_seconds)} old` : null,
+    `last input ${ago(src.last_item_at)}`,
+    known(src.last_contact_seconds) ? `node answered ${secs(src.last_contact_seconds)} ago` : null,
+  ].filter(Boolean).join(" · ");
+  box("sum-source-box", src.problem ? "bad" : cond === "running" || cond === "ended" ? "good" : "warn");
+  const br = st.breaker; const paused = br.status === "paused";
+  const hedgeAlert = S.alerts.find((a) => a.kind === "paused") || S.alerts.find((a) => a.kind === "broker_error");
+  $("sum-hedging").textContent = paused ? "paused" : st.broker.error ? "broker error" : "active";
+  $("sum-hedging-detail").textContent = hedgeAlert ? hedgeAlert.message : `${st.engine.hedges_placed} placed · ${st.engine.hedges_filled} filled · ${st.engine.hedges_failed} failed this run`;
+  box("sum-hedging-box", hedgeAlert ? (hedgeAlert.severity === "critical" ? "bad" : "warn") : "good");
+}
+
+function renderBreakerHistory() {
+  const ul = $("breaker-history");
+  if (!S.history.length) { ul.innerHTML = '<li class="sub">no change yet</li>'; return; }
+  ul.innerHTML = S.history.map((c) => `<li data-action="${esc(c.action)}"><b class="${esc(c.action)}">${esc(c.action)}</b> by <b>${esc(c.actor || "?")}</b>`
+    + (c.remote ? ` <span class="sub">(${esc(c.remote)})</span>` : "")
+    + ` · <span title="${esc(c.at)}">${esc(new Date(c.at).toLocaleString())} (${ago(c.at)})</span> — ${esc(c.reason || "no reason given")}</li>`).join("");
+}
+
+let faviconColor = null;
+function renderFavicon() {
+  const ready = S.health && S.health.status === "ready";
+  const color = stale ? "#8593a3" : critical() || (S.health && !ready) ? "#f85149" : S.alerts.length ? "#d29922" : "#3fb950";
+  if (color === faviconColor) return;
+  faviconColor = color;
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="7" fill="#0f1419"/><path d="M7 21l6-6 4 4 8-9" fill="none" stroke="${color}" stroke-width="3.2" stroke-linecap="round" stroke-linejoin="round"/></svg>`;
+  $("favicon").href = "data:image/svg+xml," + encodeURIComponent(svg);
 }
 
 function renderAlerts() {
@@ -303,5 +399,5 @@ $("breaker-btn").addEventListener("click", async () => {
   } finally { btn.disabled = false; }
 });
 
-setInterval(schedule, 5000); // keep "n seconds ago" fresh
+setInterval(() => { heartbeat(); updateStale(); schedule(); }, 5000); // pings; keeps "n seconds ago" fresh
 connect();

@@ -35,7 +35,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -112,6 +112,9 @@ class RaindexConfig:
     backoff_initial: float = attrs.field(default=0.5, validator=_at_least(0.0))
     backoff_max: float = attrs.field(default=30.0, validator=_at_least(0.0))
     checkpoint_interval: float = attrs.field(default=5.0, validator=_at_least(0.0))
+    unreachable_after: float = attrs.field(default=10.0, validator=_at_least(0.1))
+    """Seconds the walk may go without reaching the node (down, or a request unanswered)
+    before :attr:`RaindexSource.problem` says "node unreachable"."""
     usdc_address: str | None = None
     pyth_address: str | None = None
     pyth_feeds: dict[str, str] = attrs.field(factory=dict)
@@ -225,6 +228,45 @@ class RaindexSource:
         self.window_key = f"{self.orderbook}:{self.owner}"
         self.caught_up = False
         """True once the walk has reached the cutoff block; False while backfilling."""
+        self._down_since: float | None = None
+        self._in_flight: dict[int, float] = {}
+        self._request_ids = 0
+        self.last_error: str | None = None
+        self._last_contact: float | None = None
+
+    # -- what the dashboard reads ----------------------------------------------------
+
+    @property
+    def problem(self) -> str | None:
+        """Says "node unreachable: …" while the walk cannot reach the node, else None.
+
+        Reachability is judged by the walk's own requests (enrichment is left out: a
+        node may sit on traces and still serve logs): the source has been failing to
+        connect or to get answers for longer than ``unreachable_after``, or one of its
+        requests has waited that long for an answer (a frozen node keeps its sockets
+        open and never answers). A reconnect that succeeds at once is not a problem.
+        """
+        now = time.monotonic()
+        limit = self.config.unreachable_after
+        waiting = min(self._in_flight.values(), default=None)
+        if waiting is not None and now - waiting > limit:
+            return f"node unreachable: no answer for {now - waiting:.0f}s"
+        if self._down_since is not None and now - self._down_since > limit:
+            cause = f" ({self.last_error})" if self.last_error else ""
+            return f"node unreachable for {now - self._down_since:.0f}s{cause}"[:300]
+        return None
+
+    @property
+    def head_block(self) -> int | None:
+        """The newest block number the node announced or reported (None before any)."""
+        return self._head_number if self._head_number >= 0 else None
+
+    @property
+    def last_contact_seconds(self) -> float | None:
+        """Seconds since the node last answered one of the walk's requests."""
+        if self._last_contact is None:
+            return None
+        return round(time.monotonic() - self._last_contact, 1)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -258,16 +300,54 @@ class RaindexSource:
             int(await node.request("eth_blockNumber", []), 16) if node.websocket else -1
         )
         self.node = node
+        self._reached()
         log.info(
             "raindex: connected to %s (%s)", _redact(node.url), "ws" if node.websocket else "http"
         )
         return node
 
-    async def _request(self, method: str, params: list[Any]) -> Any:
+    async def _request(self, method: str, params: list[Any], *, walk: bool = True) -> Any:
+        """``method`` on the node; ``walk`` requests count for :attr:`problem`."""
         node = self.node
         if node is None:
             raise NodeUnavailable("not connected")
-        return await node.request(method, params)
+        if not walk:
+            return await node.request(method, params)
+        with self._waiting():
+            try:
+                result = await node.request(method, params)
+            except RpcError:
+                self._reached()  # an answer, if a refusal: the node is there
+                raise
+        self._reached()
+        return result
+
+    @contextlib.contextmanager
+    def _waiting(self) -> Iterator[None]:
+        """Count the time inside as waiting for the node; a failure marks it down since then."""
+        self._request_ids += 1
+        key = self._request_ids
+        started = self._in_flight[key] = time.monotonic()
+        try:
+            yield
+        except NodeUnavailable:
+            if self._down_since is None:
+                self._down_since = started
+            raise
+        finally:
+            del self._in_flight[key]
+
+    def _reached(self) -> None:
+        self._last_contact = time.monotonic()
+        self._down_since = None
+
+    def _failed(self, exc: BaseException) -> None:
+        """The walk failed: the node counts as down since its oldest unanswered request."""
+        now = time.monotonic()
+        oldest = min(self._in_flight.values(), default=now)
+        if self._down_since is None:
+            self._down_since = min(now, oldest)
+        self.last_error = str(exc)[:200] or type(exc).__name__
 
     # -- the stream ----------------------------------------------------------------
 
@@ -286,7 +366,8 @@ class RaindexSource:
                 try:
                     if self.node is None or not self.node.alive:
                         await self._disconnect()
-                        await self._connect()
+                        with self._waiting():
+                            await self._connect()
                     async for item in self._walk(state):
                         failures = 0
                         yield item
@@ -300,6 +381,7 @@ class RaindexSource:
                     # Either way the walk resumes from where it was: losing a fill is worse.
                     failures += 1
                     self.caught_up = False
+                    self._failed(exc)
                     self.stats["reconnects"] += 1
                     delay = backoff_delay(
                         failures, self.config.backoff_initial, self.config.backoff_max, self._rng
@@ -662,7 +744,7 @@ class RaindexSource:
             "errors": [],
         }
         try:
-            receipt = await self._request("eth_getTransactionReceipt", [raw.tx_hash])
+            receipt = await self._request("eth_getTransactionReceipt", [raw.tx_hash], walk=False)
             if isinstance(receipt, dict):
                 record["gas_used"] = int(receipt["gasUsed"], 16)
                 price = receipt.get("effectiveGasPrice")
@@ -676,7 +758,7 @@ class RaindexSource:
         else:
             try:
                 trace = await self._request(
-                    "debug_traceTransaction", [raw.tx_hash, {"tracer": "callTracer"}]
+                    "debug_traceTransaction", [raw.tx_hash, {"tracer": "callTracer"}], walk=False
                 )
                 record["pyth"] = extract_price(
                     trace, self.pyth, fill.symbol.ticker, self.feeds

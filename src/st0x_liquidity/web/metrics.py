@@ -241,11 +241,7 @@ class St0xCollector(Collector):
         )
         broker_up.add_metric(
             [broker],
-            1.0
-            if status.market_checked_at is not None
-            and status.broker_error is None
-            and status.auth_required is None
-            else 0.0,
+            1.0 if status.market_checked_at is not None and state.broker_fault() is None else 0.0,
         )
         yield broker_up
         auth = GaugeMetricFamily(

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ..config import Secret
-from ..errors import StoreError
+from ..errors import ConfigError, StoreError
 from ..hookspecs import hookimpl
 from ..registry import ConfigSection
 from ..store.breaker_log import BreakerLog
@@ -43,6 +43,10 @@ class DashboardConfig:
     """Seconds without any input from a running fill source before it is flagged stalled."""
     recent_fills: int = 200
     status_interval: float = attrs.field(default=2.0, validator=positive)
+    clear_after: float = attrs.field(default=30.0, validator=positive)
+    """Seconds a failed /health check or an alert must stay good before it clears."""
+    optional: bool = False
+    """Run without the dashboard when its port cannot be bound (default: refuse to run)."""
 
 
 @hookimpl
@@ -78,10 +82,28 @@ async def serve_dashboard(
 ) -> None:
     """Serve until cancelled. ``started`` (tests) receives the URL once listening."""
     from ..store.read_connection import ReadConnection
-    from .server import Dashboard
+    from .server import Dashboard, bind
     from .state import DashboardState
 
-    reader = await ReadConnection.open(app.config.database_path)
+    try:
+        sock = bind(config.host, config.port)
+    except OSError as exc:
+        problem = f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
+        if config.optional:
+            log.error("dashboard %s; the bot runs without it ([dashboard] optional = true)", problem)
+            return
+        app.engine.fail(
+            ConfigError(
+                "dashboard.port",
+                f"{problem} (free the port, pick another, or set [dashboard] optional = true)",
+            )
+        )
+        return
+    try:
+        reader = await ReadConnection.open(app.config.database_path)
+    except BaseException:
+        sock.close()
+        raise
     state = DashboardState(
         app,
         reader.reads,
@@ -89,11 +111,13 @@ async def serve_dashboard(
         stuck_after=config.stuck_after,
         stall_after=config.stall_after,
         recent_fills=config.recent_fills,
+        clear_after=config.clear_after,
     )
     try:
         await state.open()
         await state.load_latency_history()
     except BaseException:
+        sock.close()
         await reader.close()
         raise
     dashboard = Dashboard(
@@ -106,16 +130,7 @@ async def serve_dashboard(
     app.engine.add_listener(dashboard.on_commit)
     follower: asyncio.Task[None] | None = None
     try:
-        try:
-            url = await dashboard.start()
-        except OSError as exc:
-            log.error(
-                "dashboard cannot listen on %s:%s (%s); the bot runs without it",
-                config.host,
-                config.port,
-                exc,
-            )
-            return
+        url = await dashboard.start(sock)
         app.extras["dashboard_url"] = url
         if started is not None and not started.done():
             started.set_result(url)

@@ -24,6 +24,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from importlib import resources
@@ -80,6 +81,19 @@ def _same_origin(origin: str, host: str) -> bool:
     return False
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (the first address ``host`` resolves to).
+
+    The dashboard binds before anything else starts, so a port another process
+    holds stops ``run`` at once instead of leaving the bot running unseen.
+    """
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _type, _proto, _name, address = infos[0]
+    sock = socket.create_server(address[:2], family=family, backlog=128)
+    sock.setblocking(False)
+    return sock
+
+
 @attrs.define(eq=False)
 class Client:
     ws: web.WebSocketResponse
@@ -107,6 +121,8 @@ class Dashboard:
         app = web.Application(middlewares=[self._auth_middleware])
         app.router.add_get("/", self._index)
         app.router.add_get("/static/{name}", self._static)
+        app.router.add_get("/favicon.svg", self._favicon)
+        app.router.add_get("/favicon.ico", self._favicon)
         app.router.add_get("/api/ws", self._ws)
         app.router.add_get("/api/state", self._state)
         app.router.add_post("/api/breaker", self._breaker)
@@ -114,13 +130,19 @@ class Dashboard:
         app.router.add_get("/metrics", self._metrics)
         return app
 
-    async def start(self) -> str:
+    async def start(self, sock: socket.socket | None = None) -> str:
+        """Serve on ``sock`` (bound by :func:`bind` at start-up), or bind host:port now."""
         self.registry = build_registry(self.state)
         self.runner = web.AppRunner(self.web_app(), access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, self.host, self.port)
+        site: web.BaseSite
+        if sock is not None:
+            site = web.SockSite(self.runner, sock)
+            port = int(sock.getsockname()[1])
+        else:
+            site = web.TCPSite(self.runner, self.host, self.port)
+            port = self.port
         await site.start()
-        port = self.port
         sockets = getattr(site._server, "sockets", None)
         if sockets:
             port = int(sockets[0].getsockname()[1])
@@ -166,6 +188,7 @@ class Dashboard:
                 messages = []
             for message in messages:
                 self.broadcast(message)
+            self.state.observe()  # about once a second: what the latches hold on to
             if (messages and watching) or loop.time() >= next_status:
                 next_status = loop.time() + self.status_interval
                 status = {
@@ -247,6 +270,12 @@ class Dashboard:
         body = resources.files("st0x_liquidity").joinpath(f"data/{name}").read_text()
         return web.Response(
             text=body, content_type=STATIC[name], headers={"Cache-Control": "no-store"}
+        )
+
+    async def _favicon(self, _request: web.Request) -> web.Response:
+        body = resources.files("st0x_liquidity").joinpath("data/favicon.svg").read_text()
+        return web.Response(
+            text=body, content_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"}
         )
 
     async def _state(self, _request: web.Request) -> web.Response:

@@ -29,6 +29,7 @@ from ..errors import StoreError
 from ..reporting.pnl import read_trades, summary_to_json, trade_from_event
 from ..store.breaker_log import BreakerLog
 from ..store.read_models import BreakerChange, DashboardReads, LoggedEvent
+from .conditions import Latch
 
 if TYPE_CHECKING:
     from ..services import AppServices
@@ -118,6 +119,8 @@ class DashboardState:
     stuck_after: float = 120.0
     stall_after: float = 300.0
     recent_fills: int = 200
+    clear_after: float = 30.0
+    """Seconds a failed check or an alert must stay good before it clears (hysteresis)."""
     position: int = 0
     pnl: PnlBook = attrs.field(factory=PnlBook)
     pnl_totals: dict[str, PnlTotals] = attrs.field(factory=dict)
@@ -131,6 +134,9 @@ class DashboardState:
     _counts_stale: bool = False
     ready_cache: bool = False
     alert_counts: dict[str, int] = attrs.field(factory=dict)
+    latches: dict[str, Latch] = attrs.field(factory=dict)
+    exposure: dict[str, Any] = attrs.field(factory=dict)
+    _exposure_base: dict[str, dict[str, Decimal]] = attrs.field(factory=dict)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -428,6 +434,7 @@ class DashboardState:
             skipped[category] = skipped.get(category, 0) + n
         fills = await self.reads.fill_count()
         await self.positions()  # the per-symbol gauges of /metrics
+        self.exposure = await self._exposure()
         self._counted_at = time.monotonic()
         self._counts_stale = False
         self.counts = {
@@ -535,53 +542,171 @@ class DashboardState:
 
         return inventory_json(rebalancer.keeper.book, rebalancer.config)
 
-    def source_stalled(self) -> str | None:
+    def source_fault(self) -> str | None:
+        """What is wrong with the fill source right now (no hysteresis), or None.
+
+        The engine saw it fail; the source itself says it cannot reach its node
+        (``problem``, e.g. the raindex source: "node unreachable: …"); or a running
+        source delivered nothing for ``stall_after`` seconds.
+        """
         status = self.app.engine.status
         if status.source_state.startswith("failed"):
             return status.source_state
         if status.source_state != "running":
             return None
+        problem = getattr(self.app.source, "problem", None)
+        if isinstance(problem, str) and problem:
+            return problem
         last = status.last_item_at or status.started_at
         silent = (datetime.now(UTC) - last).total_seconds()
         if silent > self.stall_after:
             return f"no input from the fill source for {silent:.0f}s"
         return None
 
+    def source_stalled(self) -> str | None:
+        """The source's problem as reported: held until it has been good for a while."""
+        latch = self.latches.get("source")
+        return None if latch is None else latch.problem
+
+    def broker_fault(self) -> str | None:
+        """The broker's problem as reported (re-authorisation or an error), held likewise."""
+        latch = self.latches.get("broker")
+        return None if latch is None else latch.problem
+
+    def _latch(self, key: str, *, lenient: bool = True) -> Latch:
+        latch = self.latches.get(key)
+        if latch is None:
+            latch = self.latches[key] = Latch(self.clear_after, lenient=lenient)
+        return latch
+
+    def observe(self) -> None:
+        """One observation of the engine's and the source's state for the latches.
+
+        The dashboard makes one about every second (its follow loop) and one per
+        ``/health``, ``/metrics`` and state request; what they report is the latched
+        value, so a condition that comes and goes between observations stays raised.
+        """
+        status = self.app.engine.status
+        self._latch("source").observe(self.source_fault())
+        self._latch("broker").observe(status.auth_required or status.broker_error)
+        self._latch("alert:broker_error").observe(status.broker_error)
+        token = self.broker_auth()
+        auth = status.auth_required
+        if auth is None and token is not None and token["state"] == "required":
+            auth = token["problem"] or "the refresh token has expired"
+        self._latch("alert:auth_required").observe(auth)
+
+    def source_view(self) -> dict[str, Any]:
+        """The source's condition in one word (the page's chip) and what explains it."""
+        s = self.app.engine.status
+        problem = self.source_stalled()
+        caught_up = getattr(self.app.source, "caught_up", None)
+        if problem is None:
+            condition = s.source_state
+            if condition == "running" and caught_up is False:
+                condition = "catching up"
+        elif problem.startswith("node unreachable"):
+            condition = "node unreachable"
+        elif problem.startswith("failed"):
+            condition = "failed"
+        else:
+            condition = "stalled"
+        head = getattr(self.app.source, "head_block", None)
+        contact = getattr(self.app.source, "last_contact_seconds", None)
+        lag = None
+        if s.last_fill_at is not None:
+            lag = round((datetime.now(UTC) - s.last_fill_at).total_seconds(), 1)
+        return {
+            "condition": condition,
+            "problem": problem,
+            "since": _iso(self.latches["source"].since) if "source" in self.latches else None,
+            "head_block": head if isinstance(head, int) else None,
+            "last_contact_seconds": contact if isinstance(contact, int | float) else None,
+            "caught_up": caught_up if isinstance(caught_up, bool) else None,
+            "lag_seconds": lag,
+        }
+
+    def _exposure_grew(self, kind: str, active: bool) -> bool:
+        """While ``kind`` is active: has any symbol's unhedged exposure grown since it began?"""
+        current = {p["symbol"]: abs(Decimal(p["unhedged"])) for p in self.positions_cache}
+        if not active:
+            self._exposure_base.pop(kind, None)
+            return False
+        base = self._exposure_base.setdefault(kind, current)
+        return any(q > base.get(sym, Decimal(0)) for sym, q in current.items())
+
+    async def _exposure(self) -> dict[str, Any]:
+        """Total unhedged USD (gross over symbols) and the oldest fill not yet covered."""
+        total = Decimal(0)
+        unpriced = []
+        for p in self.positions_cache:
+            if Decimal(p["unhedged"]) == 0:
+                continue
+            if p["unhedged_usd"] is None:
+                unpriced.append(p["symbol"])
+            else:
+                total += abs(Decimal(p["unhedged_usd"]))
+        lots = await self.reads.open_lots()
+        firsts: dict[str, str] = {}
+        for lot in lots:  # by symbol then arrival: each symbol's first is its oldest
+            firsts.setdefault(lot.symbol, lot.trade_id)
+        oldest = None
+        if firsts:
+            trades = await self.reads.recent_trades(trade_ids=list(firsts.values()))
+            if trades:
+                t = min(trades, key=lambda t: t.recorded_at)
+                oldest = {
+                    "trade_id": t.trade_id,
+                    "symbol": t.symbol,
+                    "open": t.open_quantity,
+                    "recorded_at": t.recorded_at,
+                    "block_timestamp": t.block_timestamp,
+                }
+        return {
+            "unhedged_usd": fmt(total),
+            "unpriced_symbols": unpriced,
+            "open_fills": len(lots),
+            "oldest_unhedged": oldest,
+        }
+
     async def alerts(self) -> list[dict[str, Any]]:
+        """Active alerts. Each is raised at once and held until its condition has been
+        good for ``clear_after`` seconds (``docs/dashboard.md``, "Hysteresis")."""
+        self.observe()
         status = self.app.engine.status
         alerts: list[dict[str, Any]] = []
         stalled = self.source_stalled()
         if stalled:
             alerts.append({"kind": "source_stalled", "severity": "critical", "message": stalled})
         now = datetime.now(UTC)
+        stuck: dict[str, str] = {}
         for h in await self.reads.open_hedges():
             cid, symbol, state, updated = h.client_order_id, h.symbol, h.state, h.updated_at
             age = (now - datetime.fromisoformat(updated)).total_seconds()
             if age > self.stuck_after:
-                alerts.append(
-                    {
-                        "kind": "stuck_order",
-                        "severity": "critical",
-                        "message": f"{symbol} hedge {cid} {state} for {age:.0f}s",
-                        "client_order_id": cid,
-                    }
-                )
-        token = self.broker_auth()
-        if status.auth_required:
+                stuck[cid] = f"{symbol} hedge {cid} {state} for {age:.0f}s"
+        for cid in sorted(stuck.keys() | {k[6:] for k in self.latches if k.startswith("stuck:")}):
+            latch = self._latch("stuck:" + cid, lenient=False)
+            message = latch.observe(stuck.get(cid))
+            if message is None:
+                del self.latches["stuck:" + cid]
+                continue
             alerts.append(
                 {
-                    "kind": "auth_required",
+                    "kind": "stuck_order",
                     "severity": "critical",
-                    "message": f"broker needs re-authorisation: {status.auth_required}",
+                    "message": message,
+                    "client_order_id": cid,
                 }
             )
-        elif token is not None and token["state"] == "required":
+        token = self.broker_auth()
+        auth = self.latches["alert:auth_required"].problem
+        if auth is not None:
             alerts.append(
                 {
                     "kind": "auth_required",
                     "severity": "critical",
-                    "message": "broker needs re-authorisation: "
-                    + (token["problem"] or "the refresh token has expired"),
+                    "message": f"broker needs re-authorisation: {auth}",
                 }
             )
         if token is not None and token["state"] == "expiring":
@@ -594,11 +719,27 @@ class DashboardState:
                     f"(at {token['refresh_expires_at']}): re-authorize before then",
                 }
             )
-        if status.broker_error:
+        broker_error = self.latches["alert:broker_error"].problem
+        if self._exposure_grew("broker_error", broker_error is not None):
             alerts.append(
-                {"kind": "broker_error", "severity": "warning", "message": status.broker_error}
+                {
+                    "kind": "broker_error",
+                    "severity": "critical",
+                    "message": f"{broker_error} (unhedged exposure growing meanwhile)",
+                }
             )
-        if status.paused:
+        elif broker_error is not None:
+            alerts.append({"kind": "broker_error", "severity": "warning", "message": broker_error})
+        if self._exposure_grew("paused", status.paused is not None):
+            alerts.append(
+                {
+                    "kind": "paused",
+                    "severity": "critical",
+                    "message": f"hedging paused: {status.paused} "
+                    "(unhedged exposure growing meanwhile)",
+                }
+            )
+        elif status.paused:
             alerts.append(
                 {
                     "kind": "paused",
@@ -613,31 +754,39 @@ class DashboardState:
         return alerts
 
     async def health(self) -> dict[str, Any]:
-        """Readiness: store readable, fill source caught up, broker reachable."""
+        """Readiness: store readable, fill source reachable and caught up, broker reachable.
+
+        Failures are latched (:class:`Latch`): once a check has passed, a failure keeps
+        it failing until it has been good for ``clear_after`` seconds; ``since`` says
+        when each failing check first failed.
+        """
+        self.observe()
         status = self.app.engine.status
         checks: dict[str, dict[str, Any]] = {}
         try:
             await self.reads.ping()
-            checks["store"] = {"ok": True}
+            store_problem = None
         except (StoreError, RuntimeError, ValueError) as exc:
-            checks["store"] = {"ok": False, "detail": str(exc)}
+            store_problem = str(exc)
+        store_problem = self._latch("store").observe(store_problem)
+        store_check: dict[str, Any] = {"ok": store_problem is None}
+        if store_problem is not None:
+            store_check["detail"] = store_problem
+        checks["store"] = store_check
         caught_up = getattr(self.app.source, "caught_up", None)
-        stalled = self.source_stalled()
-        source_ok = status.source_state in ("running", "ended") and stalled is None
-        detail = status.source_state
-        if source_ok and caught_up is False:
-            source_ok, detail = False, "catching up"
-        checks["source"] = {"ok": source_ok, "detail": stalled or detail}
-        broker_ok = (
-            status.market_checked_at is not None
-            and status.auth_required is None
-            and status.broker_error is None
-        )
+        fault = self.source_stalled()
+        if fault is not None:
+            checks["source"] = {"ok": False, "detail": fault}
+        elif status.source_state not in ("running", "ended"):
+            checks["source"] = {"ok": False, "detail": status.source_state}
+        elif caught_up is False:
+            checks["source"] = {"ok": False, "detail": "catching up"}
+        else:
+            checks["source"] = {"ok": True, "detail": status.source_state}
+        broker = self.broker_fault()
         checks["broker"] = {
-            "ok": broker_ok,
-            "detail": status.auth_required
-            or status.broker_error
-            or ("reachable" if status.market_checked_at else "not reached yet"),
+            "ok": broker is None and status.market_checked_at is not None,
+            "detail": broker or ("reachable" if status.market_checked_at else "not reached yet"),
         }
         checks["engine"] = {
             "ok": not self.app.engine.stopping,
@@ -645,9 +794,15 @@ class DashboardState:
         }
         ready = all(c["ok"] for c in checks.values())
         self.ready_cache = ready
+        since = {
+            name: _iso(self.latches[name].since)
+            for name in ("store", "source", "broker")
+            if not checks[name]["ok"] and self.latches[name].since is not None
+        }
         return {
             "status": "ready" if ready else "not_ready",
             "checks": checks,
+            "failing_since": since,
             "paused": status.paused,
             "time": datetime.now(UTC).isoformat(),
         }
@@ -679,7 +834,9 @@ class DashboardState:
                 "last_fill_at": _iso(s.last_fill_at),
                 "last_item_at": _iso(s.last_item_at),
                 "stalled": self.source_stalled(),
+                **self.source_view(),
             },
+            "exposure": self.exposure,
             "engine": {
                 "started_at": _iso(s.started_at),
                 "fills_ingested": s.fills_ingested,
