@@ -90,9 +90,11 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
         "plugins",
         help="list plugins, executor types and fill sources",
         description="List the discovered plugins with their versions, and the executor "
-        "types and fill sources they register (no config needed).",
+        "types and fill sources they register (no config needed). With --config-file, "
+        "also check that config against them (exit 2 and one line naming a bad key).",
     )
     plugins.add_argument("--json", action="store_true", help="stable JSON output")
+    plugins.add_argument("--config-file", type=Path, help="also check this TOML config")
     plugins.set_defaults(handler=_cmd_plugins)
 
     registry.manager.hook.st0x_add_commands(subparsers=sub)
@@ -278,7 +280,15 @@ def _cmd_rebuild(args: argparse.Namespace) -> int:
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
     registry: Registry = args.registry
-    data = {
+    checked: dict[str, str] | None = None
+    if args.config_file is not None:
+        config = load_config(args.config_file, registry)  # a bad key: ConfigError, exit 2
+        checked = {
+            "config_file": str(args.config_file),
+            "broker": config.broker_type,
+            "source": config.source_type,
+        }
+    data: dict[str, Any] = {
         "plugins": [
             {"name": p.name, "distribution": p.distribution, "version": p.version}
             for p in registry.plugins
@@ -300,6 +310,8 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
             for name, s in sorted(registry.sources.items())
         ],
     }
+    if checked is not None:
+        data["config"] = checked
     if args.json:
         _print_json(data)
         return 0
@@ -312,4 +324,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     print("fill sources:")
     for s in data["fill_sources"]:
         print(f"  {s['type']:<20} {s['description']}  [{s['plugin']}]")
+    if checked is not None:
+        print(f"config {checked['config_file']}: OK (broker {checked['broker']}, "
+              f"source {checked['source']})")
     return 0

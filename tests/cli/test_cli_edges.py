@@ -183,3 +183,37 @@ def test_summary_columns_align_whatever_the_digits(rows: list[tuple[str, Decimal
         shown = line.split()[-1]
         assert re.fullmatch(r"-?[0-9]+\.[0-9]{2}", shown)
         assert abs(Decimal(shown) - value) <= Decimal("0.005")
+
+
+def test_plugins_checks_a_config_the_way_the_runbook_says(tmp_path: Path) -> None:
+    """``plugins --config-file F``: the list, then OK, or one line naming a bad key."""
+    import subprocess
+    import sys
+
+    (tmp_path / "fills.jsonl").touch()
+    good = tmp_path / "good.toml"
+    good.write_text(
+        'database_url = "st0x.db"\n[source]\ntype = "replay"\npath = "fills.jsonl"\n'
+        '[broker]\ntype = "dry-run"\n'
+    )
+    bad = tmp_path / "bad.toml"
+    bad.write_text(good.read_text() + '[engine]\nbatch_size = "500"\n')
+    ok = subprocess.run(
+        [sys.executable, "-m", "st0x_liquidity", "plugins", "--config-file", str(good)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip().splitlines()[-1].endswith("OK (broker dry-run, source replay)")
+    refused = subprocess.run(
+        [sys.executable, "-m", "st0x_liquidity", "plugins", "--config-file", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [refused.stderr.strip()]
+    assert "engine.batch_size" in refused.stderr
