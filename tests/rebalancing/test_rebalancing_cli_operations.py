@@ -23,6 +23,8 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
 
 @pytest.mark.asyncio
 async def test_record_abandon_retry(env: Env) -> None:
+    code, out = await rebalance_cli(env, "status")
+    assert code == 0 and "no rebalancing operations yet" in out
     code, out = await rebalance_cli(env, "mint", "AAPL", "3", "--no-run")
     assert code == 0, out
     op = out.split()[0]

@@ -303,6 +303,8 @@ async def _status(log: RebalancingLog, args: argparse.Namespace) -> int:
     if args.json:
         json.dump(rows, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
+    elif not rows:
+        print("no rebalancing operations yet")
     else:
         for r in rows:
             print(
