@@ -34,12 +34,14 @@ from ..domain.accumulator import Allocation, InFlightHedge, Lot, SymbolBook
 from ..domain.events import HedgeIntended, NewEvent, StoredEvent, position_event
 from ..domain.fills import Direction
 from ..domain.orders import MarketOrder, OrderRules
+from ..domain.risk import TradingState
 from ..domain.symbols import Symbol
 from ..errors import StoreError
 from ..protocols import BookSnapshot, Executor, FillSource, PositionStore, SourceItem
 from .ingest import IngestPipeline
 from .market import MarketGate
 from .orders import OrderLifecycle
+from .risk import RiskGate
 from .state import EngineStatus, SymbolState, log, log_task_failure
 
 
@@ -78,6 +80,7 @@ class Engine:
         self.ingest = IngestPipeline(self)
         self.orders = OrderLifecycle(self)
         self.market = MarketGate(self)
+        self.risk = RiskGate(self)
 
     async def wait_for_broker(self) -> bool:
         if self.broker_ready.is_set():
@@ -128,6 +131,16 @@ class Engine:
         log.warning("hedging resumed")
         self.hedge_symbols(list(self.books))
 
+    async def set_trading_state(
+        self, symbol: str, state: str, reason: str, actor: str, remote: str | None = None
+    ) -> None:
+        """``active``, ``reducing`` or ``halted`` for one base symbol or ``*`` (all).
+
+        Appended to ``trading_state_log`` and applied at once (a
+        ``TradingStateChanged`` event); hedges it unblocks go out.
+        """
+        await self.risk.request(symbol, TradingState(state), reason, actor, remote)
+
     @property
     def stopping(self) -> bool:
         return self.stop_event.is_set()
@@ -139,6 +152,7 @@ class Engine:
 
     async def _run(self) -> None:
         clock = asyncio.create_task(self.market.run(), name="clock")
+        risk = asyncio.create_task(self.risk.run(), name="risk")
         maintenance = asyncio.create_task(self._maintenance(), name="maintenance")
         queue: asyncio.Queue[Any] = asyncio.Queue(max(2, self.config.engine.batch_size * 2))
         intake = asyncio.create_task(self.ingest.intake(queue), name="intake")
@@ -158,9 +172,11 @@ class Engine:
             for task in (intake, ingest, stop):
                 task.cancel()
             await self._finish_orders()
-            for task in (clock, maintenance):
+            for task in (clock, maintenance, risk):
                 task.cancel()
-            await asyncio.gather(intake, ingest, stop, clock, maintenance, return_exceptions=True)
+            await asyncio.gather(
+                intake, ingest, stop, clock, maintenance, risk, return_exceptions=True
+            )
             for state in self.symbols.values():
                 if state.timer is not None:
                     state.timer.cancel()
@@ -186,6 +202,7 @@ class Engine:
             log.warning("drain timeout: hedges still in flight; they resume on the next start")
 
     async def _recover(self) -> None:
+        await self.risk.load(await self.store.hedge_orders())
         snapshots = await self.store.books()
         for snap in snapshots:
             self.books[snap.position.symbol.ticker] = _book_from(snap)
@@ -204,6 +221,7 @@ class Engine:
 
     def _submit(self, events: Sequence[NewEvent]) -> asyncio.Future[list[StoredEvent]]:
         """Hand ``events`` to the store now, so the log keeps the order of book changes."""
+        self.risk.observe(events)
         submit = getattr(self.store, "submit", None)
         future: asyncio.Future[list[StoredEvent]]
         if callable(submit):
@@ -261,7 +279,11 @@ class Engine:
             book = self.books[ticker]
             decision = book.decide(self.rules)
             if decision is None or book.last_price is None:
+                if book.in_flight is None:
+                    self.risk.clear(ticker)
                 continue
+            if not self.risk.check(ticker, decision, book.last_price).allowed:
+                continue  # nothing reserved: the exposure stays open, visibly blocked
             cid = self._client_order_id(book)
             reserved = book.reserve(decision, cid)
             events.append(
