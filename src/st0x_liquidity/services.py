@@ -37,6 +37,11 @@ class EngineControl(Protocol):
 
     def resume(self) -> None: ...
 
+    async def set_trading_state(
+        self, symbol: str, state: str, reason: str, actor: str, remote: str | None = None
+    ) -> None:
+        """``active``, ``reducing`` or ``halted`` for a base symbol, or ``*`` for all."""
+
 
 @attrs.frozen
 class AppServices:

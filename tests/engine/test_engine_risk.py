@@ -65,7 +65,9 @@ async def test_a_hedge_above_the_default_limit_is_blocked_then_released_by_a_new
     # Lifting the limit (a restart with other [risk] values) releases the hedge.
     config = make_config(
         tmp_path,
-        risk={"symbols": {"AAPL": {"max_order_notional": "2000000", "max_net_exposure": "2000000"}}},
+        risk={
+            "symbols": {"AAPL": {"max_order_notional": "2000000", "max_net_exposure": "2000000"}}
+        },
     )
     engine, store, task = await start_engine(config, executor, QueueSource())
     await wait_for(lambda: engine.status.hedges_filled == 1)

@@ -193,7 +193,11 @@ class Engine:
         """After a finite source ends: wait until no hedge is in flight or due."""
         deadline = time.monotonic() + self.config.engine.drain_timeout
         while not self.stopping and time.monotonic() < deadline:
-            busy = bool(self._commits) or self.orders.busy
+            # Until the broker has answered and the clock was read once, the books'
+            # exposure has not been offered to it yet: a short file must not end the
+            # run before its hedges were even decided.
+            unchecked = not self.broker_ready.is_set() or self.status.market_checked_at is None
+            busy = unchecked or bool(self._commits) or self.orders.busy
             waiting = any(s.timer is not None for s in self.symbols.values())
             if not busy and not waiting:
                 return
