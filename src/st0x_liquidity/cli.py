@@ -296,6 +296,20 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         )
         for f in hedge["fills"]:
             print(f"    {f['kind']:<8} {f['quantity']:>14} of {f['trade_id']}")
+    recon = report["reconciliation"]
+    if recon is None:
+        print("reconciliation: none recorded yet")
+        return 0
+    detail = f" ({recon['detail']})" if recon["detail"] else ""
+    print(f"reconciliation {recon['at']}: {recon['status']}{detail}")
+    for r in recon["symbols"]:
+        verdict = "MISMATCH" if r["mismatch"] else "ok"
+        print(
+            f"    {r['symbol']:<8} broker {r['broker']:>14} books {r['books']:>14}"
+            f" difference {r['difference']:>14}  {verdict}"
+        )
+    if recon["skipped"]:
+        print(f"    not compared (hedge in flight): {', '.join(recon['skipped'])}")
     return 0
 
 

@@ -77,3 +77,40 @@ def test_the_huge_replay_line_is_blocked_and_a_halt_from_the_cli_holds(tmp_path:
     run = cli("run", "--config-file", str(config))
     assert run.returncode == 0, run.stderr
     assert audit_hedges(config) == [("SELL", "9", "filled")]
+
+
+def test_reconciliation_through_the_cli_with_the_dry_run_broker(tmp_path: Path) -> None:
+    fills = tmp_path / "fills.jsonl"
+    fills.write_text(LINE.format(n=1, d="BUY", a="3"))
+    config = write_config(tmp_path)
+    run = cli("run", "--config-file", str(config))
+    assert run.returncode == 0, run.stderr
+    assert audit_hedges(config) == [("SELL", "3", "filled")]
+    # The first reconciliation ran before the hedge: nothing held, nothing expected.
+    report = json.loads(cli("audit", "--config-file", str(config), "--json").stdout)
+    assert set(report) == {"fills", "hedges", "reconciliation"}
+    assert report["reconciliation"]["status"] == "ok"
+
+    # Next start: the dry-run broker holds -3 AAPL, the books say 10 - 3 = 7.
+    config = write_config(
+        tmp_path,
+        '[reconciliation]\nhalt_on_mismatch = true\nstarting_positions = { AAPL = "10" }\n',
+    )
+    fills.write_text(fills.read_text() + LINE.format(n=2, d="BUY", a="2"))
+    run = cli("run", "--config-file", str(config))
+    assert run.returncode == 0, run.stderr
+    assert "reconciliation mismatch: AAPL broker holds -3, the books say 7" in run.stderr
+    recon = json.loads(cli("audit", "--config-file", str(config), "--json").stdout)[
+        "reconciliation"
+    ]
+    assert recon["status"] == "mismatch"
+    assert recon["symbols"] == [
+        {"symbol": "AAPL", "broker": "-3", "books": "7", "difference": "-10", "mismatch": True}
+    ]
+    text = cli("audit", "--config-file", str(config)).stdout
+    assert ": mismatch" in text and "MISMATCH" in text
+    # Halted by reconciliation: the new fill's hedge did not go out.
+    assert audit_hedges(config) == [("SELL", "3", "filled")]
+    shown = json.loads(cli("risk", "--config-file", str(config), "show", "--json").stdout)
+    assert shown["states"]["AAPL"]["state"] == "halted"
+    assert shown["states"]["AAPL"]["actor"] == "reconciliation"

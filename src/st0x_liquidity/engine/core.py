@@ -41,6 +41,7 @@ from ..protocols import BookSnapshot, Executor, FillSource, PositionStore, Sourc
 from .ingest import IngestPipeline
 from .market import MarketGate
 from .orders import OrderLifecycle
+from .reconcile import Reconciler
 from .risk import RiskGate
 from .state import EngineStatus, SymbolState, log, log_task_failure
 
@@ -81,6 +82,7 @@ class Engine:
         self.orders = OrderLifecycle(self)
         self.market = MarketGate(self)
         self.risk = RiskGate(self)
+        self.reconciler = Reconciler(self, self.risk)
 
     async def wait_for_broker(self) -> bool:
         if self.broker_ready.is_set():
@@ -153,6 +155,7 @@ class Engine:
     async def _run(self) -> None:
         clock = asyncio.create_task(self.market.run(), name="clock")
         risk = asyncio.create_task(self.risk.run(), name="risk")
+        reconcile = asyncio.create_task(self.reconciler.run(), name="reconcile")
         maintenance = asyncio.create_task(self._maintenance(), name="maintenance")
         queue: asyncio.Queue[Any] = asyncio.Queue(max(2, self.config.engine.batch_size * 2))
         intake = asyncio.create_task(self.ingest.intake(queue), name="intake")
@@ -172,10 +175,10 @@ class Engine:
             for task in (intake, ingest, stop):
                 task.cancel()
             await self._finish_orders()
-            for task in (clock, maintenance, risk):
+            for task in (clock, maintenance, risk, reconcile):
                 task.cancel()
             await asyncio.gather(
-                intake, ingest, stop, clock, maintenance, risk, return_exceptions=True
+                intake, ingest, stop, clock, maintenance, risk, reconcile, return_exceptions=True
             )
             for state in self.symbols.values():
                 if state.timer is not None:
@@ -196,7 +199,11 @@ class Engine:
             # Until the broker has answered and the clock was read once, the books'
             # exposure has not been offered to it yet: a short file must not end the
             # run before its hedges were even decided.
-            unchecked = not self.broker_ready.is_set() or self.status.market_checked_at is None
+            unchecked = (
+                not self.broker_ready.is_set()
+                or self.status.market_checked_at is None
+                or not self.reconciler.first.is_set()
+            )
             busy = unchecked or bool(self._commits) or self.orders.busy
             waiting = any(s.timer is not None for s in self.symbols.values())
             if not busy and not waiting:
@@ -267,6 +274,7 @@ class Engine:
             self.status.market_open
             and self.status.paused is None
             and self.status.auth_required is None
+            and self.reconciler.first.is_set()
             and not self.stopping
         )
 
