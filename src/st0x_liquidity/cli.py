@@ -363,7 +363,7 @@ def _cmd_risk_show(args: argparse.Namespace) -> int:
         f"{'MAX EXPOSURE $':>16} {'MAX DAILY $':>14}  REASON"
     )
     for name in [ALL, *symbols]:
-        st = states.get(name) or {**states[ALL], "reason": "(as *)"}
+        st = states.get(name) or {**states[ALL], "reason": "(as all)"}
         lim = limits[name]
         print(
             f"{'all' if name == ALL else name:<8} {st['state']:<9} "
