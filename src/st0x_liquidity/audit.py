@@ -6,6 +6,7 @@ The JSON shapes built here are a stable, documented interface
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -93,7 +94,27 @@ async def audit_report(
         if tx_hash and h.client_order_id not in covered:
             continue
         hedge_list.append({**h.to_json(), "fills": covered.get(h.client_order_id, [])})
-    return {"fills": fills, "hedges": hedge_list}
+    return {
+        "fills": fills,
+        "hedges": hedge_list,
+        "reconciliation": await last_reconciliation(reads),
+    }
+
+
+async def last_reconciliation(reads: AuditReads) -> dict[str, Any] | None:
+    """The last ``ReconciliationChecked`` (its JSON shape plus ``at``), or None."""
+    logged = await reads.last_reconciliation()
+    if logged is None:
+        return None
+    data = json.loads(logged.payload)
+    return {
+        "at": logged.recorded_at,
+        "status": data["status"],
+        "symbols": data.get("symbols") or [],
+        "skipped": data.get("skipped") or [],
+        "tolerance": data.get("tolerance"),
+        "detail": data.get("detail"),
+    }
 
 
 def sum_quantities(values: list[str]) -> str:

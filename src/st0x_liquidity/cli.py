@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from . import __version__
 from .app import open_store, run_app
 from .audit import audit_report, positions_report
 from .config import AppConfig, load_config
+from .domain.symbols import InvalidSymbolError, Symbol
 from .errors import ConfigError, StoreError
 from .logs import secrets_in, setup_logging
 from .plugins import load_registry
 from .registry import Registry
 from .store.lease import LeaseHeldError, LeaseLostError
+from .store.trading_state_log import ALL, TradingStateLog
 
 EXIT_DATABASE_HELD = 3
 """Another process holds the database's lease (or took it from this one)."""
@@ -76,6 +81,37 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
     audit.add_argument("--symbol", help="only this base symbol (e.g. AAPL)")
     audit.add_argument("--tx", dest="tx_hash", help="only fills of this transaction")
     audit.set_defaults(handler=_cmd_audit)
+
+    risk = sub.add_parser(
+        "risk",
+        parents=[parent],
+        help="trading states (active, reducing, halted) and risk limits",
+        description="Set a symbol's trading state, or every symbol's (active: hedge within "
+        "[risk]; reducing: only orders that shrink the broker position; halted: no orders), "
+        "or show the states and limits. A change is a row of trading_state_log, which a "
+        "running bot applies within [risk] state_poll_interval and records as a "
+        "TradingStateChanged event; a stopped one applies it on start.",
+    )
+    risk_sub = risk.add_subparsers(dest="risk_command", metavar="ACTION", required=True)
+    set_state = risk_sub.add_parser(
+        "set-state",
+        help="set the trading state of SYMBOL, or of every symbol with 'all'",
+        description="Set the trading state of SYMBOL (a base ticker such as AAPL), or of "
+        "every symbol with 'all' (which also clears every symbol's own state).",
+    )
+    set_state.add_argument("symbol", metavar="SYMBOL|all")
+    set_state.add_argument("state", choices=("active", "reducing", "halted"))
+    set_state.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    set_state.add_argument("--actor", default=None, help="who (default: the user name)")
+    set_state.set_defaults(handler=_cmd_risk_set_state)
+    show = risk_sub.add_parser(
+        "show",
+        help="trading states and the limits in force",
+        description="The trading state of every symbol as the trading state log says, "
+        "and the [risk] limits (default and per symbol).",
+    )
+    show.add_argument("--json", action="store_true", help="stable JSON output")
+    show.set_defaults(handler=_cmd_risk_show)
 
     rebuild = sub.add_parser(
         "rebuild-views",
@@ -190,9 +226,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_store(
-    args: argparse.Namespace, fn: Callable[[Any], Any], *, writes: bool = False
-) -> Any:
+def _with_store(args: argparse.Namespace, fn: Callable[[Any], Any], *, writes: bool = False) -> Any:
     """Run ``fn(store)``: read-only, or holding the database's lease if it ``writes``."""
     config = load(args)
     if config.postgres is None and not config.database_path.exists():
@@ -260,11 +294,84 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         )
         print(
             f"hedge {hedge['client_order_id']} {hedge['side']} {hedge['quantity']}:"
-            f" {hedge['state']}, {executed}"
-            + (f" ({hedge['reason']})" if hedge["reason"] else "")
+            f" {hedge['state']}, {executed}" + (f" ({hedge['reason']})" if hedge["reason"] else "")
         )
         for f in hedge["fills"]:
             print(f"    {f['kind']:<8} {f['quantity']:>14} of {f['trade_id']}")
+    recon = report["reconciliation"]
+    if recon is None:
+        print("reconciliation: none recorded yet")
+        return 0
+    detail = f" ({recon['detail']})" if recon["detail"] else ""
+    print(f"reconciliation {recon['at']}: {recon['status']}{detail}")
+    for r in recon["symbols"]:
+        verdict = "MISMATCH" if r["mismatch"] else "ok"
+        print(
+            f"    {r['symbol']:<8} broker {r['broker']:>14} books {r['books']:>14}"
+            f" difference {r['difference']:>14}  {verdict}"
+        )
+    if recon["skipped"]:
+        print(f"    not compared (hedge in flight): {', '.join(recon['skipped'])}")
+    return 0
+
+
+def _cmd_risk_set_state(args: argparse.Namespace) -> int:
+    config = load(args)
+    try:
+        symbol = ALL if args.symbol.lower() == "all" else Symbol.parse(args.symbol).ticker
+    except InvalidSymbolError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    reason = args.reason.strip()
+    if not reason:
+        print("error: --reason must not be empty", file=sys.stderr)
+        return 2
+    actor = args.actor or f"cli:{getpass.getuser()}"
+    row = TradingStateLog(config.database_path).append_sync(
+        symbol, args.state, reason[:500], actor[:100]
+    )
+    who = "every symbol" if symbol == ALL else symbol
+    print(
+        f"trading state of {who} set to {args.state} (request {row.id}); a running bot "
+        f"applies it within {config.risk.state_poll_interval:g}s, a stopped one on start"
+    )
+    return 0
+
+
+def _cmd_risk_show(args: argparse.Namespace) -> int:
+    config = load(args)
+    rows = TradingStateLog(config.database_path).after_sync(0)
+    states: dict[str, dict[str, Any]] = {
+        ALL: {"state": "active", "reason": None, "actor": None, "at": None}
+    }
+    for row in rows:
+        entry = {"state": row.state, "reason": row.reason, "actor": row.actor, "at": row.at}
+        if row.symbol == ALL:
+            states = {ALL: entry}
+        else:
+            states[row.symbol] = entry
+    risk = config.risk
+    symbols = sorted(set(risk.symbols) | (set(states) - {ALL}))
+    limits = {
+        name: {k: str(v) for k, v in attrs.asdict(risk.limits(name)).items()}
+        for name in [ALL, *symbols]
+    }
+    limits[ALL] = {k: str(v) for k, v in attrs.asdict(risk.limits("")).items()}
+    if args.json:
+        _print_json({"states": states, "limits": limits})
+        return 0
+    print(
+        f"{'SYMBOL':<8} {'STATE':<9} {'MAX QTY':>12} {'MAX ORDER $':>14} "
+        f"{'MAX EXPOSURE $':>16} {'MAX DAILY $':>14}  REASON"
+    )
+    for name in [ALL, *symbols]:
+        st = states.get(name) or {**states[ALL], "reason": "(as all)"}
+        lim = limits[name]
+        print(
+            f"{'all' if name == ALL else name:<8} {st['state']:<9} "
+            f"{lim['max_order_quantity']:>12} {lim['max_order_notional']:>14} "
+            f"{lim['max_net_exposure']:>16} {lim['max_daily_notional']:>14}  {st['reason'] or '-'}"
+        )
     return 0
 
 

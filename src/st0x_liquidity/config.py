@@ -25,8 +25,10 @@ import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
 from .domain.numbers import NotADecimalError, to_decimal
+from .domain.risk import RiskLimits
+from .domain.symbols import InvalidSymbolError, Symbol
 from .errors import ConfigError
-from .validators import at_least_one, at_most, non_negative
+from .validators import at_least_one, at_most, non_negative, positive
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -127,6 +129,77 @@ class EngineConfig:
     lose the last commits on power loss, never on a process crash."""
 
 
+_OPTIONAL_LIMIT = attrs.validators.optional(positive)
+
+
+@attrs.frozen
+class RiskOverride:
+    """``[risk.symbols.<SYMBOL>]``: limits of one symbol; unset keys take ``[risk]``'s."""
+
+    max_order_quantity: Decimal | None = attrs.field(default=None, validator=_OPTIONAL_LIMIT)
+    max_order_notional: Decimal | None = attrs.field(default=None, validator=_OPTIONAL_LIMIT)
+    max_net_exposure: Decimal | None = attrs.field(default=None, validator=_OPTIONAL_LIMIT)
+    max_daily_notional: Decimal | None = attrs.field(default=None, validator=_OPTIONAL_LIMIT)
+
+
+def _symbol_keys(_i: object, attr: attrs.Attribute[Any], value: Mapping[str, Any]) -> None:
+    for key in value:
+        try:
+            ok = Symbol.parse(key).ticker == key
+        except InvalidSymbolError:
+            ok = False
+        if not ok:
+            raise ValueError(
+                f"{attr.name} {key!r} is not a base ticker (write e.g. AAPL, not tAAPL)"
+            )
+
+
+@attrs.frozen
+class RiskConfig:
+    """``[risk]``: pre-trade limits every hedge is checked against (domain/risk.py).
+
+    Finite by default: a hedge above any of them is blocked, not placed, and
+    raises a critical alert. Raise a limit (up to 999999999999999999) to loosen it.
+    """
+
+    max_order_quantity: Decimal = attrs.field(default=Decimal(10000), validator=positive)
+    max_order_notional: Decimal = attrs.field(default=Decimal(250000), validator=positive)
+    max_net_exposure: Decimal = attrs.field(default=Decimal(1000000), validator=positive)
+    max_daily_notional: Decimal = attrs.field(default=Decimal(2500000), validator=positive)
+    symbols: dict[str, RiskOverride] = attrs.field(factory=dict, validator=_symbol_keys)
+    state_poll_interval: float = attrs.field(default=2.0, validator=[positive, at_most(HOUR)])
+    """Seconds between looks for trading state changes made by the ``risk`` command."""
+
+    def limits(self, ticker: str) -> RiskLimits:
+        own = self.symbols.get(ticker) or RiskOverride()
+
+        def pick(name: str) -> Decimal:
+            value: Decimal | None = getattr(own, name)
+            return value if value is not None else getattr(self, name)
+
+        return RiskLimits(
+            pick("max_order_quantity"),
+            pick("max_order_notional"),
+            pick("max_net_exposure"),
+            pick("max_daily_notional"),
+        )
+
+
+@attrs.frozen
+class ReconciliationConfig:
+    """``[reconciliation]``: compare the broker's positions with the books'."""
+
+    enabled: bool = True
+    interval: float = attrs.field(default=300.0, validator=[positive, at_most(DAY)])
+    """Seconds between reconciliations (one runs before the first new hedge)."""
+    tolerance: Decimal = attrs.field(default=Decimal("0.000001"), validator=non_negative)
+    """Shares the broker and the books may differ by before it is a mismatch."""
+    halt_on_mismatch: bool = False
+    """Set a mismatched symbol's trading state to halted."""
+    starting_positions: dict[str, Decimal] = attrs.field(factory=dict, validator=_symbol_keys)
+    """Shares per symbol the broker account held before the bot's first hedge."""
+
+
 @attrs.frozen
 class PostgresDatabase:
     """A ``postgresql://user:pass@host:port/db`` database_url (the password never shows)."""
@@ -150,6 +223,8 @@ class AppConfig:
     evm: EvmConfig | None = None
     hedging: HedgingConfig = HedgingConfig()
     engine: EngineConfig = EngineConfig()
+    risk: RiskConfig = RiskConfig()
+    reconciliation: ReconciliationConfig = ReconciliationConfig()
     sections: Mapping[str, Any] = attrs.field(factory=dict)
     config_dir: Path = Path(".")
     postgres: PostgresDatabase | None = None
@@ -365,7 +440,17 @@ def _env_overrides(
     return result
 
 
-_CORE_KEYS = {"database_url", "log_level", "evm", "source", "broker", "hedging", "engine"}
+_CORE_KEYS = {
+    "database_url",
+    "log_level",
+    "evm",
+    "source",
+    "broker",
+    "hedging",
+    "engine",
+    "risk",
+    "reconciliation",
+}
 
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -465,6 +550,15 @@ def parse_config(
         _env_overrides("engine", EngineConfig, _table(data, "engine"), env), EngineConfig, "engine"
     )
 
+    risk = structure(
+        _env_overrides("risk", RiskConfig, _table(data, "risk"), env), RiskConfig, "risk"
+    )
+    reconciliation = structure(
+        _env_overrides("reconciliation", ReconciliationConfig, _table(data, "reconciliation"), env),
+        ReconciliationConfig,
+        "reconciliation",
+    )
+
     source_table = _table(data, "source")
     source_type = source_table.pop("type", "raindex")
     if not isinstance(source_type, str):
@@ -514,6 +608,8 @@ def parse_config(
         evm=evm,
         hedging=hedging,
         engine=engine,
+        risk=risk,
+        reconciliation=reconciliation,
         sections=sections,
         config_dir=config_dir,
     )

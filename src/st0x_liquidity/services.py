@@ -40,6 +40,11 @@ class EngineControl(Protocol):
     def fail(self, exc: BaseException) -> None:
         """Stop the run; ``run`` then exits with ``exc`` (a ConfigError: one line)."""
 
+    async def set_trading_state(
+        self, symbol: str, state: str, reason: str, actor: str, remote: str | None = None
+    ) -> None:
+        """``active``, ``reducing`` or ``halted`` for a base symbol, or ``*`` for all."""
+
 
 @attrs.frozen
 class AppServices:

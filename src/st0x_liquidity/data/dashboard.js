@@ -118,6 +118,7 @@ function handle(msg) {
     case "latency": S.latency = d; break;
     case "inventory": S.inventory = d; break;
     case "status": S.status = d.status; S.alerts = d.alerts; S.health = d.health; break;
+    case "risk": if (S.status) S.status.risk = d; break;
     case "breaker":
       if (S.status) S.status.breaker = d;
       S.history = d.history || S.history;
@@ -133,7 +134,7 @@ function schedule() { if (!dirty) { dirty = true; requestAnimationFrame(render);
 
 function render() {
   dirty = false;
-  renderHeader(); renderSummary(); renderBreakerHistory(); renderFavicon(); renderAlerts(); renderPositions(); renderInventory(); renderPnl(); renderLatency(); renderHedges(); renderFills();
+  renderHeader(); renderSummary(); renderBreakerHistory(); renderFavicon(); renderAlerts(); renderRisk(); renderPositions(); renderInventory(); renderPnl(); renderLatency(); renderHedges(); renderFills();
   $("footer").textContent = S.status ? `event log position ${S.status.log_position} · engine started ${ago(S.status.engine.started_at)} · fills ingested ${S.status.engine.fills_ingested}` : "";
 }
 
@@ -227,6 +228,19 @@ function renderAlerts() {
   const ul = $("alerts");
   if (!S.alerts.length) { ul.innerHTML = '<li class="ok">No alerts</li>'; return; }
   ul.innerHTML = S.alerts.map((a) => `<li class="${esc(a.severity)}" data-kind="${esc(a.kind)}"><b>${esc(a.kind.replace("_", " "))}</b> — ${esc(a.message)}</li>`).join("");
+}
+
+function renderRisk() {
+  const r = S.status && S.status.risk; if (!r) return;
+  const states = Object.entries(r.states || {});
+  $("risk-states").querySelector("tbody").innerHTML = states.map(([sym, st]) =>
+    `<tr data-symbol="${esc(sym)}"><td>${sym === "*" ? "all" : esc(sym)}</td><td><span class="pill ${st.state === "active" ? "good" : st.state === "halted" ? "bad" : "warn"}">${esc(st.state)}</span></td><td>${esc(st.reason || "")}</td></tr>`).join("");
+  $("risk-blocked").querySelector("tbody").innerHTML = (r.blocked || []).map((b) =>
+    `<tr class="blocked" data-symbol="${esc(b.symbol)}"><td>${esc(b.symbol)}</td><td>${esc(b.side)}</td><td class="n">${esc(b.quantity)}</td><td class="n">${esc(b.notional)}</td><td>${esc(b.limit)}</td><td>${esc(b.reason)}</td><td>${ago(b.since)}</td></tr>`).join("") || '<tr><td colspan="7" class="sub">no blocked hedge</td></tr>';
+  const rec = r.reconciliation;
+  $("recon").textContent = rec ? `reconciliation: ${rec.status}` + (rec.at ? ` · ${ago(rec.at)}` : "") + (rec.detail ? ` · ${rec.detail}` : "") + (rec.skipped && rec.skipped.length ? ` · not compared (hedge in flight): ${rec.skipped.join(", ")}` : "") : "reconciliation: not run yet";
+  $("recon-symbols").querySelector("tbody").innerHTML = ((rec && rec.symbols) || []).map((x) =>
+    `<tr data-symbol="${esc(x.symbol)}"><td>${esc(x.symbol)}</td><td class="n">${esc(x.broker)}</td><td class="n">${esc(x.books)}</td><td class="n">${esc(x.difference)}</td><td><span class="pill ${x.mismatch ? "bad" : "good"}">${x.mismatch ? "mismatch" : "ok"}</span></td></tr>`).join("");
 }
 
 function renderInventory() {
@@ -397,6 +411,28 @@ $("breaker-btn").addEventListener("click", async () => {
   } catch (err) {
     msg.textContent = "request failed: " + err; msg.className = "sub neg";
   } finally { btn.disabled = false; }
+});
+
+$("risk-btn").addEventListener("click", async () => {
+  const msg = $("risk-msg");
+  const token = $("token-input").value.trim();
+  const body = { action: "set-state", symbol: $("risk-symbol").value.trim() || "all", state: $("risk-state").value, reason: $("breaker-reason").value.trim() };
+  msg.textContent = "";
+  try {
+    const res = await fetch("/api/breaker", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify(body),
+    });
+    const answer = await res.json().catch(() => ({}));
+    if (!res.ok) { msg.textContent = answer.error || `refused (${res.status})`; msg.className = "sub neg"; return; }
+    sessionStorage.setItem("st0x-token", token);
+    if (S.status) S.status.risk = answer;
+    msg.textContent = `${body.symbol}: ${body.state}`; msg.className = "sub";
+    schedule();
+  } catch (err) {
+    msg.textContent = "request failed: " + err; msg.className = "sub neg";
+  }
 });
 
 setInterval(() => { heartbeat(); updateStale(); schedule(); }, 5000); // pings; keeps "n seconds ago" fresh

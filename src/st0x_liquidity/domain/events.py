@@ -17,11 +17,14 @@ import attrs
 from .accumulator import Allocation, Netting
 from .fills import Direction, Fill, TradeId
 from .orders import OrderState
+from .risk import TradingState
 from .symbols import Symbol
 
 POSITION = "Position"
 FILL_SOURCE = "FillSource"
 CIRCUIT_BREAKER = "CircuitBreaker"
+TRADING_STATE = "TradingState"
+RECONCILIATION = "Reconciliation"
 
 
 @attrs.frozen
@@ -145,6 +148,51 @@ class CircuitBreakerChanged:
     remote: str | None = None
 
 
+@attrs.frozen
+class TradingStateChanged:
+    """A symbol's trading state (or every symbol's: ``symbol`` ``*``) took effect.
+
+    Stream ``TradingState/<symbol>``. ``request`` is the ``trading_state_log`` row
+    it applies (the ``risk`` command, the dashboard, or reconciliation wrote it).
+    """
+
+    TYPE: ClassVar[str] = "TradingStateChanged"
+    symbol: str
+    state: TradingState
+    reason: str
+    actor: str
+    request: int
+    remote: str | None = None
+
+
+@attrs.frozen
+class SymbolReconciliation:
+    """One symbol compared: broker position vs the books' (starting holding + filled hedges)."""
+
+    symbol: str
+    broker: Decimal
+    books: Decimal
+    difference: Decimal
+    mismatch: bool
+
+
+@attrs.frozen
+class ReconciliationChecked:
+    """The broker's positions were compared with the books (stream ``Reconciliation/broker``).
+
+    ``status``: ``ok``, ``mismatch``, ``unsupported`` (the executor cannot list
+    positions) or ``error`` (the broker did not answer: ``detail``). Symbols with
+    a hedge in flight are not compared (``skipped``).
+    """
+
+    TYPE: ClassVar[str] = "ReconciliationChecked"
+    status: str
+    symbols: tuple[SymbolReconciliation, ...] = ()
+    skipped: tuple[str, ...] = ()
+    tolerance: Decimal = Decimal(0)
+    detail: str | None = None
+
+
 DomainEvent: TypeAlias = (
     FillRecorded
     | FillReverted
@@ -156,6 +204,8 @@ DomainEvent: TypeAlias = (
     | InputSkipped
     | CursorCheckpointed
     | CircuitBreakerChanged
+    | TradingStateChanged
+    | ReconciliationChecked
 )
 
 EVENT_TYPES: dict[str, type[Any]] = {
@@ -171,6 +221,8 @@ EVENT_TYPES: dict[str, type[Any]] = {
         InputSkipped,
         CursorCheckpointed,
         CircuitBreakerChanged,
+        TradingStateChanged,
+        ReconciliationChecked,
     )
 }
 EVENT_VERSION = 1

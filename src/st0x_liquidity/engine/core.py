@@ -34,12 +34,15 @@ from ..domain.accumulator import Allocation, InFlightHedge, Lot, SymbolBook
 from ..domain.events import HedgeIntended, NewEvent, StoredEvent, position_event
 from ..domain.fills import Direction
 from ..domain.orders import MarketOrder, OrderRules
+from ..domain.risk import TradingState
 from ..domain.symbols import Symbol
 from ..errors import StoreError
 from ..protocols import BookSnapshot, Executor, FillSource, PositionStore, SourceItem
 from .ingest import IngestPipeline
 from .market import MarketGate
 from .orders import OrderLifecycle
+from .reconcile import Reconciler
+from .risk import RiskGate
 from .state import EngineStatus, SymbolState, log, log_task_failure
 
 
@@ -81,6 +84,8 @@ class Engine:
         self.ingest = IngestPipeline(self)
         self.orders = OrderLifecycle(self)
         self.market = MarketGate(self)
+        self.risk = RiskGate(self)
+        self.reconciler = Reconciler(self, self.risk)
 
     def alive(self) -> bool:
         """Running, and the market gate (which runs until the engine stops) has not ended."""
@@ -141,6 +146,16 @@ class Engine:
         log.warning("hedging resumed")
         self.hedge_symbols(list(self.books))
 
+    async def set_trading_state(
+        self, symbol: str, state: str, reason: str, actor: str, remote: str | None = None
+    ) -> None:
+        """``active``, ``reducing`` or ``halted`` for one base symbol or ``*`` (all).
+
+        Appended to ``trading_state_log`` and applied at once (a
+        ``TradingStateChanged`` event); hedges it unblocks go out.
+        """
+        await self.risk.request(symbol, TradingState(state), reason, actor, remote)
+
     @property
     def stopping(self) -> bool:
         return self.stop_event.is_set()
@@ -154,6 +169,8 @@ class Engine:
     async def _run(self) -> None:
         clock = asyncio.create_task(self.market.run(), name="clock")
         self._parts = [clock]  # runs until the engine stops; ingest may end with a finite source
+        risk = asyncio.create_task(self.risk.run(), name="risk")
+        reconcile = asyncio.create_task(self.reconciler.run(), name="reconcile")
         maintenance = asyncio.create_task(self._maintenance(), name="maintenance")
         queue: asyncio.Queue[Any] = asyncio.Queue(max(2, self.config.engine.batch_size * 2))
         intake = asyncio.create_task(self.ingest.intake(queue), name="intake")
@@ -173,9 +190,11 @@ class Engine:
             for task in (intake, ingest, stop):
                 task.cancel()
             await self._finish_orders()
-            for task in (clock, maintenance):
+            for task in (clock, maintenance, risk, reconcile):
                 task.cancel()
-            await asyncio.gather(intake, ingest, stop, clock, maintenance, return_exceptions=True)
+            await asyncio.gather(
+                intake, ingest, stop, clock, maintenance, risk, reconcile, return_exceptions=True
+            )
             for state in self.symbols.values():
                 if state.timer is not None:
                     state.timer.cancel()
@@ -192,10 +211,16 @@ class Engine:
         """After a finite source ends: wait until no hedge is in flight or due."""
         deadline = time.monotonic() + self.config.engine.drain_timeout
         while not self.stopping and time.monotonic() < deadline:
-            busy = bool(self._commits) or self.orders.busy
+            # Until the broker has answered and the clock was read once, the books'
+            # exposure has not been offered to it yet: a short file must not end the
+            # run before its hedges were even decided.
+            unchecked = (
+                not self.broker_ready.is_set()
+                or self.status.market_checked_at is None
+                or not self.reconciler.first.is_set()
+            )
+            busy = unchecked or bool(self._commits) or self.orders.busy
             waiting = any(s.timer is not None for s in self.symbols.values())
-            # Until the broker has answered and the clock was read, hedges may still be due.
-            waiting = waiting or self.status.market_checked_at is None
             if not busy and not waiting:
                 return
             await asyncio.sleep(0.02)
@@ -203,6 +228,7 @@ class Engine:
             log.warning("drain timeout: hedges still in flight; they resume on the next start")
 
     async def _recover(self) -> None:
+        await self.risk.load(await self.store.hedge_orders())
         snapshots = await self.store.books()
         for snap in snapshots:
             self.books[snap.position.symbol.ticker] = _book_from(snap)
@@ -221,6 +247,7 @@ class Engine:
 
     def _submit(self, events: Sequence[NewEvent]) -> asyncio.Future[list[StoredEvent]]:
         """Hand ``events`` to the store now, so the log keeps the order of book changes."""
+        self.risk.observe(events)
         submit = getattr(self.store, "submit", None)
         future: asyncio.Future[list[StoredEvent]]
         if callable(submit):
@@ -262,6 +289,7 @@ class Engine:
             self.status.market_open
             and self.status.paused is None
             and self.status.auth_required is None
+            and self.reconciler.first.is_set()
             and not self.stopping
         )
 
@@ -278,7 +306,11 @@ class Engine:
             book = self.books[ticker]
             decision = book.decide(self.rules)
             if decision is None or book.last_price is None:
+                if book.in_flight is None:
+                    self.risk.clear(ticker)
                 continue
+            if not self.risk.check(ticker, decision, book.last_price).allowed:
+                continue  # nothing reserved: the exposure stays open, visibly blocked
             cid = self._client_order_id(book)
             reserved = book.reserve(decision, cid)
             events.append(

@@ -46,6 +46,12 @@ class EngineStatus:
     broker_error: str | None = None
     auth_required: str | None = None
     paused: str | None = None
+    blocked: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    """Hedges the risk gate refused, by symbol: side, quantity, notional, limit, reason, since."""
+    trading_state: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    """``*`` (the default) and every symbol with a state of its own: state, reason."""
+    reconciliation: dict[str, Any] | None = None
+    """The last reconciliation (``ReconciliationChecked`` as JSON, plus ``at``)."""
 
 
 @attrs.define

@@ -11,6 +11,7 @@ from __future__ import annotations
 import psycopg
 import psycopg.errors
 
+from ..domain.events import TRADING_STATE
 from .links import POSTGRES
 from .sqlite_reads import SqliteReads
 
@@ -23,3 +24,11 @@ class PostgresReads(SqliteReads):
     _ERRORS = (psycopg.Error,)
     _NO_TABLE = (psycopg.errors.UndefinedTable,)
     _LINKS = POSTGRES
+
+    async def last_trading_state_request(self) -> int:
+        rows = await self._fetch(
+            "SELECT MAX((payload::jsonb ->> 'request')::bigint) FROM events "
+            "WHERE aggregate_type = ?",
+            (TRADING_STATE,),
+        )
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0

@@ -245,6 +245,25 @@ POSTGRES_MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         "the event log, its views, side tables and the lease (SQLite schema 10)",
         _FUNCTIONS + _collate_c(_TABLES) + _VIEWS,
     ),
+    (
+        11,
+        "trading state requests (risk command, dashboard, reconciliation)",
+        _collate_c(
+            """
+CREATE TABLE trading_state_log (
+    id BIGSERIAL PRIMARY KEY,
+    at TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('active', 'reducing', 'halted')),
+    reason TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    remote TEXT
+);
+CREATE TRIGGER trading_state_log_no_change BEFORE UPDATE OR DELETE ON trading_state_log
+    FOR EACH ROW EXECUTE FUNCTION refuse_change('the trading state log is append-only');
+"""
+        ),
+    ),
 )
 """``(version, description, sql)``; the last one's version is :data:`LATEST_VERSION`."""
 

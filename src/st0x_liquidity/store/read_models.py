@@ -170,6 +170,19 @@ class BreakerChange:
     remote: str | None
 
 
+@attrs.frozen
+class TradingStateRequest:
+    """One row of ``trading_state_log``: a symbol's (or ``*``: every symbol's) new state."""
+
+    id: int
+    at: str
+    symbol: str
+    state: str
+    reason: str
+    actor: str
+    remote: str | None
+
+
 class AuditReads(Protocol):
     """What ``positions`` and ``audit`` read."""
 
@@ -193,6 +206,14 @@ class AuditReads(Protocol):
 
     async def hedge_orders(self, *, symbol: str | None = None) -> list[HedgeOrderView]:
         """Hedge orders oldest first (``created_at``, then ``client_order_id``)."""
+        ...
+
+    async def last_reconciliation(self) -> LoggedEvent | None:
+        """The latest ``ReconciliationChecked`` event, if any."""
+        ...
+
+    async def last_trading_state_request(self) -> int:
+        """The highest ``trading_state_log`` id a ``TradingStateChanged`` event applied (0: none)."""
         ...
 
 

@@ -342,6 +342,28 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        11,
+        "trading state requests (risk command, dashboard, reconciliation)",
+        # Written beside a running engine (the `risk` command), one short
+        # transaction per row; the engine folds it on start, follows it while
+        # running, and records each row it applies as a TradingStateChanged event.
+        """
+        CREATE TABLE trading_state_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('active', 'reducing', 'halted')),
+            reason TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            remote TEXT
+        );
+        CREATE TRIGGER trading_state_log_no_update BEFORE UPDATE ON trading_state_log
+        BEGIN SELECT RAISE(ABORT, 'the trading state log is append-only'); END;
+        CREATE TRIGGER trading_state_log_no_delete BEFORE DELETE ON trading_state_log
+        BEGIN SELECT RAISE(ABORT, 'the trading state log is append-only'); END;
+        """,
+    ),
 )
 
 VIEW_TABLES = (

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from ..domain.events import FillRecorded, HedgeClosed
+from ..domain.events import RECONCILIATION, TRADING_STATE, FillRecorded, HedgeClosed
 from ..errors import StoreError
 from .links import SQLITE, Fetch, links_of
 from .read_models import (
@@ -247,6 +247,26 @@ class SqliteReads:
 
     async def breaker_history(self, limit: int) -> list[BreakerChange]:
         return [_breaker(r) for r in await self._fetch(_BREAKER + "LIMIT ?", (limit,))]
+
+    # -- risk and reconciliation ------------------------------------------------------
+
+    async def last_reconciliation(self) -> LoggedEvent | None:
+        # The primary key (aggregate_type, aggregate_id, sequence) serves this.
+        rows = await self._fetch(
+            f"SELECT {self._EVENT_POSITION}, aggregate_type, aggregate_id, event_type, payload, "
+            "recorded_at FROM events WHERE aggregate_type = ? AND aggregate_id = 'broker' "
+            "ORDER BY sequence DESC LIMIT 1",
+            (RECONCILIATION,),
+        )
+        return LoggedEvent(int(rows[0][0]), *rows[0][1:]) if rows else None
+
+    async def last_trading_state_request(self) -> int:
+        rows = await self._fetch(
+            "SELECT MAX(CAST(json_extract(payload, '$.request') AS INTEGER)) FROM events "
+            "WHERE aggregate_type = ?",
+            (TRADING_STATE,),
+        )
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
     # -- P&L inputs -------------------------------------------------------------------
 

@@ -282,6 +282,31 @@ class St0xCollector(Collector):
         paused = GaugeMetricFamily("st0x_hedging_paused", "1 while the circuit breaker is open")
         paused.add_metric([], 1.0 if status.paused is not None else 0.0)
         yield paused
+        blocked = GaugeMetricFamily(
+            "st0x_hedge_blocked",
+            "1 for each symbol whose hedge a risk limit or trading state blocks",
+            labels=["symbol", "limit"],
+        )
+        for symbol, entry in sorted(status.blocked.items()):
+            blocked.add_metric([symbol, str(entry.get("limit"))], 1.0)
+        yield blocked
+        trading = GaugeMetricFamily(
+            "st0x_trading_state",
+            "1 for each symbol's current trading state (symbol '*': the default)",
+            labels=["symbol", "state"],
+        )
+        for symbol, entry in sorted(status.trading_state.items()):
+            trading.add_metric([symbol, str(entry.get("state"))], 1.0)
+        yield trading
+        mismatch = GaugeMetricFamily(
+            "st0x_reconciliation_mismatch",
+            "1 when the broker's position differs from the books' beyond the tolerance "
+            "(only symbols the last reconciliation compared)",
+            labels=["symbol"],
+        )
+        for item in (status.reconciliation or {}).get("symbols") or ():
+            mismatch.add_metric([str(item["symbol"])], 1.0 if item["mismatch"] else 0.0)
+        yield mismatch
         ready = GaugeMetricFamily("st0x_ready", "1 when /health reports ready")
         ready.add_metric([], 1.0 if state.ready_cache else 0.0)
         yield ready

@@ -8,7 +8,10 @@ Routes:
 * ``GET /api/state`` — the same initial state as JSON, for scripts;
 * ``POST /api/breaker`` — pause/resume hedging; needs ``Authorization: Bearer
   <token>`` with ``[dashboard] token``; every change is a
-  ``CircuitBreakerChanged`` event and a row of ``circuit_breaker_log``;
+  ``CircuitBreakerChanged`` event and a row of ``circuit_breaker_log``. With
+  ``{"action": "set-state", "symbol": "AAPL" | "all", "state": "active" |
+  "reducing" | "halted", "reason": ...}`` it sets a trading state instead (a
+  row of ``trading_state_log`` and a ``TradingStateChanged`` event);
 * ``GET /health`` — 200 when ready, 503 with the failing checks otherwise;
 * ``GET /metrics`` — Prometheus text exposition.
 
@@ -34,6 +37,7 @@ import attrs
 from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ..domain.symbols import InvalidSymbolError, Symbol
 from .metrics import build_registry
 from .state import DashboardState
 
@@ -330,9 +334,15 @@ class Dashboard:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             return web.json_response({"error": "body must be JSON"}, status=400)
+        if isinstance(body, dict) and body.get("action") == "set-state":
+            return await self._set_state(request, body)
         if not isinstance(body, dict) or body.get("action") not in ("pause", "resume"):
             return web.json_response(
-                {"error": 'body must be {"action": "pause" | "resume", "reason": "..."}'},
+                {
+                    "error": 'body must be {"action": "pause" | "resume", "reason": "..."} or '
+                    '{"action": "set-state", "symbol": "AAPL" | "all", '
+                    '"state": "active" | "reducing" | "halted", "reason": "..."}'
+                },
                 status=400,
             )
         action = str(body["action"])
@@ -351,6 +361,29 @@ class Dashboard:
         )
         self.wake.set()
         return web.json_response(breaker)
+
+    async def _set_state(self, request: web.Request, body: dict[str, Any]) -> web.Response:
+        state = body.get("state")
+        raw = body.get("symbol")
+        reason = str(body.get("reason") or "").strip()[:500]
+        if state not in ("active", "reducing", "halted") or not isinstance(raw, str) or not reason:
+            return web.json_response(
+                {"error": "set-state needs symbol (a ticker or 'all'), state (active, "
+                 "reducing or halted) and a reason"},
+                status=400,
+            )
+        if raw.lower() == "all":
+            symbol = "*"
+        else:
+            try:
+                symbol = Symbol.parse(raw).ticker
+            except InvalidSymbolError as exc:
+                return web.json_response({"error": str(exc)}, status=400)
+        actor = str(body.get("actor") or "dashboard")[:100]
+        risk = await self.state.record_trading_state(symbol, state, reason, actor, request.remote)
+        self.broadcast({"type": "risk", "data": risk})
+        self.wake.set()
+        return web.json_response(risk)
 
     async def _health(self, _request: web.Request) -> web.Response:
         health = await self.state.health()

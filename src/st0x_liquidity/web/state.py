@@ -52,6 +52,10 @@ ALERT_KINDS = (
     "auth_expiring",
     "broker_error",
     "paused",
+    "hedge_blocked",
+    "trading_state",
+    "reconciliation_mismatch",
+    "reconciliation_failed",
 )
 """Every kind of dashboard alert (``st0x_alerts`` has a sample, 0 or more, for each)."""
 """Warn this long before a broker refresh token ends (a day: re-authorize in time)."""
@@ -730,6 +734,48 @@ class DashboardState:
             )
         elif broker_error is not None:
             alerts.append({"kind": "broker_error", "severity": "warning", "message": broker_error})
+        for symbol, entry in sorted(status.blocked.items()):
+            alerts.append(
+                {
+                    "kind": "hedge_blocked",
+                    "severity": "critical",
+                    "message": f"{symbol} hedge {entry['side']} {entry['quantity']} blocked: "
+                    f"{entry['reason']}",
+                    "symbol": symbol,
+                    "limit": entry["limit"],
+                }
+            )
+        for symbol, entry in sorted(status.trading_state.items()):
+            if entry["state"] != "active":
+                who = "every symbol" if symbol == "*" else symbol
+                alerts.append(
+                    {
+                        "kind": "trading_state",
+                        "severity": "warning",
+                        "message": f"{who} is {entry['state']}: {entry['reason']}",
+                        "symbol": symbol,
+                    }
+                )
+        recon = status.reconciliation or {}
+        for item in recon.get("symbols") or ():
+            if item["mismatch"]:
+                alerts.append(
+                    {
+                        "kind": "reconciliation_mismatch",
+                        "severity": "critical",
+                        "message": f"{item['symbol']}: broker holds {item['broker']}, "
+                        f"the books say {item['books']} (difference {item['difference']})",
+                        "symbol": item["symbol"],
+                    }
+                )
+        if recon.get("status") == "error":
+            alerts.append(
+                {
+                    "kind": "reconciliation_failed",
+                    "severity": "warning",
+                    "message": f"reconciliation failed: {recon.get('detail')}",
+                }
+            )
         if self._exposure_grew("paused", status.paused is not None):
             alerts.append(
                 {
@@ -848,8 +894,25 @@ class DashboardState:
                 "stopping": self.app.engine.stopping,
             },
             "breaker": self.breaker_json(),
+            "risk": self.risk_json(),
             "log_position": self.position,
         }
+
+    def risk_json(self) -> dict[str, Any]:
+        """Trading states, blocked hedges and the last reconciliation."""
+        s = self.app.engine.status
+        return {
+            "states": s.trading_state,
+            "blocked": [s.blocked[k] for k in sorted(s.blocked)],
+            "reconciliation": s.reconciliation,
+        }
+
+    async def record_trading_state(
+        self, symbol: str, state: str, reason: str, actor: str, remote: str | None
+    ) -> dict[str, Any]:
+        """Set a trading state through the engine (a ``trading_state_log`` row and an event)."""
+        await self.app.engine.set_trading_state(symbol, state, reason, actor, remote)
+        return self.risk_json()
 
     def breaker_json(self) -> dict[str, Any]:
         paused = self.app.engine.status.paused
