@@ -1,6 +1,12 @@
-"""Build the four distributions into dist/ and write dist/requirements.txt.
+"""Build the distributions into dist/ and write dist/requirements*.txt.
 
-    python scripts/build-wheels.py            # dist/*.whl and dist/requirements.txt
+    python scripts/build-wheels.py            # dist/*.whl and dist/requirements*.txt
+
+Four runtime distributions (the core and three broker plugins) and the test
+support, st0x-liquidity-testing (fakes, devnets, test contracts, pytest
+fixtures), which no runtime distribution requires. ``requirements.txt`` holds
+the runtime wheels' third-party requirements; ``requirements-testing.txt`` the
+ones the test support adds (pytest, pytest-asyncio).
 
 None of st0x-liquidity, st0x-alpaca, st0x-alpaca-broker and st0x-schwab is
 published on the public package index, and those names are not ours there:
@@ -23,12 +29,20 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OURS = {"st0x-liquidity", "st0x-alpaca", "st0x-alpaca-broker", "st0x-schwab"}
+OURS = {
+    "st0x-liquidity",
+    "st0x-alpaca",
+    "st0x-alpaca-broker",
+    "st0x-schwab",
+    "st0x-liquidity-testing",
+}
+TESTING = ROOT / "plugins" / "st0x_testing"
 SOURCES = [
     ROOT,
     ROOT / "plugins" / "st0x_alpaca",
     ROOT / "plugins" / "st0x_alpaca_broker",
     ROOT / "plugins" / "st0x_schwab",
+    TESTING,
 ]
 IGNORE = shutil.ignore_patterns(
     "tests", "build", "dist", "*.egg-info", "__pycache__", ".venv", ".tox", "*.pyc"
@@ -69,10 +83,16 @@ def build(dist: Path) -> list[Path]:
                 check=True,
             )
     wheels = sorted(dist.glob("st0x_*.whl"))
-    reqs = sorted({r for w in wheels for r in third_party(w)})
+    runtime = [w for w in wheels if not w.name.startswith("st0x_liquidity_testing-")]
+    reqs = sorted({r for w in runtime for r in third_party(w)})
     (dist / "requirements.txt").write_text(
-        "# Third-party requirements of the st0x wheels in this folder (from the index).\n"
+        "# Third-party requirements of the st0x runtime wheels in this folder (from the index).\n"
         + "".join(f"{r}\n" for r in reqs)
+    )
+    extra = sorted({r for w in wheels for r in third_party(w)} - set(reqs))
+    (dist / "requirements-testing.txt").write_text(
+        "# What st0x-liquidity-testing adds to requirements.txt (from the index).\n"
+        + "".join(f"{r}\n" for r in extra)
     )
     return wheels
 
@@ -82,6 +102,7 @@ def main() -> None:
     for wheel in build(dist):
         print(wheel)
     print(dist / "requirements.txt")
+    print(dist / "requirements-testing.txt")
 
 
 if __name__ == "__main__":

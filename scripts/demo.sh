@@ -27,10 +27,12 @@ if [ ! -x .venv/bin/python ]; then
   say "creating .venv"
   "$PYTHON" -m venv .venv
 fi
-if [ ! -f .venv/.st0x-demo-installed ] || [ pyproject.toml -nt .venv/.st0x-demo-installed ]; then
-  say "installing st0x-liquidity into .venv"
+# The devnet is test support: st0x-liquidity-testing (plugins/st0x_testing), beside the core.
+if [ ! -f .venv/.st0x-demo-installed ] || [ pyproject.toml -nt .venv/.st0x-demo-installed ] \
+   || [ plugins/st0x_testing/pyproject.toml -nt .venv/.st0x-demo-installed ]; then
+  say "installing st0x-liquidity and st0x-liquidity-testing into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip>=24"
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e .
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e . -e plugins/st0x_testing
   touch .venv/.st0x-demo-installed
 fi
 
@@ -68,8 +70,8 @@ interrupted=0
 trap 'interrupted=1' INT
 trap 'exit 143' TERM
 
-PORT=$(.venv/bin/python -c 'from st0x_liquidity.raindex.devnet import free_port; print(free_port())')
-ANVIL=$(.venv/bin/python -c 'from st0x_liquidity.raindex.devnet import anvil_binary; print(anvil_binary())')
+PORT=$(.venv/bin/python -c 'from st0x_testing.raindex_devnet import free_port; print(free_port())')
+ANVIL=$(.venv/bin/python -c 'from st0x_testing.raindex_devnet import anvil_binary; print(anvil_binary())')
 say "starting anvil on 127.0.0.1:$PORT"
 "$ANVIL" --host 127.0.0.1 --port "$PORT" --silent > "$DEMO/anvil.log" 2>&1 &
 echo $! > "$DEMO/anvil.pid"
@@ -80,14 +82,14 @@ done
 URL=ws://127.0.0.1:$PORT
 
 say "deploying the test contracts and placing two-sided orders"
-.venv/bin/python -m st0x_liquidity.raindex.devnet setup --rpc-url "$URL" --out "$DEMO" --database demo.sqlite \
+.venv/bin/python -m st0x_testing.raindex_devnet setup --rpc-url "$URL" --out "$DEMO" --database demo.sqlite \
   --orderbook-interface "${DEMO_ORDERBOOK:-v5}" ${DEMO_VAULTLESS:+--vaultless}
 
 # -- 4. The taker and the engine --------------------------------------------------------
 say "starting the taker (random sizes, fractional included)"
 TAKER_ARGS=(--rpc-url "$URL" --devnet-file "$DEMO/devnet.json" --interval 2)
 if [ "$DURATION" != 0 ]; then TAKER_ARGS+=(--duration "$DURATION"); fi
-.venv/bin/python -u -m st0x_liquidity.raindex.devnet taker "${TAKER_ARGS[@]}" &
+.venv/bin/python -u -m st0x_testing.raindex_devnet taker "${TAKER_ARGS[@]}" &
 echo $! > "$DEMO/taker.pid"
 
 if [ "$DURATION" != 0 ]; then

@@ -26,9 +26,9 @@ from typing import Any
 
 import attrs
 from eth_abi.abi import encode
+from st0x_testing import raindex_devnet as dn
 
 from st0x_liquidity.raindex import abi
-from st0x_liquidity.raindex import devnet as dn
 from st0x_liquidity.raindex.decode import (
     OrderSide,
     RawLog,

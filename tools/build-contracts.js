@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Compile the project's Solidity test contracts with solc-js (from npm) into JSON artifact
 // files inside the Python package, so tests and the demo need no compiler:
-//   tools/contracts/*.sol      -> src/st0x_liquidity/data/raindex_devnet_contracts.json
-//   tools/contracts/cctp/*.sol -> src/st0x_liquidity/data/cctp_devnet_contracts.json
+//   tools/contracts/*.sol      -> plugins/st0x_testing/src/st0x_testing/data/raindex_devnet_contracts.json
+//   tools/contracts/cctp/*.sol -> plugins/st0x_testing/src/st0x_testing/data/cctp_devnet_contracts.json
 // Usage: node tools/build-contracts.js                       builds both into data/
 //        node tools/build-contracts.js RAINDEX_OUT.json      the raindex set only, there
 //        node tools/build-contracts.js RAINDEX_OUT|- CCTP_OUT.json   ("-" skips the raindex set)
@@ -11,7 +11,7 @@ const fs = require("fs");
 const path = require("path");
 const solc = require("solc");
 
-const data = path.join(__dirname, "..", "src", "st0x_liquidity", "data");
+const data = path.join(__dirname, "..", "plugins", "st0x_testing", "src", "st0x_testing", "data");
 
 function build(dir, out, note) {
   const sources = {};

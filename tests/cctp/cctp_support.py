@@ -7,12 +7,12 @@ from typing import Any
 import attrs
 from eth_account import Account
 from eth_utils.crypto import keccak
+from st0x_testing import cctp_devnet as devnet
+from st0x_testing.cctp_devnet import CctpPair, CctpSide
+from st0x_testing.raindex_devnet import MAKER, TAKER
 
-from st0x_liquidity.cctp import devnet
-from st0x_liquidity.cctp.devnet import CctpPair, CctpSide
 from st0x_liquidity.cctp.iris import IrisClient, IrisMessage, wait_for_attestation
 from st0x_liquidity.cctp.message import CctpMessage, decode_message, encode_message
-from st0x_liquidity.raindex.devnet import MAKER, TAKER
 
 AMOUNT = 100_000_000  # 100 USDC
 FAST_FEE = 10_000  # 1 bp of 100 USDC

@@ -1,6 +1,6 @@
 """CCTP tests: two real anvil chains with the CCTP V2 stand-ins, and the fake Iris.
 
-``cctp_pair`` is :func:`st0x_liquidity.cctp.devnet.start_cctp_pair` (tests elsewhere import
+``cctp_pair`` is :func:`st0x_testing.cctp_devnet.start_cctp_pair` (tests elsewhere import
 that function directly: fixtures here are only visible under ``tests/cctp``).
 Helper modules (``cctp_*.py``) in this folder are importable by the tests.
 """
@@ -10,9 +10,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-
-from st0x_liquidity.cctp.devnet import CctpPair, start_cctp_pair
-from st0x_liquidity.cctp.fake_iris import FakeIris
+from st0x_testing.cctp_devnet import CctpPair, start_cctp_pair
+from st0x_testing.fake_iris import FakeIris
 
 HERE = str(Path(__file__).parent)
 if HERE not in sys.path:

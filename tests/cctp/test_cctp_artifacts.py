@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from st0x_testing.cctp_devnet import cctp_artifacts
 from support.contracts import ROOT, build_contracts
-
-from st0x_liquidity.cctp.devnet import cctp_artifacts
 
 
 def test_artifact_has_the_stand_ins() -> None:
@@ -26,6 +25,6 @@ def test_cctp_artifact_rebuilds_identically(tmp_path: Path) -> None:
     build_contracts("-", str(out))
     assert (
         out.read_bytes()
-        == (ROOT / "src/st0x_liquidity/data/cctp_devnet_contracts.json").read_bytes()
+        == (ROOT / "plugins/st0x_testing/src/st0x_testing/data/cctp_devnet_contracts.json").read_bytes()
     )
     assert json.loads(out.read_text()) == cctp_artifacts()

@@ -12,10 +12,12 @@ from cctp_support import AMOUNT, FAST_FEE, attested, burn, evolve_burn, reason, 
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils.crypto import keccak
+from st0x_testing import cctp_devnet as devnet
+from st0x_testing.cctp_devnet import CctpDeployment, CctpPair, CctpSide, cctp_artifacts
+from st0x_testing.fake_iris import FakeIris
+from st0x_testing.raindex_devnet import MAKER, OTHER_MAKER, TAKER, TransactionFailed
 
-from st0x_liquidity.cctp import contracts, devnet
-from st0x_liquidity.cctp.devnet import CctpDeployment, CctpPair, CctpSide, cctp_artifacts
-from st0x_liquidity.cctp.fake_iris import FakeIris
+from st0x_liquidity.cctp import contracts
 from st0x_liquidity.cctp.message import (
     ZERO32,
     CctpMessage,
@@ -23,7 +25,6 @@ from st0x_liquidity.cctp.message import (
     encode_message,
     to_bytes32,
 )
-from st0x_liquidity.raindex.devnet import MAKER, OTHER_MAKER, TAKER, TransactionFailed
 
 TRANSFER = contracts.TRANSFER_TOPIC
 BURN = "0x" + keccak(text="Burn(address,uint256)").hex()

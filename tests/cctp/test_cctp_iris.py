@@ -10,9 +10,10 @@ import pytest
 from cctp_support import FAST_FEE, burn
 from hypothesis import given
 from hypothesis import strategies as st
+from st0x_testing.cctp_devnet import CctpPair
+from st0x_testing.fake_iris import ATTESTER_KEY, FakeIris
+from st0x_testing.raindex_devnet import free_port
 
-from st0x_liquidity.cctp.devnet import CctpPair
-from st0x_liquidity.cctp.fake_iris import ATTESTER_KEY, FakeIris
 from st0x_liquidity.cctp.iris import (
     AttestationTimeout,
     FeeTier,
@@ -28,7 +29,6 @@ from st0x_liquidity.cctp.iris import (
     wait_for_attestation,
 )
 from st0x_liquidity.cctp.message import decode_message
-from st0x_liquidity.raindex.devnet import free_port
 
 UNKNOWN_TX = "0x" + "5a" * 32
 

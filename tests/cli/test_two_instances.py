@@ -23,7 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from st0x_alpaca.fake import FakeAlpacaTrading
+from st0x_testing.fake_alpaca import FakeAlpacaTrading
 from support.fills import random_lines, write_lines
 
 KEY = "PKTESTKEY0000000001"

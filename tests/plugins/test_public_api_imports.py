@@ -2,7 +2,9 @@
 
 The public modules are ``st0x_liquidity`` (its ``__all__``), ``.protocols``,
 ``.hookspecs`` and ``.validators`` (its ``__all__``). Checked for every plugin
-distribution under ``plugins/`` and the documented example plugin.
+distribution under ``plugins/`` and the documented example plugin. Not for
+``plugins/st0x_testing``: the test support ships with the core, release for
+release, and drives its internals (devnets, the store).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from st0x_liquidity import validators
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN_SOURCES = sorted(
     [
-        *(ROOT / "plugins").glob("*/src/*/*.py"),
+        *(p for p in (ROOT / "plugins").glob("*/src/*/*.py") if "st0x_testing" not in p.parts),
         *(ROOT / "examples" / "plugin-example").rglob("*.py"),
     ]
 )

@@ -14,8 +14,8 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 from raindex_chain import RpcProxy  # noqa: E402  (needs HERE on sys.path)
+from st0x_testing import raindex_devnet as dn  # noqa: E402
 
-from st0x_liquidity.raindex import devnet as dn  # noqa: E402
 from st0x_liquidity.store.sqlite import SqliteStore  # noqa: E402
 
 

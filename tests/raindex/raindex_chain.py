@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from st0x_testing import raindex_devnet as dn
 
 from st0x_liquidity.config import EvmConfig
 from st0x_liquidity.protocols import (
@@ -22,7 +23,6 @@ from st0x_liquidity.protocols import (
     SkippedItem,
     SourceItem,
 )
-from st0x_liquidity.raindex import devnet as dn
 from st0x_liquidity.raindex.source import RaindexConfig, RaindexSource
 from st0x_liquidity.store.sqlite import SqliteStore
 

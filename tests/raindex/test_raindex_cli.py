@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from st0x_liquidity.raindex import devnet as dn
+from st0x_testing import raindex_devnet as dn
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from st0x_testing.raindex_devnet import ORDERBOOK_CONTRACTS, artifacts
 from support.contracts import build_contracts
 
 from st0x_liquidity.raindex import abi
-from st0x_liquidity.raindex.devnet import ORDERBOOK_CONTRACTS, artifacts
 
 
 @pytest.mark.parametrize("interface", ["v5", "v6"])

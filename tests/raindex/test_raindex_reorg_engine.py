@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from raindex_chain import make_source
+from st0x_testing import raindex_devnet as dn
 from support.executors import ScriptedExecutor
 from support.harness import make_config, start_engine, stop, wait_for
 
 from st0x_liquidity.audit import audit_report
-from st0x_liquidity.raindex import devnet as dn
 from st0x_liquidity.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.timeout(180)

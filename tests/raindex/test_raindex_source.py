@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from raindex_chain import Collector, RpcProxy, make_source
+from st0x_testing import raindex_devnet as dn
 
 from st0x_liquidity.domain.fills import Direction
-from st0x_liquidity.raindex import devnet as dn
 from st0x_liquidity.raindex.source import ENRICHMENT_NS, RaindexConfig
 from st0x_liquidity.store.sqlite import SqliteStore
 

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from raindex_chain import Collector, RpcProxy, make_source
+from st0x_testing import raindex_devnet as dn
 
 from st0x_liquidity.backoff import backoff_delay
 from st0x_liquidity.domain.fills import Direction
-from st0x_liquidity.raindex import devnet as dn
 from st0x_liquidity.raindex.source import ENRICHMENT_NS, TOKENS_NS
 from st0x_liquidity.store.sqlite import SqliteStore
 

@@ -10,11 +10,8 @@ from typing import Any
 import attrs
 from eth_account import Account
 from rebalancing_support import KEY_ENV
-from st0x_alpaca_broker.fake import ACCOUNT_ID, FakeAlpacaBroker
-
-from st0x_liquidity.config import AppConfig, load_config
-from st0x_liquidity.plugins import load_registry
-from st0x_liquidity.raindex.devnet import (
+from st0x_testing.fake_alpaca_broker import ACCOUNT_ID, FakeAlpacaBroker
+from st0x_testing.raindex_devnet import (
     ORDERBOOK_CONTRACTS,
     OTHER_MAKER,
     Anvil,
@@ -22,6 +19,9 @@ from st0x_liquidity.raindex.devnet import (
     calldata,
     start_anvil,
 )
+
+from st0x_liquidity.config import AppConfig, load_config
+from st0x_liquidity.plugins import load_registry
 from st0x_liquidity.raindex.floats import float_to_decimal, scale_units
 from st0x_liquidity.rebalancing.chain import TRANSFER_TOPIC, vault_id_bytes
 from st0x_liquidity.rebalancing.log import RebalancingLog

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
+from st0x_testing.raindex_devnet import Anvil, Chain, start_anvil
 
 from st0x_liquidity.errors import ConfigError
-from st0x_liquidity.raindex.devnet import Anvil, Chain, start_anvil
 from st0x_liquidity.rebalancing.chain import (
     ChainClient,
     JsonRpc,

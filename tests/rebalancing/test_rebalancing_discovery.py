@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from st0x_testing.raindex_devnet import MAKER, Chain, clear, deploy, start_anvil, take
 
-from st0x_liquidity.raindex.devnet import MAKER, Chain, clear, deploy, start_anvil, take
 from st0x_liquidity.rebalancing.chain import ChainClient, JsonRpc
 from st0x_liquidity.rebalancing.discovery import discover_vaults
 from st0x_liquidity.rebalancing.inventory import InventoryBook, vault_for

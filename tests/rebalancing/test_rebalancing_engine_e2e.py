@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 from rebalancing_chain import ISSUER, make_env
+from st0x_testing.raindex_devnet import calldata
 from support.fills import fill
 from support.harness import QueueSource, wait_for
 
 from st0x_liquidity.engine import Engine
 from st0x_liquidity.plugins import load_registry
-from st0x_liquidity.raindex.devnet import calldata
 from st0x_liquidity.rebalancing.chain import (
     ChainClient,
     JsonRpc,

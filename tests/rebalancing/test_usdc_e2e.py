@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from eth_account import Account
 from rebalancing_support import with_database
+from st0x_testing.cctp_devnet import relay
+from st0x_testing.fake_iris import sign_attestation
+from st0x_testing.raindex_devnet import TAKER
 from support.harness import wait_for
 from usdc_env import UsdcEnv, make_usdc_env, run_usdc, usdc_inventory, write_config
 
-from st0x_liquidity.cctp.devnet import relay
-from st0x_liquidity.cctp.fake_iris import sign_attestation
 from st0x_liquidity.domain.numbers import ZERO
-from st0x_liquidity.raindex.devnet import TAKER
 from st0x_liquidity.rebalancing.keeper import InventoryKeeper
 from st0x_liquidity.rebalancing.log import RebalancingLog
 from st0x_liquidity.rebalancing.operations import list_operations

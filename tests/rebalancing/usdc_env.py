@@ -18,15 +18,15 @@ from typing import Any
 import attrs
 from eth_account import Account
 from rebalancing_support import KEY_ENV
-from st0x_alpaca_broker.fake import ACCOUNT_ID, FakeAlpacaBroker
+from st0x_testing.cctp_devnet import CctpPair, CctpSide, mint_usdc, start_cctp_pair, usdc_balance
+from st0x_testing.fake_alpaca_broker import ACCOUNT_ID, FakeAlpacaBroker
+from st0x_testing.fake_iris import FakeIris
+from st0x_testing.raindex_devnet import ORDERBOOK_CONTRACTS, TAKER
 
 from st0x_liquidity.cctp.contracts import DEPOSIT_FOR_BURN_TOPIC, MINT_AND_WITHDRAW_TOPIC
-from st0x_liquidity.cctp.devnet import CctpPair, CctpSide, mint_usdc, start_cctp_pair, usdc_balance
-from st0x_liquidity.cctp.fake_iris import FakeIris
 from st0x_liquidity.config import AppConfig, load_config
 from st0x_liquidity.plugins import load_registry
 from st0x_liquidity.protocols import Executor
-from st0x_liquidity.raindex.devnet import ORDERBOOK_CONTRACTS, TAKER
 from st0x_liquidity.raindex.floats import scale_units
 from st0x_liquidity.rebalancing.chain import (
     DEPOSIT_V2_TOPIC,

@@ -17,10 +17,9 @@ REPO = Path(__file__).resolve().parents[2]
 STORE = REPO / "src" / "st0x_liquidity" / "store"
 DRIVERS = {"sqlite3", "aiosqlite", "asyncpg", "psycopg", "psycopg2"}
 ALLOWED = {
-    # Test support of the Alpaca plugin: it inspects the database a child bot
-    # process wrote. A plugin imports only the core's public API (DESIGN.md,
-    # "Plugins"), and the store's read models are not part of it.
-    "plugins/st0x_alpaca/src/st0x_alpaca/e2e.py",
+    # Test support (st0x-liquidity-testing), not runtime code: it inspects the
+    # database a child bot process wrote, as the plugins' end-to-end tests do.
+    "plugins/st0x_testing/src/st0x_testing/alpaca_e2e.py",
 }
 SQL = re.compile(
     r"\bSELECT\b.*\bFROM\b|\bSELECT\s+\d|\bINSERT\s+(OR\s+\w+\s+)?INTO\b|\bUPDATE\s+\w+\s+SET\b"

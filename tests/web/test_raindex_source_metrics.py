@@ -18,8 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 from dashboard_support import running_app, wait_until
-
-from st0x_liquidity.raindex import devnet as dn
+from st0x_testing import raindex_devnet as dn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "raindex"))
 from raindex_chain import RpcProxy  # type: ignore[import-not-found]  # tests/raindex

@@ -25,7 +25,7 @@ st0x_schwab = pytest.importorskip("st0x_schwab")
 
 from st0x_schwab.config import SchwabConfig  # noqa: E402
 from st0x_schwab.executor import SchwabExecutor  # noqa: E402
-from st0x_schwab.fake import FakeSchwab, Fault  # noqa: E402
+from st0x_testing.fake_schwab import FakeSchwab, Fault  # noqa: E402
 
 from st0x_liquidity import Secret  # noqa: E402
 from st0x_liquidity.store import SqliteStore  # noqa: E402

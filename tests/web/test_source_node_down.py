@@ -26,7 +26,7 @@ import aiohttp
 import pytest
 from dashboard_support import running_app, wait_until
 
-from st0x_liquidity.raindex import devnet as dn
+from st0x_testing import raindex_devnet as dn
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import aiohttp
 from st0x_alpaca import AlpacaTradingConfig, AlpacaTradingExecutor, order_body
-from st0x_alpaca.fake import FILL_AT_ONCE, FakeAlpacaTrading
+from st0x_testing.fake_alpaca import FILL_AT_ONCE, FakeAlpacaTrading
 
 from st0x_liquidity import Direction, MarketOrder, Secret, Symbol
 

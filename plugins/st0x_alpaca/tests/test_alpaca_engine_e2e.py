@@ -17,9 +17,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from st0x_alpaca import e2e
-from st0x_alpaca.e2e import fill_line, finish, hedge_rows, wait_for_one_order
-from st0x_alpaca.fake import FILL_AT_ONCE, FakeAlpacaTrading
+from st0x_testing import alpaca_e2e as e2e
+from st0x_testing.alpaca_e2e import fill_line, finish, hedge_rows, wait_for_one_order
+from st0x_testing.fake_alpaca import FILL_AT_ONCE, FakeAlpacaTrading
 
 from .conftest import KEY, SECRET  # type: ignore[import-not-found]
 

@@ -30,7 +30,7 @@ from alpaca.trading.requests import (
     GetOrdersRequest,
     MarketOrderRequest,
 )
-from st0x_alpaca.fake import FakeAlpacaTrading
+from st0x_testing.fake_alpaca import FakeAlpacaTrading
 
 KEY, SECRET = "PKSDKTEST", "sdk-secret"
 T = TypeVar("T")

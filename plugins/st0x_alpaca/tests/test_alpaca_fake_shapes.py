@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from st0x_alpaca.fake import FakeAlpacaTrading
+from st0x_testing.fake_alpaca import FakeAlpacaTrading
 
 DOC_ORDER = {
     "id": "61e69015-8549-4bfd-b9c3-01e75843f47d",
@@ -128,7 +128,7 @@ async def test_trading_fake_shapes() -> None:
 
 
 async def test_broker_fake_shapes() -> None:
-    broker_fake = pytest.importorskip("st0x_alpaca_broker.fake")
+    broker_fake = pytest.importorskip("st0x_testing.fake_alpaca_broker")
     FakeAlpacaBroker, ACCOUNT_ID = broker_fake.FakeAlpacaBroker, broker_fake.ACCOUNT_ID
     async with FakeAlpacaBroker(key="CK", secret="s") as fake, aiohttp.ClientSession(
         headers=BASIC

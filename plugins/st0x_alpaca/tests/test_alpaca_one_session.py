@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from st0x_alpaca.fake import FakeAlpacaTrading
+from st0x_testing.fake_alpaca import FakeAlpacaTrading
 
 from st0x_liquidity import Direction, MarketOrder, Symbol
 

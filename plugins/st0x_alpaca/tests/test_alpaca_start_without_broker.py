@@ -18,9 +18,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from st0x_alpaca import e2e
-from st0x_alpaca.e2e import fill_line
-from st0x_alpaca.fake import FakeAlpacaTrading
+from st0x_testing import alpaca_e2e as e2e
+from st0x_testing.alpaca_e2e import fill_line
+from st0x_testing.fake_alpaca import FakeAlpacaTrading
 
 from .conftest import KEY, SECRET  # type: ignore[import-not-found]
 

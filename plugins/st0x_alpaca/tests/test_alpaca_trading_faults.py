@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from st0x_alpaca import AlpacaTradingConfig, AlpacaTradingExecutor
-from st0x_alpaca.fake import FakeAlpacaTrading
+from st0x_testing.fake_alpaca import FakeAlpacaTrading
 
 from st0x_liquidity import (
     AmbiguousBrokerError,

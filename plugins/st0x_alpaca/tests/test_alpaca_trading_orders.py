@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from st0x_alpaca import AlpacaRejection, AlpacaTradingExecutor
-from st0x_alpaca.fake import (
+from st0x_testing.fake_alpaca import (
     EXPIRES,
     FILL_AT_ONCE,
     PARTIAL_THEN_CANCELED,

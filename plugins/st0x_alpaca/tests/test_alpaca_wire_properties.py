@@ -13,7 +13,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from st0x_alpaca import AlpacaTradingConfig, AlpacaTradingExecutor
-from st0x_alpaca.fake import FakeAlpacaTrading
 from st0x_alpaca.http import error_details, parse_retry_after
 from st0x_alpaca.wire import (
     KNOWN_STATUSES,
@@ -27,6 +26,7 @@ from st0x_alpaca.wire import (
     parse_positions,
     parse_time,
 )
+from st0x_testing.fake_alpaca import FakeAlpacaTrading
 
 from st0x_liquidity import BrokerError, OrderState, Secret
 

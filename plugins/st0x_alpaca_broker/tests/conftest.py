@@ -12,7 +12,7 @@ from st0x_alpaca.http import HttpSettings
 from st0x_alpaca_broker import AlpacaBrokerConfig, AlpacaBrokerExecutor
 from st0x_alpaca_broker.client import AlpacaBrokerClient
 from st0x_alpaca_broker.custody import AlpacaCustodian
-from st0x_alpaca_broker.fake import ACCOUNT_ID, FakeAlpacaBroker
+from st0x_testing.fake_alpaca_broker import ACCOUNT_ID, FakeAlpacaBroker
 
 from st0x_liquidity import Secret
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from st0x_alpaca.wire import NEW_YORK
-from st0x_alpaca_broker.fake import FakeAlpacaBroker
+from st0x_testing.fake_alpaca_broker import FakeAlpacaBroker
 
 
 def ny(day: date, hour: int, minute: int = 0) -> datetime:

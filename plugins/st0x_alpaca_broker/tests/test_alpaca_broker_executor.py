@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from st0x_alpaca.http import AlpacaNotFound
 from st0x_alpaca_broker import BASE_URLS, AlpacaBrokerConfig, AlpacaBrokerExecutor
-from st0x_alpaca_broker.fake import ACCOUNT_ID, FakeAlpacaBroker
+from st0x_testing.fake_alpaca_broker import ACCOUNT_ID, FakeAlpacaBroker
 
 from st0x_liquidity import (
     AmbiguousBrokerError,

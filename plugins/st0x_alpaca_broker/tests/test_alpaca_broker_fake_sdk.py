@@ -25,7 +25,7 @@ from alpaca.broker.requests import MarketOrderRequest
 from alpaca.common.exceptions import APIError
 from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus, TimeInForce
 from alpaca.trading.requests import GetCalendarRequest, GetOrdersRequest
-from st0x_alpaca_broker.fake import ACCOUNT_ID, FakeAlpacaBroker
+from st0x_testing.fake_alpaca_broker import ACCOUNT_ID, FakeAlpacaBroker
 
 KEY, SECRET = "CKSDKTEST", "sdk-broker-secret"
 WALLET = "0x1234567890abcdef1234567890abcdef12345678"

@@ -16,10 +16,10 @@ import attrs
 import pytest
 from eth_account import Account
 from st0x_alpaca_broker.custody import AlpacaCustodian
-from st0x_alpaca_broker.fake import FakeAlpacaBroker
+from st0x_testing.fake_alpaca_broker import FakeAlpacaBroker
+from st0x_testing.raindex_devnet import MAKER, TAKER, Anvil, Chain, calldata, start_anvil
 
 from st0x_liquidity import WalletTransfer
-from st0x_liquidity.raindex.devnet import MAKER, TAKER, Anvil, Chain, calldata, start_anvil
 from st0x_liquidity.raindex.floats import scale_units
 from st0x_liquidity.rebalancing.chain import TRANSFER_TOPIC
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from st0x_alpaca_broker.custody import AlpacaCustodian
-from st0x_alpaca_broker.fake import FakeAlpacaBroker
+from st0x_testing.fake_alpaca_broker import FakeAlpacaBroker
 
 from st0x_liquidity.protocols import ConversionCanceller, UsdcCustodian
 

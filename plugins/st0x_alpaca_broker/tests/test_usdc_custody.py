@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from st0x_alpaca.wire import MalformedReplyError
 from st0x_alpaca_broker.custody import AlpacaCustodian
-from st0x_alpaca_broker.fake import FakeAlpacaBroker
 from st0x_alpaca_broker.plugin import st0x_custodian
+from st0x_testing.fake_alpaca_broker import FakeAlpacaBroker
 
 from st0x_liquidity import (
     AmbiguousBrokerError,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from st0x_schwab.config import SchwabConfig
 from st0x_schwab.executor import SchwabExecutor
-from st0x_schwab.fake import FakeSchwab, TestClock
+from st0x_testing.fake_schwab import FakeSchwab, TestClock
 
 from st0x_liquidity import Secret
 from st0x_liquidity.store import SqliteStore

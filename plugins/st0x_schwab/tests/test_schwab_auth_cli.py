@@ -16,7 +16,7 @@ import pytest
 from st0x_schwab.cli import RedirectError, check_state, extract_code
 from st0x_schwab.config import SchwabConfig
 from st0x_schwab.executor import SchwabExecutor
-from st0x_schwab.fake import FakeSchwab
+from st0x_testing.fake_schwab import FakeSchwab
 
 from st0x_liquidity import Secret
 from st0x_liquidity.cli import main

@@ -11,8 +11,8 @@ import attrs
 import pytest
 from st0x_schwab.config import SchwabConfig
 from st0x_schwab.executor import SchwabExecutor
-from st0x_schwab.fake import FakeSchwab, TestClock
 from st0x_schwab.http import RateLimiter
+from st0x_testing.fake_schwab import FakeSchwab, TestClock
 
 from st0x_liquidity import (
     AmbiguousBrokerError,

@@ -24,7 +24,7 @@ from schwab.auth import TOKEN_ENDPOINT, TokenMetadata, get_auth_context
 from schwab.client import AsyncClient
 from schwab.orders.equities import equity_buy_market, equity_sell_market
 from schwab.utils import Utils
-from st0x_schwab.fake import FakeSchwab
+from st0x_testing.fake_schwab import FakeSchwab
 
 SCHWAB_HOST = "api.schwabapi.com"
 

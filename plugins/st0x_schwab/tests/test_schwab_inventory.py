@@ -11,8 +11,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from st0x_schwab.executor import SchwabExecutor
-from st0x_schwab.fake import FakeSchwab, Fault
 from st0x_schwab.parsing import SchwabReplyError, parse_account_positions
+from st0x_testing.fake_schwab import FakeSchwab, Fault
 
 from st0x_liquidity import (
     BrokerError,

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from st0x_schwab.executor import SchwabExecutor
-from st0x_schwab.fake import FakeSchwab, Fault, TestClock
 from st0x_schwab.parsing import SchwabReplyError
+from st0x_testing.fake_schwab import FakeSchwab, Fault, TestClock
 
 from st0x_liquidity import AuthenticationRequiredError
 

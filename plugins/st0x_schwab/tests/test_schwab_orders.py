@@ -9,7 +9,7 @@ import attrs
 import pytest
 from st0x_schwab.config import SchwabConfig
 from st0x_schwab.executor import SchwabExecutor
-from st0x_schwab.fake import FakeSchwab, Fault, TestClock
+from st0x_testing.fake_schwab import FakeSchwab, Fault, TestClock
 
 from st0x_liquidity import (
     AmbiguousBrokerError,

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from st0x_schwab.config import SchwabConfig
 from st0x_schwab.crypto import TokenCipher, TokenDecryptionError
 from st0x_schwab.executor import SchwabExecutor
-from st0x_schwab.fake import FakeSchwab, TestClock
 from st0x_schwab.tokens import NAMESPACE, TOKENS_KEY
+from st0x_testing.fake_schwab import FakeSchwab, TestClock
 
 from st0x_liquidity import AuthenticationRequiredError, ConfigError, Secret
 from st0x_liquidity.store import SqliteStore

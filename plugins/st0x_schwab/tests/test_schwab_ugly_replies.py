@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from st0x_schwab.config import SchwabConfig
 from st0x_schwab.executor import SchwabExecutor
-from st0x_schwab.fake import FakeSchwab, Fault, TestClock
 from st0x_schwab.http import classify
 from st0x_schwab.parsing import (
     decode_json,
@@ -30,6 +29,7 @@ from st0x_schwab.parsing import (
     parse_order_list,
     parse_token_reply,
 )
+from st0x_testing.fake_schwab import FakeSchwab, Fault, TestClock
 
 from st0x_liquidity import BrokerError, OrderState, OrderUpdate, Secret
 from st0x_liquidity.store import SqliteStore

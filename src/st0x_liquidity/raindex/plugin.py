@@ -87,11 +87,27 @@ def _cmd_get_pyth_price(args: argparse.Namespace) -> int:
     return 0 if result.get("price") else 1
 
 
+DEMO_NEEDS = (
+    "demo needs the test devnet: pip install st0x-liquidity-testing "
+    "(or pip install -e plugins/st0x_testing in a checkout) and anvil "
+    "(npm install @foundry-rs/anvil, or tools/: npm install)"
+)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     """Local devnet demo in one process: anvil, contracts, taker, and the real engine."""
     from ..cli import main as cli_main
-    from . import devnet as dn
 
+    try:  # test support, not runtime code: installed apart (or editable from the checkout)
+        from st0x_testing import raindex_devnet as dn
+    except ImportError:
+        print(DEMO_NEEDS, file=sys.stderr)
+        return 2
+    try:
+        dn.anvil_binary()
+    except FileNotFoundError:
+        print(DEMO_NEEDS, file=sys.stderr)
+        return 2
     folder = Path(args.dir).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("demo.sqlite*"):
@@ -99,7 +115,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     anvil = dn.start_anvil()
     print(f"anvil: {anvil.ws_url} (stopped at the end)", flush=True)
     try:
-        asyncio.run(_demo(args, anvil, folder))
+        asyncio.run(_demo(args, dn, anvil, folder))
     except KeyboardInterrupt:
         pass
     finally:
@@ -111,14 +127,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _demo(args: argparse.Namespace, anvil: Any, folder: Path) -> None:
+async def _demo(args: argparse.Namespace, dn: Any, anvil: Any, folder: Path) -> None:
+    """The demo's engine run; ``dn`` is ``st0x_testing.raindex_devnet``."""
     import os
     import signal
 
     from ..app import run_app
     from ..config import load_config
     from ..logs import secrets_in, setup_logging
-    from . import devnet as dn
 
     chain = await dn.Chain.connect(anvil.ws_url)
     taker: asyncio.Task[int] | None = None
@@ -164,7 +180,7 @@ def st0x_add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
 
     demo = subparsers.add_parser(
         "demo",
-        help="run the whole loop on a local anvil devnet (needs tools/: npm install)",
+        help="run the whole loop on a local anvil devnet (needs st0x-liquidity-testing and anvil)",
     )
     demo.add_argument("--duration", type=float, default=0.0, help="seconds (0: until Ctrl-C)")
     demo.add_argument("--interval", type=float, default=2.0, help="mean seconds between fills")

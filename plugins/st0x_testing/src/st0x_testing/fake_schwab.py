@@ -764,7 +764,7 @@ class TestClock:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m st0x_schwab.fake [--port N] [--fill-price SYMBOL=PRICE ...]`` for demos."""
+    """``python -m st0x_testing.fake_schwab [--port N] [--fill-price SYMBOL=PRICE ...]`` for demos."""
     import argparse
 
     parser = argparse.ArgumentParser(description="fake Schwab Trader API for demos and tests")

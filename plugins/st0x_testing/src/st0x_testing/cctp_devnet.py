@@ -25,7 +25,12 @@ import attrs
 from eth_abi.abi import decode, encode
 from eth_account import Account
 
-from ..raindex.devnet import (
+from st0x_liquidity.cctp import contracts
+from st0x_liquidity.cctp.message import to_bytes32
+from st0x_liquidity.raindex.node import RpcError
+
+from .fake_iris import ATTESTER_KEY, FakeIris
+from .raindex_devnet import (
     MAKER,
     OTHER_MAKER,
     TAKER,
@@ -36,10 +41,6 @@ from ..raindex.devnet import (
     load_artifacts,
     start_anvil,
 )
-from ..raindex.node import RpcError
-from . import contracts
-from .fake_iris import ATTESTER_KEY, FakeIris
-from .message import to_bytes32
 
 ETHEREUM_DOMAIN = 0
 BASE_DOMAIN = 6

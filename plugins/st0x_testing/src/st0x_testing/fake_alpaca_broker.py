@@ -1,4 +1,4 @@
-"""A fake Alpaca Broker API server, built on :class:`st0x_alpaca.fake.FakeAlpacaBase`.
+"""A fake Alpaca Broker API server, built on :class:`st0x_testing.fake_alpaca.FakeAlpacaBase`.
 
 Serves the account-scoped trading endpoints under
 ``/v1/trading/accounts/{account_id}/...`` (HTTP Basic auth with the partner
@@ -21,7 +21,7 @@ redemption wallet) is polled while the fake runs; each new transfer opens a
 
 USDC (``USDCUSD`` conversions, whitelist, withdrawals with real onchain
 transfers through ``send_usdc``, deposits found by ``watch_deposits``, the
-deposit address) comes from :class:`~st0x_alpaca_broker.fake_wallet.FakeUsdcWallet`.
+deposit address) comes from :class:`~st0x_testing.fake_alpaca_wallet.FakeUsdcWallet`.
 """
 
 from __future__ import annotations
@@ -37,9 +37,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import web
-from st0x_alpaca.fake import serve
 
-from .fake_wallet import FakeUsdcWallet, _err
+from st0x_testing.fake_alpaca import serve
+
+from .fake_alpaca_wallet import FakeUsdcWallet, _err
 
 ACCOUNT_ID = "5fc0795e-1f16-40cc-aa90-ede67c39d7a9"
 ISSUERS = frozenset({"xstocks", "st0x", "ondo"})

@@ -35,8 +35,8 @@ from aiohttp import web
 from eth_account import Account
 from eth_utils.crypto import keccak
 
-from .contracts import MESSAGE_SENT_TOPIC, message_sent_all
-from .message import (
+from st0x_liquidity.cctp.contracts import MESSAGE_SENT_TOPIC, message_sent_all
+from st0x_liquidity.cctp.message import (
     FINALITY_FAST,
     FINALITY_STANDARD,
     CctpMessage,
@@ -418,7 +418,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m st0x_liquidity.cctp.fake_iris")
+    parser = argparse.ArgumentParser(prog="python -m st0x_testing.fake_iris")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument(
         "--chain", type=_chain_arg, action="append", default=[], help="DOMAIN=RPC_URL,MT_ADDRESS"

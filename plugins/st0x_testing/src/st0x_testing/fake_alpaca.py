@@ -43,11 +43,12 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import attrs
 from aiohttp import web
 
-from .wire import NEW_YORK
+NEW_YORK = ZoneInfo("America/New_York")
 
 Step = tuple[str, Decimal]
 """(status, cumulative fraction of the quantity filled once in that status)."""

@@ -49,7 +49,8 @@ from typing import Any
 
 import attrs
 from aiohttp import web
-from st0x_alpaca.fake import FakeAlpacaBase, FakeOrder, rfc3339
+
+from st0x_testing.fake_alpaca import FakeAlpacaBase, FakeOrder, rfc3339
 
 SendUsdc = Callable[[str, Decimal], Awaitable[str]]
 """(to address, amount) -> tx hash of the onchain USDC transfer from the hot wallet."""

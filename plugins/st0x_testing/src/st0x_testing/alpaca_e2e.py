@@ -1,8 +1,7 @@
 """The bot's CLI in a child process against a fake broker: end-to-end test support.
 
-Like :mod:`st0x_alpaca.fake`, this ships with the plugin so that st0x-alpaca-broker's
-end-to-end tests (which depend on this distribution) use the same harness as this
-plugin's: a replay fill line, ``python -m st0x_liquidity run`` started with the secrets
+Shared by st0x-alpaca's and st0x-alpaca-broker's end-to-end tests, so both use the
+same harness: a replay fill line, ``python -m st0x_liquidity run`` started with the secrets
 in its environment, its clean exit, the hedge orders it recorded, and the wait for its
 first order POST (before a test kills it mid-request).
 """
