@@ -82,6 +82,8 @@ def test_the_alerts_the_runbook_promises() -> None:
         "St0xUnhedgedExposureHigh",
         "St0xStuckOrder",
         "St0xPausedWithExposure",
+        "St0xHedgeBlocked",
+        "St0xReconciliationMismatch",
     }
 
 

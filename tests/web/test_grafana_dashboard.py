@@ -128,7 +128,8 @@ def unit_of(expr: str) -> str:
     for suffix, unit in BY_SUFFIX.items():
         if name.endswith(suffix):
             return unit
-    assert name in ("st0x_hedges_open", "st0x_alerts"), f"no unit known for {name}"
+    counts = ("st0x_hedges_open", "st0x_alerts", "st0x_hedge_blocked", "st0x_reconciliation_mismatch")
+    assert name in counts, f"no unit known for {name}"
     return "none"
 
 

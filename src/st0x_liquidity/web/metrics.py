@@ -56,6 +56,8 @@ METRIC_NAMES = (
     "st0x_ready",
     "st0x_alerts",
     "st0x_event_log_position",
+    "st0x_hedge_blocked",
+    "st0x_reconciliation_mismatch",
 )
 """Every family this collector exposes (the Grafana test checks against the scrape)."""
 
