@@ -25,7 +25,6 @@ from typing import Any
 import aiohttp
 import pytest
 from dashboard_support import running_app, wait_until
-
 from st0x_testing import raindex_devnet as dn
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
