@@ -8,9 +8,9 @@ shows the mismatch.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -62,15 +62,14 @@ async def test_a_position_the_books_do_not_know_halts_the_symbol(tmp_path: Path)
         posted = [b.get("client_order_id") for b in fake.order_bodies]
     assert "reconciliation mismatch: AAPL broker holds 5, the books say 0" in log
     assert posted == [], "a hedge went out for a halted symbol"
-    audit = subprocess.run(
-        [sys.executable, "-m", "st0x_liquidity", "audit", "--json", "--config-file", str(config)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
+    audit = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "st0x_liquidity", "audit", "--json", "--config-file", str(config),
+        stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "ST0X_BROKER_API_KEY": KEY, "ST0X_BROKER_API_SECRET": SECRET},
     )
-    recon = json.loads(audit.stdout)["reconciliation"]
+    out, _ = await asyncio.wait_for(audit.communicate(), 60)
+    assert audit.returncode == 0
+    recon = json.loads(out)["reconciliation"]
     assert recon["status"] == "mismatch"
     assert recon["symbols"] == [
         {"symbol": "AAPL", "broker": "5", "books": "0", "difference": "5", "mismatch": True}
