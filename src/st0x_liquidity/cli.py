@@ -327,7 +327,7 @@ def _cmd_risk_set_state(args: argparse.Namespace) -> int:
         print("error: --reason must not be empty", file=sys.stderr)
         return 2
     actor = args.actor or f"cli:{getpass.getuser()}"
-    row = TradingStateLog(config.database_path).append_sync(
+    row = TradingStateLog(config.database).append_sync(
         symbol, args.state, reason[:500], actor[:100]
     )
     who = "every symbol" if symbol == ALL else symbol
@@ -340,7 +340,7 @@ def _cmd_risk_set_state(args: argparse.Namespace) -> int:
 
 def _cmd_risk_show(args: argparse.Namespace) -> int:
     config = load(args)
-    rows = TradingStateLog(config.database_path).after_sync(0)
+    rows = TradingStateLog(config.database).after_sync(0)
     states: dict[str, dict[str, Any]] = {
         ALL: {"state": "active", "reason": None, "actor": None, "at": None}
     }
@@ -432,6 +432,8 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     for s in data["fill_sources"]:
         print(f"  {s['type']:<20} {s['description']}  [{s['plugin']}]")
     if checked is not None:
-        print(f"config {checked['config_file']}: OK (broker {checked['broker']}, "
-              f"source {checked['source']})")
+        print(
+            f"config {checked['config_file']}: OK (broker {checked['broker']}, "
+            f"source {checked['source']})"
+        )
     return 0

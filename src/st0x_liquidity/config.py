@@ -214,7 +214,8 @@ class PostgresDatabase:
 class AppConfig:
     database_path: Path
     """The SQLite file; with PostgreSQL, the base name of local companion files only
-    (``<config dir>/<database name>``: the dry-run broker's ledger)."""
+    (``<config dir>/<database name>``; none by default: every table, the dry-run
+    broker's ledger included, is in the PostgreSQL database)."""
     source_type: str
     source: Any
     broker_type: str
@@ -229,6 +230,17 @@ class AppConfig:
     config_dir: Path = Path(".")
     postgres: PostgresDatabase | None = None
     """Set when ``database_url`` names a PostgreSQL database."""
+
+    @property
+    def database(self) -> Path | str:
+        """Where the store and every side table live: the SQLite file, or the
+        PostgreSQL URL (with its password: hand it to the store, never print it)."""
+        return self.database_path if self.postgres is None else self.postgres.url.get()
+
+    @property
+    def database_name(self) -> str:
+        """The database for messages: the file, or the URL without its password."""
+        return str(self.database_path) if self.postgres is None else self.postgres.display
 
 
 class EnvText(str):
@@ -454,8 +466,6 @@ _CORE_KEYS = {
 
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-_NOT_ON_POSTGRES = ("dashboard", "rebalancing")
-"""Sections whose tables still live in a SQLite file of their own (docs/store.md)."""
 
 
 def _postgres(text: str) -> PostgresDatabase:
@@ -488,12 +498,6 @@ def _database(url: Any, base: Path) -> tuple[Path, PostgresDatabase | None]:
         name = postgres.display.rpartition("/")[2].partition("?")[0] or "postgres"
         return base / name, postgres
     return _database_path(url, base), None
-
-
-def _postgres_sections(sections: Mapping[str, Any]) -> None:
-    for name in _NOT_ON_POSTGRES:
-        if name in sections and getattr(sections[name], "enabled", True):
-            raise ConfigError(name, "is not available with a PostgreSQL database_url yet")
 
 
 def _database_path(url: Any, base: Path) -> Path:
@@ -595,8 +599,6 @@ def parse_config(
                 name,
             )
 
-    if postgres is not None:
-        _postgres_sections(sections)
     return AppConfig(
         database_path=database_path,
         postgres=postgres,

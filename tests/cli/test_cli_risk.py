@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -26,10 +28,18 @@ LINE = (
 )
 
 
-def write_config(tmp: Path, risk: str = "") -> Path:
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return "st0x.db"
+
+
+def write_config(tmp: Path, risk: str = "", database_url: str = "st0x.db") -> Path:
     config = tmp / "c.toml"
     config.write_text(
-        'database_url = "st0x.db"\n[source]\ntype = "replay"\npath = "fills.jsonl"\n'
+        f'database_url = "{database_url}"\n[source]\ntype = "replay"\npath = "fills.jsonl"\n'
         '[broker]\ntype = "dry-run"\n[hedging]\npoll_interval = 0.05\npoll_jitter = 0\n'
         "[engine]\ndrain_timeout = 5\n" + risk
     )
@@ -42,10 +52,12 @@ def audit_hedges(config: Path) -> list[tuple[str, str, str]]:
     return [(h["side"], h["quantity"], h["state"]) for h in json.loads(out.stdout)["hedges"]]
 
 
-def test_the_huge_replay_line_is_blocked_and_a_halt_from_the_cli_holds(tmp_path: Path) -> None:
+def test_the_huge_replay_line_is_blocked_and_a_halt_from_the_cli_holds(
+    tmp_path: Path, database_url: str
+) -> None:
     fills = tmp_path / "fills.jsonl"
     fills.write_text(LINE.format(n=1, d="BUY", a="999999999999999999"))
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, database_url=database_url)
     run = cli("run", "--config-file", str(config))
     assert run.returncode == 0, run.stderr
     assert "hedge blocked: AAPL SELL 999999999999999999" in run.stderr

@@ -17,11 +17,12 @@ from st0x_liquidity.rebalancing.events import Moved, OperationRequested, op_stre
 from st0x_liquidity.rebalancing.inventory import USDC, Venue
 from st0x_liquidity.rebalancing.keeper import InventoryKeeper
 from st0x_liquidity.rebalancing.log import ConcurrentAppendError, RebalancingLog
-from st0x_liquidity.store.sqlite import SqliteStore
+from st0x_liquidity.store.stores import store_at
 
 
-async def _seed(path: Path) -> None:
-    async with SqliteStore(path) as store:
+async def _seed(path: Path | str) -> None:
+    """Fills and a hedge in the database at ``path`` (a SQLite file or a PostgreSQL URL)."""
+    async with store_at(path) as store:
         aapl = Symbol("AAPL")
         await store.append(
             [

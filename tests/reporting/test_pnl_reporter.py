@@ -1,4 +1,5 @@
-"""The reporter over a real SQLite file written by the real engine (replay + dry-run)."""
+"""The reporter over a real database written by the real engine (replay + dry-run): a
+SQLite file, and (where marked) a PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import attrs
+import pytest
 
 from st0x_liquidity.app import run_app
 from st0x_liquidity.config import load_config
@@ -19,6 +20,7 @@ from st0x_liquidity.domain.fills import Direction
 from st0x_liquidity.domain.pnl import BROKER, ONCHAIN, PnlTrade, match_fifo
 from st0x_liquidity.plugins import load_registry
 from st0x_liquidity.reporting.pnl import CheckpointMovedError, PnlReporter, row_values
+from st0x_liquidity.store.postgres import PostgresStore
 from st0x_liquidity.store.sqlite import SqliteStore
 
 NOW = datetime.now(UTC)
@@ -40,11 +42,29 @@ def fill_line(n: int, symbol: str, direction: str, amount: str, price: str) -> s
     )
 
 
-def write_config(tmp: Path, fill_price: str, profile: str = "whole") -> Path:
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """``st0x.db`` beside the config, or a fresh PostgreSQL database."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return "st0x.db"
+
+
+def open_db(tmp: Path, database_url: str) -> SqliteStore | PostgresStore:
+    """The reporter's store (no lease) on the test's database."""
+    if database_url.startswith("postgresql://"):
+        return PostgresStore(database_url, lease=False)
+    return SqliteStore(tmp / database_url, lease=False)
+
+
+def write_config(
+    tmp: Path, fill_price: str, profile: str = "whole", database_url: str = "st0x.db"
+) -> Path:
     path = tmp / "st0x.toml"
     path.write_text(
         f"""
-database_url = "st0x.db"
+database_url = "{database_url}"
 [source]
 type = "replay"
 path = "fills.jsonl"
@@ -73,17 +93,14 @@ def append_fills(tmp: Path, *lines: str) -> None:
             fh.write(text + "\n")
 
 
-async def table(db: aiosqlite.Connection) -> list[tuple[Any, ...]]:
-    async with db.execute("SELECT * FROM metrics_pnl ORDER BY position") as cur:
-        rows = [tuple(r) for r in await cur.fetchall()]
-    async with db.execute("SELECT * FROM metrics_pnl_lots ORDER BY symbol, seq") as cur:
-        lots = [tuple(r) for r in await cur.fetchall()]
-    async with db.execute("SELECT * FROM metrics_pnl_symbols ORDER BY symbol") as cur:
-        symbols = [tuple(r) for r in await cur.fetchall()]
+async def table(store: SqliteStore | PostgresStore) -> list[tuple[Any, ...]]:
+    rows = await store.fetch("SELECT * FROM metrics_pnl ORDER BY position")
+    lots = await store.fetch("SELECT * FROM metrics_pnl_lots ORDER BY symbol, seq")
+    symbols = await store.fetch("SELECT * FROM metrics_pnl_symbols ORDER BY symbol")
     return [*rows, *lots, *symbols]
 
 
-async def test_worked_example_through_the_real_engine(tmp_path: Path) -> None:
+async def test_worked_example_through_the_real_engine(tmp_path: Path, database_url: str) -> None:
     """reference §3.5, with tAAPL fills onchain and AAPL hedges at the broker."""
     # Run 1: three onchain sells; the whole-share dry-run broker buys 1 at 148.50.
     append_fills(
@@ -92,8 +109,8 @@ async def test_worked_example_through_the_real_engine(tmp_path: Path) -> None:
         fill_line(2, "tAAPL", "SELL", "0.5", "151.00"),
         fill_line(3, "AAPL0x", "SELL", "0.4", "152.00"),
     )
-    await run_bot(write_config(tmp_path, "148.50"))
-    store = SqliteStore(tmp_path / "st0x.db", lease=False)
+    await run_bot(write_config(tmp_path, "148.50", database_url=database_url))
+    store = open_db(tmp_path, database_url)
     await store.open()
     reporter = PnlReporter.on(store)
     assert await reporter.step() == 4
@@ -103,7 +120,7 @@ async def test_worked_example_through_the_real_engine(tmp_path: Path) -> None:
         fill_line(5, "tAAPL", "BUY", "0.5", "149.00"),
         fill_line(6, "tAAPL", "BUY", "0.9", "150.25"),
     )
-    await run_bot(write_config(tmp_path, "151.10"))
+    await run_bot(write_config(tmp_path, "151.10", database_url=database_url))
     assert await reporter.catch_up() == 3
     assert await reporter.catch_up() == 0  # each trade once
 
@@ -123,9 +140,9 @@ async def test_worked_example_through_the_real_engine(tmp_path: Path) -> None:
     assert aapl.realized == Decimal("4.225") and total.realized == Decimal("4.225")
     assert aapl.net_position == Decimal("0.2") and aapl.average_cost == Decimal("150.25")
 
-    incremental = await table(store.db)
+    incremental = await table(store)
     assert await reporter.rebuild() == 7
-    assert await table(store.db) == incremental
+    assert await table(store) == incremental
     await store.close()
 
 
@@ -149,10 +166,10 @@ async def test_incremental_equals_rebuild_and_views(tmp_path: Path) -> None:
             pass
         await store.close()
     await store.open()
-    incremental = await table(store.db)
+    incremental = await table(store)
     reporter = PnlReporter.on(store)
     await reporter.rebuild()
-    assert await table(store.db) == incremental
+    assert await table(store) == incremental
 
     # Independent derivation from the views, ordered by commit order of the events.
     trades = []
@@ -187,11 +204,11 @@ async def test_incremental_equals_rebuild_and_views(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_a_second_reporter_does_not_duplicate(tmp_path: Path) -> None:
+async def test_a_second_reporter_does_not_duplicate(tmp_path: Path, database_url: str) -> None:
     append_fills(tmp_path, *(fill_line(n, "tAAPL", "BUY", "1", "100") for n in range(1, 4)))
-    await run_bot(write_config(tmp_path, "101"))
-    first = SqliteStore(tmp_path / "st0x.db", lease=False)
-    second = SqliteStore(tmp_path / "st0x.db", lease=False)
+    await run_bot(write_config(tmp_path, "101", database_url=database_url))
+    first = open_db(tmp_path, database_url)
+    second = open_db(tmp_path, database_url)
     await first.open()
     await second.open()
     a, b = PnlReporter.on(first), PnlReporter.on(second)
@@ -211,13 +228,13 @@ async def test_a_second_reporter_does_not_duplicate(tmp_path: Path) -> None:
     await second.close()
 
 
-def test_report_cli(tmp_path: Path) -> None:
+def test_report_cli(tmp_path: Path, database_url: str) -> None:
     append_fills(
         tmp_path,
         fill_line(1, "tAAPL", "SELL", "2", "101"),
         fill_line(2, "tTSLA", "BUY", "1.5", "240"),
     )
-    config = write_config(tmp_path, "100")
+    config = write_config(tmp_path, "100", database_url=database_url)
     cli = [sys.executable, "-m", "st0x_liquidity"]
     subprocess.run(
         [*cli, "run", "--config-file", str(config)], check=True, capture_output=True, cwd=REPO

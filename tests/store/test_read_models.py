@@ -194,17 +194,14 @@ async def test_rebalancing_payloads_are_empty_without_a_rebalancing_log(
     assert await SqliteReads(no_table).rebalancing_payloads("CostRecorded") == []
 
 
-@pytest.mark.sqlite
 async def test_an_own_read_connection_reads_the_same_and_cannot_write(
-    store: Store,
+    store: Store, database: str
 ) -> None:
-    if not isinstance(store, SqliteStore):
-        pytest.skip("ReadConnection is SQLite's (the dashboard is SQLite-only so far)")
-    reader = await ReadConnection.open(store.path)
+    reader = await ReadConnection.open(database)
     try:
         assert await reader.reads.positions() == await store.reads.positions()
         assert await reader.reads.trades() == await store.reads.trades()
-        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        with pytest.raises((sqlite3.OperationalError, psycopg.Error), match="read"):
             await reader.fetch("DELETE FROM skipped_inputs")
     finally:
         await reader.close()

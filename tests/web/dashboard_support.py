@@ -55,19 +55,21 @@ def write_config(
     broker: str | None = None,
     hedging: str = "",
     clear_after: float = 0.5,
+    database_url: str = "st0x.db",
 ) -> Path:
     """The bot's config in ``tmp`` (and an empty ``fills.jsonl`` the source follows).
 
     ``broker`` is the ``[broker]`` section's body (default: the dry-run broker taking
     ``latency`` seconds per order); ``hedging`` adds lines to ``[hedging]``; ``clear_after``
-    is the dashboard's hysteresis (short here, so tests see recoveries quickly)."""
+    is the dashboard's hysteresis (short here, so tests see recoveries quickly);
+    ``database_url`` a PostgreSQL URL to run on that backend."""
     token_line = f'token = "{token}"' if token else ""
     if broker is None:
         broker = f'type = "dry-run"\nprofile = "fractional"\nlatency = {latency}\n'
     path = tmp / "st0x.toml"
     path.write_text(
         f"""
-database_url = "st0x.db"
+database_url = "{database_url}"
 [source]
 type = "replay"
 path = "fills.jsonl"

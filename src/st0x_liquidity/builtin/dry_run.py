@@ -64,7 +64,7 @@ class DryRunExecutor:
     def __init__(
         self,
         config: DryRunConfig,
-        state_path: Path,
+        state_path: Path | str,
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -192,8 +192,11 @@ class DryRunExecutor:
 
 
 def _factory(config: DryRunConfig, context: ExecutorContext) -> DryRunExecutor:
+    path: Path | str
     if config.state_path is not None:
         path = resolve_path(context.app, config.state_path)
+    elif context.app.postgres is not None:
+        path = context.app.database  # its tables in the bot's database: a standby sees them
     else:
         db = context.app.database_path
         path = db.with_name(db.name + ".dry-run.sqlite")

@@ -41,7 +41,7 @@ class RiskGate:
     def __init__(self, engine: EngineContext) -> None:
         self.engine = engine
         self.config = engine.config.risk
-        self.log = TradingStateLog(engine.config.database_path)
+        self.log = TradingStateLog(engine.config.database)
         self.default = (TradingState.ACTIVE, "")
         self.states: dict[str, tuple[TradingState, str]] = {}
         self.position: dict[str, Decimal] = {

@@ -3,7 +3,7 @@
 Storage (its own connection and table, the append check) lives in
 :mod:`st0x_liquidity.store.rebalancing_log`; this module turns rebalancing
 events into payloads and back, so the bot, the ``rebalance`` CLI and a rebuild
-go through the same file and the same code.
+go through the same database and the same code.
 """
 
 from __future__ import annotations
@@ -40,9 +40,10 @@ LogItem = tuple[int, int, str, RebalancingEvent]
 
 
 class RebalancingLog:
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._log = SqliteRebalancingLog(self.path)
+    def __init__(self, where: Path | str) -> None:
+        """``where``: the bot's SQLite file or PostgreSQL URL."""
+        self.where = where
+        self._log = SqliteRebalancingLog(where)
 
     async def open(self) -> None:
         await self._log.open()

@@ -94,7 +94,7 @@ def st0x_app_services(app: AppServices) -> Sequence[Callable[[], Awaitable[None]
         return None
     from .service import Rebalancer
 
-    rebalancer = Rebalancer(app.config.database_path, section, app.executor)
+    rebalancer = Rebalancer(app.config.database, section, app.executor)
     app.extras["rebalancer"] = rebalancer
     app.engine.add_listener(lambda _stored: rebalancer.wake())
 
@@ -163,11 +163,11 @@ def _cmd_inventory(args: argparse.Namespace) -> int:
     from ..cli import load
 
     config = load(args)
-    _require_sqlite_file(config)
+    _require_database(config)
     section: RebalancingConfig = config.sections.get("rebalancing") or RebalancingConfig()
 
     async def go() -> InventoryBook:
-        log = RebalancingLog(config.database_path)
+        log = RebalancingLog(config.database)
         await log.open()
         try:
             return await InventoryKeeper(log).refresh()
@@ -227,10 +227,10 @@ def _cmd_rebalance(args: argparse.Namespace) -> int:
     from ..cli import load
 
     config = load(args)
-    _require_sqlite_file(config)
+    _require_database(config)
 
     async def go() -> int:
-        log = RebalancingLog(config.database_path)
+        log = RebalancingLog(config.database)
         await log.open()
         runner = None
         try:
@@ -315,8 +315,6 @@ async def _status(log: RebalancingLog, args: argparse.Namespace) -> int:
     return 0
 
 
-def _require_sqlite_file(config: AppConfig) -> None:
-    if config.postgres is not None:
-        raise StoreError("this command is not available with a PostgreSQL database_url yet")
-    if not config.database_path.exists():
+def _require_database(config: AppConfig) -> None:
+    if config.postgres is None and not config.database_path.exists():
         raise StoreError(f"no database at {config.database_path} (has `run` been started?)")

@@ -50,7 +50,7 @@ OperationStarter = Callable[[Decision], Awaitable[str | None]]
 class Rebalancer:
     def __init__(
         self,
-        database: Path,
+        database: Path | str,
         config: RebalancingConfig,
         executor: Executor | None,
         *,

@@ -1,8 +1,8 @@
 """Built-in plugin: the ``report`` command (FIFO P&L into ``metrics_pnl``) and ``[report]``.
 
 ``report --config-file FILE`` runs beside the bot as its own process with its
-own connection: SQLite's WAL lets it read while the bot writes, and its only
-writes are short transactions on its own tables.
+own connection: SQLite's WAL (PostgreSQL's MVCC) lets it read while the bot
+writes, and its only writes are short transactions on its own tables.
 """
 
 from __future__ import annotations
@@ -84,18 +84,16 @@ def st0x_add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
 def _cmd_report(args: argparse.Namespace) -> int:
     from ..app import open_store
     from ..cli import load
-    from ..store.sqlite import SqliteStore
 
     config = load(args)
-    _require_sqlite_file(config)
+    _require_database(config)
     section = config.sections.get("report") or ReportConfig()
     interval = args.interval if args.interval is not None else section.interval
 
     async def go() -> int:
         store = open_store(config)
-        await store.open()  # applies migrations, sets WAL and busy_timeout
+        await store.open()  # applies migrations (SQLite: sets WAL and busy_timeout)
         try:
-            assert isinstance(store, SqliteStore)  # _require_sqlite_file
             reporter = PnlReporter.on(store)
             if args.rebuild:
                 written = await reporter.rebuild()
@@ -198,8 +196,6 @@ async def _print_summary(reporter: PnlReporter, *, as_json: bool) -> None:
         )
 
 
-def _require_sqlite_file(config: AppConfig) -> None:
-    if config.postgres is not None:
-        raise StoreError("this command is not available with a PostgreSQL database_url yet")
-    if not config.database_path.exists():
+def _require_database(config: AppConfig) -> None:
+    if config.postgres is None and not config.database_path.exists():
         raise StoreError(f"no database at {config.database_path} (has `run` been started?)")

@@ -50,6 +50,7 @@ from ..store.pnl_tables import (
 from ..store.read_models import PnlInputs
 
 if TYPE_CHECKING:
+    from ..store.postgres import PostgresStore
     from ..store.sqlite import SqliteStore
 
 __all__ = ["CheckpointMovedError", "PnlReporter", "read_trades", "row_values", "trade_from_event"]
@@ -202,7 +203,7 @@ class PnlReporter:
     book: PnlBook | None = None
 
     @classmethod
-    def on(cls, store: SqliteStore) -> PnlReporter:
+    def on(cls, store: SqliteStore | PostgresStore) -> PnlReporter:
         """The reporter over an open store (its reader connection, the reporter's own)."""
         return cls(store.reads, pnl_tables(store))
 

@@ -1,4 +1,5 @@
-"""The dry-run broker's order book: a SQLite file of its own, beside the bot's.
+"""The dry-run broker's order book: a SQLite file of its own beside the bot's, or
+tables in the bot's PostgreSQL database.
 
 A real broker keeps orders on its side; the pretend one keeps them here, so
 the engine's crash recovery finds them by ``client_order_id`` exactly as it
@@ -9,16 +10,15 @@ as one broker-side fact; a reused ``client_order_id`` is refused and logged.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-import aiosqlite
 import attrs
 
 from ..domain.numbers import fmt
 from ..errors import StoreError
+from .side_db import ERRORS, SideDb, Where, describe, explain, is_postgres
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -44,6 +44,15 @@ _COLUMNS = (
     "broker_order_id, client_order_id, symbol, side, quantity, price, outcome, "
     "filled_quantity, reason, placed_at, done_at"
 )
+POSTGRES_SCHEMA = tuple(
+    statement.strip()
+    for statement in _SCHEMA.replace("TABLE IF NOT EXISTS ", "TABLE IF NOT EXISTS dry_run_").split(
+        ";"
+    )
+    if statement.strip()
+)
+"""The same tables in the bot's PostgreSQL database, named ``dry_run_*``."""
+_FILE_TABLES = ("orders", "placements")
 ACCEPTED = "accepted"
 DUPLICATE = "rejected: duplicate client_order_id"
 
@@ -83,19 +92,42 @@ def _order(row: tuple[object, ...]) -> LedgerOrder:
 
 
 class DryRunLedger:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db: aiosqlite.Connection | None = None
+    """The pretend broker's orders: in a SQLite file of their own (``<db>.dry-run.sqlite``,
+    tables ``orders`` and ``placements``), or, given the bot's PostgreSQL URL, in its
+    tables ``dry_run_orders`` and ``dry_run_placements`` (created on first use, like the file), so a standby
+    that takes over finds the orders the leader placed, as at a real broker."""
+
+    def __init__(self, where: Where) -> None:
+        self.where = where
+        self.path = where
+        self._db: SideDb | None = None
         self._lock = asyncio.Lock()
+        self._orders, self._placements = (
+            ("dry_run_orders", "dry_run_placements") if is_postgres(where) else _FILE_TABLES
+        )
 
     async def open(self) -> None:
+        if is_postgres(self.where):
+            db = await SideDb.open(self.where)
+            try:
+                # The broker's side, not the bot's schema: created on first use,
+                # as the file is (an advisory lock: two creators at once would clash).
+                async with db.transaction("dry_run_orders"):
+                    for statement in POSTGRES_SCHEMA:
+                        await db.execute(statement)
+            except BaseException as exc:
+                await db.close()
+                if isinstance(exc, ERRORS):
+                    raise StoreError(
+                        f"dry-run orders in {describe(self.where)}: {explain(self.where, exc)}"
+                    ) from None
+                raise
+            self._db = db
+            return
         try:
-            self._db = await aiosqlite.connect(self.path, isolation_level=None)
-            await self._db.execute("PRAGMA journal_mode=WAL")
-            await self._db.execute("PRAGMA synchronous=FULL")
-            await self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StoreError(f"dry-run order file {self.path}: {exc}") from None
+            self._db = await SideDb.open_file(Path(self.where), _SCHEMA)
+        except StoreError as exc:
+            raise StoreError(f"dry-run order file {exc}") from None
 
     async def close(self) -> None:
         if self._db is not None:
@@ -103,7 +135,7 @@ class DryRunLedger:
             self._db = None
 
     @property
-    def _conn(self) -> aiosqlite.Connection:
+    def _conn(self) -> SideDb:
         if self._db is None:
             raise StoreError("dry-run executor is not started")
         return self._db
@@ -111,44 +143,36 @@ class DryRunLedger:
     async def record(self, order: LedgerOrder) -> bool:
         """Keep ``order`` and log the attempt; False if its ``client_order_id`` was used."""
         db = self._conn
-        async with self._lock:
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                await db.execute(
-                    f"INSERT INTO orders ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        order.broker_order_id,
-                        order.client_order_id,
-                        order.symbol,
-                        order.side,
-                        fmt(order.quantity),
-                        fmt(order.price),
-                        order.outcome,
-                        fmt(order.filled_quantity),
-                        order.reason,
-                        order.placed_at.isoformat(),
-                        order.done_at.isoformat(),
-                    ),
-                )
-                result = ACCEPTED
-            except sqlite3.IntegrityError:
-                result = DUPLICATE
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
+        async with self._lock, db.transaction(self._orders):
+            added = await db.execute(
+                f"INSERT INTO {self._orders} ({_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (
+                    order.broker_order_id,
+                    order.client_order_id,
+                    order.symbol,
+                    order.side,
+                    fmt(order.quantity),
+                    fmt(order.price),
+                    order.outcome,
+                    fmt(order.filled_quantity),
+                    order.reason,
+                    order.placed_at.isoformat(),
+                    order.done_at.isoformat(),
+                ),
+            )
+            result = ACCEPTED if added == 1 else DUPLICATE
             await db.execute(
-                "INSERT INTO placements VALUES (?, ?, ?)",
+                f"INSERT INTO {self._placements} VALUES (?, ?, ?)",
                 (order.client_order_id, order.placed_at.isoformat(), result),
             )
-            await db.execute("COMMIT")
         return result == ACCEPTED
 
     async def _one(self, column: str, value: str) -> LedgerOrder | None:
-        async with self._conn.execute(
-            f"SELECT {_COLUMNS} FROM orders WHERE {column} = ?", (value,)
-        ) as cur:
-            row = await cur.fetchone()
-        return None if row is None else _order(tuple(row))
+        rows = await self._conn.fetch(
+            f"SELECT {_COLUMNS} FROM {self._orders} WHERE {column} = ?", (value,)
+        )
+        return _order(rows[0]) if rows else None
 
     async def by_broker_id(self, broker_order_id: str) -> LedgerOrder | None:
         return await self._one("broker_order_id", broker_order_id)
@@ -157,12 +181,11 @@ class DryRunLedger:
         return await self._one("client_order_id", client_order_id)
 
     async def orders(self) -> list[LedgerOrder]:
-        async with self._conn.execute(f"SELECT {_COLUMNS} FROM orders") as cur:
-            return [_order(tuple(r)) for r in await cur.fetchall()]
+        return [_order(r) for r in await self._conn.fetch(f"SELECT {_COLUMNS} FROM {self._orders}")]
 
     async def placement_counts(self) -> dict[str, int]:
         """How often each ``client_order_id`` reached this broker."""
-        async with self._conn.execute(
-            "SELECT client_order_id, COUNT(*) FROM placements GROUP BY client_order_id"
-        ) as cur:
-            return {str(c): int(n) async for c, n in cur}
+        rows = await self._conn.fetch(
+            f"SELECT client_order_id, COUNT(*) FROM {self._placements} GROUP BY client_order_id"
+        )
+        return {str(c): int(n) for c, n in rows}

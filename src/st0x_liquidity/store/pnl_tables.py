@@ -1,7 +1,8 @@
 """The P&L reporter's own tables: ``metrics_pnl``, its open lots and its checkpoint.
 
-The reporter runs beside the engine on the same file. It writes only these
-tables, each increment in one short ``BEGIN IMMEDIATE`` transaction that first
+The reporter runs beside the engine on the same database. It writes only these
+tables, each increment in one short transaction (SQLite: ``BEGIN IMMEDIATE``;
+PostgreSQL: under an advisory lock) that first
 checks the checkpoint is still the one it read: a second reporter is detected
 instead of writing duplicates, and the engine's writes wait at most one
 increment for the lock. It never writes the engine's event streams or views.
@@ -12,19 +13,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-import aiosqlite
 import attrs
 
 from ..domain.fills import Direction
 from ..domain.numbers import fmt
 from ..domain.pnl import PnlBook, PnlLot, PnlRow, PnlTrade
+from .postgres import PostgresStore
 from .read_models import DecimalText
+from .side_db import SideDb
+from .sqlite import SqliteStore
 
-if TYPE_CHECKING:
-    from .sqlite import SqliteStore
-
+_COLUMNS = (
+    "position, symbol, time, trade_time, venue, trade_id, direction, quantity, price, "
+    "matched_quantity, realized_pnl, cumulative_pnl, net_position_after"
+)
 _TABLES = ("metrics_pnl", "metrics_pnl_lots", "metrics_pnl_symbols", "metrics_pnl_checkpoint")
 
 
@@ -119,36 +123,33 @@ class PnlTables(Protocol):
 
 
 class SqlitePnlTables:
-    """:class:`PnlTables` on a connection of the reporter's (``BEGIN`` is explicit)."""
+    """:class:`PnlTables` on a connection of the reporter's, either backend (the name is
+    historical). Each write is one transaction under the ``metrics_pnl`` lock
+    (SQLite: ``BEGIN IMMEDIATE``), so the checkpoint it checks stays put until it commits."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: SideDb) -> None:
         self._db = db
 
     async def checkpoint(self) -> int:
-        async with self._db.execute(
-            "SELECT position FROM metrics_pnl_checkpoint WHERE id = 1"
-        ) as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
+        rows = await self._db.fetch("SELECT position FROM metrics_pnl_checkpoint WHERE id = 1")
+        return int(rows[0][0]) if rows else 0
 
     async def load_book(self) -> PnlBook:
         lots: dict[str, list[PnlLot]] = {}
-        async with self._db.execute(
+        for symbol, direction, qty, price, opened_by in await self._db.fetch(
             "SELECT symbol, direction, quantity, price, opened_by FROM metrics_pnl_lots "
             "ORDER BY symbol, seq"
-        ) as cur:
-            async for symbol, direction, qty, price, opened_by in cur:
-                lots.setdefault(symbol, []).append(
-                    PnlLot(Direction(direction), Decimal(qty), Decimal(price), opened_by)
-                )
+        ):
+            lots.setdefault(symbol, []).append(
+                PnlLot(Direction(direction), Decimal(qty), Decimal(price), opened_by)
+            )
         cumulative: dict[str, Decimal] = {}
         last: dict[str, int] = {}
-        async with self._db.execute(
+        for symbol, cum, position in await self._db.fetch(
             "SELECT symbol, cumulative_pnl, last_position FROM metrics_pnl_symbols"
-        ) as cur:
-            async for symbol, cum, position in cur:
-                cumulative[symbol] = Decimal(cum)
-                last[symbol] = int(position)
+        ):
+            cumulative[symbol] = Decimal(cum)
+            last[symbol] = int(position)
         return PnlBook.restore(await self.checkpoint(), lots, cumulative, last)
 
     async def write(
@@ -156,8 +157,7 @@ class SqlitePnlTables:
     ) -> None:
         db = self._db
         now = datetime.now(UTC).isoformat()
-        await db.execute("BEGIN IMMEDIATE")
-        try:
+        async with db.transaction("metrics_pnl"):
             if await self.checkpoint() != expected:
                 raise CheckpointMovedError(
                     "metrics_pnl was advanced by another reporter; reloading its state"
@@ -194,32 +194,25 @@ class SqlitePnlTables:
                 "DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
                 (book.checkpoint, now),
             )
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
 
     async def clear(self) -> None:
-        db = self._db
-        await db.execute("BEGIN IMMEDIATE")
-        try:
+        async with self._db.transaction("metrics_pnl"):
             for table in _TABLES:
-                await db.execute(f"DELETE FROM {table}")
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
+                await self._db.execute(f"DELETE FROM {table}")
 
     async def records(self, symbol: str | None = None) -> list[PnlRecord]:
-        sql = "SELECT * FROM metrics_pnl"
+        sql = f"SELECT {_COLUMNS} FROM metrics_pnl"
         params: tuple[Any, ...] = ()
         if symbol:
             sql += " WHERE symbol = ?"
             params = (symbol,)
-        async with self._db.execute(sql + " ORDER BY position", params) as cur:
-            return [PnlRecord(*r) for r in await cur.fetchall()]
+        return [
+            PnlRecord(int(r[0]), *r[1:])
+            for r in await self._db.fetch(sql + " ORDER BY position", params)
+        ]
 
 
-def pnl_tables(store: SqliteStore) -> SqlitePnlTables:
+def pnl_tables(store: SqliteStore | PostgresStore) -> SqlitePnlTables:
     """The reporter's tables on the store's reader connection (the reporter's own process)."""
-    return SqlitePnlTables(store.db)
+    where = store.path if isinstance(store, SqliteStore) else store.url
+    return SqlitePnlTables(SideDb(store.db, where, owned=False))

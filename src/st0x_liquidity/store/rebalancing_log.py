@@ -2,9 +2,9 @@
 
 Rebalancing writes beside a running engine (the bot's service, the
 ``rebalance`` CLI, a rebuild), so it keeps a connection of its own: its
-transactions stay apart from the engine's (WAL lets readers and one writer
-coexist; ``busy_timeout`` serialises writers) and touch only
-``rebalancing_events``. ``append`` checks the stream's next sequence inside
+transactions stay apart from the engine's (SQLite: WAL lets readers and one
+writer coexist, ``busy_timeout`` serialises writers; PostgreSQL: an advisory
+lock serialises appenders) and touch only ``rebalancing_events``. ``append`` checks the stream's next sequence inside
 its transaction: two processes cannot both advance one operation.
 
 Payloads cross this module as JSON text; what they mean is rebalancing's
@@ -15,20 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import attrs
 
 from ..domain.events import StoredEvent
 from ..errors import StoreError
 from .codec import event_from_payload
-from .sqlite import SqliteStore
+from .side_db import ERRORS, SideDb, Where, explain
 from .sqlite_reads import SqliteReads
+from .stores import store_at
 
 
 class ConcurrentAppendError(StoreError):
@@ -48,29 +46,28 @@ class RebalancingRecord:
 
 
 class SqliteRebalancingLog:
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._db: aiosqlite.Connection | None = None
+    """The rebalancing log on the bot's database at ``where``: a SQLite file or a
+    PostgreSQL URL (the name is historical; both backends are served)."""
+
+    def __init__(self, where: Where) -> None:
+        self.where = where
+        self._db: SideDb | None = None
         self._write_lock = asyncio.Lock()  # one transaction at a time on this connection
-        self.reads = SqliteReads(self._fetch)
-        """The read models on this connection (the P&L summary's rebalancing cost)."""
 
     @property
     def is_open(self) -> bool:
         return self._db is not None
 
+    @property
+    def reads(self) -> SqliteReads:
+        """The read models on this connection (the P&L summary's rebalancing cost)."""
+        return self._side.reads
+
     async def open(self) -> None:
-        store = SqliteStore(self.path, lease=False)  # applies migrations (incl. rebalancing_events)
+        store = store_at(self.where, lease=False)  # applies migrations (incl. rebalancing_events)
         await store.open()
         await store.close()
-        try:
-            db = await aiosqlite.connect(self.path, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open database {self.path}: {exc}") from None
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=FULL")
-        await db.execute("PRAGMA busy_timeout=10000")
-        self._db = db
+        self._db = await SideDb.open(self.where)
 
     async def close(self) -> None:
         if self._db is not None:
@@ -78,14 +75,13 @@ class SqliteRebalancingLog:
             self._db = None
 
     @property
-    def _conn(self) -> aiosqlite.Connection:
+    def _side(self) -> SideDb:
         if self._db is None:
             raise StoreError("rebalancing log is not open")
         return self._db
 
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        async with self._conn.execute(sql, params) as cur:
-            return [tuple(r) for r in await cur.fetchall()]
+        return await self._side.fetch(sql, params)
 
     async def append(
         self,
@@ -107,36 +103,33 @@ class SqliteRebalancingLog:
         core_position: int,
         expected: int | None,
     ) -> int:
-        db = self._conn
+        db = self._side
         now = datetime.now(UTC).isoformat()
-        await db.execute("BEGIN IMMEDIATE")
         try:
-            async with db.execute(
-                "SELECT COALESCE(MAX(sequence), 0) FROM rebalancing_events WHERE stream = ?",
-                (stream,),
-            ) as cur:
-                row = await cur.fetchone()
-            length = int(row[0]) if row else 0
-            if expected is not None and length != expected:
-                raise ConcurrentAppendError(
-                    f"{stream} has {length} events, expected {expected} (another process moved it)"
+            # The lock serialises appenders (SQLite: BEGIN IMMEDIATE), so the
+            # length read here is the stream's until the commit.
+            async with db.transaction("rebalancing_events"):
+                rows = await db.fetch(
+                    "SELECT COALESCE(MAX(sequence), 0) FROM rebalancing_events WHERE stream = ?",
+                    (stream,),
                 )
-            rows = [
-                (stream, length + i + 1, event_type, payload, core_position, now)
-                for i, (event_type, payload) in enumerate(events)
-            ]
-            await db.executemany(
-                "INSERT INTO rebalancing_events "
-                "(stream, sequence, event_type, payload, core_position, recorded_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            await db.execute("COMMIT")
-        except BaseException as exc:
-            await db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise StoreError(f"could not append to {stream}: {exc}") from exc
-            raise
+                length = int(rows[0][0]) if rows else 0
+                if expected is not None and length != expected:
+                    raise ConcurrentAppendError(
+                        f"{stream} has {length} events, expected {expected} "
+                        "(another process moved it)"
+                    )
+                await db.executemany(
+                    "INSERT INTO rebalancing_events "
+                    "(stream, sequence, event_type, payload, core_position, recorded_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (stream, length + i + 1, event_type, payload, core_position, now)
+                        for i, (event_type, payload) in enumerate(events)
+                    ],
+                )
+        except ERRORS as exc:
+            raise StoreError(f"could not append to {stream}: {explain(self.where, exc)}") from exc
         return length + len(events)
 
     async def read(self, after: int = 0, stream: str | None = None) -> list[RebalancingRecord]:
@@ -165,10 +158,11 @@ class SqliteRebalancingLog:
     ) -> list[tuple[int, StoredEvent]]:
         """Core events of ``event_types`` after log position ``after``, in log order."""
         marks = ",".join("?" for _ in event_types)
+        pos = self._side.event_position
         rows = await self._fetch(
-            "SELECT rowid, aggregate_type, aggregate_id, sequence, event_type, payload, "
-            f"metadata, recorded_at FROM events WHERE rowid > ? AND event_type IN ({marks}) "
-            "ORDER BY rowid LIMIT ?",
+            f"SELECT {pos}, aggregate_type, aggregate_id, sequence, event_type, payload, "
+            f"metadata, recorded_at FROM events WHERE {pos} > ? AND event_type IN ({marks}) "
+            f"ORDER BY {pos} LIMIT ?",
             (after, *event_types, limit),
         )
         return [
@@ -188,5 +182,6 @@ class SqliteRebalancingLog:
 
     async def core_head(self) -> int:
         """The core log's last position (0 when empty)."""
-        rows = await self._fetch("SELECT COALESCE(MAX(rowid), 0) FROM events")
+        pos = self._side.event_position
+        rows = await self._fetch(f"SELECT COALESCE(MAX({pos}), 0) FROM events")
         return int(rows[0][0]) if rows else 0

@@ -4,51 +4,51 @@ The ``risk`` command appends to it beside a running engine (one short
 transaction on a connection of its own, like the circuit breaker's log); the
 engine folds it on start, follows it while running, and records each row it
 applies as a ``TradingStateChanged`` event in the event log. Append-only:
-triggers refuse updates and deletes.
+triggers refuse updates and deletes. On PostgreSQL it is a table of the same
+database, so a request reaches whichever machine leads.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import StoreError
 from .read_models import TradingStateRequest
+from .side_db import ERRORS, Where, explain, is_postgres, sync_transaction
 
-TIMEOUT = 10.0
 ALL = "*"
 """The ``symbol`` of a request for every symbol."""
 
 
 class TradingStateLog:
-    """``trading_state_log`` of the database at ``path``."""
+    """``trading_state_log`` of the database at ``where`` (a SQLite path or PostgreSQL URL)."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
+    def __init__(self, where: Where) -> None:
+        self.where = where
 
-    def _connect(self) -> sqlite3.Connection:
-        if not self.path.exists():
-            raise StoreError(f"no database at {self.path} (has `run` been started?)")
-        return sqlite3.connect(self.path, timeout=TIMEOUT)
+    def _check(self) -> None:
+        if not is_postgres(self.where) and not Path(self.where).exists():
+            raise StoreError(f"no database at {self.where} (has `run` been started?)")
 
     def append_sync(
         self, symbol: str, state: str, reason: str, actor: str, remote: str | None = None
     ) -> TradingStateRequest:
         at = datetime.now(UTC).isoformat()
+        self._check()
         try:
-            with contextlib.closing(self._connect()) as db, db:
-                cursor = db.execute(
+            with sync_transaction(self.where) as db:
+                rows = db.fetch(
                     "INSERT INTO trading_state_log (at, symbol, state, reason, actor, remote) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                     (at, symbol, state, reason, actor, remote),
                 )
-                row_id = int(cursor.lastrowid or 0)
-        except sqlite3.Error as exc:
-            raise StoreError(f"could not record the trading state change: {_explain(exc)}") from exc
-        return TradingStateRequest(row_id, at, symbol, state, reason, actor, remote)
+        except ERRORS as exc:
+            raise StoreError(
+                f"could not record the trading state change: {self._explain(exc)}"
+            ) from exc
+        return TradingStateRequest(int(rows[0][0]), at, symbol, state, reason, actor, remote)
 
     async def append(
         self, symbol: str, state: str, reason: str, actor: str, remote: str | None = None
@@ -56,25 +56,26 @@ class TradingStateLog:
         return await asyncio.to_thread(self.append_sync, symbol, state, reason, actor, remote)
 
     def after_sync(self, after_id: int) -> list[TradingStateRequest]:
+        self._check()
         try:
-            with contextlib.closing(self._connect()) as db:
-                rows = db.execute(
+            with sync_transaction(self.where) as db:
+                rows = db.fetch(
                     "SELECT id, at, symbol, state, reason, actor, remote FROM trading_state_log "
                     "WHERE id > ? ORDER BY id",
                     (after_id,),
-                ).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"could not read the trading state log: {_explain(exc)}") from exc
-        return [TradingStateRequest(*r) for r in rows]
+                )
+        except ERRORS as exc:
+            raise StoreError(f"could not read the trading state log: {self._explain(exc)}") from exc
+        return [TradingStateRequest(int(r[0]), *r[1:]) for r in rows]
 
     async def after(self, after_id: int) -> list[TradingStateRequest]:
         return await asyncio.to_thread(self.after_sync, after_id)
 
-
-def _explain(exc: sqlite3.Error) -> str:
-    if "no such table" in str(exc):
-        return (
-            "the database is older than this program; start `run` or `rebuild-views` once "
-            "to upgrade it"
-        )
-    return str(exc)
+    def _explain(self, exc: BaseException) -> str:
+        text = explain(self.where, exc)
+        if "no such table" in text or ("trading_state_log" in text and "does not exist" in text):
+            return (
+                "the database is older than this program; start `run` or `rebuild-views` once "
+                "to upgrade it"
+            )
+        return text

@@ -56,10 +56,8 @@ def st0x_register_config_sections(register: Callable[[ConfigSection], None]) -> 
 
 def _restore_breaker(app: AppServices) -> None:
     """A pause survives a restart: re-apply the last breaker change before hedging starts."""
-    if app.config.postgres is not None:
-        return  # the breaker log is in the SQLite file (the dashboard is SQLite-only so far)
     try:
-        last = BreakerLog(app.config.database_path).last_change()
+        last = BreakerLog(app.config.database).last_change()
     except StoreError as exc:
         log.warning("%s", exc)
         return
@@ -100,14 +98,14 @@ async def serve_dashboard(
         )
         return
     try:
-        reader = await ReadConnection.open(app.config.database_path)
+        reader = await ReadConnection.open(app.config.database)
     except BaseException:
         sock.close()
         raise
     state = DashboardState(
         app,
         reader.reads,
-        BreakerLog(app.config.database_path),
+        BreakerLog(app.config.database),
         stuck_after=config.stuck_after,
         stall_after=config.stall_after,
         recent_fills=config.recent_fills,

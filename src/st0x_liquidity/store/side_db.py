@@ -1,0 +1,246 @@
+"""One connection for the side tables, on either backend: the bot's SQLite file or its PostgreSQL.
+
+The side tables (the circuit breaker's and trading states' logs, rebalancing's
+log, the P&L reporter's tables, the dry-run broker's ledger) are written
+beside a running engine by other processes and services, each change in a
+short transaction on a connection of its own. On PostgreSQL they are tables
+of the same database, so a standby on another machine sees exactly what the
+leader wrote. Their modules write each statement once, with ``?``
+placeholders; this module runs them on either driver:
+
+* :class:`SideDb`: an async connection (aiosqlite or psycopg), with
+  :meth:`SideDb.transaction` (SQLite: ``BEGIN IMMEDIATE``, which serialises
+  writers; PostgreSQL: a transaction that first takes an advisory lock named
+  after what it writes, so writers of one table queue exactly as they do on
+  SQLite);
+* :func:`sync_transaction`: a short synchronous connection for one
+  transaction (a CLI command, start-up before the event loop runs).
+
+``where`` is what :attr:`~st0x_liquidity.config.AppConfig.database` gives:
+the SQLite file's path, or the ``postgresql://`` URL (with its password, which
+no message here ever shows).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiosqlite
+import psycopg
+
+from ..errors import StoreError
+from .postgres_reads import PostgresReads
+from .postgres_writer import pg
+from .sqlite_reads import SqliteReads
+
+Where = Path | str
+"""A SQLite file's path or a ``postgresql://`` URL."""
+
+BUSY_TIMEOUT_MS = 10_000
+ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
+"""What either driver raises for a database problem."""
+INTEGRITY: tuple[type[Exception], ...] = (sqlite3.IntegrityError, psycopg.IntegrityError)
+_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres(where: Where) -> bool:
+    return isinstance(where, str) and where.strip().lower().startswith(_SCHEMES)
+
+
+def describe(where: Where) -> str:
+    """``where`` for a message: a path, or the URL without its password."""
+    from .postgres import redact
+
+    return redact(str(where)) if is_postgres(where) else str(where)
+
+
+def explain(where: Where, exc: BaseException) -> str:
+    """The first line of a driver's error, with any password masked."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if is_postgres(where):
+        password = urlsplit(str(where)).password
+        if password:
+            text = text.replace(password, "***")
+    return text
+
+
+def _pg_options(read_only: bool) -> str:
+    return "-c default_transaction_read_only=on" if read_only else ""
+
+
+def lock_key(name: str) -> int:
+    """A stable advisory-lock key for ``name`` (a signed 64-bit integer)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+class SideDb:
+    """One async connection with ``?`` placeholders and explicit transactions."""
+
+    def __init__(
+        self,
+        conn: aiosqlite.Connection | psycopg.AsyncConnection[Any],
+        where: Where,
+        *,
+        owned: bool = True,
+    ) -> None:
+        self._conn: aiosqlite.Connection | psycopg.AsyncConnection[Any] | None = conn
+        self.where = where
+        self.postgres = isinstance(conn, psycopg.AsyncConnection)
+        self._owned = owned
+        self.event_position = "position" if self.postgres else "rowid"
+        """The column that orders the core event log (SQLite's rowid)."""
+        self.reads: SqliteReads = (PostgresReads if self.postgres else SqliteReads)(self.fetch)
+        """The read models (:mod:`.read_models`) on this connection."""
+
+    @classmethod
+    async def open(cls, where: Where, *, read_only: bool = False) -> SideDb:
+        """A connection of its own to the database at ``where`` (which must exist)."""
+        if is_postgres(where):
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    str(where),
+                    autocommit=True,
+                    application_name="st0x-liquidity",
+                    options=_pg_options(read_only),
+                )
+            except psycopg.Error as exc:
+                raise StoreError(
+                    f"{describe(where)} cannot be opened: {explain(where, exc)}"
+                ) from None
+            return cls(conn, where)
+        path = Path(where)
+        if not path.exists():  # noqa: ASYNC240 (one stat, before connecting)
+            raise StoreError(f"no database at {path} (has `run` been started?)")
+        try:
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open database {path}: {exc}") from None
+        try:
+            await db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            if read_only:
+                await db.execute("PRAGMA query_only=ON")
+            else:
+                await db.execute("PRAGMA journal_mode=WAL")
+                await db.execute("PRAGMA synchronous=FULL")
+        except BaseException as exc:  # cancelled too: an unclosed connection's thread never ends
+            await db.close()
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"cannot read database {path}: {exc}") from None
+            raise
+        return cls(db, path)
+
+    @classmethod
+    async def open_file(cls, path: Path, schema: str) -> SideDb:
+        """A SQLite file of its own (the dry-run ledger's), created with ``schema``."""
+        try:
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: {exc}") from None
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=FULL")
+            await db.executescript(schema)
+        except BaseException as exc:  # cancelled too: an unclosed connection's thread never ends
+            await db.close()
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"{path}: {exc}") from None
+            raise
+        return cls(db, path)
+
+    @property
+    def conn(self) -> aiosqlite.Connection | psycopg.AsyncConnection[Any]:
+        if self._conn is None:
+            raise StoreError("connection is closed")
+        return self._conn
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        conn = self.conn
+        if isinstance(conn, psycopg.AsyncConnection):
+            cur = await conn.execute(pg(sql), params)
+            if cur.description is None:
+                return []
+            return [tuple(r) for r in await cur.fetchall()]
+        async with conn.execute(sql, params) as scur:
+            return [tuple(r) for r in await scur.fetchall()]
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; how many rows it changed."""
+        conn = self.conn
+        if isinstance(conn, psycopg.AsyncConnection):
+            cur = await conn.execute(pg(sql), params)
+            return cur.rowcount
+        async with conn.execute(sql, params) as scur:
+            return scur.rowcount
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        conn = self.conn
+        if isinstance(conn, psycopg.AsyncConnection):
+            async with conn.cursor() as cur:
+                await cur.executemany(pg(sql), rows)
+            return
+        await conn.executemany(sql, rows)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, lock: str) -> AsyncIterator[None]:
+        """One transaction, serialised with every other writer that names the same ``lock``."""
+        conn = self.conn
+        if isinstance(conn, psycopg.AsyncConnection):
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(lock),))
+                yield
+            return
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and self._owned:
+            with contextlib.suppress(*ERRORS):
+                await conn.close()
+
+
+class SyncDb:
+    """A synchronous connection inside one transaction (:func:`sync_transaction`)."""
+
+    def __init__(self, conn: sqlite3.Connection | psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if isinstance(self._conn, psycopg.Connection):
+            cur = self._conn.execute(pg(sql), params)
+            return [] if cur.description is None else [tuple(r) for r in cur.fetchall()]
+        return [tuple(r) for r in self._conn.execute(sql, params).fetchall()]
+
+
+@contextlib.contextmanager
+def sync_transaction(where: Where, lock: str | None = None) -> Iterator[SyncDb]:
+    """A short connection to ``where`` for one transaction, committed on exit.
+
+    Raises the driver's error (:data:`ERRORS`); SQLite waits up to 10 s for the
+    write lock, PostgreSQL for ``lock`` (an advisory lock, when given).
+    """
+    if is_postgres(where):
+        with (
+            psycopg.connect(str(where), autocommit=True, application_name="st0x-liquidity") as conn,
+            conn.transaction(),
+        ):
+            if lock is not None:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(lock),))
+            yield SyncDb(conn)
+        return
+    with contextlib.closing(sqlite3.connect(Path(where), timeout=BUSY_TIMEOUT_MS / 1000)) as db, db:
+        yield SyncDb(db)

@@ -1,0 +1,18 @@
+"""Which store backend a database location means: a SQLite file or a PostgreSQL URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .postgres import PostgresStore
+from .side_db import Where, is_postgres
+from .sqlite import SqliteStore
+
+
+def store_at(
+    where: Where, *, lease: bool = True, read_only: bool = False
+) -> SqliteStore | PostgresStore:
+    """The store for ``where`` (not opened yet)."""
+    if is_postgres(where):
+        return PostgresStore(str(where), lease=lease, read_only=read_only)
+    return SqliteStore(Path(where), lease=lease, read_only=read_only)
