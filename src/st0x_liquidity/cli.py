@@ -122,6 +122,20 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
     )
     rebuild.set_defaults(handler=_cmd_rebuild)
 
+    copy = sub.add_parser(
+        "copy-to-postgres",
+        parents=[parent],
+        help="copy this SQLite database into an empty PostgreSQL database",
+        description="Copy the config's SQLite database (event log, history side tables, "
+        "dry-run ledger) into an EMPTY PostgreSQL database and rebuild its views there. "
+        "Stop the bot first. Keep the password out of the command line: give it in "
+        "PGPASSWORD or ~/.pgpass.",
+    )
+    copy.add_argument(
+        "--to", required=True, metavar="URL", help="postgresql://user@host:port/dbname"
+    )
+    copy.set_defaults(handler=_cmd_copy_to_postgres)
+
     plugins = sub.add_parser(
         "plugins",
         help="list plugins, executor types and fill sources",
@@ -382,6 +396,33 @@ def _cmd_rebuild(args: argparse.Namespace) -> int:
 
     count = _with_store(args, rebuild, writes=True)
     print(f"rebuilt views from {count} events")
+    return 0
+
+
+def _cmd_copy_to_postgres(args: argparse.Namespace) -> int:
+    from .store.copy_to_postgres import copy_to_postgres
+    from .store.postgres import redact
+
+    config = load(args)
+    if config.postgres is not None:
+        raise ConfigError(
+            "database_url", "is a PostgreSQL database; copy-to-postgres copies a SQLite file"
+        )
+    target = args.to.strip()
+    if not target.lower().startswith(("postgresql://", "postgres://")):
+        raise ConfigError("--to", "must be a postgresql://user@host:port/dbname URL")
+    if not config.database_path.exists():
+        raise StoreError(f"no database at {config.database_path} (nothing to copy)")
+    ledger = None
+    if config.broker_type == "dry-run" and getattr(config.broker, "state_path", None) is None:
+        db = config.database_path
+        ledger = db.with_name(db.name + ".dry-run.sqlite")
+    report = asyncio.run(copy_to_postgres(config.database_path, target, ledger=ledger))
+    tables = ", ".join(f"{n} {t}" for t, n in report.rows.items() if n)
+    print(
+        f"copied {report.events} events{' and ' + tables if tables else ''} "
+        f"from {config.database_path} to {redact(target)}; views rebuilt"
+    )
     return 0
 
 
