@@ -77,10 +77,20 @@ def st0x_app_services(app: AppServices) -> Sequence[Callable[[], Awaitable[None]
     return [lambda: serve_dashboard(app, config)]
 
 
+@hookimpl
+def st0x_standby_services(app: AppServices) -> Sequence[Callable[[], Awaitable[None]]] | None:
+    """A standby serves the page, /health and /metrics read-only (the breaker is the leader's)."""
+    config = app.config.sections.get("dashboard")
+    if not isinstance(config, DashboardConfig) or not config.enabled:
+        return None
+    return [lambda: serve_dashboard(app, config)]
+
+
 async def serve_dashboard(
     app: AppServices, config: DashboardConfig, started: asyncio.Future[str] | None = None
 ) -> None:
     """Serve until cancelled. ``started`` (tests) receives the URL once listening."""
+    from ..store.postgres import PostgresStore
     from ..store.read_connection import ReadConnection
     from .server import Dashboard, bind
     from .state import DashboardState
@@ -99,8 +109,13 @@ async def serve_dashboard(
             )
         )
         return
+    reader: ReadConnection | PostgresStore
     try:
-        reader = await ReadConnection.open(app.config.database_path)
+        if app.config.postgres is not None:
+            reader = PostgresStore(app.config.postgres.url.get(), read_only=True)
+            await reader.open()
+        else:
+            reader = await ReadConnection.open(app.config.database_path)
     except BaseException:
         sock.close()
         raise
