@@ -114,10 +114,11 @@ async def run_app(config: AppConfig, registry: Registry) -> None:
 
         await run_with_standby(
             role,
-            lambda: _standby_store(config),
-            lambda store: stand_by(config, registry, store, role, stop),
-            lambda store: lead(config, registry, store, role, stop),
-            stop,
+            new_store=lambda: _standby_store(config),
+            stand_by=lambda store: stand_by(config, registry, store, role, stop),
+            lead=lambda store: lead(config, registry, store, role, stop),
+            stop=stop,
+            pause=config.ha.standby_poll,
         )
         log.info("stopped cleanly")
         return

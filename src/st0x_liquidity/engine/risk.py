@@ -41,7 +41,11 @@ class RiskGate:
     def __init__(self, engine: EngineContext) -> None:
         self.engine = engine
         self.config = engine.config.risk
-        self.log = TradingStateLog(engine.config.database_path)
+        self.log = (
+            TradingStateLog(engine.config.database_path)
+            if engine.config.postgres is None
+            else _NoLogYet()  # the trading state log is not on PostgreSQL yet (docs/store.md)
+        )
         self.default = (TradingState.ACTIVE, "")
         self.states: dict[str, tuple[TradingState, str]] = {}
         self.position: dict[str, Decimal] = {
@@ -244,3 +248,18 @@ class RiskGate:
 
 def _today() -> date:
     return datetime.now(UTC).date()
+
+
+class _NoLogYet(TradingStateLog):
+    """PostgreSQL until the trading state log lives there: no requests, none recorded."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+    async def after(self, after_id: int) -> list[TradingStateRequest]:
+        return []
+
+    async def append(
+        self, symbol: str, state: str, reason: str, actor: str, remote: str | None = None
+    ) -> TradingStateRequest:
+        raise StoreError("trading states are not available with a PostgreSQL database yet")

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -39,34 +40,43 @@ if TYPE_CHECKING:
 log = logging.getLogger("st0x_liquidity.ha")
 
 _RNG = random.Random()
-RETRY_MAX = 30.0
+RETRY_MAX = 10.0
 """Most seconds between attempts to reach a database that stopped answering."""
+STEADY = 60.0
+"""Seconds in a role after which a failure counts as the first again (no backoff)."""
 
 
 async def run_with_standby(
     role: Role,
+    *,
     new_store: Callable[[], PostgresStore],
     stand_by: Callable[[PostgresStore], Awaitable[bool]],
     lead: Callable[[PostgresStore], Awaitable[None]],
     stop: asyncio.Event,
+    pause: float,
 ) -> None:
     """Standby and leader in turn until ``stop`` is set or the leader's run ends.
 
     ``stand_by(store)`` serves as a standby until it takes the lease (True) or
-    is stopped (False); ``lead(store)`` is the ordinary run.
+    is stopped (False); ``lead(store)`` is the ordinary run. After a step-down or
+    a database that stopped answering, the next try waits ``pause`` seconds (the
+    standby's poll), doubling while it keeps failing, up to :data:`RETRY_MAX`.
     """
     attempt = 0
     started = False
     while not stop.is_set():
         store = new_store()
+        began = time.monotonic()
         try:
             await store.open()
-            started, attempt = True, 0
+            started = True
             if store.epoch is None:
                 role.become(STANDBY, _epoch(store), _following(store))
                 if not await stand_by(store):
                     return
+                attempt = 0
             role.become(LEADER, store.epoch, _took(store))
+            began = time.monotonic()
             await lead(store)
             if store.lost is None or stop.is_set():
                 return  # stopped, or a finite source drained
@@ -75,15 +85,19 @@ async def run_with_standby(
             if not started or stop.is_set():
                 raise  # a wrong URL or credentials at start: one line, as a single run
             if role.leader:
-                role.become(STANDBY, role.epoch, f"stepped down: {exc}")
-                continue
-            attempt += 1
-            delay = backoff_delay(attempt, 1.0, RETRY_MAX, _RNG)
-            log.error("standby: %s; trying again in %.1fs", exc, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+                if store.lost is None and store.reachable:
+                    raise  # neither the lease nor the database was lost: stop as a single run
+                role.become(STANDBY, role.epoch, f"stepped down: {store.lost or exc}")
+            else:
+                log.error("standby: %s", exc)
         finally:
             await store.close()
+        # Give another standby the first go, and back off while the database is away.
+        attempt = 1 if time.monotonic() - began > STEADY else attempt + 1
+        delay = backoff_delay(attempt, pause, RETRY_MAX, _RNG)
+        log.info("trying the database again in %.1fs", delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
 
 
 def _epoch(store: PostgresStore) -> int | None:

@@ -276,6 +276,13 @@ class PostgresStore(EventStore):
         self.lease_lost.set()
 
     @property
+    def reachable(self) -> bool:
+        """False once a connection to the database broke (the server, or the way to it, went)."""
+        return not any(
+            conn is not None and (conn.broken or conn.closed) for conn in (self._writer, self._db)
+        )
+
+    @property
     def lost(self) -> str | None:
         """Why this store lost its lease (None while it holds it or never held it)."""
         return self._lost
@@ -411,11 +418,19 @@ class PostgresStore(EventStore):
         return PostgresReads(self.fetch)
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Read-only query for reports (audit, dashboard); ``?`` placeholders."""
-        cur = await self.db.execute(pg(sql), params)
-        if cur.description is None:
-            return []
-        return [tuple(r) for r in await cur.fetchall()]
+        """Read-only query for reports (audit, dashboard); ``?`` placeholders.
+
+        A lost connection is a :class:`StoreError` (the engine stops; a leader
+        steps down); a query's own error (a missing table) stays psycopg's."""
+        try:
+            cur = await self.db.execute(pg(sql), params)
+            if cur.description is None:
+                return []
+            return [tuple(r) for r in await cur.fetchall()]
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            if self._lost is not None:
+                raise LeaseLostError(self._lost) from None
+            raise StoreError(self._error("could not be read", exc)) from None
 
 
 def _shut(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
