@@ -15,6 +15,7 @@ from .backoff import backoff_delay
 from .config import AppConfig
 from .engine import Engine
 from .errors import AuthenticationRequiredError, ConfigError, RetryableBrokerError
+from .ha.role import Role
 from .protocols import Executor, FillSource, PositionStore
 from .registry import ExecutorContext, Registry
 from .sd_notify import notify, watchdog_interval
@@ -45,18 +46,28 @@ class App:
 
 
 def open_store(
-    config: AppConfig, *, lease: bool = False, read_only: bool = False
+    config: AppConfig, *, lease: bool = False, read_only: bool = False, standby: bool = False
 ) -> SqliteStore | PostgresStore:
     """A store for ``config``'s database (call ``await store.open()`` before use).
 
     ``lease``: this process writes the engine's streams (``run``,
     ``rebuild-views``) and must be the only one; ``read_only``: it only reads.
-    A ``postgresql://`` database_url opens the PostgreSQL store.
+    A ``postgresql://`` database_url opens the PostgreSQL store (``standby``:
+    it opens even while another holds the lease, and waits for it).
     """
     if config.postgres is not None:
         from .store.postgres import PostgresStore
 
-        return PostgresStore(config.postgres.url.get(), lease=lease, read_only=read_only)
+        ha = config.ha
+        return PostgresStore(
+            config.postgres.url.get(),
+            lease=lease,
+            read_only=read_only,
+            lease_ttl=ha.lease_ttl,
+            renew_interval=ha.renew_interval,
+            fence_margin=ha.fence_margin,
+            standby=standby,
+        )
     return SqliteStore(
         config.database_path,
         synchronous=config.engine.synchronous,
@@ -73,13 +84,10 @@ async def build_app(config: AppConfig, registry: Registry, store: PositionStore)
     return App(config, store, executor, source, engine)
 
 
-async def _run_services(app: App, registry: Registry) -> None:
-    factories = [
-        service
-        for result in registry.manager.hook.st0x_app_services(app=app.services())
-        if result
-        for service in result
-    ]
+async def _run_services(app: App, registry: Registry, *, standby: bool = False) -> None:
+    hook = registry.manager.hook
+    found = (hook.st0x_standby_services if standby else hook.st0x_app_services)(app=app.services())
+    factories = [service for result in found if result for service in result]
 
     async def guarded(service: Any) -> None:
         try:
@@ -93,44 +101,147 @@ async def _run_services(app: App, registry: Registry) -> None:
 
 
 async def run_app(config: AppConfig, registry: Registry) -> None:
-    """Run until SIGINT/SIGTERM or until a finite source is drained."""
+    """Run until SIGINT/SIGTERM or until a finite source is drained.
+
+    With PostgreSQL and ``[ha] standby`` (the default), a process that finds
+    the lease held waits as a standby and takes over when it lapses
+    (:mod:`.ha.runner`); otherwise a held database is refused (exit 3).
+    """
+    role = Role(standby_enabled=config.postgres is not None and config.ha.standby)
+    stop = asyncio.Event()
+    if role.standby_enabled:
+        from .ha.runner import run_with_standby
+
+        await run_with_standby(
+            role,
+            new_store=lambda: _standby_store(config),
+            stand_by=lambda store: stand_by(config, registry, store, role, stop),
+            lead=lambda store: lead(config, registry, store, role, stop),
+            stop=stop,
+            pause=config.ha.standby_poll,
+        )
+        log.info("stopped cleanly")
+        return
     store = open_store(config, lease=True)
     await store.open()
+    role.epoch = store.epoch
     try:
-        app = await build_app(config, registry, store)
-        app.engine.broker_ready.clear()
-        connect = asyncio.create_task(connect_broker(app), name="connect-broker")
-        try:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, _on_signal, app.engine, sig)
-            log.info(
-                "running: source=%s broker=%s database=%s",
-                config.source_type,
-                config.broker_type,
-                config.postgres.display if config.postgres else config.database_path,
-            )
-            services = asyncio.create_task(_run_services(app, registry), name="services")
-            summaries = asyncio.create_task(_log_summaries(app), name="summaries")
-            watchdog = asyncio.create_task(_feed_watchdog(app), name="watchdog")
-            try:
-                await app.engine.run()
-            finally:
-                notify("STOPPING=1")
-                for task in (services, summaries, watchdog):
-                    task.cancel()
-                await asyncio.gather(services, summaries, watchdog, return_exceptions=True)
-                log.info("at exit: %s", summary_line(app.engine.status, app.engine.books.values()))
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                asyncio.get_running_loop().remove_signal_handler(sig)
-            connect.cancel()
-            await asyncio.gather(connect, return_exceptions=True)
-            await app.source.close()
-            await app.executor.close()
+        await lead(config, registry, store, role, stop)
     finally:
         await store.close()
     log.info("stopped cleanly")
+
+
+def _standby_store(config: AppConfig) -> PostgresStore:
+    store = open_store(config, lease=True, standby=True)
+    assert not isinstance(store, SqliteStore)  # standby_enabled: a PostgreSQL database_url
+    return store
+
+
+async def lead(
+    config: AppConfig, registry: Registry, store: PositionStore, role: Role, stop: asyncio.Event
+) -> None:
+    """The leader's run on an open store holding the lease: ingest and hedge until stopped."""
+    app = await build_app(config, registry, store)
+    app.extras["role"] = role
+    app.engine.broker_ready.clear()
+    connect = asyncio.create_task(connect_broker(app), name="connect-broker")
+    loop = asyncio.get_running_loop()
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, _on_signal, app.engine, sig, stop)
+        log.info(
+            "running: source=%s broker=%s database=%s",
+            config.source_type,
+            config.broker_type,
+            config.postgres.display if config.postgres else config.database_path,
+        )
+        services = asyncio.create_task(_run_services(app, registry), name="services")
+        summaries = asyncio.create_task(_log_summaries(app), name="summaries")
+        watchdog = asyncio.create_task(_feed_watchdog(app), name="watchdog")
+        fence = asyncio.create_task(_step_down_on_loss(app), name="lease-watch")
+        try:
+            await app.engine.run()
+        finally:
+            if stop.is_set() or not role.standby_enabled:
+                notify("STOPPING=1")
+            for task in (services, summaries, watchdog, fence):
+                task.cancel()
+            await asyncio.gather(services, summaries, watchdog, fence, return_exceptions=True)
+            log.info("at exit: %s", summary_line(app.engine.status, app.engine.books.values()))
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        connect.cancel()
+        await asyncio.gather(connect, return_exceptions=True)
+        await app.source.close()
+        await app.executor.close()
+
+
+async def _step_down_on_loss(app: App) -> None:
+    """Stop the engine the moment the store loses its lease, not at its next broker call."""
+    lost: asyncio.Event | None = getattr(app.store, "lease_lost", None)
+    if lost is None:
+        return
+    await lost.wait()
+    from .store.lease import LeaseLostError
+
+    app.engine.fail(LeaseLostError(str(getattr(app.store, "lost", None) or "lost the lease")))
+
+
+async def stand_by(
+    config: AppConfig, registry: Registry, store: PostgresStore, role: Role, stop: asyncio.Event
+) -> bool:
+    """Serve the dashboard read-only until the lease is taken (True) or a stop (False).
+
+    A standby runs no other service (the rebalancer, a broker's token keeper
+    act: only the leader may), connects to no broker and reads no source.
+    """
+    from .ha.runner import wait_for_lease
+
+    app = await build_app(config, registry, store)
+    app.extras["role"] = role
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, _on_standby_signal, stop, sig)
+    dashboard = asyncio.create_task(
+        _run_services(app, registry, standby=True), name="standby-services"
+    )
+    watchdog = asyncio.create_task(_standby_watchdog(stop), name="watchdog")
+    try:
+        return await wait_for_lease(store, role, config.ha.standby_poll, stop)
+    finally:
+        for task in (dashboard, watchdog):
+            task.cancel()
+        await asyncio.gather(dashboard, watchdog, return_exceptions=True)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await app.source.close()
+        await app.executor.close()
+        if stop.is_set():
+            notify("STOPPING=1")
+
+
+
+
+async def _standby_watchdog(stop: asyncio.Event) -> None:
+    """systemd: a standby is ready as soon as it serves; it pings while its loop runs."""
+    notify("READY=1")
+    every = watchdog_interval()
+    if every is None:
+        return
+    while not stop.is_set():
+        notify("WATCHDOG=1")
+        await asyncio.sleep(every)
+
+
+def _on_standby_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
+    if stop.is_set():
+        log.warning("%s received again: exiting now", sig.name)
+        logging.shutdown()
+        os._exit(128 + int(sig))
+    log.info("%s received: the standby stops", sig.name)
+    stop.set()
 
 
 SUMMARY_EVERY = 60.0
@@ -202,7 +313,7 @@ async def connect_broker(app: App) -> None:
             await asyncio.wait_for(app.engine.stop_event.wait(), delay)
 
 
-def _on_signal(engine: Engine, sig: signal.Signals) -> None:
+def _on_signal(engine: Engine, sig: signal.Signals, stop: asyncio.Event | None = None) -> None:
     """First signal: stop gracefully. A second one: exit at once.
 
     The operator who signals again does not want to wait for a hung broker
@@ -220,4 +331,6 @@ def _on_signal(engine: Engine, sig: signal.Signals) -> None:
         "(signal again to exit at once)",
         sig.name,
     )
+    if stop is not None:
+        stop.set()
     engine.request_stop()

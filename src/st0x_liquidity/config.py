@@ -28,6 +28,7 @@ from .domain.numbers import NotADecimalError, to_decimal
 from .domain.risk import RiskLimits
 from .domain.symbols import InvalidSymbolError, Symbol
 from .errors import ConfigError
+from .ha.settings import HaConfig
 from .validators import at_least_one, at_most, non_negative, positive
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -230,6 +231,8 @@ class AppConfig:
     config_dir: Path = Path(".")
     postgres: PostgresDatabase | None = None
     """Set when ``database_url`` names a PostgreSQL database."""
+    ha: HaConfig = attrs.field(factory=HaConfig)
+    """``[ha]``: the lease and the standby (PostgreSQL only)."""
 
     @property
     def database(self) -> Path | str:
@@ -462,6 +465,7 @@ _CORE_KEYS = {
     "engine",
     "risk",
     "reconciliation",
+    "ha",
 }
 
 
@@ -563,6 +567,12 @@ def parse_config(
         "reconciliation",
     )
 
+    ha = structure(_env_overrides("ha", HaConfig, _table(data, "ha"), env), HaConfig, "ha")
+    if postgres is None and "ha" in data:
+        raise ConfigError(
+            "ha", "needs a postgresql:// database_url (a SQLite database has one writer, no standby)"
+        )
+
     source_table = _table(data, "source")
     source_type = source_table.pop("type", "raindex")
     if not isinstance(source_type, str):
@@ -612,6 +622,7 @@ def parse_config(
         engine=engine,
         risk=risk,
         reconciliation=reconciliation,
+        ha=ha,
         sections=sections,
         config_dir=config_dir,
     )

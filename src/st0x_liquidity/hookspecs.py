@@ -64,6 +64,18 @@ def st0x_app_services(app: AppServices) -> Sequence[Callable[[], Awaitable[None]
     """
 
 
+@hookspec
+def st0x_standby_services(app: AppServices) -> Sequence[Callable[[], Awaitable[None]]] | None:
+    """Read-only services a **standby** runs while it waits for the lease (docs/operations.md).
+
+    Like :func:`st0x_app_services`, but the engine does not run, no broker is
+    connected and the store refuses writes: only what reads and shows belongs
+    here (the dashboard, ``/health``, ``/metrics``). Cancelled when the standby
+    takes over; the leader's services then start from ``st0x_app_services``.
+    ``app.extras["role"]`` is the process's :class:`~st0x_liquidity.ha.role.Role`.
+    """
+
+
 @hookspec(firstresult=True)
 def st0x_custodian(config: AppConfig) -> Custodian | None:
     """The issuer custody for rebalancing with this config's broker, or None.

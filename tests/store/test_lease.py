@@ -181,7 +181,7 @@ async def test_postgres_a_lapsed_lease_is_taken_over_and_fences_the_old_holder(
             assert second.epoch == 2
             with pytest.raises(LeaseLostError, match="lost the lease"):
                 await first.append(_event(2))  # type: ignore[arg-type]
-            with pytest.raises(LeaseLostError, match="held by pid"):
+            with pytest.raises(LeaseLostError, match="lost the lease"):
                 await first.verify_lease()
             with pytest.raises(LeaseLostError):
                 await first.rebuild_views()

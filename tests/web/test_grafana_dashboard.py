@@ -94,6 +94,7 @@ def panels() -> list[dict[str, Any]]:
 
 BOOLEAN = {
     "st0x_ready",
+    "st0x_leader",
     "st0x_hedging_paused",
     "st0x_market_open",
     "st0x_broker_up",

@@ -140,6 +140,10 @@ function render() {
 
 function renderHeader() {
   const st = S.status; if (!st) return;
+  const role = st.role || { role: "leader", epoch: null, detail: "" };
+  pill($("role"), role.role, role.role === "leader" ? "good" : "warn");
+  $("role").title = role.detail || "";
+  $("role-detail").textContent = (role.epoch !== null ? `epoch ${role.epoch}` : "") + (role.role === "standby" ? " · read-only" : "");
   if (S.health) pill($("health"), S.health.status === "ready" ? "ready" : "not ready", S.health.status === "ready" ? "good" : "bad");
   pill($("market"), st.broker.market_open ? "open" : "closed", st.broker.market_open ? "good" : "warn");
   const src = st.source;

@@ -12,7 +12,16 @@ server's clock) unless renewed, every ``lease_ttl / 3`` seconds, on a third
 connection. A second ``run`` while the lease is live is refused
 (:class:`LeaseHeldError`); once it lapses (the holder was killed, frozen
 or cut off) the next one takes it with ``epoch + 1``, and the old holder's
-next write or broker call fails. A standby waits on exactly that row.
+next write or broker call fails. A standby waits on exactly that row
+(``standby=True``: :meth:`PostgresStore.open` does not refuse, and
+:meth:`PostgresStore.try_take_lease` asks again).
+
+Self-fencing: the holder notes, on its own monotonic clock, when each
+renewal the server confirmed was *sent*. The server's ``expires_at`` is at
+least ``lease_ttl`` past that moment, so a holder that refuses broker calls
+once ``lease_ttl - fence_margin`` has passed since then stops before anyone
+else can hold the lease, whatever happened to the database or to its
+connection (:meth:`PostgresStore.verify_lease` needs no round trip).
 """
 
 from __future__ import annotations
@@ -20,6 +29,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -33,17 +45,19 @@ from . import postgres_writer as writer
 from .base import EventStore, uninterrupted
 from .lease import LEASE_NAME, LeaseHeldError, LeaseHolder, LeaseLostError
 from .postgres_reads import PostgresReads
-from .postgres_writer import pg
+from .postgres_writer import KEEPALIVES, pg
 from .schema import LATEST_VERSION, VIEWS_STALE
 from .writes import Encoded, Key
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-LEASE_TTL = 15.0
+LEASE_TTL = 6.0
 """Seconds a lease lives without renewal: how long a killed holder blocks the next start."""
 VERIFY_MARGIN = 2.0
 """A broker call needs this many seconds of lease left (the call itself takes time)."""
+FENCE_POLL = 0.05
+"""Seconds between looks while a broker call waits for a late renewal."""
 
 
 def redact(url: str) -> str:
@@ -68,6 +82,9 @@ class PostgresStore(EventStore):
         lease: bool = True,
         read_only: bool = False,
         lease_ttl: float = LEASE_TTL,
+        renew_interval: float | None = None,
+        fence_margin: float | None = None,
+        standby: bool = False,
     ) -> None:
         super().__init__()
         self.url = url
@@ -75,12 +92,21 @@ class PostgresStore(EventStore):
         self._password = urlsplit(url).password
         self._read_only = read_only
         self._wants_lease = lease and not read_only
+        self._standby = standby
         self._ttl = lease_ttl
+        self._renew_every = renew_interval if renew_interval is not None else lease_ttl / 3
+        self._margin = fence_margin if fence_margin is not None else min(VERIFY_MARGIN, lease_ttl / 4)
         self._writer: psycopg.Connection[Any] | None = None
         self._db: psycopg.AsyncConnection[Any] | None = None
         self._lease_db: psycopg.AsyncConnection[Any] | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._lost: str | None = None
+        self._sent = self._acked = 0.0
+        """Monotonic times the last renewal the server confirmed was sent, and confirmed."""
+        self.holder: LeaseHolder | None = None
+        """Who holds the lease while this store waits as a standby (None: unknown)."""
+        self.lease_lost = asyncio.Event()
+        """Set once this holder has lost its lease (taken by another, or not renewed in time)."""
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -108,7 +134,12 @@ class PostgresStore(EventStore):
         options = "-c default_transaction_read_only=on" if read_only else ""
         try:
             return await psycopg.AsyncConnection.connect(
-                self.url, autocommit=True, application_name="st0x-liquidity", options=options
+                self.url,
+                autocommit=True,
+                application_name="st0x-liquidity",
+                options=options,
+                connect_timeout=10,
+                **KEEPALIVES,
             )
         except psycopg.Error as exc:
             raise StoreError(self._error("cannot be opened", exc)) from None
@@ -128,46 +159,133 @@ class PostgresStore(EventStore):
 
     async def _open_writer(self) -> None:
         try:
-            self._writer = await asyncio.to_thread(writer.connect, self.url)
+            self._writer = await asyncio.to_thread(
+                writer.connect, self.url, idle_in_transaction=max(1.0, self._ttl / 2)
+            )
         except psycopg.Error as exc:
             raise StoreError(self._error("cannot be opened", exc)) from None
         await self._in_writer(writer.migrate, self.name)
         self._db = await self._connect()
         if not self._wants_lease:
             return
-        me, holder = await self._in_writer(writer.take_lease, self._ttl)
+        if not await self.try_take_lease() and not self._standby:
+            raise LeaseHeldError(self.name, self.holder)
+
+    async def try_take_lease(self) -> bool:
+        """Take the lease if nobody holds a live one (a new epoch); True if held now.
+
+        A standby calls it every ``[ha] standby_poll`` seconds; :attr:`holder`
+        says who holds it meanwhile.
+        """
+        if self._epoch is not None:
+            return True
+        sent = time.monotonic()
+        try:
+            me, holder = await self._in_writer(writer.take_lease, self._ttl)
+        except psycopg.Error as exc:
+            raise StoreError(self._error("cannot take the lease", exc)) from None
         if me is None:
-            raise LeaseHeldError(self.name, holder)
-        self._epoch = me.epoch
-        self._lease_db = await self._connect()
+            self.holder = holder
+            return False
+        self._epoch, self.holder = me.epoch, me
+        self._sent, self._acked = sent, time.monotonic()
+        self._lost = None
+        self.lease_lost.clear()
+        try:
+            self._lease_db = await self._connect()
+        except StoreError:
+            self._lease_db = None  # the renewer connects again
         self._renewer = asyncio.create_task(self._renew_loop(me.epoch), name="store-lease")
         log.debug("lease taken on %s (epoch %d)", self.name, me.epoch)
         stale = await self._meta(VIEWS_STALE)
         if stale is not None:
             log.warning("schema %s changed the views: rebuilding them from the events", stale)
             log.warning("views rebuilt from %d events", await self.rebuild_views())
+        return True
 
     async def _renew_loop(self, epoch: int) -> None:
-        """Keep the lease live; a renewal that finds another epoch marks it lost."""
+        """Keep the lease live; a renewal that finds another epoch, or none confirmed
+        for ``lease_ttl``, marks it lost."""
         while True:
-            await asyncio.sleep(self._ttl / 3)
-            try:
-                assert self._lease_db is not None
-                cur = await self._lease_db.execute(
-                    "UPDATE lease SET renewed_at = %s, "
-                    "expires_at = now() + make_interval(secs => %s) "
-                    "WHERE name = %s AND epoch = %s",
-                    (datetime.now(UTC).isoformat(timespec="seconds"), self._ttl, LEASE_NAME, epoch),
-                )
-            except psycopg.Error as exc:
-                # The database is unreachable: writes fail on their own, and
-                # verify_lease() refuses broker calls once the lease lapses.
-                log.warning("%s", self._error("lease renewal failed", exc))
-                continue
-            if cur.rowcount != 1:
-                self._lost = f"lost the lease on {self.name}: another process took it; stopping"
-                log.error("%s", self._lost)
+            await asyncio.sleep(max(0.0, self._renew_every - (time.monotonic() - self._sent)))
+            quiet = time.monotonic() - self._acked
+            if quiet > self._ttl:
+                self._lose(f"it was not renewed in time (last confirmed {quiet:.1f}s ago)")
                 return
+            sent = time.monotonic()
+            try:
+                rows = await self._renew_once(epoch, within=max(self._renew_every, 0.1))
+            except (psycopg.Error, StoreError, TimeoutError) as exc:
+                # Broker calls stop on their own (verify_lease) once it is late.
+                text = self._error("lease renewal failed", exc) if str(exc) else "timed out"
+                log.warning("%s; retrying", text)
+                await self._drop_lease_db()
+                await asyncio.sleep(min(self._renew_every, 0.5))
+                continue
+            if rows != 1:
+                self._lose("another process took it")
+                return
+            self._sent, self._acked = max(self._sent, sent), time.monotonic()
+
+    async def _renew_once(self, epoch: int, *, within: float) -> int:
+        """One renewal, given up after ``within`` seconds (a connection that went silent is shut)."""
+        if self._lease_db is None:
+            self._lease_db = await asyncio.wait_for(self._connect(), within)
+        db = self._lease_db
+        update = asyncio.ensure_future(
+            db.execute(
+                "UPDATE lease SET renewed_at = %s, "
+                "expires_at = now() + make_interval(secs => %s) "
+                "WHERE name = %s AND epoch = %s",
+                (datetime.now(UTC).isoformat(timespec="milliseconds"), self._ttl, LEASE_NAME, epoch),
+            )
+        )
+        done, _ = await asyncio.wait({update}, timeout=within)
+        if not done:
+            # Not cancelled: psycopg would wait for the server to confirm the cancel.
+            # Shutting the socket ends the wait with an error instead.
+            _shut(db)
+            with contextlib.suppress(Exception):
+                await update
+            raise TimeoutError("lease renewal timed out")
+        return int(update.result().rowcount)
+
+    async def _drop_lease_db(self) -> None:
+        db, self._lease_db = self._lease_db, None
+        if db is not None:
+            _shut(db)
+            with contextlib.suppress(psycopg.Error, OSError):
+                await db.close()
+
+    def _lose(self, why: str) -> None:
+        """The lease is gone: no broker call and no write from this store again.
+
+        The connections are shut, so a write hanging on a silent connection ends
+        (with an error: the server rolls it back) instead of keeping the step-down
+        waiting."""
+        self._mark_lost(f"lost the lease on {self.name}: {why}; stopping")
+
+    def _mark_lost(self, message: str) -> None:
+        if self._lost is not None:
+            return
+        self._lost = message
+        log.error("%s", self._lost)
+        for conn in (self._writer, self._db, self._lease_db):
+            if conn is not None:
+                _shut(conn)
+        self.lease_lost.set()
+
+    @property
+    def reachable(self) -> bool:
+        """False once a connection to the database broke (the server, or the way to it, went)."""
+        return not any(
+            conn is not None and (conn.broken or conn.closed) for conn in (self._writer, self._db)
+        )
+
+    @property
+    def lost(self) -> str | None:
+        """Why this store lost its lease (None while it holds it or never held it)."""
+        return self._lost
 
     async def _in_writer(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run ``fn(writer, *args)`` in a worker thread, to its end even if the caller is
@@ -194,17 +312,21 @@ class PostgresStore(EventStore):
                 await self._renewer
             self._renewer = None
         if self._epoch is not None and self._lease_db is not None and self._lost is None:
-            with contextlib.suppress(psycopg.Error):
-                await self._lease_db.execute(
-                    "UPDATE lease SET expires_at = now() WHERE name = %s AND epoch = %s",
-                    (LEASE_NAME, self._epoch),
+            # Let the lease go at once: a standby takes over without waiting for it to lapse.
+            with contextlib.suppress(psycopg.Error, TimeoutError, StoreError):
+                await asyncio.wait_for(
+                    self._lease_db.execute(
+                        "UPDATE lease SET expires_at = now() WHERE name = %s AND epoch = %s",
+                        (LEASE_NAME, self._epoch),
+                    ),
+                    self._renew_every,
                 )
         for conn in (self._lease_db, self._db):
             if conn is not None:
-                with contextlib.suppress(psycopg.Error):
+                with contextlib.suppress(psycopg.Error, OSError):
                     await conn.close()
         if self._writer is not None:
-            with contextlib.suppress(psycopg.Error):
+            with contextlib.suppress(psycopg.Error, OSError):
                 self._writer.close()
         self._writer = self._db = self._lease_db = None
         self._epoch = None
@@ -233,34 +355,31 @@ class PostgresStore(EventStore):
     # -- the lease -------------------------------------------------------------------
 
     async def verify_lease(self) -> None:
-        """Raise :class:`LeaseLostError` unless this store holds a live lease.
+        """Return once a broker call is safe; raise :class:`LeaseLostError` if it never will be.
 
-        Live means: our epoch, and at least ``VERIFY_MARGIN`` seconds (a quarter
-        of a shorter ``lease_ttl``) before it expires, on the server's clock. Past that, a standby may take over at
-        any moment, so the engine must not call a broker.
+        Safe means: the last renewal the server confirmed was sent less than
+        ``lease_ttl - fence_margin`` seconds ago by this process's monotonic
+        clock (no round trip: the check holds when the database or the way to
+        it is gone). A late renewal makes the call wait for the next one; once
+        none was confirmed for ``lease_ttl`` the lease is lost.
         """
         if self._epoch is None:
             raise StoreError("this store does not hold the database's lease")
+        while True:
+            if self._lost is not None:
+                raise LeaseLostError(self._lost)
+            now = time.monotonic()
+            if now - self._sent <= self._ttl - self._margin:
+                return
+            if now - self._acked > self._ttl:
+                self._lose(f"it was not renewed in time (last confirmed {now - self._acked:.1f}s ago)")
+                continue
+            await asyncio.sleep(FENCE_POLL)
+
+    def _fence(self) -> int:
         if self._lost is not None:
             raise LeaseLostError(self._lost)
-        assert self._lease_db is not None
-        try:
-            cur = await self._lease_db.execute(
-                "SELECT epoch, pid, host, since, "
-                "expires_at > now() + make_interval(secs => %s) FROM lease WHERE name = %s",
-                (min(VERIFY_MARGIN, self._ttl / 4), LEASE_NAME),
-            )
-            row = await cur.fetchone()
-        except psycopg.Error as exc:
-            raise StoreError(self._error("cannot verify the lease", exc)) from None
-        holder = None if row is None else LeaseHolder(int(row[0]), int(row[1]), row[2], row[3])
-        if holder is None or holder.epoch != self._epoch:
-            who = holder.describe() if holder is not None else "nobody"
-            raise LeaseLostError(
-                f"lost the lease on {self.name}: it is now held by {who}; stopping"
-            )
-        if not row or not row[4]:
-            raise LeaseLostError(f"the lease on {self.name} was not renewed in time; stopping")
+        return super()._fence()
 
     # -- writing -------------------------------------------------------------------
 
@@ -272,7 +391,12 @@ class PostgresStore(EventStore):
     ) -> tuple[list[list[StoredEvent]], dict[Key, int]]:
         try:
             return await self._in_writer(writer.write_events, epoch, entries, known)
+        except LeaseLostError as exc:  # the epoch fence: another holder took the database
+            self._mark_lost(str(exc))
+            raise
         except psycopg.Error as exc:
+            if self._lost is not None:
+                raise LeaseLostError(self._lost) from None
             raise StoreError(self._error("could not commit", exc)) from None
 
     async def rebuild_views(self) -> int:
@@ -294,8 +418,27 @@ class PostgresStore(EventStore):
         return PostgresReads(self.fetch)
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Read-only query for reports (audit, dashboard); ``?`` placeholders."""
-        cur = await self.db.execute(pg(sql), params)
-        if cur.description is None:
-            return []
-        return [tuple(r) for r in await cur.fetchall()]
+        """Read-only query for reports (audit, dashboard); ``?`` placeholders.
+
+        A lost connection is a :class:`StoreError` (the engine stops; a leader
+        steps down); a query's own error (a missing table) stays psycopg's."""
+        try:
+            cur = await self.db.execute(pg(sql), params)
+            if cur.description is None:
+                return []
+            return [tuple(r) for r in await cur.fetchall()]
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            if self._lost is not None:
+                raise LeaseLostError(self._lost) from None
+            raise StoreError(self._error("could not be read", exc)) from None
+
+
+def _shut(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+    """Shut a connection's socket under libpq: whatever waits on it fails at once."""
+    with contextlib.suppress(OSError, psycopg.Error, ValueError):
+        fd = conn.pgconn.socket
+        dup = socket.socket(fileno=os.dup(fd))
+        try:
+            dup.shutdown(socket.SHUT_RDWR)
+        finally:
+            dup.close()

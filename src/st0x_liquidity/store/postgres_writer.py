@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+import psycopg.errors
 
 from ..domain.events import StoredEvent
 from ..errors import StoreError
@@ -64,9 +65,27 @@ class PostgresExecutor:
         return str(trade)  # counterpart is a text column here
 
 
-def connect(dsn: str, *, read_only: bool = False) -> psycopg.Connection[Any]:
+KEEPALIVES: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
+"""A peer gone silent (a cut network, a frozen server) breaks the connection in seconds."""
+
+
+def connect(
+    dsn: str, *, read_only: bool = False, idle_in_transaction: float | None = None
+) -> psycopg.Connection[Any]:
+    """The writer's connection. ``idle_in_transaction``: seconds after which the server
+    ends a transaction its client went silent in (a frozen holder must not keep the
+    lease row locked, or no standby could ever take it)."""
     options = "-c default_transaction_read_only=on" if read_only else ""
-    return psycopg.connect(dsn, autocommit=True, application_name="st0x-liquidity", options=options)
+    if idle_in_transaction is not None:
+        options += f" -c idle_in_transaction_session_timeout={max(1, int(idle_in_transaction * 1000))}"
+    return psycopg.connect(
+        dsn,
+        autocommit=True,
+        application_name="st0x-liquidity",
+        options=options.strip(),
+        connect_timeout=10,
+        **KEEPALIVES,
+    )
 
 
 @contextlib.contextmanager
@@ -139,20 +158,33 @@ def read_holder(
 def take_lease(
     db: psycopg.Connection[Any], ttl: float
 ) -> tuple[LeaseHolder | None, LeaseHolder | None]:
-    """``(me, None)`` with a new epoch, or ``(None, holder)`` while another's lease is live."""
-    with db.transaction():
-        previous = read_holder(db, lock=True)
-        if previous is not None and previous[1]:
-            return None, previous[0]
-        me = this_holder((previous[0].epoch if previous else 0) + 1)
-        db.execute(
-            "INSERT INTO lease (name, epoch, pid, host, since, renewed_at, expires_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s)) "
-            "ON CONFLICT (name) DO UPDATE SET epoch = excluded.epoch, pid = excluded.pid, "
-            "host = excluded.host, since = excluded.since, renewed_at = excluded.renewed_at, "
-            "expires_at = excluded.expires_at",
-            (LEASE_NAME, me.epoch, me.pid, me.host, me.since, me.since, ttl),
-        )
+    """``(me, None)`` with a new epoch, or ``(None, holder)`` while another's lease is live.
+
+    The row lock is waited for briefly only: a holder frozen mid-transaction keeps
+    it until the server ends that transaction (``idle_in_transaction``), and a
+    standby asking meanwhile hears "held" and asks again.
+    """
+    try:
+        with db.transaction():
+            db.execute("SET LOCAL lock_timeout = '1s'")
+            return _take(db, ttl)
+    except psycopg.errors.LockNotAvailable:
+        return None, None
+
+
+def _take(db: psycopg.Connection[Any], ttl: float) -> tuple[LeaseHolder | None, LeaseHolder | None]:
+    previous = read_holder(db, lock=True)
+    if previous is not None and previous[1]:
+        return None, previous[0]
+    me = this_holder((previous[0].epoch if previous else 0) + 1)
+    db.execute(
+        "INSERT INTO lease (name, epoch, pid, host, since, renewed_at, expires_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s)) "
+        "ON CONFLICT (name) DO UPDATE SET epoch = excluded.epoch, pid = excluded.pid, "
+        "host = excluded.host, since = excluded.since, renewed_at = excluded.renewed_at, "
+        "expires_at = excluded.expires_at",
+        (LEASE_NAME, me.epoch, me.pid, me.host, me.since, me.since, ttl),
+    )
     return me, None
 
 

@@ -54,6 +54,7 @@ METRIC_NAMES = (
     "st0x_market_open",
     "st0x_hedging_paused",
     "st0x_ready",
+    "st0x_leader",
     "st0x_alerts",
     "st0x_event_log_position",
     "st0x_hedge_blocked",
@@ -312,6 +313,12 @@ class St0xCollector(Collector):
         ready = GaugeMetricFamily("st0x_ready", "1 when /health reports ready")
         ready.add_metric([], 1.0 if state.ready_cache else 0.0)
         yield ready
+        role = state.role()
+        leader = GaugeMetricFamily(
+            "st0x_leader", "1 on the leader (holds the lease, hedges), 0 on a standby"
+        )
+        leader.add_metric([], 1.0 if role.leader else 0.0)
+        yield leader
         # Every kind, 0 when not active, once alerts have been evaluated (each scrape
         # evaluates them first); none at all only if that evaluation failed.
         alerts = GaugeMetricFamily("st0x_alerts", "Active alerts by kind", labels=["kind"])

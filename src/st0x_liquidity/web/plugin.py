@@ -75,6 +75,15 @@ def st0x_app_services(app: AppServices) -> Sequence[Callable[[], Awaitable[None]
     return [lambda: serve_dashboard(app, config)]
 
 
+@hookimpl
+def st0x_standby_services(app: AppServices) -> Sequence[Callable[[], Awaitable[None]]] | None:
+    """A standby serves the page, /health and /metrics read-only (the breaker is the leader's)."""
+    config = app.config.sections.get("dashboard")
+    if not isinstance(config, DashboardConfig) or not config.enabled:
+        return None
+    return [lambda: serve_dashboard(app, config)]
+
+
 async def serve_dashboard(
     app: AppServices, config: DashboardConfig, started: asyncio.Future[str] | None = None
 ) -> None:

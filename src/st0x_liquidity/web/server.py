@@ -330,6 +330,12 @@ class Dashboard:
         if not self._token_ok(request):
             log.warning("circuit breaker change refused from %s: bad token", request.remote)
             return web.json_response({"error": "invalid or missing token"}, status=401)
+        role = self.state.role()
+        if not role.leader:
+            return web.json_response(
+                {"error": f"this instance is a standby ({role.detail}): change it on the leader"},
+                status=409,
+            )
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):

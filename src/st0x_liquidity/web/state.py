@@ -26,6 +26,7 @@ from ..domain.events import CIRCUIT_BREAKER, CircuitBreakerChanged, NewEvent
 from ..domain.numbers import EXACT, WIDE, fmt
 from ..domain.pnl import PnlBook, PnlRow, PnlTotals, PnlTrade, summarize_totals
 from ..errors import StoreError
+from ..ha.role import Role
 from ..reporting.pnl import read_trades, summary_to_json, trade_from_event
 from ..store.breaker_log import BreakerLog
 from ..store.read_models import BreakerChange, DashboardReads, LoggedEvent
@@ -676,6 +677,9 @@ class DashboardState:
     async def alerts(self) -> list[dict[str, Any]]:
         """Active alerts. Each is raised at once and held until its condition has been
         good for ``clear_after`` seconds (``docs/dashboard.md``, "Hysteresis")."""
+        if not self.role().leader:  # a standby's engine does not run: the leader alerts
+            self.alert_counts = dict.fromkeys(ALERT_KINDS, 0)
+            return []
         self.observe()
         status = self.app.engine.status
         alerts: list[dict[str, Any]] = []
@@ -799,13 +803,46 @@ class DashboardState:
         self.alert_counts = counts
         return alerts
 
+    def role(self) -> Role:
+        """This process's role (``run`` puts it in ``extras``; a lone instance leads)."""
+        role = self.app.extras.get("role")
+        return role if isinstance(role, Role) else Role()
+
+    async def _standby_health(self, role: Role) -> dict[str, Any]:
+        """A standby is ready when it reads the database and knows who leads."""
+        try:
+            await self.reads.ping()
+            store_problem = None
+        except (StoreError, RuntimeError, ValueError) as exc:
+            store_problem = str(exc)
+        store_problem = self._latch("store").observe(store_problem)
+        checks: dict[str, dict[str, Any]] = {
+            "store": {"ok": store_problem is None, **({"detail": store_problem} if store_problem else {})},
+            "lease": {"ok": True, "detail": role.detail},
+        }
+        ready = all(c["ok"] for c in checks.values())
+        self.ready_cache = ready
+        return {
+            "status": "ready" if ready else "not_ready",
+            "role": role.name,
+            "epoch": role.epoch,
+            "checks": checks,
+            "failing_since": {},
+            "paused": None,
+            "time": datetime.now(UTC).isoformat(),
+        }
+
     async def health(self) -> dict[str, Any]:
         """Readiness: store readable, fill source reachable and caught up, broker reachable.
 
         Failures are latched (:class:`Latch`): once a check has passed, a failure keeps
         it failing until it has been good for ``clear_after`` seconds; ``since`` says
-        when each failing check first failed.
+        when each failing check first failed. A standby (``"role": "standby"``) has
+        no source or broker of its own: it is ready when it reads the database.
         """
+        role = self.role()
+        if not role.leader:
+            return await self._standby_health(role)
         self.observe()
         status = self.app.engine.status
         checks: dict[str, dict[str, Any]] = {}
@@ -847,6 +884,8 @@ class DashboardState:
         }
         return {
             "status": "ready" if ready else "not_ready",
+            "role": role.name,
+            "epoch": role.epoch,
             "checks": checks,
             "failing_since": since,
             "paused": status.paused,
@@ -896,6 +935,7 @@ class DashboardState:
             "breaker": self.breaker_json(),
             "risk": self.risk_json(),
             "log_position": self.position,
+            "role": self.role().to_json(),
         }
 
     def risk_json(self) -> dict[str, Any]:

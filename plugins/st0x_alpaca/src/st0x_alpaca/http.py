@@ -38,7 +38,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import aiohttp
@@ -232,6 +232,10 @@ class AlpacaHttp:
         self.limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
         self._base = settings.base_url.rstrip("/")
         self.stats: dict[str, int] = {"request_errors": 0, "rate_limited": 0}
+        self.before_order: Callable[[], Awaitable[None]] | None = None
+        """Awaited before every attempt of an order request, retries included: the
+        engine's lease check (``ExecutorContext.store.verify_lease``), so a holder that
+        lost its lease while this loop waited to re-send a refused POST sends nothing."""
 
     async def open(self) -> None:
         if self._session is None or self._session.closed:
@@ -290,6 +294,8 @@ class AlpacaHttp:
         problem = _Problem("no attempt made")
         for attempt in range(1, attempts + 1):
             await self.limiter.acquire()
+            if kind is RequestKind.ORDER and self.before_order is not None:
+                await self.before_order()
             try:
                 return await self._attempt(
                     method, path, params, json_body, what=what, extra_headers=headers or {}

@@ -9,8 +9,10 @@ from st0x_liquidity import ExecutorContext, ExecutorType, hookimpl
 from .executor import AlpacaTradingConfig, AlpacaTradingExecutor
 
 
-def _factory(config: AlpacaTradingConfig, _context: ExecutorContext) -> AlpacaTradingExecutor:
-    return AlpacaTradingExecutor(config)
+def _factory(config: AlpacaTradingConfig, context: ExecutorContext) -> AlpacaTradingExecutor:
+    executor = AlpacaTradingExecutor(config)
+    executor.http.before_order = context.store.verify_lease
+    return executor
 
 
 @hookimpl

@@ -12,8 +12,10 @@ from .custody import AlpacaCustodian
 from .executor import AlpacaBrokerConfig, AlpacaBrokerExecutor
 
 
-def _factory(config: AlpacaBrokerConfig, _context: ExecutorContext) -> AlpacaBrokerExecutor:
-    return AlpacaBrokerExecutor(config)
+def _factory(config: AlpacaBrokerConfig, context: ExecutorContext) -> AlpacaBrokerExecutor:
+    executor = AlpacaBrokerExecutor(config)
+    executor.http.before_order = context.store.verify_lease  # re-sent POSTs check the lease too
+    return executor
 
 
 @hookimpl

@@ -1,0 +1,1 @@
+"""Active/passive failover on PostgreSQL: one leader, standbys waiting on its lease."""
