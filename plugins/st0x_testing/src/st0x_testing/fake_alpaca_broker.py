@@ -282,6 +282,12 @@ class FakeAlpacaBroker(FakeUsdcWallet):
         )
         base = "/v1/trading/accounts/{account_id}"
         app.router.add_get(f"{base}/account", self._scoped(self.handle_account))
+        app.router.add_get(
+            f"{base}/account/configurations", self._scoped(self.handle_get_configurations)
+        )
+        app.router.add_patch(
+            f"{base}/account/configurations", self._scoped(self.handle_patch_configurations)
+        )
         app.router.add_post(f"{base}/orders", self._scoped(self.handle_post_order))
         app.router.add_get(f"{base}/orders", self._scoped(self.handle_list_orders))
         app.router.add_get(
