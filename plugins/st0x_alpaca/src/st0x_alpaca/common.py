@@ -15,6 +15,7 @@ from st0x_liquidity import (
     AmbiguousBrokerError,
     AuthenticationRequiredError,
     FinalBrokerError,
+    HedgeOrder,
     Inventory,
     MarketClock,
     MarketOrder,
@@ -219,7 +220,7 @@ class AlpacaExecutorBase:
     async def order_status(self, broker_order_id: str) -> OrderUpdate:
         return (await self.endpoints.get_order(broker_order_id)).to_update()
 
-    async def find_order(self, client_order_id: str, order: MarketOrder) -> OrderUpdate | None:
+    async def find_order(self, client_order_id: str, order: HedgeOrder) -> OrderUpdate | None:
         found = await self.endpoints.get_order_by_client_id(
             alpaca_client_order_id(client_order_id)
         )

@@ -19,6 +19,7 @@ from st0x_liquidity import (
     ConfigError,
     Direction,
     FinalBrokerError,
+    HedgeOrder,
     Inventory,
     MarketClock,
     MarketOrder,
@@ -246,7 +247,7 @@ class SchwabExecutor:
             updated_at=self._now(),
         )
 
-    async def _record_attempt(self, order: MarketOrder, broker_order_id: str | None = None) -> None:
+    async def _record_attempt(self, order: HedgeOrder, broker_order_id: str | None = None) -> None:
         """Note a POST about to be sent (no id) or the order id it produced.
 
         Written before the POST, so "no record" means "never sent".
@@ -289,7 +290,7 @@ class SchwabExecutor:
             raise SchwabReplyError("Schwab answered with a different order than asked for")
         return order_update(parsed)
 
-    async def find_order(self, client_order_id: str, order: MarketOrder) -> OrderUpdate | None:
+    async def find_order(self, client_order_id: str, order: HedgeOrder) -> OrderUpdate | None:
         """Find the Schwab order placed for ``client_order_id``, if any.
 
         1. No attempt record: this executor never sent the POST -> None.
@@ -342,7 +343,7 @@ class SchwabExecutor:
         return _with_client_id(order_update(chosen), client_order_id)
 
     @staticmethod
-    def _matches(o: SchwabOrder, order: MarketOrder, start: datetime, end: datetime) -> bool:
+    def _matches(o: SchwabOrder, order: HedgeOrder, start: datetime, end: datetime) -> bool:
         return (
             o.symbol == str(order.symbol)
             and o.instruction in _MATCHING_INSTRUCTIONS[order.side]
