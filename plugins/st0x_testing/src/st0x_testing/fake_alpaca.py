@@ -180,6 +180,7 @@ class FakeOrder:
     """End of its trade date (regular close, or ``session_close`` when extended)."""
     filled_notional: Decimal = Decimal(0)
     """Sum of fill quantity times fill price (a limit order fills at several prices)."""
+    cancel_requested: bool = False
 
     @property
     def average_price(self) -> Decimal:
@@ -980,7 +981,7 @@ class FakeAlpacaBase:
         """One read moves a market order one step along its script, finishes a
         pending cancel, and fills a limit order whose price is reached."""
         order.reads += 1
-        if order.status == "pending_cancel":
+        if order.status == "pending_cancel" and order.cancel_requested:
             order.status = "canceled"
             order.canceled_at = order.updated_at = self.now()
             return
@@ -1066,6 +1067,7 @@ class FakeAlpacaBase:
         if order.status in TERMINAL or order.status == "pending_cancel":
             return _error(422, 42210000, f'order is already in "{order.status}" state')
         order.updated_at = self.now()
+        order.cancel_requested = True
         if self.cancel_pending:
             order.status = "pending_cancel"
         else:
