@@ -28,6 +28,7 @@ from .domain.numbers import NotADecimalError, to_decimal
 from .domain.risk import RiskLimits
 from .domain.symbols import InvalidSymbolError, Symbol
 from .errors import ConfigError
+from .extended_config import ExtendedHoursConfig
 from .validators import at_least_one, at_most, non_negative, positive
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -225,6 +226,7 @@ class AppConfig:
     engine: EngineConfig = EngineConfig()
     risk: RiskConfig = RiskConfig()
     reconciliation: ReconciliationConfig = ReconciliationConfig()
+    extended_hours: ExtendedHoursConfig = attrs.field(factory=ExtendedHoursConfig)
     sections: Mapping[str, Any] = attrs.field(factory=dict)
     config_dir: Path = Path(".")
     postgres: PostgresDatabase | None = None
@@ -450,6 +452,7 @@ _CORE_KEYS = {
     "engine",
     "risk",
     "reconciliation",
+    "extended_hours",
 }
 
 
@@ -559,6 +562,12 @@ def parse_config(
         "reconciliation",
     )
 
+    extended_hours = structure(
+        _env_overrides("extended_hours", ExtendedHoursConfig, _table(data, "extended_hours"), env),
+        ExtendedHoursConfig,
+        "extended_hours",
+    )
+
     source_table = _table(data, "source")
     source_type = source_table.pop("type", "raindex")
     if not isinstance(source_type, str):
@@ -610,6 +619,7 @@ def parse_config(
         engine=engine,
         risk=risk,
         reconciliation=reconciliation,
+        extended_hours=extended_hours,
         sections=sections,
         config_dir=config_dir,
     )

@@ -214,6 +214,16 @@ class HedgeOrderRecord:
     created_at: datetime
     updated_at: datetime
     reserved: tuple[tuple[TradeId, Decimal], ...] = ()
+    order_type: str = "market"
+    """``market`` or ``limit`` (an extended-hours hedge; the fields below are set)."""
+    limit_price: Decimal | None = None
+    session: str | None = None
+    reference_source: str | None = None
+    onchain_price: Decimal | None = None
+    submitted_at: datetime | None = None
+    cancel_requested_at: datetime | None = None
+    """Set once the engine decided to cancel the order (before asking the broker)."""
+    cancel_reason: str | None = None
 
 
 @attrs.frozen
