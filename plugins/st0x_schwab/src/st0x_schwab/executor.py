@@ -432,14 +432,16 @@ class SchwabExecutor:
         return parsed
 
     async def trading_days(self, start: date, end: date) -> list[TradingDay]:
-        """Schwab's equity hours, one request per date (cached for an hour): pre-market
-        from ``preMarket``, after-hours from ``postMarket``, holidays and half-days as
-        Schwab reports them."""
-        if (end - start).days > _MAX_CALENDAR_DAYS:
-            raise FinalBrokerError(
-                f"Schwab market hours are read a day at a time; ask for at most "
-                f"{_MAX_CALENDAR_DAYS} days, not {(end - start).days}"
+        """Schwab's equity hours, one request per date (cached for an hour, at most
+        31 dates per call): pre-market from ``preMarket``, after-hours from
+        ``postMarket``, holidays and half-days as Schwab reports them."""
+        if (end - start).days >= _MAX_CALENDAR_DAYS:
+            # One request per date shares the order budget: read a month at most.
+            log.warning(
+                "Schwab market hours: %d days asked, reading the first %d",
+                (end - start).days + 1, _MAX_CALENDAR_DAYS,
             )
+            end = start + timedelta(days=_MAX_CALENDAR_DAYS - 1)
         days: list[TradingDay] = []
         day = start
         while day <= end:
