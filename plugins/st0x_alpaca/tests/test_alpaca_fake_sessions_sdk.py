@@ -303,3 +303,54 @@ async def test_calendar_clock_and_the_http_clock_control(
             assert answer.status == 200
     assert fake.price("AAPL") == Decimal(180)
     assert fake.now() == ny(MONDAY, 16).astimezone(UTC)
+
+
+async def test_a_fake_in_a_child_process_is_moved_over_http(tmp_path: Any) -> None:
+    """``python -m st0x_testing.fake_alpaca --calendar``: the clock and prices move
+    over HTTP; alpaca-py sees the session change."""
+    import socket
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "st0x_testing.fake_alpaca", "--port", str(port),
+        "--key", KEY, "--secret", SECRET, "--calendar",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None
+        line = await asyncio.wait_for(child.stdout.readline(), 30)
+        base_url = f"http://127.0.0.1:{port}"
+        assert base_url in line.decode()
+        client = TradingClient(KEY, SECRET, url_override=base_url)
+        async with aiohttp.ClientSession() as http:
+            for moment, is_open in ((ny(MONDAY, 8), False), (ny(MONDAY, 12), True)):
+                async with http.post(
+                    f"{base_url}/_control/clock", json={"now": moment.isoformat()}
+                ) as answer:
+                    assert answer.status == 200
+                assert (await call(client.get_clock)).is_open is is_open
+            async with http.post(
+                f"{base_url}/_control/clock", json={"now": ny(MONDAY, 17).isoformat()}
+            ):
+                pass
+            async with http.post(
+                f"{base_url}/_control/price", json={"symbol": "AAPL", "price": "190.25"}
+            ):
+                pass
+        order = await call(client.submit_order, limit(OrderSide.BUY, 190.30))
+        assert order.status == OrderStatus.NEW
+        assert (await call(client.get_order_by_id, order.id)).status == OrderStatus.FILLED
+        with pytest.raises(APIError):
+            await call(
+                client.submit_order,
+                MarketOrderRequest(
+                    symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.DAY,
+                    extended_hours=True,
+                ),
+            )
+    finally:
+        child.terminate()
+        await child.wait()

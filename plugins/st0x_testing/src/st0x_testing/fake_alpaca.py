@@ -358,6 +358,7 @@ class FakeAlpacaBase:
         """Status of a ``day`` order at the end of its trade date (or ``done_for_day``)."""
         self.calendar_session_fields = True
         """False: the calendar leaves out ``session_open`` / ``session_close``."""
+        self._expiring: dict[str, datetime] = {}
         self.orders: dict[str, FakeOrder] = {}
         self.by_client_order_id: dict[str, str] = {}
         self.positions: dict[str, Decimal] = {}
@@ -873,16 +874,23 @@ class FakeAlpacaBase:
             session=session,
             expires_at=self._expiry(now, tif, extended),
         )
-        if order_type == "limit":
+        self._register(order)
+        return web.json_response(order.to_json())
+
+    def _register(self, order: FakeOrder) -> None:
+        """A new order's first status (``accepted`` when it cannot trade yet: queued,
+        as Alpaca does) and its place in the books."""
+        if order.order_type == "limit":
             order.status = "new" if self.tradable(order) else "accepted"
-            order.updated_at = now
+            order.updated_at = order.created_at
         else:
             self._apply_step(order, 0)
-            if session != "regular" and order.status == "new":
-                order.status = "accepted"  # queued for the open, as Alpaca does
+            if order.session != "regular" and order.status == "new":
+                order.status = "accepted"
         self.orders[order.id] = order
-        self.by_client_order_id[cid] = order.id
-        return web.json_response(order.to_json())
+        self.by_client_order_id[order.client_order_id] = order.id
+        if order.expires_at is not None:
+            self._expiring[order.id] = order.expires_at
 
     def _new_client_order_id(self, body: dict[str, Any]) -> str | web.Response:
         cid = body.get("client_order_id")
@@ -917,13 +925,19 @@ class FakeAlpacaBase:
         return False
 
     def expire_due(self) -> None:
-        """End every live ``day`` order whose trade date is over."""
+        """End every live ``day`` order whose trade date is over (only orders placed
+        with an expiry are looked at, so a long benchmark run stays linear)."""
+        if not self._expiring:
+            return
         now = self.now()
-        for order in self.orders.values():
-            if order.status in TERMINAL or order.expires_at is None or now < order.expires_at:
-                continue
-            order.status = self.expiry_status
-            order.expired_at = order.updated_at = order.expires_at
+        for order_id in list(self._expiring):
+            order = self.orders[order_id]
+            if order.status in TERMINAL:
+                del self._expiring[order_id]
+            elif order.expires_at is not None and now >= order.expires_at:
+                order.status = self.expiry_status
+                order.expired_at = order.updated_at = order.expires_at
+                del self._expiring[order_id]
 
     def _fill_limit(self, order: FakeOrder) -> None:
         """Fill a live limit order (``partial_fill`` of its quantity) if the price allows."""
@@ -1237,8 +1251,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key", default="PKTEST")
     parser.add_argument("--secret", default="secret-test")
     parser.add_argument("--closed", action="store_true", help="market closed")
+    parser.add_argument(
+        "--calendar",
+        action="store_true",
+        help="follow the calendar and its sessions (move the clock: POST /_control/clock)",
+    )
     args = parser.parse_args(argv)
-    fake = FakeAlpacaTrading(key_id=args.key, secret_key=args.secret, market_open=not args.closed)
+    market_open = None if args.calendar else not args.closed
+    fake = FakeAlpacaTrading(key_id=args.key, secret_key=args.secret, market_open=market_open)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(fake, args.port))
     return 0

@@ -155,6 +155,7 @@ class FakeSchwab:
         """Share of a limit order's quantity filled per read (whole shares, at least 1)."""
         self.cancel_pending = False
         self.expiry_status = "EXPIRED"
+        self._expiring: set[int] = set()
         self.rate_limit = rate_limit
         self.rate_window = rate_window
         self.send_retry_after = send_retry_after
@@ -238,12 +239,16 @@ class FakeSchwab:
         return None
 
     def expire_due(self) -> None:
+        """End live ``DAY`` orders whose session is over (only those placed with an expiry)."""
         now = self.now()
-        for order in self.orders.values():
-            if order.status in ENDED or order.expires_at is None or now < order.expires_at:
-                continue
-            order.status = self.expiry_status
-            order.close_time = order.expires_at
+        for order_id in list(self._expiring):
+            order = self.orders[order_id]
+            if order.status in ENDED:
+                self._expiring.discard(order_id)
+            elif order.expires_at is not None and now >= order.expires_at:
+                order.status = self.expiry_status
+                order.close_time = order.expires_at
+                self._expiring.discard(order_id)
 
     def in_session(self, order: FakeOrder) -> bool:
         return self.session() in ORDER_SESSIONS.get(order.session, frozenset())
@@ -678,6 +683,8 @@ class FakeSchwab:
         order = self.add_order(symbol, instruction, quantity, account_hash=request.match_info["hash"])
         order.order_type, order.session, order.price = order_type, session, price
         order.expires_at = self._expiry(session)
+        if order.expires_at is not None:
+            self._expiring.add(order.order_id)
         order.status = "WORKING" if self.in_session(order) else "QUEUED"
         if symbol in self.reject_symbols:
             self.finish(order.order_id, "REJECTED", self.reject_symbols[symbol])
