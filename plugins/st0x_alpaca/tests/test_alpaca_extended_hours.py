@@ -324,3 +324,18 @@ async def test_position_mark(make: Any, session_fake: FakeAlpacaTrading) -> None
     session_fake.positions["AAPL"] = Decimal(3)
     session_fake.set_price("AAPL", "191.07")
     assert await executor.position_mark(AAPL) == Decimal("191.07")
+
+
+async def test_a_cancel_whose_answer_is_lost_is_sent_again_harmlessly(
+    make: Any, session_fake: FakeAlpacaTrading
+) -> None:
+    executor = await make()
+    session_fake.set_price("AAPL", "195")
+    order = await executor.place_limit_order(limit("eh-drop"))
+    session_fake.inject("drop_after", method="DELETE")
+    cancelled = await executor.cancel_order(order.broker_order_id)
+    assert cancelled.state is OrderState.CANCELLED
+    assert session_fake.cancel_requests == 2  # the second DELETE got 422: already canceled
+    session_fake.inject("500", method="DELETE", times=10)
+    with pytest.raises(RetryableBrokerError):
+        await executor.cancel_order(order.broker_order_id)

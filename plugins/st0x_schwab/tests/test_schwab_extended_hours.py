@@ -176,3 +176,14 @@ async def test_position_mark(authorized: SchwabExecutor, priced: FakeSchwab) -> 
     priced.set_position("AAPL", 4)
     priced.set_price("AAPL", "191.5")
     assert await authorized.position_mark(AAPL) == Decimal("191.5")
+
+
+async def test_a_cancel_is_retried_like_a_read(
+    authorized: SchwabExecutor, priced: FakeSchwab, clock: TestClock
+) -> None:
+    move(clock, ny(WEDNESDAY, 17))
+    live = await authorized.place_limit_order(limit("sch-r1", "189.00", session=Session.POST))
+    priced.inject("cancel_order", Fault("status", status=503))
+    assert (await authorized.cancel_order(live.broker_order_id)).state is OrderState.CANCELLED
+    deletes = [p for m, p in priced.requests if m == "DELETE"]
+    assert len(deletes) == 2
