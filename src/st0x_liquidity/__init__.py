@@ -10,7 +10,25 @@ from __future__ import annotations
 from .config import AppConfig, Secret, load_config, make_converter
 from .domain.fills import Direction, Fill, InvalidFillError, TradeId
 from .domain.numbers import EXACT, fmt, round_down, to_decimal
-from .domain.orders import MarketClock, MarketOrder, OrderRules, OrderState, OrderUpdate
+from .domain.orders import (
+    HedgeOrder,
+    LimitOrder,
+    MarketClock,
+    MarketOrder,
+    OrderRules,
+    OrderState,
+    OrderUpdate,
+)
+from .domain.sessions import (
+    Session,
+    SessionWindow,
+    SymbolEligibility,
+    TradingDay,
+    limit_tick,
+    round_limit,
+    session_at,
+    session_windows,
+)
 from .domain.symbols import InvalidSymbolError, Symbol, base_ticker, is_tokenized_equity
 from .errors import (
     AmbiguousBrokerError,
@@ -31,6 +49,7 @@ from .protocols import (
     Cursor,
     Custodian,
     Executor,
+    ExtendedHoursExecutor,
     FillItem,
     FillSource,
     Inventory,
@@ -77,15 +96,18 @@ __all__ = [
     "EXACT",
     "Executor",
     "ExecutorContext",
+    "ExtendedHoursExecutor",
     "ExecutorType",
     "Fill",
     "FillItem",
     "FillSource",
     "FillSourceType",
     "FinalBrokerError",
+    "HedgeOrder",
     "InvalidFillError",
     "InvalidSymbolError",
     "Inventory",
+    "LimitOrder",
     "MarketClock",
     "MarketOrder",
     "NotSupportedError",
@@ -97,10 +119,14 @@ __all__ = [
     "RetryableBrokerError",
     "RevertedItem",
     "Secret",
+    "Session",
+    "SessionWindow",
     "SkippedItem",
     "SourceItem",
     "St0xError",
     "Symbol",
+    "SymbolEligibility",
+    "TradingDay",
     "TokenizationRequest",
     "UsdcCustodian",
     "WalletTransfer",
@@ -110,10 +136,14 @@ __all__ = [
     "fmt",
     "hookimpl",
     "is_tokenized_equity",
+    "limit_tick",
     "load_config",
     "load_registry",
     "make_converter",
     "open_store",
     "round_down",
+    "round_limit",
+    "session_at",
+    "session_windows",
     "to_decimal",
 ]

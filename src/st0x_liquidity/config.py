@@ -29,6 +29,7 @@ from .domain.risk import RiskLimits
 from .domain.symbols import InvalidSymbolError, Symbol
 from .errors import ConfigError
 from .ha.settings import HaConfig
+from .extended_config import ExtendedHoursConfig
 from .validators import at_least_one, at_most, non_negative, positive
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -227,6 +228,7 @@ class AppConfig:
     engine: EngineConfig = EngineConfig()
     risk: RiskConfig = RiskConfig()
     reconciliation: ReconciliationConfig = ReconciliationConfig()
+    extended_hours: ExtendedHoursConfig = attrs.field(factory=ExtendedHoursConfig)
     sections: Mapping[str, Any] = attrs.field(factory=dict)
     config_dir: Path = Path(".")
     postgres: PostgresDatabase | None = None
@@ -466,6 +468,7 @@ _CORE_KEYS = {
     "risk",
     "reconciliation",
     "ha",
+    "extended_hours",
 }
 
 
@@ -572,6 +575,11 @@ def parse_config(
         raise ConfigError(
             "ha", "needs a postgresql:// database_url (a SQLite database has one writer, no standby)"
         )
+    extended_hours = structure(
+        _env_overrides("extended_hours", ExtendedHoursConfig, _table(data, "extended_hours"), env),
+        ExtendedHoursConfig,
+        "extended_hours",
+    )
 
     source_table = _table(data, "source")
     source_type = source_table.pop("type", "raindex")
@@ -623,6 +631,7 @@ def parse_config(
         risk=risk,
         reconciliation=reconciliation,
         ha=ha,
+        extended_hours=extended_hours,
         sections=sections,
         config_dir=config_dir,
     )

@@ -7,7 +7,7 @@ re-exported from :mod:`st0x_liquidity`), never against internals.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
@@ -15,7 +15,15 @@ import attrs
 
 from .domain.events import NewEvent, StoredEvent
 from .domain.fills import Fill, TradeId
-from .domain.orders import MarketClock, MarketOrder, OrderRules, OrderUpdate
+from .domain.orders import (
+    HedgeOrder,
+    LimitOrder,
+    MarketClock,
+    MarketOrder,
+    OrderRules,
+    OrderUpdate,
+)
+from .domain.sessions import SymbolEligibility, TradingDay
 from .domain.symbols import Symbol
 
 Cursor: TypeAlias = Mapping[str, Any]
@@ -128,11 +136,13 @@ class Executor(Protocol):
 
     async def order_status(self, broker_order_id: str) -> OrderUpdate: ...
 
-    async def find_order(self, client_order_id: str, order: MarketOrder) -> OrderUpdate | None:
+    async def find_order(self, client_order_id: str, order: HedgeOrder) -> OrderUpdate | None:
         """The broker's order for ``client_order_id``, or None if it definitely has none.
 
-        ``order`` is the intent as recorded, for brokers without client order ids
-        that must match on symbol, side, quantity and time instead.
+        ``order`` is the intent as recorded (a :class:`MarketOrder`, or a
+        :class:`LimitOrder` for an :class:`ExtendedHoursExecutor`), for brokers
+        without client order ids that must match on symbol, side, quantity and
+        time instead.
         """
 
     async def market_clock(self) -> MarketClock: ...
@@ -142,6 +152,41 @@ class Executor(Protocol):
 
     async def maintenance(self) -> None:
         """Long-running upkeep (token refresh); return at once if there is none."""
+
+
+@runtime_checkable
+class ExtendedHoursExecutor(Executor, Protocol):
+    """An executor that can also hedge outside regular hours, with limit orders.
+
+    Executors that do not implement it hedge in regular hours only, as before.
+    The engine derives the sessions from :meth:`trading_days` (see
+    :mod:`st0x_liquidity.domain.sessions`), never sends a market order outside
+    regular hours, and reprices a limit by cancel-then-place (never amend).
+    Error contract as for :class:`Executor`.
+    """
+
+    async def trading_days(self, start: date, end: date) -> list[TradingDay]:
+        """The broker calendar's trading days in ``[start, end]`` (half-days included)."""
+
+    async def eligibility(self, symbols: Sequence[Symbol]) -> dict[Symbol, SymbolEligibility]:
+        """What each symbol may do outside regular hours; a symbol left out is not eligible."""
+
+    def overnight_available(self) -> bool:
+        """Whether the broker/account supports the overnight session at all (Schwab: False)."""
+
+    async def place_limit_order(self, order: LimitOrder) -> OrderUpdate:
+        """Send ``order`` (day, extended hours) with its ``client_order_id``."""
+
+    async def cancel_order(self, broker_order_id: str) -> OrderUpdate:
+        """Ask the broker to cancel; the order as it is after the request.
+
+        It may still be live or pending cancel, or already filled. Idempotent:
+        cancelling an order that already ended returns its final state.
+        """
+
+    async def position_mark(self, symbol: Symbol) -> Decimal | None:
+        """The broker's mark price of ``symbol`` (Alpaca position ``current_price``), None
+        if there is no position."""
 
 
 # -- store -------------------------------------------------------------------------
@@ -169,6 +214,16 @@ class HedgeOrderRecord:
     created_at: datetime
     updated_at: datetime
     reserved: tuple[tuple[TradeId, Decimal], ...] = ()
+    order_type: str = "market"
+    """``market`` or ``limit`` (an extended-hours hedge; the fields below are set)."""
+    limit_price: Decimal | None = None
+    session: str | None = None
+    reference_source: str | None = None
+    onchain_price: Decimal | None = None
+    submitted_at: datetime | None = None
+    cancel_requested_at: datetime | None = None
+    """Set once the engine decided to cancel the order (before asking the broker)."""
+    cancel_reason: str | None = None
 
 
 @attrs.frozen

@@ -327,8 +327,13 @@ async def test_a_version_8_database_keeps_its_links_under_integer_trade_ids(
         )
         others = {
             table: await store.fetch(f"SELECT * FROM {table}")
-            for table in ("hedge_orders", "positions", "source_cursors", "skipped_inputs")
+            for table in ("positions", "source_cursors", "skipped_inputs")
         }
+        others["hedge_orders"] = await store.fetch(  # the columns version 8 had
+            "SELECT client_order_id, symbol, side, quantity, reference_price, state, "
+            "broker_order_id, filled_quantity, average_price, reason, created_at, updated_at "
+            "FROM hedge_orders"
+        )
     assert any(row[2] == "netted" for row in old_links)
     assert {row[2] for row in old_links} >= {"netted", "hedged"}
     path = tmp_path / "v8.db"

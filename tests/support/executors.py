@@ -8,6 +8,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from st0x_liquidity.domain.orders import (
+    HedgeOrder,
     MarketClock,
     MarketOrder,
     OrderRules,
@@ -90,7 +91,7 @@ class ScriptedExecutor:
             return outcome
         return update
 
-    async def find_order(self, client_order_id: str, order: MarketOrder) -> OrderUpdate | None:
+    async def find_order(self, client_order_id: str, order: HedgeOrder) -> OrderUpdate | None:
         self.find_calls[client_order_id] += 1
         if client_order_id not in self.orders:
             return None

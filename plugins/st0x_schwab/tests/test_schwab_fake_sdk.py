@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -22,7 +24,13 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oauth2.rfc6749.errors import MismatchingStateException
 from schwab.auth import TOKEN_ENDPOINT, TokenMetadata, get_auth_context
 from schwab.client import AsyncClient
-from schwab.orders.equities import equity_buy_market, equity_sell_market
+from schwab.orders.common import Session
+from schwab.orders.equities import (
+    equity_buy_limit,
+    equity_buy_market,
+    equity_sell_limit,
+    equity_sell_market,
+)
 from schwab.utils import Utils
 from st0x_testing.fake_schwab import FakeSchwab
 
@@ -192,3 +200,157 @@ async def test_accounts_orders_market_hours_cancel(client: AsyncClient, fake: Fa
     assert again.status_code == 400 and set(again.json()) == {"message", "errors"}
     assert (await client.cancel_order(sold_id, second)).status_code == 400  # already filled
     assert (await client.cancel_order(999, first)).status_code == 404
+
+
+# -- sessions: the fake on a clock the test moves ------------------------------------------
+
+EASTERN_TZ = ZoneInfo("America/New_York")
+MONDAY = date(2026, 3, 9)
+
+
+def ny(hour: int, minute: int = 0, day: date = MONDAY) -> datetime:
+    return datetime.combine(day, dtime(hour, minute), EASTERN_TZ)
+
+
+def move(fake: FakeSchwab, moment: datetime) -> None:
+    """Set the fake's clock; the SDK's access token (timed by the real clock) stays valid."""
+    fake.clock.set(moment)
+    for token in fake.access_tokens:
+        fake.access_tokens[token] = moment + timedelta(minutes=30)
+
+
+@pytest.fixture
+async def session_fake() -> AsyncIterator[FakeSchwab]:
+    server = FakeSchwab()
+    server.clock.set(ny(5))
+    server.set_price("AAPL", "190.25")
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def session_client(session_fake: FakeSchwab) -> AsyncIterator[AsyncClient]:
+    token = await login(session_fake)
+    metadata = TokenMetadata(token, int(time.time()), lambda t, *a, **k: None)
+    session = AsyncOAuth2Client(
+        session_fake.app_key,
+        client_secret=session_fake.app_secret,
+        token=token,
+        token_endpoint=TOKEN_ENDPOINT,
+        leeway=300,
+        transport=ToFake(session_fake.url),
+    )
+    sdk = AsyncClient(session_fake.app_key, session, token_metadata=metadata)
+    try:
+        yield sdk
+    finally:
+        await sdk.close_async_session()
+
+
+async def place(client: AsyncClient, account: str, builder: Any) -> int:
+    placed = await client.place_order(account, builder)
+    assert placed.status_code == 201, placed.text
+    order_id = Utils(client, account).extract_order_id(placed)
+    assert isinstance(order_id, int)
+    return order_id
+
+
+async def status(client: AsyncClient, account: str, order_id: int) -> dict[str, Any]:
+    got = await client.get_order(order_id, account)
+    assert got.status_code == 200
+    body: dict[str, Any] = got.json()
+    return body
+
+
+async def test_limit_orders_by_session(session_client: AsyncClient, session_fake: FakeSchwab) -> None:
+    client, fake = session_client, session_fake
+    account = fake.accounts[0][1]
+    move(fake, ny(8))  # Schwab's pre-market (07:00-09:30 in the fake)
+    am = await place(client, account, equity_buy_limit("AAPL", 2, "190.30").set_session(Session.AM))
+    normal = await place(client, account, equity_buy_limit("AAPL", 2, "190.30"))
+    seamless = await place(
+        client, account, equity_buy_limit("AAPL", 2, "190.30").set_session(Session.SEAMLESS)
+    )
+    pm = await place(client, account, equity_buy_limit("AAPL", 2, "190.30").set_session(Session.PM))
+    assert (await status(client, account, am))["status"] == "FILLED"
+    assert (await status(client, account, seamless))["status"] == "FILLED"
+    assert (await status(client, account, normal))["status"] == "QUEUED"
+    assert (await status(client, account, pm))["status"] == "QUEUED"
+    body = await status(client, account, am)
+    assert (body["session"], body["orderType"], body["price"]) == ("AM", "LIMIT", 190.3)
+
+    # The AM order's day ends with pre-market; PM waits for 16:00; NORMAL fills at the open.
+    move(fake, ny(9, 30))
+    assert (await status(client, account, normal))["status"] == "FILLED"
+    assert (await status(client, account, pm))["status"] == "QUEUED"
+    move(fake, ny(16, 30))
+    pm_body = await status(client, account, pm)
+    assert pm_body["status"] == "FILLED"
+    assert pm_body["orderActivityCollection"][0]["executionLegs"][0]["price"] == 190.25
+    assert fake.position("AAPL") == 8
+
+    # Outside NORMAL only limit orders; sub-penny prices are refused.
+    market_pm = await client.place_order(account, equity_buy_market("AAPL", 1).set_session(Session.PM))
+    assert market_pm.status_code == 400
+    sub_penny = await client.place_order(
+        account, equity_buy_limit("AAPL", 1, "190.305").set_session(Session.PM)
+    )
+    assert sub_penny.status_code == 400
+
+    # A PM sell above the market expires at 20:00; a cancel goes through PENDING_CANCEL.
+    waiting = await place(
+        client, account, equity_sell_limit("AAPL", 3, "195.00").set_session(Session.PM)
+    )
+    move(fake, ny(19, 59))
+    assert (await status(client, account, waiting))["status"] == "WORKING"
+    move(fake, ny(20))
+    ended = await status(client, account, waiting)
+    assert ended["status"] == "EXPIRED" and ended["filledQuantity"] == 0
+    # A market order after hours is queued for the next regular session.
+    queued = await place(client, account, equity_buy_market("AAPL", 1))
+    assert (await status(client, account, queued))["status"] == "QUEUED"
+
+    move(fake, ny(10, day=MONDAY + timedelta(days=1)))
+    fake.partial_fill = Decimal("0.5")
+    partial = await place(client, account, equity_sell_limit("AAPL", 4, "190.00"))
+    first = await status(client, account, partial)
+    assert (first["status"], first["filledQuantity"]) == ("WORKING", 2.0)
+    fake.set_price("AAPL", "189")
+    fake.cancel_pending = True
+    assert (await client.cancel_order(partial, account)).status_code == 200
+    assert (await status(client, account, partial))["status"] == "CANCELED"
+    assert (await status(client, account, partial))["filledQuantity"] == 2.0
+
+
+async def test_market_hours_follow_the_calendar(
+    session_client: AsyncClient, session_fake: FakeSchwab
+) -> None:
+    client, fake = session_client, session_fake
+    half_day = date(2026, 11, 27)
+    fake.half_days[half_day] = dtime(13, 0)
+    fake.holidays.add(date(2026, 11, 26))
+    hours = await client.get_market_hours([client.MarketHours.Market.EQUITY], date=half_day)
+    sessions = hours.json()["equity"]["EQ"]["sessionHours"]
+    assert sessions["regularMarket"][0]["end"] == ny(13, day=half_day).isoformat()
+    assert sessions["postMarket"][0] == {
+        "start": ny(13, day=half_day).isoformat(), "end": ny(17, day=half_day).isoformat()
+    }
+    assert sessions["preMarket"][0]["start"] == ny(7, day=half_day).isoformat()
+    closed = await client.get_market_hours(
+        [client.MarketHours.Market.EQUITY], date=date(2026, 11, 26)
+    )
+    assert closed.json()["equity"]["equity"]["isOpen"] is False
+
+    async with httpx.AsyncClient() as http:
+        moved = await http.post(f"{fake.url}/_control/clock", json={"now": ny(17).isoformat()})
+        assert moved.status_code == 200
+        priced = await http.post(
+            f"{fake.url}/_control/price", json={"symbol": "MSFT", "price": "410.5"}
+        )
+        assert priced.status_code == 200
+    assert fake.session() == "post" and fake.prices["MSFT"] == Decimal("410.5")
+    move(fake, ny(22))
+    assert fake.session() == "closed"  # no overnight session at Schwab

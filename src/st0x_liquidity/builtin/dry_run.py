@@ -24,7 +24,14 @@ import attrs
 from ..config import resolve_path
 from ..domain.fills import Direction
 from ..domain.numbers import ZERO, mul, round_down
-from ..domain.orders import MarketClock, MarketOrder, OrderRules, OrderState, OrderUpdate
+from ..domain.orders import (
+    HedgeOrder,
+    MarketClock,
+    MarketOrder,
+    OrderRules,
+    OrderState,
+    OrderUpdate,
+)
 from ..domain.symbols import Symbol
 from ..errors import FinalBrokerError
 from ..hookspecs import hookimpl
@@ -142,7 +149,7 @@ class DryRunExecutor:
             raise FinalBrokerError(f"order {broker_order_id} not found")
         return self._update(found)
 
-    async def find_order(self, client_order_id: str, order: MarketOrder) -> OrderUpdate | None:
+    async def find_order(self, client_order_id: str, order: HedgeOrder) -> OrderUpdate | None:
         found = await self.ledger.by_client_id(client_order_id)
         return None if found is None else self._update(found)
 

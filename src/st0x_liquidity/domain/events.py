@@ -72,7 +72,15 @@ def correction_id(original: TradeId, k: int) -> TradeId:
 
 @attrs.frozen
 class HedgeIntended:
-    """Durable before the broker is called (the exactly-once guarantee hangs on it)."""
+    """Durable before the broker is called (the exactly-once guarantee hangs on it).
+
+    A market order (the default) has only the first fields. A limit order for
+    an extended-hours hedge also records its ``limit_price``, the ``session`` it
+    was placed for, where its ``reference_price`` came from
+    (``reference_source``: pyth, onchain or broker_mark) and the onchain fill
+    price it is bounded against (``onchain_price``). Older logs have none of
+    them: they read back as market orders.
+    """
 
     TYPE: ClassVar[str] = "HedgeIntended"
     client_order_id: str
@@ -80,6 +88,19 @@ class HedgeIntended:
     quantity: Decimal
     reference_price: Decimal
     reserved: tuple[Allocation, ...]
+    order_type: str = "market"
+    limit_price: Decimal | None = None
+    session: str | None = None
+    reference_source: str | None = None
+    onchain_price: Decimal | None = None
+
+    @property
+    def is_limit(self) -> bool:
+        return self.order_type == "limit"
+
+
+LIMIT_FIELDS = ("order_type", "limit_price", "session", "reference_source", "onchain_price")
+"""HedgeIntended's fields for limit orders: left out of a market order's payload."""
 
 
 @attrs.frozen
@@ -87,6 +108,22 @@ class HedgeSubmitted:
     TYPE: ClassVar[str] = "HedgeSubmitted"
     client_order_id: str
     broker_order_id: str
+
+
+@attrs.frozen
+class HedgeCancelRequested:
+    """The engine is about to ask the broker to cancel a live order (durable first).
+
+    ``reason``: ``reprice`` (older than the reprice timeout), ``regular_open``
+    (the regular session started: the rest goes out as a market order) or
+    ``recovery``. Until a ``HedgeClosed`` follows, a restarted engine asks the
+    broker again and books whatever the order ended with.
+    """
+
+    TYPE: ClassVar[str] = "HedgeCancelRequested"
+    client_order_id: str
+    broker_order_id: str
+    reason: str
 
 
 @attrs.frozen
@@ -199,6 +236,7 @@ DomainEvent: TypeAlias = (
     | FillReinstated
     | HedgeIntended
     | HedgeSubmitted
+    | HedgeCancelRequested
     | HedgeProgressed
     | HedgeClosed
     | InputSkipped
@@ -216,6 +254,7 @@ EVENT_TYPES: dict[str, type[Any]] = {
         FillReinstated,
         HedgeIntended,
         HedgeSubmitted,
+        HedgeCancelRequested,
         HedgeProgressed,
         HedgeClosed,
         InputSkipped,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 from decimal import Decimal
+from typing import TypeAlias
 
 import attrs
 
 from .fills import Direction
 from .numbers import ZERO
+from .sessions import Session
 from .symbols import Symbol
 
 
@@ -52,6 +54,36 @@ class MarketOrder:
     quantity: Decimal
     client_order_id: str
     reference_price: Decimal
+
+
+REFERENCE_SOURCES = ("pyth", "onchain", "broker_mark")
+"""Where a limit's reference price came from, best first (docs/extended-hours.md)."""
+
+
+@attrs.frozen
+class LimitOrder:
+    """A limit order for a hedge outside regular hours (``time_in_force`` day).
+
+    ``limit_price`` is ``reference_price`` moved by the configured offset towards
+    crossing and already on the broker's price grid
+    (:func:`~st0x_liquidity.domain.sessions.round_limit`). ``session`` is the
+    session it is placed in; executors send it as an extended-hours order
+    (Alpaca ``extended_hours=true``; Schwab session AM/PM/SEAMLESS).
+    ``reference_source`` is one of :data:`REFERENCE_SOURCES`.
+    """
+
+    symbol: Symbol
+    side: Direction
+    quantity: Decimal
+    client_order_id: str
+    limit_price: Decimal
+    session: Session
+    reference_price: Decimal
+    reference_source: str
+
+
+HedgeOrder: TypeAlias = MarketOrder | LimitOrder
+"""Any order the engine places for a hedge."""
 
 
 @attrs.frozen

@@ -10,8 +10,12 @@ Concurrency model (one asyncio loop), one part per concern:
 * the **order lifecycle** (:mod:`.orders`): one task per in-flight hedge
   places it (or, on recovery, first asks the broker by ``client_order_id``),
   then polls it until it is terminal;
-* the **market gate** (:mod:`.market`) lets new hedges out only while the
-  market is open.
+* the **market gate** (:mod:`.market`) lets new market orders out only while
+  the market is open;
+* the **session tracker** (:mod:`.sessions`) and the **limit planner**
+  (:mod:`.limits`), for symbols opted in to extended hours on a broker that
+  trades them: outside regular hours their hedges go out as limit orders,
+  repriced by the order lifecycle (docs/extended-hours.md).
 
 Every book mutation is followed by its ``store.submit`` call with no ``await``
 in between, so the event order in the log is the order in which books changed.
@@ -24,6 +28,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -33,16 +38,19 @@ from ..config import AppConfig
 from ..domain.accumulator import Allocation, InFlightHedge, Lot, SymbolBook
 from ..domain.events import HedgeIntended, NewEvent, StoredEvent, position_event
 from ..domain.fills import Direction
-from ..domain.orders import MarketOrder, OrderRules
+from ..domain.orders import HedgeOrder, LimitOrder, MarketOrder, OrderRules
 from ..domain.risk import TradingState
+from ..domain.sessions import Session
 from ..domain.symbols import Symbol
 from ..errors import StoreError
 from ..protocols import BookSnapshot, Executor, FillSource, PositionStore, SourceItem
 from .ingest import IngestPipeline
+from .limits import LimitPlanner
 from .market import MarketGate
 from .orders import OrderLifecycle
 from .reconcile import Reconciler
 from .risk import RiskGate
+from .sessions import SessionTracker
 from .state import EngineStatus, SymbolState, log, log_task_failure
 
 
@@ -58,6 +66,7 @@ class Engine:
         *,
         database_id: str = "",
         rng: random.Random | None = None,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -86,6 +95,20 @@ class Engine:
         self.market = MarketGate(self)
         self.risk = RiskGate(self)
         self.reconciler = Reconciler(self, self.risk)
+        simulated = getattr(executor, "simulated_now", None)
+        self._now = now or (simulated if callable(simulated) else _wall_clock)
+        self.sessions = SessionTracker(self)
+        self.limits = LimitPlanner(
+            self,
+            self.risk,
+            rules=lambda: self.rules,
+            client_order_id=self._client_order_id,
+            allowed=self._base_allowed,
+        )
+
+    def now(self) -> datetime:
+        """Session time: the wall clock, or the dry-run broker's simulated one."""
+        return self._now()
 
     def alive(self) -> bool:
         """Running, and the market gate (which runs until the engine stops) has not ended."""
@@ -114,7 +137,7 @@ class Engine:
             self._fatal = exc
         self.stop_event.set()
 
-    def spawn_order(self, order: MarketOrder) -> None:
+    def spawn_order(self, order: HedgeOrder) -> None:
         self.orders.spawn(order)
 
     async def ingest_batch(self, batch: Sequence[SourceItem]) -> list[StoredEvent]:
@@ -170,6 +193,7 @@ class Engine:
         clock = asyncio.create_task(self.market.run(), name="clock")
         self._parts = [clock]  # runs until the engine stops; ingest may end with a finite source
         risk = asyncio.create_task(self.risk.run(), name="risk")
+        sessions = asyncio.create_task(self.sessions.run(), name="sessions")
         reconcile = asyncio.create_task(self.reconciler.run(), name="reconcile")
         maintenance = asyncio.create_task(self._maintenance(), name="maintenance")
         queue: asyncio.Queue[Any] = asyncio.Queue(max(2, self.config.engine.batch_size * 2))
@@ -190,10 +214,19 @@ class Engine:
             for task in (intake, ingest, stop):
                 task.cancel()
             await self._finish_orders()
-            for task in (clock, maintenance, risk, reconcile):
+            for task in (clock, maintenance, risk, reconcile, sessions, *self.limits.tasks.values()):
                 task.cancel()
             await asyncio.gather(
-                intake, ingest, stop, clock, maintenance, risk, reconcile, return_exceptions=True
+                intake,
+                ingest,
+                stop,
+                clock,
+                maintenance,
+                risk,
+                reconcile,
+                sessions,
+                *self.limits.tasks.values(),
+                return_exceptions=True,
             )
             for state in self.symbols.values():
                 if state.timer is not None:
@@ -219,7 +252,7 @@ class Engine:
                 or self.status.market_checked_at is None
                 or not self.reconciler.first.is_set()
             )
-            busy = unchecked or bool(self._commits) or self.orders.busy
+            busy = unchecked or bool(self._commits) or self.orders.busy or self.limits.busy
             waiting = any(s.timer is not None for s in self.symbols.values())
             if not busy and not waiting:
                 return
@@ -236,13 +269,26 @@ class Engine:
         if in_flight:
             log.info("recovering %d in-flight hedge(s)", len(in_flight))
         for record in in_flight:
-            order = MarketOrder(
-                record.symbol,
-                Direction(record.side),
-                record.quantity,
-                record.client_order_id,
-                record.reference_price,
-            )
+            order: HedgeOrder
+            if record.order_type == "limit" and record.limit_price is not None:
+                order = LimitOrder(
+                    record.symbol,
+                    Direction(record.side),
+                    record.quantity,
+                    record.client_order_id,
+                    record.limit_price,
+                    Session(record.session or Session.CLOSED.value),
+                    record.reference_price,
+                    record.reference_source or "onchain",
+                )
+            else:
+                order = MarketOrder(
+                    record.symbol,
+                    Direction(record.side),
+                    record.quantity,
+                    record.client_order_id,
+                    record.reference_price,
+                )
             self.orders.spawn(order, recovering=record)
 
     def _submit(self, events: Sequence[NewEvent]) -> asyncio.Future[list[StoredEvent]]:
@@ -284,20 +330,29 @@ class Engine:
             raise
         return stored
 
-    def _hedging_allowed(self) -> bool:
+    def _base_allowed(self) -> bool:
+        """Hedging in any session: not paused, broker authorised, reconciled once, running."""
         return (
-            self.status.market_open
-            and self.status.paused is None
+            self.status.paused is None
             and self.status.auth_required is None
             and self.reconciler.first.is_set()
             and not self.stopping
         )
 
-    def decide_many(self, symbols: Sequence[str], events: list[NewEvent]) -> list[MarketOrder]:
-        """Reserve lots for every symbol that crossed its threshold; add the intents."""
+    def _hedging_allowed(self) -> bool:
+        return self.status.market_open and self._base_allowed()
+
+    def decide_many(self, symbols: Sequence[str], events: list[NewEvent]) -> list[HedgeOrder]:
+        """Reserve lots for every symbol that crossed its threshold; add the intents.
+
+        Outside regular hours, symbols in one of their extended sessions go to the
+        limit planner instead (it prices, then records and places on its own).
+        """
         if not self._hedging_allowed():
+            if not self.status.market_open and self._base_allowed():
+                self.limits.request(symbols)
             return []
-        orders: list[MarketOrder] = []
+        orders: list[HedgeOrder] = []
         now = time.monotonic()
         for ticker in symbols:
             state = self.symbols.get(ticker)
@@ -400,6 +455,10 @@ def _book_from(snap: BookSnapshot) -> SymbolBook:
             record.filled_quantity,
         )
     return book
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
 
 
 def book_net(book: SymbolBook) -> Decimal:

@@ -54,6 +54,6 @@ class MarketGate:
             change = clock.next_close if clock.is_open else clock.next_open
             delay = self.engine.config.hedging.clock_recheck
             if change is not None:
-                until = (change - datetime.now(UTC)).total_seconds()
+                until = (change - self.engine.now()).total_seconds()
                 delay = max(0.5, min(delay, until + 0.5))
             await asyncio.sleep(delay)

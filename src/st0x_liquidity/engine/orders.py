@@ -5,6 +5,15 @@ durable and only while this process holds the database's lease; an ambiguous
 outcome is resolved by asking the broker for the ``client_order_id`` before
 anything is placed again (recovery does the same on start). Partial fills and
 the terminal state are events; a failed hedge backs its symbol off.
+
+Extended-hours limits are also cancelled: when older than the reprice timeout
+(shorter in the close-flatten window) and at the regular open. The cancel is
+durable first (``HedgeCancelRequested``), then asked of the broker, then
+polled until the broker confirms an end; what filled is booked and the rest
+goes back to the book (``HedgeClosed`` CANCELLED), and the next decision
+places a new order under a new ``client_order_id``. A restart finds the
+request in the store and resumes at the broker call. A limit intent that a
+restart finds never placed is closed unplaced and priced again.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import TypeVar
 
 import attrs
@@ -21,14 +31,16 @@ import attrs
 from ..backoff import backoff_delay
 from ..domain.accumulator import Settlement
 from ..domain.events import (
+    HedgeCancelRequested,
     HedgeClosed,
     HedgeProgressed,
     HedgeSubmitted,
     NewEvent,
     position_event,
 )
+from ..domain.limits import flatten_close, flatten_progress
 from ..domain.numbers import ZERO
-from ..domain.orders import MarketOrder, OrderState, OrderUpdate
+from ..domain.orders import HedgeOrder, LimitOrder, MarketOrder, OrderState, OrderUpdate
 from ..errors import (
     AmbiguousBrokerError,
     AuthenticationRequiredError,
@@ -37,7 +49,8 @@ from ..errors import (
     RetryableBrokerError,
     StoreError,
 )
-from ..protocols import HedgeOrderRecord
+from ..protocols import ExtendedHoursExecutor, HedgeOrderRecord
+from .faults import checkpoint
 from .state import EngineContext, EngineStopped, SymbolState, log
 
 T = TypeVar("T")
@@ -48,6 +61,8 @@ class OrderLifecycle:
         self.engine = engine
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.placed_at: dict[str, float] = {}
+        self.limits: dict[str, tuple[LimitOrder, datetime]] = {}
+        """Live limit orders and since when (engine time): the dashboard's, and repricing's."""
 
     @property
     def busy(self) -> bool:
@@ -62,8 +77,13 @@ class OrderLifecycle:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    def spawn(self, order: MarketOrder, recovering: HedgeOrderRecord | None = None) -> None:
+    def spawn(self, order: HedgeOrder, recovering: HedgeOrderRecord | None = None) -> None:
         self.placed_at[order.client_order_id] = time.perf_counter()
+        if isinstance(order, LimitOrder):
+            since = self.engine.now()
+            if recovering is not None:
+                since = recovering.submitted_at or recovering.created_at
+            self.limits[order.client_order_id] = (order, since)
         task = asyncio.create_task(
             self._drive(order, recovering), name=f"order-{order.client_order_id}"
         )
@@ -73,13 +93,14 @@ class OrderLifecycle:
     def _done(self, cid: str, task: asyncio.Task[None]) -> None:
         self.tasks.pop(cid, None)
         self.placed_at.pop(cid, None)
+        self.limits.pop(cid, None)
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
             log.error("order task %s failed: %s", cid, exc)
             if isinstance(exc, StoreError):
                 self.engine.fail(exc)
 
-    async def _drive(self, order: MarketOrder, recovering: HedgeOrderRecord | None) -> None:
+    async def _drive(self, order: HedgeOrder, recovering: HedgeOrderRecord | None) -> None:
         cid = order.client_order_id
         update: OrderUpdate | None = None
         if recovering is not None and recovering.state != OrderState.PENDING.value:
@@ -96,6 +117,13 @@ class OrderLifecycle:
                 update = await self._find(order)
                 if update is not None:
                     log.info("recovered order %s at the broker: %s", cid, update.state.value)
+                elif isinstance(order, LimitOrder):
+                    # Priced for a session that may be over: give the shares back and
+                    # let the next decision price a new order (a new client_order_id).
+                    log.info("limit %s was never placed; pricing the hedge again", cid)
+                    unplaced = OrderUpdate("", OrderState.CANCELLED, reason="not placed")
+                    await self._close(order, unplaced, requeue=True)
+                    return
             if update is None:
                 update = await self._place(order)
                 if update is None:
@@ -108,6 +136,10 @@ class OrderLifecycle:
                 await self._close(order, update, before=[submitted])
                 return
             await self.engine.append([submitted])
+        if recovering is not None and recovering.cancel_requested_at is not None:
+            log.info("resuming the cancel of %s (%s)", cid, recovering.cancel_reason)
+            await self._cancel(order, update, recovering.cancel_reason or "recovery", requested=True)
+            return
         await self._track(order, update)
 
     async def _call(self, what: str, fn: Callable[[], Awaitable[T]], *, ambiguous_ok: bool) -> T:
@@ -172,7 +204,7 @@ class OrderLifecycle:
         self.engine.status.broker_error = f"{what}: {exc}"
         log.warning("%s failed (%s); retrying in %.2fs", what, exc, delay)
 
-    async def _find(self, order: MarketOrder) -> OrderUpdate | None:
+    async def _find(self, order: HedgeOrder) -> OrderUpdate | None:
         try:
             found: OrderUpdate | None = await self._call(
                 f"find order {order.client_order_id}",
@@ -183,16 +215,24 @@ class OrderLifecycle:
             raise asyncio.CancelledError from None
         return found
 
-    async def _place(self, order: MarketOrder) -> OrderUpdate | None:
+    async def _place(self, order: HedgeOrder) -> OrderUpdate | None:
         """Place the order exactly once: after an ambiguous outcome, look before retrying."""
         cid = order.client_order_id
+        if isinstance(order, MarketOrder) and not await self._regular_hours():
+            return None
+        place: Callable[[], Awaitable[OrderUpdate]]
+        if isinstance(order, LimitOrder):
+            executor = self.engine.executor
+            if not isinstance(executor, ExtendedHoursExecutor):  # the broker changed since
+                reason = f"broker {executor.name} cannot place limit orders"
+                await self._close(order, OrderUpdate("", OrderState.FAILED, reason=reason))
+                return None
+            place = functools.partial(executor.place_limit_order, order)
+        else:
+            place = functools.partial(self.engine.executor.place_market_order, order)
         while True:
             try:
-                placed: OrderUpdate = await self._call(
-                    f"place {cid}",
-                    functools.partial(self.engine.executor.place_market_order, order),
-                    ambiguous_ok=False,
-                )
+                placed: OrderUpdate = await self._call(f"place {cid}", place, ambiguous_ok=False)
                 return placed
             except EngineStopped:
                 return None
@@ -211,7 +251,7 @@ class OrderLifecycle:
                     return found
                 del exc
 
-    async def _track(self, order: MarketOrder, update: OrderUpdate) -> None:
+    async def _track(self, order: HedgeOrder, update: OrderUpdate) -> None:
         cfg = self.engine.config.hedging
         cid = order.client_order_id
         while True:
@@ -219,24 +259,11 @@ class OrderLifecycle:
             if update.state.terminal:
                 await self._close(order, update)
                 return
-            book = self.engine.books[order.symbol.ticker]
-            hedge = book.in_flight
-            if hedge is not None and update.filled_quantity > hedge.filled:
-                settlement = book.progress(cid, update.filled_quantity)
-                await self.engine.append(
-                    [
-                        position_event(
-                            order.symbol,
-                            HedgeProgressed(
-                                cid,
-                                order.side,
-                                update.filled_quantity,
-                                update.average_price,
-                                settlement.hedged,
-                            ),
-                        )
-                    ]
-                )
+            await self._progress(order, update)
+            reason = self._cancel_reason(order)
+            if reason is not None:
+                await self._cancel(order, update, reason)
+                return
             delay = cfg.poll_interval + self.engine.rng.uniform(0, cfg.poll_jitter)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.engine.stop_event.wait(), delay)
@@ -256,7 +283,112 @@ class OrderLifecycle:
                 self.engine.status.broker_error = f"status of {cid}: {exc}"
                 log.error("cannot read order %s: %s; will keep trying", cid, exc)
 
-    def _sanitize(self, order: MarketOrder, update: OrderUpdate) -> OrderUpdate:
+    async def _progress(self, order: HedgeOrder, update: OrderUpdate) -> None:
+        """Book a partial fill the broker reports (cumulative), once."""
+        book = self.engine.books[order.symbol.ticker]
+        hedge = book.in_flight
+        if hedge is None or update.filled_quantity <= hedge.filled:
+            return
+        settlement = book.progress(order.client_order_id, update.filled_quantity)
+        progressed = HedgeProgressed(
+            order.client_order_id,
+            order.side,
+            update.filled_quantity,
+            update.average_price,
+            settlement.hedged,
+        )
+        await self.engine.append([position_event(order.symbol, progressed)])
+        checkpoint("partial_booked")
+
+    # -- extended hours: regular-hours guard, repricing, the regular open ---------------
+
+    def _extended(self) -> ExtendedHoursExecutor:
+        executor = self.engine.executor
+        if not isinstance(executor, ExtendedHoursExecutor):  # a limit intent, another broker
+            raise FinalBrokerError(f"broker {executor.name} cannot place or cancel limit orders")
+        return executor
+
+    async def _regular_hours(self) -> bool:
+        """A market order never goes out outside regular hours (when sessions are in use).
+
+        Wait for the open (a recovered market intent during the night); False if
+        the engine stops first.
+        """
+        if not self.engine.sessions.active:
+            return True
+        while not self.engine.status.market_open:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.engine.stop_event.wait(), 0.5)
+            if self.engine.stopping:
+                return False
+        return True
+
+    def _cancel_reason(self, order: HedgeOrder) -> str | None:
+        """Why a live limit must be cancelled now: the regular open, or its age."""
+        if not isinstance(order, LimitOrder) or not self.engine.sessions.active:
+            return None
+        if self.engine.status.market_open:
+            return "regular_open"
+        live = self.limits.get(order.client_order_id)
+        if live is None:
+            return None
+        cfg = self.engine.config.extended_hours
+        now = self.engine.now()
+        current, following = self.engine.sessions.session(order.symbol.ticker, now)
+        timeout = cfg.reprice_timeout
+        if current.session.extended and flatten_progress(
+            now, flatten_close(current, following), cfg.close_flatten_window
+        ) is not None:
+            timeout = cfg.close_flatten_reprice_timeout
+        if (now - live[1]).total_seconds() >= timeout:
+            return "reprice"
+        return None
+
+    async def _cancel(
+        self, order: HedgeOrder, update: OrderUpdate, reason: str, *, requested: bool = False
+    ) -> None:
+        """Cancel, confirm, book: each step durable before the next broker call."""
+        cid, broker_id = order.client_order_id, update.broker_order_id
+        if not requested:
+            request = HedgeCancelRequested(cid, broker_id, reason)
+            await self.engine.append([position_event(order.symbol, request)])
+            checkpoint("regular_open" if reason == "regular_open" else "cancel_requested")
+        log.info("cancelling %s (%s)", cid, reason)
+        try:
+            update = await self._call(
+                f"cancel {cid}",
+                functools.partial(self._extended().cancel_order, broker_id),
+                ambiguous_ok=True,
+            )
+        except EngineStopped:
+            return
+        except FinalBrokerError as exc:  # not cancelable: it ended or will; read it
+            log.warning("cancel of %s refused (%s); reading the order", cid, exc)
+        cfg = self.engine.config.hedging
+        while True:
+            update = self._sanitize(order, update)
+            if update.state.terminal:
+                break
+            await self._progress(order, update)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.engine.stop_event.wait(), cfg.poll_interval)
+            if self.engine.stopping:
+                return
+            try:
+                update = await self._call(
+                    f"status of {cid}",
+                    functools.partial(self.engine.executor.order_status, broker_id),
+                    ambiguous_ok=True,
+                )
+            except EngineStopped:
+                return
+            except FinalBrokerError as exc:
+                self.engine.status.broker_error = f"status of {cid}: {exc}"
+                log.error("cannot read order %s: %s; will keep trying", cid, exc)
+        checkpoint("cancel_confirmed")
+        await self._close(order, update, requeue=True)
+
+    def _sanitize(self, order: HedgeOrder, update: OrderUpdate) -> OrderUpdate:
         """Guard the books against broker replies that cannot be right."""
         filled = update.filled_quantity
         if update.state is OrderState.FILLED and filled <= ZERO:
@@ -273,8 +405,15 @@ class OrderLifecycle:
         return attrs.evolve(update, filled_quantity=filled)
 
     async def _close(
-        self, order: MarketOrder, update: OrderUpdate, before: Sequence[NewEvent] = ()
+        self,
+        order: HedgeOrder,
+        update: OrderUpdate,
+        before: Sequence[NewEvent] = (),
+        *,
+        requeue: bool = False,
     ) -> None:
+        """Book the end of an order. ``requeue``: a limit the engine cancelled (or one the
+        broker ended, as ``day`` orders end at 20:00) is no failure: hedge the rest at once."""
         book = self.engine.books[order.symbol.ticker]
         cid = order.client_order_id
         settlement: Settlement = book.finish(cid, update.filled_quantity)
@@ -294,7 +433,11 @@ class OrderLifecycle:
         )
         await self.engine.append([*before, position_event(order.symbol, event)])
         symbol_state = self.engine.symbols.setdefault(order.symbol.ticker, SymbolState())
-        if state is OrderState.FILLED:
+        requeue = requeue or (isinstance(order, LimitOrder) and state is OrderState.CANCELLED)
+        if requeue and state is not OrderState.FILLED:
+            checkpoint("cancel_booked")
+            self.engine.hedge_symbols([order.symbol.ticker])
+        elif state is OrderState.FILLED:
             self.engine.status.hedges_filled += 1
             symbol_state.failures = 0
             self.engine.hedge_symbols([order.symbol.ticker])

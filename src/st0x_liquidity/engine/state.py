@@ -19,7 +19,8 @@ import attrs
 from ..config import AppConfig
 from ..domain.accumulator import SymbolBook
 from ..domain.events import NewEvent, StoredEvent
-from ..domain.orders import MarketOrder
+from ..domain.orders import HedgeOrder
+from ..domain.sessions import Session, SessionWindow
 from ..domain.symbols import Symbol
 from ..protocols import Executor, FillSource, PositionStore
 
@@ -52,6 +53,8 @@ class EngineStatus:
     """``*`` (the default) and every symbol with a state of its own: state, reason."""
     reconciliation: dict[str, Any] | None = None
     """The last reconciliation (``ReconciliationChecked`` as JSON, plus ``at``)."""
+    calendar_error: str | None = None
+    """Why the broker calendar could not be read (extended hours wait for it)."""
 
 
 @attrs.define
@@ -61,6 +64,21 @@ class SymbolState:
     failures: int = 0
     cooldown_until: float = 0.0
     timer: asyncio.TimerHandle | None = None
+
+
+class SessionView(Protocol):
+    """What the engine's parts ask of the session tracker (engine/sessions.py)."""
+
+    @property
+    def active(self) -> bool:
+        """Extended hours are configured and the executor can trade them."""
+
+    def opted_in(self, ticker: str) -> bool: ...
+
+    def session(self, ticker: str, now: datetime) -> tuple[SessionWindow, SessionWindow | None]:
+        """The symbol's current window (CLOSED when none of its sessions is open) and next."""
+
+    def enabled(self, ticker: str) -> frozenset[Session]: ...
 
 
 class EngineStopped(Exception):
@@ -79,6 +97,12 @@ class EngineContext(Protocol):
     stop_event: asyncio.Event
 
     @property
+    def sessions(self) -> SessionView: ...
+
+    def now(self) -> datetime:
+        """The time sessions are judged by (the dry-run broker's clock when it simulates one)."""
+
+    @property
     def stopping(self) -> bool: ...
 
     async def wait_for_broker(self) -> bool:
@@ -95,11 +119,11 @@ class EngineContext(Protocol):
         self, events: Sequence[NewEvent], then: Any
     ) -> asyncio.Future[list[StoredEvent]]: ...
 
-    def decide_many(self, symbols: Sequence[str], events: list[NewEvent]) -> list[MarketOrder]: ...
+    def decide_many(self, symbols: Sequence[str], events: list[NewEvent]) -> list[HedgeOrder]: ...
 
     def hedge_symbols(self, symbols: Sequence[str]) -> None: ...
 
-    def spawn_order(self, order: MarketOrder) -> None: ...
+    def spawn_order(self, order: HedgeOrder) -> None: ...
 
 
 def consume(future: asyncio.Future[Any]) -> None:

@@ -217,8 +217,9 @@ class EventStore:
     ) -> list[HedgeOrderRecord]:
         sql = (
             "SELECT client_order_id, symbol, side, quantity, reference_price, state, "
-            "broker_order_id, filled_quantity, average_price, reason, created_at, updated_at "
-            "FROM hedge_orders WHERE 1=1"
+            "broker_order_id, filled_quantity, average_price, reason, created_at, updated_at, "
+            "order_type, limit_price, session, reference_source, onchain_price, submitted_at, "
+            "cancel_requested_at, cancel_reason FROM hedge_orders WHERE 1=1"
         )
         params: list[Any] = []
         if open_only:
@@ -245,6 +246,14 @@ class EventStore:
                     created_at=datetime.fromisoformat(r[10]),
                     updated_at=datetime.fromisoformat(r[11]),
                     reserved=reserved,
+                    order_type=r[12] or "market",
+                    limit_price=None if r[13] is None else Decimal(r[13]),
+                    session=r[14],
+                    reference_source=r[15],
+                    onchain_price=None if r[16] is None else Decimal(r[16]),
+                    submitted_at=None if r[17] is None else datetime.fromisoformat(r[17]),
+                    cancel_requested_at=None if r[18] is None else datetime.fromisoformat(r[18]),
+                    cancel_reason=r[19],
                 )
             )
         return records

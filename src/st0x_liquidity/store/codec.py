@@ -15,10 +15,19 @@ from decimal import Decimal
 from typing import Any
 
 import cattrs
+from cattrs.gen import make_dict_unstructure_fn, override
 
-from ..domain.events import EVENT_TYPES, DomainEvent
+from ..domain.events import EVENT_TYPES, LIMIT_FIELDS, DomainEvent, HedgeIntended
 from ..domain.fills import TradeId
 from ..domain.symbols import Symbol
+
+assert set(LIMIT_FIELDS) == {
+    "order_type",
+    "limit_price",
+    "session",
+    "reference_source",
+    "onchain_price",
+}, "omit every limit field of a market order's payload (below)"
 
 
 def _make_converter() -> cattrs.Converter:
@@ -31,6 +40,19 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(Symbol, lambda v, _: Symbol(v))
     conv.register_unstructure_hook(datetime, lambda d: d.isoformat())
     conv.register_structure_hook(datetime, lambda v, _: datetime.fromisoformat(v))
+    # A market order's intent is spelled exactly as before limit orders existed.
+    conv.register_unstructure_hook(
+        HedgeIntended,
+        make_dict_unstructure_fn(
+            HedgeIntended,
+            conv,
+            order_type=override(omit_if_default=True),
+            limit_price=override(omit_if_default=True),
+            session=override(omit_if_default=True),
+            reference_source=override(omit_if_default=True),
+            onchain_price=override(omit_if_default=True),
+        ),
+    )
     return conv
 
 

@@ -264,6 +264,22 @@ CREATE TRIGGER trading_state_log_no_change BEFORE UPDATE OR DELETE ON trading_st
 """
         ),
     ),
+    (
+        12,
+        "limit orders for extended-hours hedges: their price, session, reference and cancel",
+        _collate_c(
+            """
+ALTER TABLE hedge_orders ADD COLUMN order_type TEXT;
+ALTER TABLE hedge_orders ADD COLUMN limit_price TEXT;
+ALTER TABLE hedge_orders ADD COLUMN session TEXT;
+ALTER TABLE hedge_orders ADD COLUMN reference_source TEXT;
+ALTER TABLE hedge_orders ADD COLUMN onchain_price TEXT;
+ALTER TABLE hedge_orders ADD COLUMN submitted_at TEXT;
+ALTER TABLE hedge_orders ADD COLUMN cancel_requested_at TEXT;
+ALTER TABLE hedge_orders ADD COLUMN cancel_reason TEXT;
+"""
+        ),
+    ),
 )
 """``(version, description, sql)``; the last one's version is :data:`LATEST_VERSION`."""
 

@@ -112,9 +112,31 @@ class HedgeOrderView:
     reason: str | None
     created_at: str
     updated_at: str
+    order_type: str | None = None
+    """``limit`` for an extended-hours hedge (the fields below set); None: market."""
+    limit_price: DecimalText | None = None
+    session: str | None = None
+    reference_source: str | None = None
+    onchain_price: DecimalText | None = None
+    cancel_requested_at: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        """Market orders keep the shape they always had; limit orders add their fields."""
+        data = attrs.asdict(self)
+        if self.order_type is None:
+            for name in LIMIT_VIEW_FIELDS:
+                data.pop(name)
+        return data
+
+
+LIMIT_VIEW_FIELDS = (
+    "order_type",
+    "limit_price",
+    "session",
+    "reference_source",
+    "onchain_price",
+    "cancel_requested_at",
+)
 
 
 @attrs.frozen

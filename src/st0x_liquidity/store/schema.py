@@ -364,6 +364,23 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         BEGIN SELECT RAISE(ABORT, 'the trading state log is append-only'); END;
         """,
     ),
+    (
+        12,
+        "limit orders for extended-hours hedges: their price, session, reference and cancel",
+        # NULL for market orders and for every order written before (they read
+        # back as market orders); filled from HedgeIntended, HedgeSubmitted and
+        # HedgeCancelRequested events, so rebuild-views fills them too.
+        """
+        ALTER TABLE hedge_orders ADD COLUMN order_type TEXT;
+        ALTER TABLE hedge_orders ADD COLUMN limit_price TEXT;
+        ALTER TABLE hedge_orders ADD COLUMN session TEXT;
+        ALTER TABLE hedge_orders ADD COLUMN reference_source TEXT;
+        ALTER TABLE hedge_orders ADD COLUMN onchain_price TEXT;
+        ALTER TABLE hedge_orders ADD COLUMN submitted_at TEXT;
+        ALTER TABLE hedge_orders ADD COLUMN cancel_requested_at TEXT;
+        ALTER TABLE hedge_orders ADD COLUMN cancel_reason TEXT;
+        """,
+    ),
 )
 
 VIEW_TABLES = (

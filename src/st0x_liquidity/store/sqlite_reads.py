@@ -33,7 +33,8 @@ OPEN_STATES = ("pending", "submitted", "partially_filled")
 
 _HEDGE_COLUMNS = (
     "client_order_id, symbol, side, quantity, reference_price, state, broker_order_id, "
-    "filled_quantity, average_price, reason, created_at, updated_at"
+    "filled_quantity, average_price, reason, created_at, updated_at, order_type, limit_price, "
+    "session, reference_source, onchain_price, cancel_requested_at"
 )
 _POSITIONS = (
     "SELECT p.symbol, p.net, p.open_quantity, p.last_price, p.fills, p.hedges_placed, "

@@ -21,6 +21,7 @@ from ..domain.events import (
     FillRecorded,
     FillReinstated,
     FillReverted,
+    HedgeCancelRequested,
     HedgeClosed,
     HedgeIntended,
     HedgeProgressed,
@@ -78,8 +79,16 @@ DROP_ZERO_LINK = (
 )
 INSERT_HEDGE = (
     "INSERT INTO hedge_orders (client_order_id, symbol, side, quantity, reference_price, state, "
-    "broker_order_id, filled_quantity, average_price, reason, created_at, updated_at) "
-    "VALUES (?, ?, ?, ?, ?, 'pending', NULL, '0', NULL, NULL, ?, ?)"
+    "broker_order_id, filled_quantity, average_price, reason, created_at, updated_at, "
+    "order_type, limit_price, session, reference_source, onchain_price) "
+    "VALUES (?, ?, ?, ?, ?, 'pending', NULL, '0', NULL, NULL, ?, ?, ?, ?, ?, ?, ?)"
+)
+SUBMITTED_AT = (
+    "UPDATE hedge_orders SET submitted_at = COALESCE(submitted_at, ?) WHERE client_order_id = ?"
+)
+CANCEL_REQUESTED = (
+    "UPDATE hedge_orders SET cancel_requested_at = COALESCE(cancel_requested_at, ?), "
+    "cancel_reason = COALESCE(cancel_reason, ?), updated_at = ? WHERE client_order_id = ?"
 )
 UPDATE_HEDGE = (
     "UPDATE hedge_orders SET state = ?, broker_order_id = COALESCE(?, broker_order_id), "
@@ -172,6 +181,11 @@ def apply_event(db: Executor, stored: StoredEvent) -> None:
                 fmt(event.reference_price),
                 when,
                 when,
+                event.order_type if event.is_limit else None,
+                None if event.limit_price is None else fmt(event.limit_price),
+                event.session,
+                event.reference_source,
+                None if event.onchain_price is None else fmt(event.onchain_price),
             ),
         )
         for a in event.reserved:
@@ -187,6 +201,9 @@ def apply_event(db: Executor, stored: StoredEvent) -> None:
             UPDATE_HEDGE,
             (state, event.broker_order_id, None, None, None, when, event.client_order_id),
         )
+        db.execute(SUBMITTED_AT, (when, event.client_order_id))
+    elif isinstance(event, HedgeCancelRequested):
+        db.execute(CANCEL_REQUESTED, (when, event.reason, when, event.client_order_id))
     elif isinstance(event, HedgeProgressed):
         _update_hedge(
             db, event.client_order_id, OrderState.PARTIALLY_FILLED, event, reason=None, when=when

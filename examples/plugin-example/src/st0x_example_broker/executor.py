@@ -23,6 +23,7 @@ from st0x_liquidity import (
     Direction,
     ExecutorContext,
     FinalBrokerError,
+    HedgeOrder,
     Inventory,
     MarketClock,
     MarketOrder,
@@ -136,7 +137,7 @@ class ExamplePaperExecutor:
             raise FinalBrokerError(f"no order {broker_order_id}")
         return self._update(order)
 
-    async def find_order(self, client_order_id: str, order: MarketOrder) -> OrderUpdate | None:
+    async def find_order(self, client_order_id: str, order: HedgeOrder) -> OrderUpdate | None:
         broker_order_id = self._by_client_id.get(client_order_id)
         return None if broker_order_id is None else self._update(self._orders[broker_order_id])
 

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
+from urllib.parse import quote
 
 from st0x_liquidity import FinalBrokerError
 
@@ -40,9 +41,18 @@ def check_order_id(order_id: str) -> str:
 class AlpacaTradingEndpoints:
     """Orders, positions and account under one path prefix."""
 
-    def __init__(self, http: AlpacaHttp, prefix: str) -> None:
+    def __init__(
+        self,
+        http: AlpacaHttp,
+        prefix: str,
+        *,
+        assets_path: str = "/v2/assets",
+        calendar_path: str = "/v2/calendar",
+    ) -> None:
         self.http = http
         self.prefix = prefix.rstrip("/")
+        self.assets_path = assets_path
+        self.calendar_path = calendar_path
 
     async def get_account(self) -> AlpacaAccount:
         reply = await self.http.request("GET", f"{self.prefix}/account", what="get account")
@@ -76,6 +86,50 @@ class AlpacaTradingEndpoints:
         except AlpacaNotFound:
             return None
         return parse_order(reply.data)
+
+    async def cancel_order(self, order_id: str) -> None:
+        """``DELETE …/orders/{id}``: 204 accepted; 422 (``AlpacaRejection``) when the order
+        is no longer cancelable; 404 (``AlpacaNotFound``). Safe to send again."""
+        order_id = check_order_id(order_id)
+        await self.http.request(
+            "DELETE", f"{self.prefix}/orders/{order_id}", what=f"cancel order {order_id}"
+        )
+
+    async def get_position_json(self, symbol: str) -> Any | None:
+        """``GET …/positions/{symbol}``; None when no position is held (404)."""
+        try:
+            reply = await self.http.request(
+                "GET", f"{self.prefix}/positions/{quote(symbol, safe='')}",
+                what=f"get position {symbol}",
+            )
+        except AlpacaNotFound:
+            return None
+        return reply.data
+
+    async def get_asset_json(self, symbol: str) -> Any | None:
+        """``GET /v2/assets/{symbol}`` (Broker API: ``/v1/assets``); None when unknown (404)."""
+        try:
+            reply = await self.http.request(
+                "GET", f"{self.assets_path}/{quote(symbol, safe='')}", what=f"get asset {symbol}"
+            )
+        except AlpacaNotFound:
+            return None
+        return reply.data
+
+    async def get_configurations_json(self) -> Any:
+        reply = await self.http.request(
+            "GET", f"{self.prefix}/account/configurations", what="get account configuration"
+        )
+        return reply.data
+
+    async def get_calendar_json(self, start: date, end: date) -> Any:
+        reply = await self.http.request(
+            "GET",
+            self.calendar_path,
+            params={"start": start.isoformat(), "end": end.isoformat()},
+            what="get calendar",
+        )
+        return reply.data
 
     async def get_positions(self) -> Positions:
         reply = await self.http.request("GET", f"{self.prefix}/positions", what="list positions")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import attrs
@@ -15,20 +15,28 @@ from st0x_liquidity import (
     AmbiguousBrokerError,
     AuthenticationRequiredError,
     FinalBrokerError,
+    HedgeOrder,
     Inventory,
+    LimitOrder,
     MarketClock,
     MarketOrder,
     OrderRules,
     OrderUpdate,
     RetryableBrokerError,
     Secret,
+    Session,
+    Symbol,
+    SymbolEligibility,
+    TradingDay,
     fmt,
     round_down,
 )
 from st0x_liquidity.validators import at_least_one, non_negative, positive
 
-from .api import AlpacaTradingEndpoints
-from .http import AlpacaHttp, AlpacaRejection, HttpSettings
+from .api import AlpacaTradingEndpoints, check_order_id
+from .http import AlpacaHttp, AlpacaNotFound, AlpacaRejection, HttpSettings
+from .session_wire import limit_order_body
+from .sessions import AlpacaSessionInfo
 from .wire import QTY_DECIMALS, AlpacaOrder, MalformedReplyError
 
 log = logging.getLogger(__name__)
@@ -58,6 +66,11 @@ class AlpacaCommonConfig:
     backoff_max: float = attrs.field(default=8.0, validator=positive)
     retry_after_max: float = attrs.field(default=60.0, validator=positive)
     resolve_attempts: int = attrs.field(default=3, validator=at_least_one)
+    overnight_trading: bool = False
+    """Use Alpaca's overnight (24/5) session when the account has it enabled."""
+    eligibility_max_age: float = attrs.field(default=900.0, validator=positive)
+    """Seconds an asset's extended-hours eligibility (and the account configuration)
+    is trusted before it is read again (also refreshed after 19:55 New York)."""
 
     def http_settings(self, base_url: str) -> HttpSettings:
         return HttpSettings(
@@ -130,6 +143,13 @@ class AlpacaExecutorBase:
         self.base_url = http.settings.base_url
         self._now = now
         self._rules = OrderRules.fractional_shares(QTY_DECIMALS, config.min_notional)
+        self.sessions = AlpacaSessionInfo(
+            endpoints,
+            name=self.name,
+            overnight_opt_in=config.overnight_trading,
+            max_age=config.eligibility_max_age,
+            now=now,
+        )
 
     @property
     def stats(self) -> dict[str, int]:
@@ -148,6 +168,7 @@ class AlpacaExecutorBase:
         if account.account_blocked or account.trading_blocked:
             raise FinalBrokerError("Alpaca account is blocked from trading")
         log.info("%s: connected to %s (account active)", self.name, self.base_url)
+        await self.sessions.refresh_configuration(force=True)
 
     async def close(self) -> None:
         await self.http.close()
@@ -164,6 +185,12 @@ class AlpacaExecutorBase:
                 body["qty"],
             )
         log.info("%s: placing %s %s %s (%s)", self.name, body["side"], body["qty"], order.symbol, cid)
+        return await self._submit(body, order)
+
+    async def _submit(self, body: dict[str, object], order: HedgeOrder) -> OrderUpdate:
+        """POST ``body``; a lost answer is resolved by ``client_order_id``, a duplicate
+        ``client_order_id`` answered with the order that already has it (never re-sent)."""
+        cid = str(body["client_order_id"])
         try:
             placed = await self.endpoints.submit_order(body)
             return self._checked(placed, order)
@@ -179,7 +206,7 @@ class AlpacaExecutorBase:
                     return _readable(lambda: self._checked(existing, order), cid)
             raise
 
-    def _checked(self, placed: AlpacaOrder, order: MarketOrder) -> OrderUpdate:
+    def _checked(self, placed: AlpacaOrder, order: HedgeOrder) -> OrderUpdate:
         sent = alpaca_client_order_id(order.client_order_id)
         if placed.client_order_id and placed.client_order_id != sent:
             log.warning(
@@ -219,7 +246,7 @@ class AlpacaExecutorBase:
     async def order_status(self, broker_order_id: str) -> OrderUpdate:
         return (await self.endpoints.get_order(broker_order_id)).to_update()
 
-    async def find_order(self, client_order_id: str, order: MarketOrder) -> OrderUpdate | None:
+    async def find_order(self, client_order_id: str, order: HedgeOrder) -> OrderUpdate | None:
         found = await self.endpoints.get_order_by_client_id(
             alpaca_client_order_id(client_order_id)
         )
@@ -236,7 +263,59 @@ class AlpacaExecutorBase:
         return Inventory(positions=positions.equities, cash=account.cash, as_of=self._now())
 
     async def maintenance(self) -> None:
-        return None
+        await self.sessions.refresh_configuration()
+
+    # -- outside regular hours (ExtendedHoursExecutor) ----------------------------------
+
+    async def trading_days(self, start: date, end: date) -> list[TradingDay]:
+        return await self.sessions.trading_days(start, end)
+
+    async def eligibility(self, symbols: Sequence[Symbol]) -> dict[Symbol, SymbolEligibility]:
+        return await self.sessions.eligibility(symbols)
+
+    def overnight_available(self) -> bool:
+        return self.sessions.overnight_available()
+
+    async def position_mark(self, symbol: Symbol) -> Decimal | None:
+        return await self.sessions.position_mark(symbol)
+
+    async def place_limit_order(self, order: LimitOrder) -> OrderUpdate:
+        """``limit`` + ``day`` + ``extended_hours``; errors as for market orders."""
+        if not order.client_order_id:
+            raise FinalBrokerError("client_order_id must not be empty")
+        if order.session is Session.OVERNIGHT and not self.overnight_available():
+            raise FinalBrokerError(
+                "overnight limit refused: overnight trading is not enabled for this account"
+            )
+        body = limit_order_body(order, alpaca_client_order_id(order.client_order_id))
+        log.info(
+            "%s: placing %s %s %s limit %s, %s session (%s; reference %s from %s)",
+            self.name,
+            body["side"],
+            body["qty"],
+            order.symbol,
+            body["limit_price"],
+            order.session.value,
+            body["client_order_id"],
+            fmt(order.reference_price),
+            order.reference_source,
+        )
+        return await self._submit(body, order)
+
+    async def cancel_order(self, broker_order_id: str) -> OrderUpdate:
+        """Ask Alpaca to cancel, then read the order: it may be ``pending_cancel``, or
+        have filled first. 422 (no longer cancelable) is not an error here: the
+        order's final state is the answer. 404 stays a FinalBrokerError."""
+        order_id = check_order_id(broker_order_id)
+        try:
+            await self.endpoints.cancel_order(order_id)
+        except AlpacaNotFound:
+            raise
+        except AlpacaRejection as exc:
+            if exc.status != 422:
+                raise
+            log.info("%s: order %s not cancelable (%s); reading it", self.name, order_id, exc.api_message)
+        return await self.order_status(order_id)
 
 
 def _with_cid(update: OrderUpdate, client_order_id: str) -> OrderUpdate:

@@ -22,6 +22,9 @@ def st0x_register_executors(register: Callable[[ExecutorType], None]) -> None:
             name="alpaca-trading-api",
             config_class=AlpacaTradingConfig,
             factory=_factory,
-            description="Alpaca Trading API (individual accounts), fractional market orders",
+            description=(
+                "Alpaca Trading API (individual accounts), fractional market orders; "
+                "extended-hours and overnight limit orders"
+            ),
         )
     )

@@ -43,7 +43,12 @@ class AlpacaBrokerClient:
             lambda: token_headers,
             secrets=(key.get(), secret.get(), token_headers["Authorization"].split()[1]),
         )
-        self.trading = AlpacaTradingEndpoints(self.http, f"/v1/trading/accounts/{account_id}")
+        self.trading = AlpacaTradingEndpoints(
+            self.http,
+            f"/v1/trading/accounts/{account_id}",
+            assets_path="/v1/assets",
+            calendar_path="/v1/calendar",
+        )
 
     async def calendar(self, start: date, end: date) -> list[TradingDay]:
         return await get_calendar(self.http, "/v1/calendar", start, end)

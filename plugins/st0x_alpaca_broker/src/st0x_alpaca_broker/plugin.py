@@ -25,7 +25,10 @@ def st0x_register_executors(register: Callable[[ExecutorType], None]) -> None:
             name="alpaca-broker-api",
             config_class=AlpacaBrokerConfig,
             factory=_factory,
-            description="Alpaca Broker API (managed accounts), fractional market orders",
+            description=(
+                "Alpaca Broker API (managed accounts), fractional market orders; "
+                "extended-hours and overnight limit orders"
+            ),
         )
     )
 

@@ -1,12 +1,14 @@
-"""The ``schwab`` executor: whole-share market orders through the Schwab Trader API."""
+"""The ``schwab`` executor: whole-share market orders through the Schwab Trader API,
+and limit orders in its AM / PM / SEAMLESS sessions outside regular hours."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,7 +21,9 @@ from st0x_liquidity import (
     ConfigError,
     Direction,
     FinalBrokerError,
+    HedgeOrder,
     Inventory,
+    LimitOrder,
     MarketClock,
     MarketOrder,
     OrderRules,
@@ -28,6 +32,8 @@ from st0x_liquidity import (
     Position,
     PositionStore,
     Symbol,
+    SymbolEligibility,
+    TradingDay,
     fmt,
 )
 
@@ -48,12 +54,15 @@ from .parsing import (
     parse_order,
     parse_order_list,
 )
+from .session_hours import limit_body, parse_trading_day
+from .session_hours import position_mark as mark_of
 from .tokens import NAMESPACE, AuthStatus, TokenManager, auth_required
 
 log = logging.getLogger(__name__)
 
 EASTERN = ZoneInfo("America/New_York")
 _LOOKAHEAD_DAYS = 10
+_MAX_CALENDAR_DAYS = 31
 
 _MATCHING_INSTRUCTIONS = {
     Direction.BUY: {"BUY", "BUY_TO_COVER"},
@@ -99,6 +108,7 @@ class SchwabExecutor:
         self.tokens = TokenManager(config, store, self.http, now=now)
         self._account_hash: str | None = None
         self._day_cache: dict[date, tuple[datetime, MarketDay]] = {}
+        self._hours_cache: dict[date, tuple[datetime, TradingDay | None]] = {}
         self._last_auth_problem: str | None = None
 
     @property
@@ -209,7 +219,6 @@ class SchwabExecutor:
     async def place_market_order(self, order: MarketOrder) -> OrderUpdate:
         shares = self._check(order)
         account = await self.account_hash()
-        await self._record_attempt(order)
         body = {
             "orderType": "MARKET",
             "session": "NORMAL",
@@ -223,6 +232,13 @@ class SchwabExecutor:
                 }
             ],
         }
+        return await self._send(order, body, account, f"{shares} {order.symbol}")
+
+    async def _send(
+        self, order: HedgeOrder, body: dict[str, Any], account: str, what: str
+    ) -> OrderUpdate:
+        """Record the attempt, POST ``body``, record the order id from ``Location``."""
+        await self._record_attempt(order)
         reply = await self._call(
             "POST", f"/trader/v1/accounts/{account}/orders", "order placement",
             kind="order", json_body=body,
@@ -236,8 +252,8 @@ class SchwabExecutor:
             )
         await self._record_attempt(order, broker_order_id=order_id)
         log.info(
-            "Schwab order %s placed: %s %s %s (%s)",
-            order_id, order.side.value, shares, order.symbol, order.client_order_id,
+            "Schwab order %s placed: %s %s (%s)",
+            order_id, order.side.value, what, order.client_order_id,
         )
         return OrderUpdate(
             order_id,
@@ -246,7 +262,7 @@ class SchwabExecutor:
             updated_at=self._now(),
         )
 
-    async def _record_attempt(self, order: MarketOrder, broker_order_id: str | None = None) -> None:
+    async def _record_attempt(self, order: HedgeOrder, broker_order_id: str | None = None) -> None:
         """Note a POST about to be sent (no id) or the order id it produced.
 
         Written before the POST, so "no record" means "never sent".
@@ -289,7 +305,7 @@ class SchwabExecutor:
             raise SchwabReplyError("Schwab answered with a different order than asked for")
         return order_update(parsed)
 
-    async def find_order(self, client_order_id: str, order: MarketOrder) -> OrderUpdate | None:
+    async def find_order(self, client_order_id: str, order: HedgeOrder) -> OrderUpdate | None:
         """Find the Schwab order placed for ``client_order_id``, if any.
 
         1. No attempt record: this executor never sent the POST -> None.
@@ -342,7 +358,7 @@ class SchwabExecutor:
         return _with_client_id(order_update(chosen), client_order_id)
 
     @staticmethod
-    def _matches(o: SchwabOrder, order: MarketOrder, start: datetime, end: datetime) -> bool:
+    def _matches(o: SchwabOrder, order: HedgeOrder, start: datetime, end: datetime) -> bool:
         return (
             o.symbol == str(order.symbol)
             and o.instruction in _MATCHING_INSTRUCTIONS[order.side]
@@ -399,6 +415,92 @@ class SchwabExecutor:
             if day.is_open and day.start and day.end:
                 return MarketClock(False, next_open=day.start, next_close=day.end)
         return MarketClock(False)
+
+    # -- outside regular hours (ExtendedHoursExecutor) ----------------------------------
+
+    async def _trading_day(self, day: date) -> TradingDay | None:
+        cached = self._hours_cache.get(day)
+        now = self._now()
+        if cached is not None and now - cached[0] < timedelta(hours=1):
+            return cached[1]
+        reply = await self._call(
+            "GET", "/marketdata/v1/markets/equity", "market hours",
+            params={"date": day.isoformat()},
+        )
+        parsed = parse_trading_day(reply.body, day)
+        self._hours_cache[day] = (now, parsed)
+        return parsed
+
+    async def trading_days(self, start: date, end: date) -> list[TradingDay]:
+        """Schwab's equity hours, one request per date (cached for an hour, at most
+        31 dates per call): pre-market from ``preMarket``, after-hours from
+        ``postMarket``, holidays and half-days as Schwab reports them."""
+        if (end - start).days >= _MAX_CALENDAR_DAYS:
+            # One request per date shares the order budget: read a month at most.
+            log.warning(
+                "Schwab market hours: %d days asked, reading the first %d",
+                (end - start).days + 1, _MAX_CALENDAR_DAYS,
+            )
+            end = start + timedelta(days=_MAX_CALENDAR_DAYS - 1)
+        days: list[TradingDay] = []
+        day = start
+        while day <= end:
+            found = await self._trading_day(day)
+            if found is not None:
+                days.append(found)
+            day += timedelta(days=1)
+        return days
+
+    async def eligibility(self, symbols: Sequence[Symbol]) -> dict[Symbol, SymbolEligibility]:
+        """Schwab publishes no per-symbol extended-hours list: every symbol may trade
+        pre-market and after-hours (whole shares), none overnight. A symbol Schwab
+        refuses comes back as the order's rejection."""
+        return {s: SymbolEligibility(extended=True, overnight=False) for s in symbols}
+
+    def overnight_available(self) -> bool:
+        """The Trader API has no overnight session (EXTO is thinkorswim only)."""
+        return False
+
+    async def place_limit_order(self, order: LimitOrder) -> OrderUpdate:
+        """``LIMIT`` + ``DAY`` in session ``AM`` / ``PM`` / ``SEAMLESS`` (see
+        :mod:`st0x_schwab.session_hours`); same exactly-once flow as market orders."""
+        body = limit_body(order)
+        account = await self.account_hash()
+        return await self._send(
+            order, body, account,
+            f"{body['orderLegCollection'][0]['quantity']} {order.symbol} limit {body['price']} "
+            f"{body['session']} (reference {fmt(order.reference_price)} from "
+            f"{order.reference_source})",
+        )
+
+    async def cancel_order(self, broker_order_id: str) -> OrderUpdate:
+        """``DELETE …/orders/{id}``, then read the order: the answer is its state after
+        the request (still live, ``PENDING_CANCEL``, cancelled or filled first).
+        Schwab refuses to cancel an order that already ended (HTTP 400): that is not
+        an error here, the read gives its final state; an unknown order fails the
+        read with a FinalBrokerError."""
+        if not broker_order_id.isdigit():
+            raise FinalBrokerError(f"not a Schwab order id: {broker_order_id[:40]!r}")
+        account = await self.account_hash()
+        try:
+            await self._call(
+                "DELETE", f"/trader/v1/accounts/{account}/orders/{broker_order_id}",
+                "order cancel",
+            )
+        except AuthenticationRequiredError:
+            raise
+        except FinalBrokerError as exc:
+            log.info("Schwab refused to cancel %s (%s); reading it", broker_order_id, exc)
+        return await self.order_status(broker_order_id)
+
+    async def position_mark(self, symbol: Symbol) -> Decimal | None:
+        """``marketValue / quantity`` of the account's position (None: none held)."""
+        account = await self.account_hash()
+        reply = await self._call(
+            "GET", f"/trader/v1/accounts/{account}", "account positions",
+            params={"fields": "positions"},
+        )
+        return mark_of(parse_account_positions(reply.body), str(symbol))
 
     # -- the rest ----------------------------------------------------------------------
 

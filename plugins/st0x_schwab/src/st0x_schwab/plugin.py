@@ -25,7 +25,7 @@ def st0x_register_executors(register: Callable[[ExecutorType], None]) -> None:
             name="schwab",
             config_class=SchwabConfig,
             factory=_factory,
-            description="Charles Schwab Trader API (OAuth; whole shares only)",
+            description="Charles Schwab Trader API (OAuth; whole shares; AM/PM limit orders)",
         )
     )
 

@@ -19,7 +19,22 @@ Used by the tests, the benchmarks and the demo. It serves real HTTP on
 * an order lifecycle that advances one step per read of the order, by default
   ``new → accepted → partially_filled → filled``, only while the market is open;
 * a market clock and calendar that can be forced open or closed, or follow
-  weekday 09:30–16:00 New York hours;
+  the fake exchange calendar (:mod:`st0x_testing.market_calendar`: weekdays,
+  settable ``holidays`` and ``half_days``, ``session_open`` / ``session_close``
+  04:00 / 20:00) read from a movable :class:`~st0x_testing.session_clock.SessionClock`
+  (``fake.clock.set(...)`` / ``advance(...)``; ``POST /_control/clock`` over HTTP);
+* sessions as Alpaca documents them (pass ``market_open=None``): outside
+  regular hours only ``limit`` + ``day`` (or ``gtc``) + ``extended_hours``
+  orders trade, in pre-market, after-hours and, for symbols whose asset
+  ``attributes`` hold ``overnight_tradable`` (not ``overnight_halted``) on an
+  account without ``disable_overnight_trading``, overnight; market +
+  ``extended_hours`` and sub-penny limits get Alpaca's 422 ``42210000``; a plain
+  market order outside regular hours is accepted and queued (``accepted``) for
+  the open; ``day`` orders end at the close of their trade date (20:00 for
+  extended ones; an order entered overnight belongs to the next trade date);
+  limit orders fill, when read, against ``set_price`` (buy at or below the
+  limit, sell at or above), ``partial_fill`` of the quantity at a time;
+  ``cancel_pending`` makes a cancel go through ``pending_cancel`` first;
 * a sliding-window rate limit (200/min by default) answering 429 with the
   ``X-RateLimit-*`` headers, and injectable faults: 429 with ``Retry-After``,
   500, slow responses, dropped connections, malformed JSON, arbitrary bodies,
@@ -47,6 +62,9 @@ from zoneinfo import ZoneInfo
 
 import attrs
 from aiohttp import web
+
+from .market_calendar import FakeCalendar
+from .session_clock import Now, SessionClock, control_clock
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -153,6 +171,22 @@ class FakeOrder:
     reads: int = 0
     notional: Decimal | None = None
     """Set for a notional order: ``qty`` is then the share quantity it buys."""
+    order_type: str = "market"
+    limit_price: Decimal | None = None
+    extended_hours: bool = False
+    session: str = "regular"
+    """The session when the order was placed (the order log a test asserts on)."""
+    expires_at: datetime | None = None
+    """End of its trade date (regular close, or ``session_close`` when extended)."""
+    filled_notional: Decimal = Decimal(0)
+    """Sum of fill quantity times fill price (a limit order fills at several prices)."""
+    cancel_requested: bool = False
+
+    @property
+    def average_price(self) -> Decimal:
+        if self.order_type == "limit" and self.filled_qty > 0:
+            return self.filled_notional / self.filled_qty
+        return self.price
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -174,29 +208,34 @@ class FakeOrder:
             "notional": _s(self.notional),
             "qty": None if self.notional is not None else _s(self.qty),
             "filled_qty": _s(self.filled_qty),
-            "filled_avg_price": _s(self.price) if self.filled_qty > 0 else None,
+            "filled_avg_price": _s(self.average_price) if self.filled_qty > 0 else None,
             "order_class": "",
-            "order_type": "market",
-            "type": "market",
+            "order_type": self.order_type,
+            "type": self.order_type,
             "side": self.side,
             "position_intent": "buy_to_open" if self.side == "buy" else "sell_to_close",
             "time_in_force": self.time_in_force,
-            "limit_price": None,
+            "limit_price": _s(self.limit_price),
             "stop_price": None,
             "status": self.status,
-            "extended_hours": False,
+            "extended_hours": self.extended_hours,
             "legs": None,
             "trail_percent": None,
             "trail_price": None,
             "hwm": None,
             "subtag": None,
             "source": None,
-            "expires_at": None,
+            "expires_at": None if self.expires_at is None else rfc3339(self.expires_at),
         }
 
 
 CALENDAR_FIRST = "1970-01-01"
 CALENDAR_LAST = "2029-12-31"
+
+
+def _hhmm(moment: datetime) -> str:
+    """``0400``: the calendar's ``session_open`` / ``session_close`` format."""
+    return moment.astimezone(NEW_YORK).strftime("%H%M")
 
 
 def _is_uuid(text: str) -> bool:
@@ -234,6 +273,51 @@ def _order_amount(body: dict[str, Any], field: str) -> Decimal | web.Response:
     return amount
 
 
+def _order_kind(body: dict[str, Any]) -> tuple[str, str, bool, Decimal | None] | web.Response:
+    """(type, time_in_force, extended_hours, limit_price) of an order body, by
+    Alpaca's rules: ``extended_hours`` only with ``limit`` + ``day``/``gtc``."""
+    order_type = body.get("type", body.get("order_type"))
+    if order_type not in ("market", "limit"):
+        return _error(422, 40010001, "invalid order type for this fake (market or limit)")
+    tif = body.get("time_in_force")
+    if tif not in ("day", "gtc", "opg", "cls", "ioc", "fok"):
+        return _error(422, 40010001, "invalid time_in_force")
+    extended = body.get("extended_hours", False)
+    if not isinstance(extended, bool):
+        return _error(422, 40010001, "extended_hours must be a boolean")
+    if extended and (order_type != "limit" or tif not in ("day", "gtc")):
+        return _error(422, 42210000, "extended hours order must be DAY or GTC limit orders")
+    if order_type == "market":
+        return order_type, tif, extended, None
+    price = _limit_price(body.get("limit_price"))
+    if isinstance(price, web.Response):
+        return price
+    return order_type, tif, extended, price
+
+
+def _limit_price(raw: Any) -> Decimal | web.Response:
+    """A limit price: positive, on Alpaca's grid (2 decimals at or above $1, 4 below)."""
+    if raw is None:
+        return _error(422, 40010001, "limit_price is required for limit orders")
+    if isinstance(raw, bool) or not isinstance(raw, str | int | Decimal):
+        return _error(422, 40010001, "invalid limit_price")
+    try:
+        price = Decimal(str(raw))
+    except InvalidOperation:
+        return _error(422, 40010001, "invalid limit_price")
+    if not price.is_finite() or price <= 0:
+        return _error(422, 40010001, "limit_price must be > 0")
+    tick = Decimal("0.01") if price >= 1 else Decimal("0.0001")
+    if price != price.quantize(tick, rounding="ROUND_DOWN"):
+        return _error(
+            422,
+            42210000,
+            f"invalid limit_price {_s(price)}. sub-penny increment does not fulfill "
+            "minimum pricing criteria",
+        )
+    return price
+
+
 def _error(status: int, code: int | None, message: str, **extra: str) -> web.Response:
     body: dict[str, Any] = dict(extra)
     if code is not None:
@@ -258,8 +342,23 @@ class FakeAlpacaBase:
         self.rate_limit = rate_limit
         self.rate_window = rate_window
         self.market_open = market_open
-        """True/False forces the clock; None follows weekday 09:30–16:00 New York."""
-        self.now: Callable[[], datetime] = now or (lambda: datetime.now(UTC))
+        """True/False forces the clock (always regular / always closed); None follows
+        the calendar and its sessions."""
+        self.clock = SessionClock(now)
+        self.calendar = FakeCalendar()
+        self.asset_attributes: dict[str, list[str]] = {}
+        """Per symbol; others get ``default_attributes``."""
+        self.default_attributes = ["fractional_eh_enabled", "has_options", "overnight_tradable"]
+        self.disable_overnight_trading = False
+        self.partial_fill = Decimal(1)
+        """Share of a limit order's quantity filled per read once its price is reached."""
+        self.cancel_pending = False
+        """A cancel leaves the order ``pending_cancel``; the next read finds it ``canceled``."""
+        self.expiry_status = "expired"
+        """Status of a ``day`` order at the end of its trade date (or ``done_for_day``)."""
+        self.calendar_session_fields = True
+        """False: the calendar leaves out ``session_open`` / ``session_close``."""
+        self._expiring: dict[str, datetime] = {}
         self.orders: dict[str, FakeOrder] = {}
         self.by_client_order_id: dict[str, str] = {}
         self.positions: dict[str, Decimal] = {}
@@ -273,7 +372,6 @@ class FakeAlpacaBase:
         self.allow_short = True
         self.account_status = "ACTIVE"
         self.trading_blocked = False
-        self.holidays: set[date] = set()
         self.auth_failure_status = 401
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str, float]] = []
@@ -288,6 +386,78 @@ class FakeAlpacaBase:
         self.port = 0
         self.app = web.Application(middlewares=[self._middleware])
         self._add_routes(self.app)
+        self._add_control_routes(self.app)
+
+    # -- time and calendar --------------------------------------------------------
+
+    @property
+    def now(self) -> Now:
+        """The fake's clock (``fake.now = fn`` makes the clock follow ``fn``)."""
+        return self.clock.now
+
+    @now.setter
+    def now(self, source: Now) -> None:
+        self.clock.follow(source)
+
+    @property
+    def holidays(self) -> set[date]:
+        return self.calendar.holidays
+
+    @holidays.setter
+    def holidays(self, days: set[date]) -> None:
+        self.calendar.holidays = set(days)
+
+    @property
+    def half_days(self) -> dict[date, dtime]:
+        """Trading day -> early close (regular hours end then)."""
+        return self.calendar.half_days
+
+    def session(self) -> str:
+        """The session now: regular / pre / post / overnight / closed (forced clocks:
+        regular or closed)."""
+        if self.market_open is not None:
+            return "regular" if self.market_open else "closed"
+        return self.calendar.session_at(self.now())[0]
+
+    def set_price(self, symbol: str, price: Decimal | str) -> None:
+        """The market price: market orders fill at it, limit orders when it crosses."""
+        self.prices[symbol] = Decimal(price)
+
+    def set_eligibility(
+        self,
+        symbol: str,
+        *,
+        fractional_eh: bool = True,
+        overnight: bool = True,
+        halted: bool = False,
+    ) -> None:
+        """The asset ``attributes`` Alpaca reports for ``symbol``."""
+        attributes = ["has_options"]
+        if fractional_eh:
+            attributes.append("fractional_eh_enabled")
+        if overnight:
+            attributes.append("overnight_tradable")
+        if halted:
+            attributes.append("overnight_halted")
+        self.asset_attributes[symbol] = attributes
+
+    def attributes(self, symbol: str) -> list[str]:
+        return list(self.asset_attributes.get(symbol, self.default_attributes))
+
+    def overnight_ok(self, symbol: str) -> bool:
+        attributes = self.attributes(symbol)
+        return (
+            not self.disable_overnight_trading
+            and "overnight_tradable" in attributes
+            and "overnight_halted" not in attributes
+        )
+
+    def market_orders_outside_regular(self) -> list[FakeOrder]:
+        """Market orders placed when the session was not regular (queued by Alpaca:
+        never a hedge; the engine must not send one)."""
+        return [
+            o for o in self.orders.values() if o.order_type == "market" and o.session != "regular"
+        ]
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -334,13 +504,8 @@ class FakeAlpacaBase:
         return None if order_id is None else self.orders[order_id]
 
     def is_open(self) -> bool:
-        if self.market_open is not None:
-            return self.market_open
-        now = self.now()
-        for day in self.trading_days(now.astimezone(NEW_YORK).date(), days=1):
-            if day[1] <= now < day[2]:
-                return True
-        return False
+        """Regular hours (what ``/v2/clock`` calls open)."""
+        return self.session() == "regular"
 
     def trading_days(self, start: date, days: int) -> list[tuple[date, datetime, datetime]]:
         """(date, open, close) of the trading days in ``[start, start + days)``."""
@@ -356,21 +521,87 @@ class FakeAlpacaBase:
                 continue
             if self.market_open is False and day == today:
                 continue
-            if day.weekday() >= 5 or day in self.holidays:
-                continue
-            result.append(
-                (
-                    day,
-                    datetime.combine(day, dtime(9, 30), NEW_YORK),
-                    datetime.combine(day, dtime(16, 0), NEW_YORK),
-                )
-            )
+            found = self.calendar.day(day)
+            if found is not None:
+                result.append((day, found.open, found.close))
         return result
 
     # -- plumbing ----------------------------------------------------------------
 
     def _add_routes(self, app: web.Application) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _add_control_routes(self, app: web.Application) -> None:
+        """Test controls for a fake the test does not share a process with:
+        ``/_control/clock`` (``{"now": iso}`` / ``{"advance": s}``, optional
+        ``"market_open": true|false|null``), ``/_control/price``
+        (``{"symbol", "price"}``) and ``/_control/asset`` (``{"symbol",
+        "attributes": [...]}``). Never authenticated; the fake is local only."""
+        app.router.add_post("/_control/clock", control_clock(self.clock, self._clock_extra))
+        app.router.add_post("/_control/price", self._control_price)
+        app.router.add_post("/_control/asset", self._control_asset)
+
+    def _clock_extra(self, body: dict[str, Any]) -> None:
+        if "market_open" in body and body["market_open"] in (True, False, None):
+            self.market_open = body["market_open"]
+
+    async def _control_price(self, request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.read())
+            self.set_price(str(body["symbol"]), Decimal(str(body["price"])))
+        except (ValueError, KeyError, TypeError, InvalidOperation, UnicodeDecodeError):
+            return _error(400, None, 'expected {"symbol": "AAPL", "price": "190.25"}')
+        return web.json_response({"symbol": body["symbol"], "price": _s(self.prices[body["symbol"]])})
+
+    async def _control_asset(self, request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.read())
+            symbol, attributes = str(body["symbol"]), body["attributes"]
+            if not isinstance(attributes, list) or not all(isinstance(a, str) for a in attributes):
+                raise TypeError
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            return _error(400, None, 'expected {"symbol": "AAPL", "attributes": ["..."]}')
+        self.asset_attributes[symbol] = list(attributes)
+        return web.json_response({"symbol": symbol, "attributes": attributes})
+
+    def account_configurations(self) -> dict[str, Any]:
+        """``GET …/account/configurations`` (the 2026 shape, with the overnight switch)."""
+        return {
+            "dtbp_check": "entry",
+            "trade_confirm_email": "all",
+            "suspend_trade": False,
+            "no_shorting": not self.allow_short,
+            "fractional_trading": True,
+            "max_margin_multiplier": "4",
+            "max_options_trading_level": 0,
+            "pdt_check": "entry",
+            "ptp_no_exception_entry": False,
+            "disable_overnight_trading": self.disable_overnight_trading,
+        }
+
+    async def handle_get_configurations(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.account_configurations())
+
+    async def handle_patch_configurations(self, request: web.Request) -> web.Response:
+        """``PATCH …/account/configurations``: ``disable_overnight_trading`` and
+        ``no_shorting`` take effect; other known keys are accepted and echoed."""
+        try:
+            body = json.loads(await request.read())
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, 40010000, "request body format is invalid")
+        if not isinstance(body, dict):
+            return _error(400, 40010000, "request body format is invalid")
+        known = self.account_configurations()
+        for key, value in body.items():
+            if key not in known:
+                return _error(422, 40010001, f"unknown configuration {key[:40]}")
+            if key in ("disable_overnight_trading", "no_shorting") and not isinstance(value, bool):
+                return _error(422, 40010001, f"{key} must be true or false")
+        if "disable_overnight_trading" in body:
+            self.disable_overnight_trading = body["disable_overnight_trading"]
+        if "no_shorting" in body:
+            self.allow_short = not body["no_shorting"]
+        return web.json_response(self.account_configurations())
 
     def authenticate(self, request: web.Request) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -404,9 +635,12 @@ class FakeAlpacaBase:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         stamp = time.monotonic()
+        if request.path.startswith("/_control/"):
+            return await handler(request)
         self.requests.append((request.method, request.path_qs, stamp))
         if not self.authenticate(request):
             return self._auth_error()
+        self.expire_due()
         while self._window and self._window[0] <= stamp - self.rate_window:
             self._window.popleft()
         if len(self._window) >= self.rate_limit:
@@ -564,14 +798,15 @@ class FakeAlpacaBase:
         side = body.get("side")
         if side not in ("buy", "sell"):
             return _error(422, 40010001, "invalid side")
-        if body.get("type", body.get("order_type")) != "market":
-            return _error(422, 40010001, "invalid order type for this fake (market only)")
-        tif = body.get("time_in_force")
-        if tif not in ("day", "gtc", "opg", "cls", "ioc", "fok"):
-            return _error(422, 40010001, "invalid time_in_force")
+        kind = _order_kind(body)
+        if isinstance(kind, web.Response):
+            return kind
+        order_type, tif, extended, limit_price = kind
         if body.get("notional") is not None and body.get("qty") is not None:
             return _error(422, 40010001, "qty and notional are mutually exclusive")
         is_notional = body.get("notional") is not None
+        if is_notional and order_type == "limit":
+            return _error(422, 40010001, "notional orders must be market orders in this fake")
         amount = _order_amount(body, "notional" if is_notional else "qty")
         if isinstance(amount, web.Response):
             return amount
@@ -588,18 +823,21 @@ class FakeAlpacaBase:
             return _error(422, 40010001, "fractional orders must be DAY orders")
         if fractional and symbol in self.non_fractionable:
             return _error(422, 40010001, f"requested asset {symbol} is not fractionable")
-        if body.get("extended_hours") is True:
-            return _error(422, 40010001, "extended hours order must be DAY limit orders")
-        cid = body.get("client_order_id")
-        if cid is None:
-            cid = str(uuid.uuid4())
-        if not isinstance(cid, str) or not cid:
-            return _error(422, 40010001, "invalid client_order_id")
-        if len(cid) > 48:
-            return _error(422, 40010001, "client_order_id must be no more than 48 characters")
-        if cid in self.by_client_order_id:
-            return _error(422, 40010001, "client_order_id must be unique")
-        cost = notional if notional is not None else qty * price
+        session = self.session()
+        if (
+            fractional
+            and extended
+            and session not in ("regular", "closed")
+            and "fractional_eh_enabled" not in self.attributes(symbol)
+        ):
+            # The fake's wording: Alpaca documents the attribute, not the error text.
+            return _error(
+                422, 40010001, f"fractional orders for {symbol} are not accepted in extended hours"
+            )
+        cid = self._new_client_order_id(body)
+        if isinstance(cid, web.Response):
+            return cid
+        cost = notional if notional is not None else qty * (limit_price or price)
         if fractional and cost < 1:
             return _error(403, 40310000, "cost basis must be >= 1")
         if side == "buy" and cost > self.cash:
@@ -630,11 +868,104 @@ class FakeAlpacaBase:
             price=price,
             created_at=now,
             notional=notional,
+            order_type=order_type,
+            limit_price=limit_price,
+            extended_hours=extended,
+            session=session,
+            expires_at=self._expiry(now, tif, extended),
         )
-        self._apply_step(order, 0)
-        self.orders[order.id] = order
-        self.by_client_order_id[cid] = order.id
+        self._register(order)
         return web.json_response(order.to_json())
+
+    def _register(self, order: FakeOrder) -> None:
+        """A new order's first status (``accepted`` when it cannot trade yet: queued,
+        as Alpaca does) and its place in the books."""
+        if order.order_type == "limit":
+            order.status = "new" if self.tradable(order) else "accepted"
+            order.updated_at = order.created_at
+        else:
+            self._apply_step(order, 0)
+            if order.session != "regular" and order.status == "new":
+                order.status = "accepted"
+        self.orders[order.id] = order
+        self.by_client_order_id[order.client_order_id] = order.id
+        if order.expires_at is not None:
+            self._expiring[order.id] = order.expires_at
+
+    def _new_client_order_id(self, body: dict[str, Any]) -> str | web.Response:
+        cid = body.get("client_order_id")
+        if cid is None:
+            return str(uuid.uuid4())
+        if not isinstance(cid, str) or not cid:
+            return _error(422, 40010001, "invalid client_order_id")
+        if len(cid) > 48:
+            return _error(422, 40010001, "client_order_id must be no more than 48 characters")
+        if cid in self.by_client_order_id:
+            return _error(422, 40010001, "client_order_id must be unique")
+        return cid
+
+    def _expiry(self, now: datetime, tif: str, extended: bool) -> datetime | None:
+        """A ``day`` order ends with its trade date (only when the calendar decides)."""
+        if tif != "day" or self.market_open is not None:
+            return None
+        day = self.calendar.trade_date(now, extended=extended)
+        if day is None:
+            return None
+        return day.session_close if extended else day.close
+
+    def tradable(self, order: FakeOrder) -> bool:
+        """Can ``order`` execute in the session now?"""
+        session = self.session()
+        if session == "regular":
+            return True
+        if session in ("pre", "post"):
+            return order.extended_hours
+        if session == "overnight":
+            return order.extended_hours and self.overnight_ok(order.symbol)
+        return False
+
+    def expire_due(self) -> None:
+        """End every live ``day`` order whose trade date is over (only orders placed
+        with an expiry are looked at, so a long benchmark run stays linear)."""
+        if not self._expiring:
+            return
+        now = self.now()
+        for order_id in list(self._expiring):
+            order = self.orders[order_id]
+            if order.status in TERMINAL:
+                del self._expiring[order_id]
+            elif order.expires_at is not None and now >= order.expires_at:
+                order.status = self.expiry_status
+                order.expired_at = order.updated_at = order.expires_at
+                del self._expiring[order_id]
+
+    def _fill_limit(self, order: FakeOrder) -> None:
+        """Fill a live limit order (``partial_fill`` of its quantity) if the price allows."""
+        if order.status in TERMINAL or order.status == "pending_cancel":
+            return
+        if not self.tradable(order):
+            return
+        if order.status == "accepted":
+            order.status = "new"
+        assert order.limit_price is not None
+        price = self.price(order.symbol)
+        crosses = price <= order.limit_price if order.side == "buy" else price >= order.limit_price
+        if not crosses:
+            return
+        step = (order.qty * self.partial_fill).quantize(Decimal("1e-9"), rounding="ROUND_DOWN")
+        delta = min(order.qty - order.filled_qty, max(step, Decimal("1e-9")))
+        now = self.now()
+        sign = 1 if order.side == "buy" else -1
+        order.filled_qty += delta
+        order.filled_notional += delta * price
+        self.positions[order.symbol] = self.positions.get(order.symbol, Decimal(0)) + sign * delta
+        self.cash -= sign * delta * price
+        order.updated_at = now
+        if order.filled_qty >= order.qty:
+            order.status = "filled"
+            order.filled_at = now
+        else:
+            order.status = "partially_filled"
 
     def _apply_step(self, order: FakeOrder, step: int) -> None:
         status, fraction = order.script[step]
@@ -661,8 +992,16 @@ class FakeAlpacaBase:
             order.failed_at = now
 
     def advance(self, order: FakeOrder) -> None:
-        """One read moves the order one step along its script."""
+        """One read moves a market order one step along its script, finishes a
+        pending cancel, and fills a limit order whose price is reached."""
         order.reads += 1
+        if order.status == "pending_cancel" and order.cancel_requested:
+            order.status = "canceled"
+            order.canceled_at = order.updated_at = self.now()
+            return
+        if order.order_type == "limit":
+            self._fill_limit(order)
+            return
         if order.status in TERMINAL or order.step + 1 >= len(order.script):
             return
         self._apply_step(order, order.step + 1)
@@ -733,11 +1072,21 @@ class FakeAlpacaBase:
         return str(order.to_json()["symbol"])
 
     def cancel_order(self, order: FakeOrder) -> web.Response:
-        """Cancel a live order: 204, or 422 ``42210000`` once it has ended (as Alpaca)."""
-        if order.status in TERMINAL:
+        """Cancel a live order: 204, or 422 ``42210000`` once it has ended (as Alpaca)
+        or while a cancel is already pending. A limit order whose price is reached
+        fills first (the fill beat the cancel); ``cancel_pending`` leaves the order
+        ``pending_cancel`` until it is read again."""
+        if order.order_type == "limit":
+            self._fill_limit(order)
+        if order.status in TERMINAL or order.status == "pending_cancel":
             return _error(422, 42210000, f'order is already in "{order.status}" state')
-        order.status = "canceled"
-        order.canceled_at = order.updated_at = self.now()
+        order.updated_at = self.now()
+        order.cancel_requested = True
+        if self.cancel_pending:
+            order.status = "pending_cancel"
+        else:
+            order.status = "canceled"
+            order.canceled_at = order.updated_at
         return web.Response(status=204)
 
     async def handle_cancel_order(self, request: web.Request) -> web.Response:
@@ -789,7 +1138,7 @@ class FakeAlpacaBase:
             "shortable": self.allow_short,
             "easy_to_borrow": self.allow_short,
             "fractionable": symbol not in self.non_fractionable,
-            "attributes": ["fractional_eh_enabled", "has_options"],
+            "attributes": self.attributes(symbol),
         }
 
     async def handle_asset(self, request: web.Request) -> web.Response:
@@ -836,20 +1185,20 @@ class FakeAlpacaBase:
             end = date.fromisoformat(request.query.get("end") or CALENDAR_LAST)
         except ValueError:
             return _error(422, 40010001, "start and end must be YYYY-MM-DD")
-        days = self.trading_days(start, (end - start).days + 1)
-        return web.json_response(
-            [
-                {
-                    "date": day.isoformat(),
-                    "open": opens.astimezone(NEW_YORK).strftime("%H:%M"),
-                    "close": closes.astimezone(NEW_YORK).strftime("%H:%M"),
-                    "session_open": "0400",
-                    "session_close": "2000",
-                    "settlement_date": (day + timedelta(days=1)).isoformat(),
-                }
-                for day, opens, closes in days
-            ]
-        )
+        rows = []
+        for day, opens, closes in self.trading_days(start, (end - start).days + 1):
+            row = {
+                "date": day.isoformat(),
+                "open": opens.astimezone(NEW_YORK).strftime("%H:%M"),
+                "close": closes.astimezone(NEW_YORK).strftime("%H:%M"),
+                "settlement_date": (day + timedelta(days=1)).isoformat(),
+            }
+            if self.calendar_session_fields:
+                known = self.calendar.day(day)
+                row["session_open"] = "0400" if known is None else _hhmm(known.session_open)
+                row["session_close"] = "2000" if known is None else _hhmm(known.session_close)
+            rows.append(row)
+        return web.json_response(rows)
 
 
 class FakeAlpacaTrading(FakeAlpacaBase):
@@ -880,6 +1229,8 @@ class FakeAlpacaTrading(FakeAlpacaBase):
         app.router.add_get("/v2/assets/{symbol_or_asset_id}", self.handle_asset)
         app.router.add_get("/v2/clock", self.handle_clock)
         app.router.add_get("/v2/calendar", self.handle_calendar)
+        app.router.add_get("/v2/account/configurations", self.handle_get_configurations)
+        app.router.add_patch("/v2/account/configurations", self.handle_patch_configurations)
 
 
 async def serve(fake: FakeAlpacaBase, port: int) -> None:
@@ -900,8 +1251,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key", default="PKTEST")
     parser.add_argument("--secret", default="secret-test")
     parser.add_argument("--closed", action="store_true", help="market closed")
+    parser.add_argument(
+        "--calendar",
+        action="store_true",
+        help="follow the calendar and its sessions (move the clock: POST /_control/clock)",
+    )
     args = parser.parse_args(argv)
-    fake = FakeAlpacaTrading(key_id=args.key, secret_key=args.secret, market_open=not args.closed)
+    market_open = None if args.calendar else not args.closed
+    fake = FakeAlpacaTrading(key_id=args.key, secret_key=args.secret, market_open=market_open)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(fake, args.port))
     return 0

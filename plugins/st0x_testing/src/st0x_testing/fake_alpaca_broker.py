@@ -282,6 +282,12 @@ class FakeAlpacaBroker(FakeUsdcWallet):
         )
         base = "/v1/trading/accounts/{account_id}"
         app.router.add_get(f"{base}/account", self._scoped(self.handle_account))
+        app.router.add_get(
+            f"{base}/account/configurations", self._scoped(self.handle_get_configurations)
+        )
+        app.router.add_patch(
+            f"{base}/account/configurations", self._scoped(self.handle_patch_configurations)
+        )
         app.router.add_post(f"{base}/orders", self._scoped(self.handle_post_order))
         app.router.add_get(f"{base}/orders", self._scoped(self.handle_list_orders))
         app.router.add_get(
@@ -310,6 +316,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--secret", default="broker-secret-test")
     parser.add_argument("--account-id", default=ACCOUNT_ID)
     parser.add_argument("--closed", action="store_true", help="market closed")
+    parser.add_argument(
+        "--calendar",
+        action="store_true",
+        help="follow the calendar and its sessions (move the clock: POST /_control/clock)",
+    )
     parser.add_argument("--deposit-address", default=None, help="USDC deposit address")
     parser.add_argument("--usdc", default="0", help="USDC held at start")
     args = parser.parse_args(argv)
@@ -318,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         key=args.key,
         secret=args.secret,
         account_id=args.account_id,
-        market_open=not args.closed,
+        market_open=None if args.calendar else not args.closed,
         **extra,
     )
     fake.usdc = Decimal(args.usdc)

@@ -14,6 +14,21 @@ accounts, the accounts with their positions and balances
 (``equity.EQ``) and closed-day (``equity.equity``) shapes, 401 for bad or
 expired tokens and 429 over the request budget.
 
+Sessions (the reference's reading of Schwab's enums and retail pages): orders
+are ``MARKET`` or ``LIMIT`` with ``session`` ``NORMAL`` (regular hours), ``AM``
+(pre-market), ``PM`` (after-hours) or ``SEAMLESS`` (all three) and ``duration``
+``DAY``; ``MARKET`` only with ``NORMAL`` (400 otherwise), whole shares, limit
+prices on the penny grid (four decimals below $1). There is no overnight
+session. An order waits ``QUEUED`` outside its session and works inside it;
+``DAY`` ends it ``EXPIRED`` when its session ends on its trade date (``AM``: the
+regular open, ``NORMAL``: the close, ``PM``/``SEAMLESS``: the end of after-hours).
+Limit orders fill when read, against ``set_price`` (buy at or below the limit,
+sell at or above), ``partial_fill`` of the quantity at a time; ``cancel_pending``
+makes a cancel pass through ``PENDING_CANCEL``. The time comes from a
+:class:`~st0x_testing.session_clock.SessionClock` (``fake.clock``, or ``POST
+/_control/clock``); the calendar (``holidays``, ``half_days``) from
+:class:`~st0x_testing.market_calendar.FakeCalendar` with pre-market from 07:00.
+
 Everything is inspectable (``orders``, ``requests``, ``token_grants``) and
 faults can be injected per route with :meth:`FakeSchwab.inject`.
 """
@@ -28,7 +43,8 @@ import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import time as dtime
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -36,12 +52,22 @@ from zoneinfo import ZoneInfo
 import attrs
 from aiohttp import web
 
+from .market_calendar import FakeCalendar, FakeDay
+from .session_clock import Now, SessionClock, control_clock
+
 EASTERN = ZoneInfo("America/New_York")
 ACCESS_LIFETIME = timedelta(minutes=30)
 REFRESH_LIFETIME = timedelta(days=7)
 CODE_LIFETIME = timedelta(seconds=30)
 
 ENDED = frozenset({"FILLED", "CANCELED", "REJECTED", "EXPIRED", "REPLACED"})
+ORDER_SESSIONS: dict[str, frozenset[str]] = {
+    "NORMAL": frozenset({"regular"}),
+    "AM": frozenset({"pre"}),
+    "PM": frozenset({"post"}),
+    "SEAMLESS": frozenset({"pre", "regular", "post"}),
+}
+"""Schwab's order ``session`` -> the calendar sessions it trades in."""
 MARKETS = frozenset({"equity", "option", "bond", "future", "forex"})
 
 FaultKind = Literal["status", "disconnect_before", "disconnect_after", "garbage", "delay", "no_location"]
@@ -73,10 +99,29 @@ class FakeOrder:
     legs: list[tuple[Decimal, Decimal, datetime]] = attrs.field(factory=list)
     status_description: str | None = None
     order_type: str = "MARKET"
+    session: str = "NORMAL"
+    price: Decimal | None = None
+    expires_at: datetime | None = None
+    cancel_requested: bool = False
 
     @property
     def filled(self) -> Decimal:
         return sum((q for q, _p, _t in self.legs), Decimal(0))
+
+
+def _limit_price(raw: Any) -> Decimal | None:
+    """A positive price on the grid (2 decimals at or above $1, 4 below), else None.
+    schwab-py sends it as a string (``"190.25"``); the spec types it a number."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        return None
+    try:
+        price = Decimal(str(raw))
+    except InvalidOperation:
+        return None
+    if not price.is_finite() or price <= 0:
+        return None
+    tick = Decimal("0.01") if price >= 1 else Decimal("0.0001")
+    return price if price == price.quantize(tick, rounding="ROUND_DOWN") else None
 
 
 def _time(value: datetime) -> str:
@@ -102,11 +147,18 @@ class FakeSchwab:
         self.app_secret = app_secret
         self.redirect_uri = redirect_uri
         self.accounts = list(accounts)
-        self.now = now
+        self.clock = SessionClock(now)
+        self.calendar = FakeCalendar(holidays=holidays or set(), session_open=dtime(7, 0))
+        self.prices: dict[str, Decimal] = {}
+        """Market price per symbol: limit orders fill against it."""
+        self.partial_fill = Decimal(1)
+        """Share of a limit order's quantity filled per read (whole shares, at least 1)."""
+        self.cancel_pending = False
+        self.expiry_status = "EXPIRED"
+        self._expiring: set[int] = set()
         self.rate_limit = rate_limit
         self.rate_window = rate_window
         self.send_retry_after = send_retry_after
-        self.holidays = holidays or set()
         self.always_open = always_open
         self.location_root = "https://api.schwabapi.com"
         """Root of the order ``Location`` header: Schwab's own host, as Schwab sends it
@@ -135,6 +187,96 @@ class FakeSchwab:
         self._runner: web.AppRunner | None = None
         self.url = ""
 
+    # -- time, calendar, prices --------------------------------------------------------
+
+    @property
+    def now(self) -> Now:
+        return self.clock.now
+
+    @now.setter
+    def now(self, source: Now) -> None:
+        self.clock.follow(source)
+
+    @property
+    def holidays(self) -> set[date]:
+        return self.calendar.holidays
+
+    @holidays.setter
+    def holidays(self, days: set[date]) -> None:
+        self.calendar.holidays = set(days)
+
+    @property
+    def half_days(self) -> dict[date, dtime]:
+        return self.calendar.half_days
+
+    def session(self) -> str:
+        """regular / pre / post / closed now (Schwab has no overnight session)."""
+        if self.always_open:
+            return "regular"
+        name = self.calendar.session_at(self.now())[0]
+        return "closed" if name == "overnight" else name
+
+    def set_price(self, symbol: str, price: Decimal | str) -> None:
+        """The market price (limit fills) and the mark positions are valued at."""
+        self.prices[symbol] = self.last_price[symbol] = Decimal(price)
+
+    def _session_end(self, day: FakeDay, session: str) -> datetime:
+        if session == "AM":
+            return day.open
+        if session == "NORMAL":
+            return day.close
+        return day.session_close
+
+    def _expiry(self, session: str) -> datetime | None:
+        """End of a ``DAY`` order: its session's end on the first day still ahead."""
+        if self.always_open:
+            return None
+        now = self.now()
+        for day in self.calendar.following(now):
+            end = self._session_end(day, session)
+            if end > now:
+                return end
+        return None
+
+    def expire_due(self) -> None:
+        """End live ``DAY`` orders whose session is over (only those placed with an expiry)."""
+        now = self.now()
+        for order_id in list(self._expiring):
+            order = self.orders[order_id]
+            if order.status in ENDED:
+                self._expiring.discard(order_id)
+            elif order.expires_at is not None and now >= order.expires_at:
+                order.status = self.expiry_status
+                order.close_time = order.expires_at
+                self._expiring.discard(order_id)
+
+    def in_session(self, order: FakeOrder) -> bool:
+        return self.session() in ORDER_SESSIONS.get(order.session, frozenset())
+
+    def evaluate(self, order: FakeOrder) -> None:
+        """What a read finds: a pending cancel done, a queued order working, a
+        limit order filled (``partial_fill`` at a time) once its price is reached,
+        a queued market order filled at ``fill_prices`` once the session is open."""
+        if order.status == "PENDING_CANCEL" and order.cancel_requested:
+            self.finish(order.order_id, "CANCELED")
+            return
+        if order.status not in ("QUEUED", "WORKING") or not self.in_session(order):
+            return
+        order.status = "WORKING"
+        if order.order_type == "MARKET":
+            if order.symbol in self.fill_prices:
+                self.fill(order.order_id, self.fill_prices[order.symbol])
+            return
+        price = self.prices.get(order.symbol)
+        if price is None or order.price is None:
+            return
+        crosses = price <= order.price if order.instruction.startswith("BUY") else price >= order.price
+        if not crosses:
+            return
+        remaining = order.quantity - order.filled
+        step = max(Decimal(1), (order.quantity * self.partial_fill).to_integral_value("ROUND_DOWN"))
+        self.fill(order.order_id, price, min(remaining, step))
+
     # -- control -------------------------------------------------------------------------
 
     async def start(self, port: int = 0) -> str:
@@ -154,6 +296,8 @@ class FakeSchwab:
                 web.delete("/trader/v1/accounts/{hash}/orders/{order_id}", self._cancel),
                 web.get("/marketdata/v1/markets", self._markets),
                 web.get("/marketdata/v1/markets/{market}", self._market_hours),
+                web.post("/_control/clock", control_clock(self.clock)),
+                web.post("/_control/price", self._control_price),
             ]
         )
         self._runner = web.AppRunner(app, access_log=None)
@@ -168,6 +312,15 @@ class FakeSchwab:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def _control_price(self, request: web.Request) -> web.Response:
+        """``POST /_control/price {"symbol", "price"}`` (tests with the bot in a child process)."""
+        try:
+            body = await request.json()
+            self.set_price(str(body["symbol"]), Decimal(str(body["price"])))
+        except (ValueError, KeyError, TypeError, InvalidOperation):
+            return self._error(400, 'expected {"symbol": "AAPL", "price": "190.25"}')
+        return web.json_response({"symbol": body["symbol"], "price": str(self.prices[body["symbol"]])})
 
     def inject(self, route: Route, fault: Fault, times: int = 1) -> None:
         """Make the next ``times`` requests to ``route`` misbehave."""
@@ -310,6 +463,7 @@ class FakeSchwab:
         expires = self.access_tokens.get(token or "")
         if token is None or expires is None or self.now() >= expires:
             return self._error(401, "Unauthorized", ["access token is missing, invalid or expired"])
+        self.expire_due()
         return self._rate_limited()
 
     def _account(self, request: web.Request) -> web.Response | None:
@@ -495,9 +649,10 @@ class FakeSchwab:
             symbol = leg["instrument"]["symbol"]
             instruction = leg["instruction"]
             quantity = leg["quantity"]
+            order_type, session = body.get("orderType"), body.get("session")
             valid = (
-                body.get("orderType") == "MARKET"
-                and body.get("session") == "NORMAL"
+                order_type in ("MARKET", "LIMIT")
+                and session in ORDER_SESSIONS
                 and body.get("duration") == "DAY"
                 and body.get("orderStrategyType") == "SINGLE"
                 and len(legs) == 1
@@ -508,14 +663,32 @@ class FakeSchwab:
                 and quantity > 0
                 and isinstance(symbol, str)
             )
-        except (ValueError, KeyError, TypeError, IndexError):
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
             valid = False
         if not valid:
             return self._error(400, "Order validation failed", ["invalid order request"])
+        if order_type == "MARKET" and session != "NORMAL":
+            # Extended sessions take limit orders only (Schwab's pages); the API's answer
+            # is undocumented, the fake refuses.
+            return self._error(
+                400, "Order validation failed", ["market orders are for the NORMAL session only"]
+            )
+        price: Decimal | None = None
+        if order_type == "LIMIT":
+            price = _limit_price(body.get("price"))
+            if price is None:
+                return self._error(
+                    400, "Order validation failed", ["price must be a positive tick-valid number"]
+                )
         order = self.add_order(symbol, instruction, quantity, account_hash=request.match_info["hash"])
+        order.order_type, order.session, order.price = order_type, session, price
+        order.expires_at = self._expiry(session)
+        if order.expires_at is not None:
+            self._expiring.add(order.order_id)
+        order.status = "WORKING" if self.in_session(order) else "QUEUED"
         if symbol in self.reject_symbols:
             self.finish(order.order_id, "REJECTED", self.reject_symbols[symbol])
-        elif symbol in self.fill_prices:
+        elif order_type == "MARKET" and order.status == "WORKING" and symbol in self.fill_prices:
             self.fill(order.order_id, self.fill_prices[symbol])
         if after is not None and after.kind == "disconnect_after":
             self._drop(request)
@@ -529,7 +702,7 @@ class FakeSchwab:
 
     def order_json(self, order: FakeOrder) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "session": "NORMAL",
+            "session": order.session,
             "duration": "DAY",
             "orderType": order.order_type,
             "complexOrderStrategyType": "NONE",
@@ -564,6 +737,8 @@ class FakeSchwab:
                 next((n for n, h in self.accounts if h == order.account_hash), self.accounts[0][0])
             ),
         }
+        if order.price is not None:
+            data["price"] = float(order.price)
         if order.close_time is not None:
             data["closeTime"] = _time(order.close_time)
         if order.status_description is not None:
@@ -608,6 +783,7 @@ class FakeSchwab:
             return self._error(404, "Order not found")
         if order.account_hash != request.match_info["hash"]:
             return self._error(404, "Order not found")
+        self.evaluate(order)
         return web.json_response(self.order_json(order))
 
     async def _list(self, request: web.Request) -> web.StreamResponse:
@@ -658,9 +834,14 @@ class FakeSchwab:
             return self._error(404, "Order not found")
         if order.account_hash != request.match_info["hash"]:
             return self._error(404, "Order not found")
-        if order.status in ENDED:
+        self.evaluate(order)  # a fill may beat the cancel
+        if order.status in ENDED or order.status == "PENDING_CANCEL":
             return self._error(400, "Order is not cancelable", [f"order status is {order.status}"])
-        self.finish(order.order_id, "CANCELED")
+        order.cancel_requested = True
+        if self.cancel_pending:
+            order.status = "PENDING_CANCEL"
+        else:
+            self.finish(order.order_id, "CANCELED")
         return web.Response(status=200, headers={"Schwab-Client-CorrelId": secrets.token_hex(8)})
 
     async def _accounts(self, request: web.Request) -> web.StreamResponse:
@@ -677,8 +858,10 @@ class FakeSchwab:
     # -- market hours ------------------------------------------------------------------
 
     def market_day(self, day: date) -> dict[str, Any]:
-        open_day = self.always_open or (day.weekday() < 5 and day not in self.holidays)
-        if not open_day:
+        """One day's equity hours from the calendar (half-days: early regular close,
+        after-hours to ``half_day_session_close``)."""
+        known = self.calendar.day(day)
+        if known is None and not self.always_open:
             return {
                 "equity": {
                     "equity": {
@@ -693,10 +876,15 @@ class FakeSchwab:
         def at(hour: int, minute: int) -> str:
             return datetime(day.year, day.month, day.day, hour, minute, tzinfo=EASTERN).isoformat()
 
-        if self.always_open:
-            regular = {"start": at(0, 0), "end": (datetime(day.year, day.month, day.day, tzinfo=EASTERN) + timedelta(days=1)).isoformat()}
+        if self.always_open or known is None:
+            midnight = datetime(day.year, day.month, day.day, tzinfo=EASTERN)
+            regular = {"start": at(0, 0), "end": (midnight + timedelta(days=1)).isoformat()}
+            pre = {"start": at(7, 0), "end": at(9, 30)}
+            post = {"start": at(16, 0), "end": at(20, 0)}
         else:
-            regular = {"start": at(9, 30), "end": at(16, 0)}
+            regular = {"start": known.open.isoformat(), "end": known.close.isoformat()}
+            pre = {"start": known.session_open.isoformat(), "end": known.open.isoformat()}
+            post = {"start": known.close.isoformat(), "end": known.session_close.isoformat()}
         return {
             "equity": {
                 "EQ": {
@@ -708,9 +896,9 @@ class FakeSchwab:
                     "productName": "equity",
                     "isOpen": True,
                     "sessionHours": {
-                        "preMarket": [{"start": at(7, 0), "end": at(9, 30)}],
+                        "preMarket": [pre],
                         "regularMarket": [regular],
-                        "postMarket": [{"start": at(16, 0), "end": at(20, 0)}],
+                        "postMarket": [post],
                     },
                 }
             }

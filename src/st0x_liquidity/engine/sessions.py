@@ -1,0 +1,202 @@
+"""The session tracker: which session each opted-in symbol is in, from the broker's calendar.
+
+Active only when ``[extended_hours]`` opts a symbol in and the executor is an
+:class:`~st0x_liquidity.protocols.ExtendedHoursExecutor`; otherwise every
+symbol is regular-hours only and the engine behaves as it always did. The
+calendar and the symbols' eligibility are read on start, every
+``calendar_refresh`` seconds, and after a failure with backoff (hedges outside
+regular hours wait until a calendar was read). Every ``check_interval`` it
+offers the opted-in symbols to the engine again, which is what places a
+waiting hedge when a session opens, retries one the loss bound held back, and
+lets the order lifecycle's repricing run on schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..backoff import backoff_delay
+from ..domain.sessions import (
+    Session,
+    SessionWindow,
+    SymbolEligibility,
+    TradingDay,
+    enabled_sessions,
+    hedgeable_seconds,
+    session_at,
+    session_windows,
+)
+from ..domain.symbols import Symbol
+from ..errors import BrokerError
+from ..protocols import ExtendedHoursExecutor
+from .state import EngineContext, log
+
+REGULAR_ONLY = frozenset({Session.REGULAR})
+
+
+class SessionTracker:
+    def __init__(self, engine: EngineContext) -> None:
+        self.engine = engine
+        self.config = engine.config.extended_hours
+        executor = engine.executor
+        self.executor: ExtendedHoursExecutor | None = (
+            executor
+            if self.config.enabled and isinstance(executor, ExtendedHoursExecutor)
+            else None
+        )
+        self.days: list[TradingDay] = []
+        self._windows: dict[bool, list[SessionWindow]] = {False: [], True: []}
+        self.eligibility: dict[str, SymbolEligibility] = {}
+        self.overnight = False
+        self.loaded_at: datetime | None = None
+        self.loaded = asyncio.Event()
+
+    @property
+    def active(self) -> bool:
+        return self.executor is not None
+
+    def opted_in(self, ticker: str) -> bool:
+        return self.active and self.config.symbol(ticker) is not None
+
+    def enabled(self, ticker: str) -> frozenset[Session]:
+        own = self.config.symbol(ticker)
+        if not self.active or own is None or self.loaded_at is None:
+            return REGULAR_ONLY
+        return enabled_sessions(
+            extended=True,
+            overnight=own.overnight and self.overnight,
+            eligibility=self.eligibility.get(ticker),
+        )
+
+    def windows(self, ticker: str) -> list[SessionWindow]:
+        return self._windows[Session.OVERNIGHT in self.enabled(ticker)]
+
+    def session(self, ticker: str, now: datetime) -> tuple[SessionWindow, SessionWindow | None]:
+        return session_at(self.windows(ticker), now, self.enabled(ticker))
+
+    def hedgeable_hours_per_week(self, ticker: str) -> float:
+        """Hours of the next seven days (from the start of today's calendar) the symbol can
+        be hedged in, as configured and allowed."""
+        windows = self.windows(ticker)
+        if not windows:
+            return 0.0
+        start = self.days[0].regular_open.replace(hour=0, minute=0, second=0, microsecond=0)
+        week = hedgeable_seconds(windows, self.enabled(ticker), start, start + timedelta(days=7))
+        return round(week / 3600, 2)
+
+    def snapshot(self, now: datetime) -> dict[str, Any]:
+        """Per opted-in symbol: session now and next, allowed sessions, hedgeable hours."""
+        symbols: dict[str, Any] = {}
+        for ticker in sorted(self.config.symbols):
+            current, following = self.session(ticker, now)
+            eligibility = self.eligibility.get(ticker)
+            symbols[ticker] = {
+                "session": current.session.value,
+                "until": current.end.isoformat()
+                if following or current.session is not Session.CLOSED
+                else None,
+                "next_session": None if following is None else following.session.value,
+                "next_hedge_at": (
+                    now.isoformat()
+                    if current.session is not Session.CLOSED
+                    else None
+                    if following is None
+                    else following.start.isoformat()
+                ),
+                "enabled": sorted(s.value for s in self.enabled(ticker)),
+                "overnight_opt_in": self.config.symbols[ticker].overnight,
+                "eligible": None
+                if eligibility is None
+                else {
+                    "extended": eligibility.extended,
+                    "overnight": eligibility.overnight,
+                    "overnight_halted": eligibility.overnight_halted,
+                },
+                "hedgeable_hours_per_week": self.hedgeable_hours_per_week(ticker),
+            }
+        return {
+            "active": self.active,
+            "calendar_loaded_at": None if self.loaded_at is None else self.loaded_at.isoformat(),
+            "overnight_available": self.overnight,
+            "symbols": symbols,
+        }
+
+    # -- the loop ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        if self.executor is None:
+            if self.config.enabled:
+                log.warning(
+                    "[extended_hours] opts symbols in, but broker %s cannot trade outside "
+                    "regular hours: they hedge in regular hours only",
+                    getattr(self.engine.executor, "name", "?"),
+                )
+            return
+        attempt = 0
+        next_refresh = 0.0
+        loop = asyncio.get_running_loop()
+        while not self.engine.stopping:
+            if not await self.engine.wait_for_broker():
+                return
+            if loop.time() >= next_refresh:
+                try:
+                    await self.refresh()
+                    attempt = 0
+                    next_refresh = loop.time() + self.config.calendar_refresh
+                except BrokerError as exc:
+                    attempt += 1
+                    delay = backoff_delay(
+                        attempt, 1.0, self.config.calendar_refresh, self.engine.rng
+                    )
+                    self.engine.status.calendar_error = str(exc)
+                    log.warning(
+                        "broker calendar unavailable (%s); asking again in %.1fs", exc, delay
+                    )
+                    next_refresh = loop.time() + delay
+            if self.loaded_at is not None:
+                self.engine.hedge_symbols(sorted(self.config.symbols))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self.engine.stop_event.wait(),
+                    min(self.config.check_interval, max(0.05, next_refresh - loop.time())),
+                )
+
+    async def refresh(self) -> None:
+        """Read the calendar and the symbols' eligibility (raises BrokerError)."""
+        executor = self.executor
+        assert executor is not None
+        today = self.engine.now().date()
+        days = await executor.trading_days(
+            today - timedelta(days=1), today + timedelta(days=self.config.calendar_days)
+        )
+        symbols: Sequence[Symbol] = [Symbol(t) for t in sorted(self.config.symbols)]
+        eligibility = await executor.eligibility(symbols)
+        self.overnight = executor.overnight_available()
+        self.days = sorted(days, key=lambda d: d.date)
+        self._windows = {
+            False: session_windows(self.days, overnight=False),
+            True: session_windows(self.days, overnight=True),
+        }
+        self.eligibility = {s.ticker: e for s, e in eligibility.items()}
+        first = self.loaded_at is None
+        self.loaded_at = self.engine.now()
+        self.engine.status.calendar_error = None
+        self.loaded.set()
+        if first:
+            for ticker in sorted(self.config.symbols):
+                log.info(
+                    "%s hedges in %s (%.1f h/week)",
+                    ticker,
+                    ", ".join(sorted(s.value for s in self.enabled(ticker))),
+                    self.hedgeable_hours_per_week(ticker),
+                )
+        want_overnight = [t for t, s in self.config.symbols.items() if s.overnight]
+        if want_overnight and not self.overnight and first:
+            log.warning(
+                "overnight opted in for %s, but the broker account has no overnight session",
+                ", ".join(sorted(want_overnight)),
+            )
