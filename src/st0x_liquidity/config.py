@@ -28,8 +28,8 @@ from .domain.numbers import NotADecimalError, to_decimal
 from .domain.risk import RiskLimits
 from .domain.symbols import InvalidSymbolError, Symbol
 from .errors import ConfigError
-from .ha.settings import HaConfig
 from .extended_config import ExtendedHoursConfig
+from .ha.settings import HaConfig
 from .validators import at_least_one, at_most, non_negative, positive
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
