@@ -41,6 +41,7 @@ from ..domain.events import (
 from ..domain.limits import flatten_close, flatten_progress
 from ..domain.numbers import ZERO
 from ..domain.orders import HedgeOrder, LimitOrder, MarketOrder, OrderState, OrderUpdate
+from ..domain.sessions import Session
 from ..errors import (
     AmbiguousBrokerError,
     AuthenticationRequiredError,
@@ -327,14 +328,14 @@ class OrderLifecycle:
         """Why a live limit must be cancelled now: the regular open, or its age."""
         if not isinstance(order, LimitOrder) or not self.engine.sessions.active:
             return None
-        if self.engine.status.market_open:
+        cfg = self.engine.config.extended_hours
+        now = self.engine.now()
+        current, following = self.engine.sessions.session(order.symbol.ticker, now)
+        if self.engine.status.market_open or current.session is Session.REGULAR:
             return "regular_open"
         live = self.limits.get(order.client_order_id)
         if live is None:
             return None
-        cfg = self.engine.config.extended_hours
-        now = self.engine.now()
-        current, following = self.engine.sessions.session(order.symbol.ticker, now)
         timeout = cfg.reprice_timeout
         if current.session.extended and flatten_progress(
             now, flatten_close(current, following), cfg.close_flatten_window
