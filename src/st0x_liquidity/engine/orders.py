@@ -23,7 +23,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import attrs
@@ -82,8 +82,9 @@ class OrderLifecycle:
         self.placed_at[order.client_order_id] = time.perf_counter()
         if isinstance(order, LimitOrder):
             since = self.engine.now()
-            if recovering is not None:
-                since = recovering.submitted_at or recovering.created_at
+            if recovering is not None:  # the store's times are wall-clock: carry the age over
+                placed = recovering.submitted_at or recovering.created_at
+                since -= max(datetime.now(UTC) - placed, timedelta(0))
             self.limits[order.client_order_id] = (order, since)
         task = asyncio.create_task(
             self._drive(order, recovering), name=f"order-{order.client_order_id}"
