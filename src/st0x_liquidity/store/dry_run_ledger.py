@@ -40,10 +40,14 @@ CREATE TABLE IF NOT EXISTS placements (
     result TEXT NOT NULL
 );
 """
+_LIMIT_COLUMNS = {"limit_price": "TEXT", "session": "TEXT"}
+"""Added for limit orders (extended hours); NULL for market orders and older files."""
 _COLUMNS = (
     "broker_order_id, client_order_id, symbol, side, quantity, price, outcome, "
-    "filled_quantity, reason, placed_at, done_at"
+    "filled_quantity, reason, placed_at, done_at, limit_price, session"
 )
+OPEN = "open"
+"""A limit order's outcome while it rests at the pretend broker (not settled yet)."""
 ACCEPTED = "accepted"
 DUPLICATE = "rejected: duplicate client_order_id"
 
@@ -63,10 +67,17 @@ class LedgerOrder:
     reason: str | None
     placed_at: datetime
     done_at: datetime
+    """Market: when the outcome shows. Limit: when the ``day`` order expires."""
+    limit_price: Decimal | None = None
+    session: str | None = None
+
+    @property
+    def is_limit(self) -> bool:
+        return self.limit_price is not None
 
 
 def _order(row: tuple[object, ...]) -> LedgerOrder:
-    bid, cid, symbol, side, qty, price, outcome, filled, reason, placed, done = row
+    bid, cid, symbol, side, qty, price, outcome, filled, reason, placed, done, limit, session = row
     return LedgerOrder(
         str(bid),
         str(cid),
@@ -79,6 +90,8 @@ def _order(row: tuple[object, ...]) -> LedgerOrder:
         None if reason is None else str(reason),
         datetime.fromisoformat(str(placed)),
         datetime.fromisoformat(str(done)),
+        None if limit is None else Decimal(str(limit)),
+        None if session is None else str(session),
     )
 
 
@@ -94,6 +107,11 @@ class DryRunLedger:
             await self._db.execute("PRAGMA journal_mode=WAL")
             await self._db.execute("PRAGMA synchronous=FULL")
             await self._db.executescript(_SCHEMA)
+            async with self._db.execute("PRAGMA table_info(orders)") as cur:
+                have = {str(r[1]) async for r in cur}
+            for name, kind in _LIMIT_COLUMNS.items():
+                if name not in have:
+                    await self._db.execute(f"ALTER TABLE orders ADD COLUMN {name} {kind}")
         except sqlite3.Error as exc:
             raise StoreError(f"dry-run order file {self.path}: {exc}") from None
 
@@ -115,7 +133,7 @@ class DryRunLedger:
             await db.execute("BEGIN IMMEDIATE")
             try:
                 await db.execute(
-                    f"INSERT INTO orders ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO orders ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         order.broker_order_id,
                         order.client_order_id,
@@ -128,6 +146,8 @@ class DryRunLedger:
                         order.reason,
                         order.placed_at.isoformat(),
                         order.done_at.isoformat(),
+                        None if order.limit_price is None else fmt(order.limit_price),
+                        order.session,
                     ),
                 )
                 result = ACCEPTED
@@ -142,6 +162,24 @@ class DryRunLedger:
             )
             await db.execute("COMMIT")
         return result == ACCEPTED
+
+    async def settle(
+        self,
+        broker_order_id: str,
+        outcome: str,
+        filled: Decimal,
+        price: Decimal,
+        reason: str | None,
+    ) -> LedgerOrder | None:
+        """A resting limit order filled (in part) or ended; a settled one stays as it is."""
+        db = self._conn
+        async with self._lock:
+            await db.execute(
+                "UPDATE orders SET outcome = ?, filled_quantity = ?, price = ?, "
+                "reason = COALESCE(?, reason) WHERE broker_order_id = ? AND outcome = ?",
+                (outcome, fmt(filled), fmt(price), reason, broker_order_id, OPEN),
+            )
+        return await self.by_broker_id(broker_order_id)
 
     async def _one(self, column: str, value: str) -> LedgerOrder | None:
         async with self._conn.execute(
