@@ -84,6 +84,7 @@ def run(config: Path, *, kill_at: str | None) -> subprocess.CompletedProcess[str
     )
 
 
+REPORT = (sys.executable, "-m", "st0x_liquidity", "report", "--summary", "--json")
 FILLS = [line(1, "tAAPL", "BUY", "10", "100"), line(2, "tAAPL", "BUY", "2.5", "100")]
 
 
@@ -140,6 +141,17 @@ def test_sigkill_at_each_reprice_step_loses_and_doubles_nothing(
     assert final.returncode == 0, final.stderr[-4000:]
     assert "Traceback" not in final.stderr, final.stderr[-4000:]
     check_books(tmp_path, config)
+    report = subprocess.run(
+        [*REPORT, "--config-file", str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    slippage = json.loads(report.stdout)["limit_slippage"]
+    if step != "regular_open":  # the limits that filled, against the onchain fills
+        assert slippage["AAPL"]["orders"] >= 1 and Decimal(slippage["AAPL"]["usd"]) <= 0
     if step == "regular_open":  # after the open the rest went out as a market order
         db = sqlite3.connect(tmp_path / "st0x.db")
         types = db.execute("SELECT order_type FROM hedge_orders ORDER BY created_at").fetchall()

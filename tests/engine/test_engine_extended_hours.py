@@ -189,6 +189,9 @@ async def test_an_unfilled_limit_is_repriced_once_with_a_new_client_order_id(
     first = (await orders(store))[0]
     assert first["state"] == "submitted"
     broker.clock.advance(30)  # younger than the reprice timeout: left alone
+    [live] = engine.extended_hours()["limits"]  # what the operator sees
+    assert (live["client_order_id"], live["reference_source"]) == (first["cid"], "onchain")
+    assert (live["limit_price"], live["session"], live["age_seconds"]) == ("99.5", "post", 30.0)
     for _ in range(30):
         await wait_for(lambda: True)
     assert len(await orders(store)) == 1

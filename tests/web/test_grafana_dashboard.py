@@ -93,6 +93,7 @@ def panels() -> list[dict[str, Any]]:
 
 
 BOOLEAN = {
+    "st0x_symbol_session",
     "st0x_ready",
     "st0x_hedging_paused",
     "st0x_market_open",
@@ -106,6 +107,7 @@ BY_SUFFIX = {
     "_shares": "suffix: shares",
     "_last_block": "locale",  # block numbers: digits, not "34.8 Mil"
     "_position": "locale",
+    "_hours_per_week": "h",
 }
 
 
