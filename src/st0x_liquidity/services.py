@@ -37,6 +37,11 @@ class EngineControl(Protocol):
 
     def resume(self) -> None: ...
 
+    def extended_hours(self) -> dict[str, Any]:
+        """Extended hours: each opted-in symbol's session now and next, when it can be
+        hedged next, its hedgeable hours per week, and the live limit orders with their
+        reference source and age (``active`` false when nothing is opted in)."""
+
     def fail(self, exc: BaseException) -> None:
         """Stop the run; ``run`` then exits with ``exc`` (a ConfigError: one line)."""
 

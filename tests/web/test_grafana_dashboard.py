@@ -93,6 +93,7 @@ def panels() -> list[dict[str, Any]]:
 
 
 BOOLEAN = {
+    "st0x_symbol_session",
     "st0x_ready",
     "st0x_leader",
     "st0x_hedging_paused",
@@ -107,6 +108,7 @@ BY_SUFFIX = {
     "_shares": "suffix: shares",
     "_last_block": "locale",  # block numbers: digits, not "34.8 Mil"
     "_position": "locale",
+    "_hours_per_week": "h",
 }
 
 

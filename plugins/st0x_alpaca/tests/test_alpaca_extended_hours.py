@@ -339,3 +339,17 @@ async def test_a_cancel_whose_answer_is_lost_is_sent_again_harmlessly(
     session_fake.inject("500", method="DELETE", times=10)
     with pytest.raises(RetryableBrokerError):
         await executor.cancel_order(order.broker_order_id)
+
+
+async def test_an_unreadable_configuration_is_asked_again_within_a_minute(
+    make: Any, session_fake: FakeAlpacaTrading
+) -> None:
+    session_fake.inject("500", path_contains="/account/configurations", times=20)
+    executor = await make(overnight_trading=True, eligibility_max_age=3600)
+    assert executor.overnight_available() is False
+    session_fake.faults.clear()
+    await executor.maintenance()
+    assert executor.overnight_available() is False  # not due yet
+    session_fake.clock.advance(61)
+    await executor.maintenance()
+    assert executor.overnight_available() is True

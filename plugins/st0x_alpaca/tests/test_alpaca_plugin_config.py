@@ -8,7 +8,15 @@ import pytest
 from st0x_alpaca import AlpacaTradingConfig, AlpacaTradingExecutor
 from st0x_alpaca_broker import AlpacaBrokerConfig, AlpacaBrokerExecutor
 
-from st0x_liquidity import ConfigError, Executor, load_config, load_registry
+from st0x_liquidity import (
+    AppConfig,
+    ConfigError,
+    Executor,
+    ExecutorContext,
+    load_config,
+    load_registry,
+)
+from st0x_liquidity.store.sqlite import SqliteStore
 
 ACCOUNT = "5fc0795e-1f16-40cc-aa90-ede67c39d7a9"
 
@@ -47,7 +55,7 @@ def test_trading_config_with_secrets_from_the_environment(tmp_path: Path) -> Non
     assert broker.api_secret.get() == "live-secret-xyz"
     assert "live-secret-xyz" not in repr(broker) and "AKLIVE123" not in repr(broker)
     assert broker.resolved_base_url() == "https://api.alpaca.markets"
-    executor = registry.executors["alpaca-trading-api"].factory(broker, None)
+    executor = registry.executors["alpaca-trading-api"].factory(broker, _context(config, tmp_path))
     assert isinstance(executor, AlpacaTradingExecutor) and isinstance(executor, Executor)
     assert executor.order_rules.min_notional == 5
 
@@ -97,9 +105,15 @@ def test_broker_config_from_file_and_env(tmp_path: Path) -> None:
         "ST0X_BROKER_API_SECRET": "broker-secret",
         "ST0X_BROKER_MODE": "production",
     }
-    broker = load_config(path, registry, env=env).broker
+    config = load_config(path, registry, env=env)
+    broker = config.broker
     assert isinstance(broker, AlpacaBrokerConfig)
     assert broker.resolved_base_url() == "https://broker-api.alpaca.markets"
-    executor = registry.executors["alpaca-broker-api"].factory(broker, None)
+    executor = registry.executors["alpaca-broker-api"].factory(broker, _context(config, tmp_path))
     assert isinstance(executor, AlpacaBrokerExecutor) and isinstance(executor, Executor)
     assert executor.name == "alpaca-broker-api"
+
+
+def _context(config: AppConfig, tmp_path: Path) -> ExecutorContext:
+    """What the runner hands a factory: the config and the (unopened) store."""
+    return ExecutorContext(app=config, store=SqliteStore(tmp_path / "bot.db"))

@@ -6,6 +6,7 @@ tokens, sessions and expiry all move together.
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -23,6 +24,8 @@ from st0x_liquidity import (
     Session,
     Symbol,
     SymbolEligibility,
+    session_at,
+    session_windows,
 )
 
 WEDNESDAY = date(2026, 3, 4)
@@ -187,3 +190,24 @@ async def test_a_cancel_is_retried_like_a_read(
     assert (await authorized.cancel_order(live.broker_order_id)).state is OrderState.CANCELLED
     deletes = [p for m, p in priced.requests if m == "DELETE"]
     assert len(deletes) == 2
+
+
+async def test_fake_and_core_sessions_agree(authorized: SchwabExecutor, fake: FakeSchwab) -> None:
+    """The windows the engine derives from ``trading_days`` match the fake's sessions
+    (Schwab: no overnight) at seeded random moments and at every boundary."""
+    fake.holidays.add(date(2026, 3, 6))
+    fake.half_days[date(2026, 3, 9)] = time(13, 0)
+    days = await authorized.trading_days(WEDNESDAY, date(2026, 3, 17))
+    windows = session_windows(days, overnight=False)
+    enabled = frozenset({Session.PRE, Session.REGULAR, Session.POST})
+    first, last = ny(WEDNESDAY, 0), ny(date(2026, 3, 17), 0)
+    rng = random.Random(7)
+    span = (last - first).total_seconds()
+    moments = [first + timedelta(seconds=rng.uniform(0, span)) for _ in range(2000)]
+    moments += [w.start + timedelta(seconds=d) for w in windows for d in (-1, 0, 1)]
+    for moment in moments:
+        if not first <= moment < last:
+            continue
+        core = session_at(windows, moment, enabled)[0].session.value
+        name = fake.calendar.session_at(moment)[0]
+        assert core == ("closed" if name == "overnight" else name), moment

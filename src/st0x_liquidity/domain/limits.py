@@ -67,7 +67,7 @@ def ramped_offset(base: Decimal, maximum: Decimal, progress: float | None) -> De
     if progress is None:
         return base
     step = (maximum - base) * Decimal(str(round(progress, 6)))
-    return min(maximum, base + step)
+    return min(maximum, (base + step).quantize(Decimal("0.01")))  # to 1/100 bp
 
 
 def loss_bps(limit: Decimal, onchain: Decimal, side: Direction) -> Decimal:

@@ -318,3 +318,56 @@ def summarize_totals(
         )
     )
     return result
+
+
+# -- extended-hours limits: slippage against the onchain fill ----------------------
+
+
+@attrs.frozen
+class LimitSlippage:
+    """What limit hedges of one symbol paid against the onchain fills they covered.
+
+    ``usd`` is positive for a cost: a SELL hedge filled below the onchain price
+    it covers, a BUY hedge above it. ``bps`` is weighted by notional.
+    """
+
+    symbol: str
+    orders: int = 0
+    shares: Decimal = ZERO
+    usd: Decimal = ZERO
+    notional: Decimal = ZERO
+
+    @property
+    def bps(self) -> Decimal | None:
+        if self.notional.is_zero():
+            return None
+        return WIDE.divide(EXACT.multiply(self.usd, Decimal(10_000)), self.notional)
+
+    def add(
+        self, side: Direction, filled: Decimal, average_price: Decimal, onchain_price: Decimal
+    ) -> LimitSlippage:
+        """This plus one limit hedge that filled ``filled`` at ``average_price``."""
+        per_share = EXACT.subtract(onchain_price, average_price)
+        if side is Direction.BUY:
+            per_share = per_share.copy_negate()
+        return attrs.evolve(
+            self,
+            orders=self.orders + 1,
+            shares=EXACT.add(self.shares, filled),
+            usd=EXACT.add(self.usd, EXACT.multiply(per_share, filled)),
+            notional=EXACT.add(self.notional, EXACT.multiply(onchain_price, filled)),
+        )
+
+
+def limit_slippage(
+    hedges: Iterable[tuple[str, Direction, Decimal, Decimal | None, Decimal | None]],
+) -> dict[str, LimitSlippage]:
+    """Per symbol, from ``(symbol, side, filled, average_price, onchain_price)`` of limit
+    hedges; unfilled ones (or without prices) count for nothing."""
+    result: dict[str, LimitSlippage] = {}
+    for symbol, side, filled, average, onchain in hedges:
+        if filled <= ZERO or average is None or onchain is None:
+            continue
+        current = result.get(symbol) or LimitSlippage(symbol)
+        result[symbol] = current.add(side, filled, average, onchain)
+    return result

@@ -110,6 +110,10 @@ class Engine:
         """Session time: the wall clock, or the dry-run broker's simulated one."""
         return self._now()
 
+    def extended_hours(self) -> dict[str, Any]:
+        """Sessions per opted-in symbol and the live limit orders (docs/extended-hours.md)."""
+        return self.sessions.operator_view(self.now(), self.orders.limits)
+
     def alive(self) -> bool:
         """Running, and the market gate (which runs until the engine stops) has not ended."""
         return not self.stopping and not any(t.done() for t in self._parts)

@@ -23,7 +23,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import attrs
@@ -41,6 +41,7 @@ from ..domain.events import (
 from ..domain.limits import flatten_close, flatten_progress
 from ..domain.numbers import ZERO
 from ..domain.orders import HedgeOrder, LimitOrder, MarketOrder, OrderState, OrderUpdate
+from ..domain.sessions import Session
 from ..errors import (
     AmbiguousBrokerError,
     AuthenticationRequiredError,
@@ -81,8 +82,9 @@ class OrderLifecycle:
         self.placed_at[order.client_order_id] = time.perf_counter()
         if isinstance(order, LimitOrder):
             since = self.engine.now()
-            if recovering is not None:
-                since = recovering.submitted_at or recovering.created_at
+            if recovering is not None:  # the store's times are wall-clock: carry the age over
+                placed = recovering.submitted_at or recovering.created_at
+                since -= max(datetime.now(UTC) - placed, timedelta(0))
             self.limits[order.client_order_id] = (order, since)
         task = asyncio.create_task(
             self._drive(order, recovering), name=f"order-{order.client_order_id}"
@@ -327,14 +329,14 @@ class OrderLifecycle:
         """Why a live limit must be cancelled now: the regular open, or its age."""
         if not isinstance(order, LimitOrder) or not self.engine.sessions.active:
             return None
-        if self.engine.status.market_open:
+        cfg = self.engine.config.extended_hours
+        now = self.engine.now()
+        current, following = self.engine.sessions.session(order.symbol.ticker, now)
+        if self.engine.status.market_open or current.session is Session.REGULAR:
             return "regular_open"
         live = self.limits.get(order.client_order_id)
         if live is None:
             return None
-        cfg = self.engine.config.extended_hours
-        now = self.engine.now()
-        current, following = self.engine.sessions.session(order.symbol.ticker, now)
         timeout = cfg.reprice_timeout
         if current.session.extended and flatten_progress(
             now, flatten_close(current, following), cfg.close_flatten_window

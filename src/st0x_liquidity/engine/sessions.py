@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from ..backoff import backoff_delay
+from ..domain.numbers import fmt
+from ..domain.orders import LimitOrder
 from ..domain.sessions import (
     Session,
     SessionWindow,
@@ -124,6 +126,29 @@ class SessionTracker:
             "overnight_available": self.overnight,
             "symbols": symbols,
         }
+
+    def operator_view(
+        self, now: datetime, limits: Mapping[str, tuple[LimitOrder, datetime]]
+    ) -> dict[str, Any]:
+        """:meth:`snapshot` plus the live limit orders, their reference and age."""
+        view = self.snapshot(now)
+        view["now"] = now.isoformat()
+        view["limits"] = [
+            {
+                "client_order_id": cid,
+                "symbol": order.symbol.ticker,
+                "side": order.side.value,
+                "quantity": fmt(order.quantity),
+                "limit_price": fmt(order.limit_price),
+                "session": order.session.value,
+                "reference_price": fmt(order.reference_price),
+                "reference_source": order.reference_source,
+                "since": since.isoformat(),
+                "age_seconds": round((now - since).total_seconds(), 3),
+            }
+            for cid, (order, since) in sorted(limits.items())
+        ]
+        return view
 
     # -- the loop ----------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from ..tables import money, table
 if TYPE_CHECKING:
     from ..config import AppConfig
 from ..validators import positive
+from .limit_slippage import read_slippage, slippage_to_json
 from .pnl import CheckpointMovedError, PnlReporter, summary_to_json
 from .rebalancing_cost import read_costs
 
@@ -164,6 +165,7 @@ async def _print_summary(reporter: PnlReporter, *, as_json: bool) -> None:
         "total": summaries[-1],
         "rebalancing_cost": cost.to_json(),
         "realized_after_rebalancing": fmt(EXACT.subtract(realized, cost.total)),
+        "limit_slippage": slippage_to_json(await read_slippage(reporter.reads)),
         "checkpoint": await reporter.checkpoint(),
     }
     if as_json:
@@ -193,6 +195,11 @@ async def _print_summary(reporter: PnlReporter, *, as_json: bool) -> None:
             f"rebalancing cost: {money(cost.total)} USD over {cost.operations} operations "
             f"({items}); realized after rebalancing: "
             f"{money(data['realized_after_rebalancing'])}"
+        )
+    for symbol, s in data["limit_slippage"].items():
+        print(
+            f"{symbol} extended-hours limits: {s['orders']} filled, {s['shares']} shares, "
+            f"slippage {money(s['usd'])} USD ({s['bps']} bps) against the onchain fills"
         )
 
 

@@ -40,9 +40,11 @@ CREATE TABLE IF NOT EXISTS placements (
     result TEXT NOT NULL
 );
 """
+_LIMIT_COLUMNS = {"limit_price": "TEXT", "session": "TEXT"}
+"""Added for limit orders (extended hours); NULL for market orders and older files."""
 _COLUMNS = (
     "broker_order_id, client_order_id, symbol, side, quantity, price, outcome, "
-    "filled_quantity, reason, placed_at, done_at"
+    "filled_quantity, reason, placed_at, done_at, limit_price, session"
 )
 POSTGRES_SCHEMA = tuple(
     statement.strip()
@@ -53,6 +55,8 @@ POSTGRES_SCHEMA = tuple(
 )
 """The same tables in the bot's PostgreSQL database, named ``dry_run_*``."""
 _FILE_TABLES = ("orders", "placements")
+OPEN = "open"
+"""A limit order's outcome while it rests at the pretend broker (not settled yet)."""
 ACCEPTED = "accepted"
 DUPLICATE = "rejected: duplicate client_order_id"
 
@@ -72,10 +76,17 @@ class LedgerOrder:
     reason: str | None
     placed_at: datetime
     done_at: datetime
+    """Market: when the outcome shows. Limit: when the ``day`` order expires."""
+    limit_price: Decimal | None = None
+    session: str | None = None
+
+    @property
+    def is_limit(self) -> bool:
+        return self.limit_price is not None
 
 
 def _order(row: tuple[object, ...]) -> LedgerOrder:
-    bid, cid, symbol, side, qty, price, outcome, filled, reason, placed, done = row
+    bid, cid, symbol, side, qty, price, outcome, filled, reason, placed, done, limit, session = row
     return LedgerOrder(
         str(bid),
         str(cid),
@@ -88,6 +99,8 @@ def _order(row: tuple[object, ...]) -> LedgerOrder:
         None if reason is None else str(reason),
         datetime.fromisoformat(str(placed)),
         datetime.fromisoformat(str(done)),
+        None if limit is None else Decimal(str(limit)),
+        None if session is None else str(session),
     )
 
 
@@ -115,6 +128,10 @@ class DryRunLedger:
                 async with db.transaction("dry_run_orders"):
                     for statement in POSTGRES_SCHEMA:
                         await db.execute(statement)
+                    for name, kind in _LIMIT_COLUMNS.items():
+                        await db.execute(
+                            f"ALTER TABLE dry_run_orders ADD COLUMN IF NOT EXISTS {name} {kind}"
+                        )
             except BaseException as exc:
                 await db.close()
                 if isinstance(exc, ERRORS):
@@ -125,9 +142,22 @@ class DryRunLedger:
             self._db = db
             return
         try:
-            self._db = await SideDb.open_file(Path(self.where), _SCHEMA)
+            db = await SideDb.open_file(Path(self.where), _SCHEMA)
         except StoreError as exc:
             raise StoreError(f"dry-run order file {exc}") from None
+        try:
+            have = {str(r[1]) for r in await db.fetch("PRAGMA table_info(orders)")}
+            for name, kind in _LIMIT_COLUMNS.items():
+                if name not in have:
+                    await db.execute(f"ALTER TABLE orders ADD COLUMN {name} {kind}")
+        except BaseException as exc:
+            await db.close()
+            if isinstance(exc, ERRORS):
+                raise StoreError(
+                    f"dry-run order file {describe(self.where)}: {explain(self.where, exc)}"
+                ) from None
+            raise
+        self._db = db
 
     async def close(self) -> None:
         if self._db is not None:
@@ -146,7 +176,7 @@ class DryRunLedger:
         async with self._lock, db.transaction(self._orders):
             added = await db.execute(
                 f"INSERT INTO {self._orders} ({_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (
                     order.broker_order_id,
                     order.client_order_id,
@@ -159,6 +189,8 @@ class DryRunLedger:
                     order.reason,
                     order.placed_at.isoformat(),
                     order.done_at.isoformat(),
+                    None if order.limit_price is None else fmt(order.limit_price),
+                    order.session,
                 ),
             )
             result = ACCEPTED if added == 1 else DUPLICATE
@@ -167,6 +199,24 @@ class DryRunLedger:
                 (order.client_order_id, order.placed_at.isoformat(), result),
             )
         return result == ACCEPTED
+
+    async def settle(
+        self,
+        broker_order_id: str,
+        outcome: str,
+        filled: Decimal,
+        price: Decimal,
+        reason: str | None,
+    ) -> LedgerOrder | None:
+        """A resting limit order filled (in part) or ended; a settled one stays as it is."""
+        db = self._conn
+        async with self._lock, db.transaction(self._orders):
+            await db.execute(
+                f"UPDATE {self._orders} SET outcome = ?, filled_quantity = ?, price = ?, "
+                "reason = COALESCE(?, reason) WHERE broker_order_id = ? AND outcome = ?",
+                (outcome, fmt(filled), fmt(price), reason, broker_order_id, OPEN),
+            )
+        return await self.by_broker_id(broker_order_id)
 
     async def _one(self, column: str, value: str) -> LedgerOrder | None:
         rows = await self._conn.fetch(

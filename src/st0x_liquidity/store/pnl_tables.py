@@ -13,17 +13,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 from ..domain.fills import Direction
 from ..domain.numbers import fmt
 from ..domain.pnl import PnlBook, PnlLot, PnlRow, PnlTrade
-from .postgres import PostgresStore
 from .read_models import DecimalText
 from .side_db import SideDb
 from .sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from .postgres import PostgresStore
 
 _COLUMNS = (
     "position, symbol, time, trade_time, venue, trade_id, direction, quantity, price, "

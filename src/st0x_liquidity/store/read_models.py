@@ -242,6 +242,10 @@ class AuditReads(Protocol):
 class PnlInputs(Protocol):
     """What the P&L reporter (and the dashboard's P&L) reads from the log."""
 
+    async def hedge_orders(self, *, symbol: str | None = None) -> list[HedgeOrderView]:
+        """Hedge orders oldest first (limit slippage: their onchain and average prices)."""
+        ...
+
     async def trade_events(self, after: int, limit: int) -> list[LoggedEvent]:
         """``FillRecorded`` and ``HedgeClosed`` events after ``after``, in log order."""
         ...

@@ -27,25 +27,49 @@ import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiosqlite
-import psycopg
 
 from ..errors import StoreError
-from .postgres_reads import PostgresReads
-from .postgres_writer import pg
 from .sqlite_reads import SqliteReads
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from .postgres_reads import PostgresReads
+    from .postgres_writer import pg
+else:
+    try:  # the [postgres] extra; a SQLite-only install has no psycopg
+        import psycopg
+
+        from .postgres_reads import PostgresReads
+        from .postgres_writer import pg
+    except ImportError:
+        psycopg = None
 
 Where = Path | str
 """A SQLite file's path or a ``postgresql://`` URL."""
 
 BUSY_TIMEOUT_MS = 10_000
-ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
+ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,) + (
+    (psycopg.Error,) if psycopg is not None else ()
+)
 """What either driver raises for a database problem."""
-INTEGRITY: tuple[type[Exception], ...] = (sqlite3.IntegrityError, psycopg.IntegrityError)
+INTEGRITY: tuple[type[Exception], ...] = (sqlite3.IntegrityError,) + (
+    (psycopg.IntegrityError,) if psycopg is not None else ()
+)
 _SCHEMES = ("postgresql://", "postgres://")
+
+
+def require_driver() -> None:
+    """A PostgreSQL URL on an install without the driver: one clear line."""
+    if psycopg is None:
+        raise StoreError(
+            "a postgresql:// database needs the PostgreSQL driver: "
+            "pip install 'st0x-liquidity[postgres]'"
+        )
 
 
 def is_postgres(where: Where) -> bool:
@@ -92,7 +116,7 @@ class SideDb:
     ) -> None:
         self._conn: aiosqlite.Connection | psycopg.AsyncConnection[Any] | None = conn
         self.where = where
-        self.postgres = isinstance(conn, psycopg.AsyncConnection)
+        self.postgres = not isinstance(conn, aiosqlite.Connection)
         self._owned = owned
         self.event_position = "position" if self.postgres else "rowid"
         """The column that orders the core event log (SQLite's rowid)."""
@@ -103,6 +127,7 @@ class SideDb:
     async def open(cls, where: Where, *, read_only: bool = False) -> SideDb:
         """A connection of its own to the database at ``where`` (which must exist)."""
         if is_postgres(where):
+            require_driver()
             try:
                 conn = await psycopg.AsyncConnection.connect(
                     str(where),
@@ -162,7 +187,7 @@ class SideDb:
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         conn = self.conn
-        if isinstance(conn, psycopg.AsyncConnection):
+        if not isinstance(conn, aiosqlite.Connection):
             cur = await conn.execute(pg(sql), params)
             if cur.description is None:
                 return []
@@ -173,7 +198,7 @@ class SideDb:
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; how many rows it changed."""
         conn = self.conn
-        if isinstance(conn, psycopg.AsyncConnection):
+        if not isinstance(conn, aiosqlite.Connection):
             cur = await conn.execute(pg(sql), params)
             return cur.rowcount
         async with conn.execute(sql, params) as scur:
@@ -183,7 +208,7 @@ class SideDb:
         if not rows:
             return
         conn = self.conn
-        if isinstance(conn, psycopg.AsyncConnection):
+        if not isinstance(conn, aiosqlite.Connection):
             async with conn.cursor() as cur:
                 await cur.executemany(pg(sql), rows)
             return
@@ -193,7 +218,7 @@ class SideDb:
     async def transaction(self, lock: str) -> AsyncIterator[None]:
         """One transaction, serialised with every other writer that names the same ``lock``."""
         conn = self.conn
-        if isinstance(conn, psycopg.AsyncConnection):
+        if not isinstance(conn, aiosqlite.Connection):
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(lock),))
                 yield
@@ -220,7 +245,7 @@ class SyncDb:
         self._conn = conn
 
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        if isinstance(self._conn, psycopg.Connection):
+        if not isinstance(self._conn, sqlite3.Connection):
             cur = self._conn.execute(pg(sql), params)
             return [] if cur.description is None else [tuple(r) for r in cur.fetchall()]
         return [tuple(r) for r in self._conn.execute(sql, params).fetchall()]
@@ -234,6 +259,7 @@ def sync_transaction(where: Where, lock: str | None = None) -> Iterator[SyncDb]:
     write lock, PostgreSQL for ``lock`` (an advisory lock, when given).
     """
     if is_postgres(where):
+        require_driver()
         with (
             psycopg.connect(str(where), autocommit=True, application_name="st0x-liquidity") as conn,
             conn.transaction(),

@@ -24,6 +24,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from .. import __version__
+from . import extended_view
 from .state import LATENCY_BUCKETS, DashboardState, last_block
 
 METRIC_NAMES = (
@@ -59,6 +60,7 @@ METRIC_NAMES = (
     "st0x_event_log_position",
     "st0x_hedge_blocked",
     "st0x_reconciliation_mismatch",
+    *extended_view.FAMILIES,
 )
 """Every family this collector exposes (the Grafana test checks against the scrape)."""
 
@@ -293,6 +295,7 @@ class St0xCollector(Collector):
         for symbol, entry in sorted(status.blocked.items()):
             blocked.add_metric([symbol, str(entry.get("limit"))], 1.0)
         yield blocked
+        yield from extended_view.metrics(app)
         trading = GaugeMetricFamily(
             "st0x_trading_state",
             "1 for each symbol's current trading state (symbol '*': the default)",

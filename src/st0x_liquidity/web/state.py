@@ -31,6 +31,7 @@ from ..reporting.pnl import read_trades, summary_to_json, trade_from_event
 from ..store.breaker_log import BreakerLog
 from ..store.read_models import BreakerChange, DashboardReads, LoggedEvent
 from .conditions import Latch
+from .extended_view import extended_json, stuck_threshold
 
 if TYPE_CHECKING:
     from ..services import AppServices
@@ -404,7 +405,8 @@ class DashboardState:
                 {
                     **h.to_json(),
                     "open": h.state in OPEN_STATES,
-                    "stuck": h.state in OPEN_STATES and age > self.stuck_after,
+                    "stuck": h.state in OPEN_STATES
+                    and age > stuck_threshold(self.app, self.stuck_after, h.client_order_id),
                     "fills": covered.get(h.client_order_id, []),
                 }
             )
@@ -691,7 +693,7 @@ class DashboardState:
         for h in await self.reads.open_hedges():
             cid, symbol, state, updated = h.client_order_id, h.symbol, h.state, h.updated_at
             age = (now - datetime.fromisoformat(updated)).total_seconds()
-            if age > self.stuck_after:
+            if age > stuck_threshold(self.app, self.stuck_after, cid):
                 stuck[cid] = f"{symbol} hedge {cid} {state} for {age:.0f}s"
         for cid in sorted(stuck.keys() | {k[6:] for k in self.latches if k.startswith("stuck:")}):
             latch = self._latch("stuck:" + cid, lenient=False)
@@ -934,6 +936,7 @@ class DashboardState:
             },
             "breaker": self.breaker_json(),
             "risk": self.risk_json(),
+            "extended_hours": extended_json(self.app),
             "log_position": self.position,
             "role": self.role().to_json(),
         }

@@ -73,9 +73,9 @@ def parse_session_calendar(data: Any) -> list[TradingDay]:
         session_open = _optional_hhmm(obj, "session_open", what)
         session_close = _optional_hhmm(obj, "session_close", what)
         if session_open is None or session_open > opens:
-            session_open = DEFAULT_SESSION_OPEN
+            session_open = min(DEFAULT_SESSION_OPEN, opens)
         if session_close is None or session_close < closes:
-            session_close = DEFAULT_SESSION_CLOSE if closes >= REGULAR_CLOSE else closes
+            session_close = max(DEFAULT_SESSION_CLOSE, closes) if closes >= REGULAR_CLOSE else closes
         days[day] = TradingDay(
             date=day,
             regular_open=_at(day, opens),

@@ -8,7 +8,8 @@
   refreshing at about 19:55. A failed refresh keeps the last answer (logged)
   rather than dropping a symbol mid-session;
 * the account configuration (``disable_overnight_trading``) is read at start
-  and again every ``eligibility_max_age`` seconds by ``maintenance``; overnight
+  and again every ``eligibility_max_age`` seconds by ``maintenance`` (a minute
+  after a failed read); overnight
   is used only if the operator opted in (``overnight_trading = true``) and the
   account does not disable it.
 """
@@ -40,6 +41,9 @@ from .session_wire import (
 from .wire import NEW_YORK
 
 log = logging.getLogger(__name__)
+
+CONFIG_RETRY = 60.0
+"""Seconds before an unreadable account configuration is asked for again."""
 
 ELIGIBILITY_REFRESH = time(19, 55)
 """New York time after which the day's overnight list is final (Alpaca's advice)."""
@@ -129,6 +133,7 @@ class AlpacaSessionInfo:
         except BrokerError as exc:
             log.warning("%s: account configuration unreadable (%s): overnight off", self.name, exc)
             self.overnight_disabled = None
+            self._configuration_due = now + timedelta(seconds=min(CONFIG_RETRY, self.max_age))
             return
         if disabled is None:
             log.warning(

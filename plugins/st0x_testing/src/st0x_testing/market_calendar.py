@@ -1,5 +1,7 @@
 """The exchange calendar behind the brokers' fakes: sessions, holidays, half-days.
 
+(``overrides`` replace a date's hours entirely, weekends included.)
+
 A weekday is a trading day unless it is in ``holidays``. Regular hours are
 09:30-16:00 New York (a ``half_days`` entry gives the early close, e.g. 13:00);
 the extended day runs ``session_open``-``session_close`` (04:00-20:00 as in
@@ -53,8 +55,13 @@ class FakeCalendar:
     session_open: time = time(4, 0)
     session_close: time = time(20, 0)
     half_day_session_close: time = time(17, 0)
+    overrides: dict[date, FakeDay] = attrs.field(factory=dict)
+    """Days with hours of their own (any weekday): a test that runs the bot in a child
+    process, on the real clock, places today's sessions around the current time."""
 
     def day(self, day: date) -> FakeDay | None:
+        if day in self.overrides:
+            return self.overrides[day]
         if day.weekday() >= 5 or day in self.holidays:
             return None
 
@@ -69,6 +76,18 @@ class FakeCalendar:
             session_open=at(self.session_open),
             session_close=at(self.half_day_session_close if early else self.session_close),
         )
+
+    def override(
+        self, day: date, *, session_open: time, open: time, close: time, session_close: time
+    ) -> FakeDay:
+        """Give ``day`` these New York hours (and make it a trading day)."""
+
+        def at(moment: time) -> datetime:
+            return datetime.combine(day, moment, NEW_YORK)
+
+        found = FakeDay(day, at(open), at(close), at(session_open), at(session_close))
+        self.overrides[day] = found
+        return found
 
     def days(self, start: date, end: date) -> list[FakeDay]:
         """Trading days in ``[start, end]``."""
