@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import attrs
 
@@ -26,13 +26,15 @@ from ..domain.fills import Direction
 from ..domain.numbers import ZERO, mul, round_down
 from ..domain.orders import MarketClock, MarketOrder, OrderRules, OrderState, OrderUpdate
 from ..domain.symbols import Symbol
-from ..errors import FinalBrokerError
+from ..errors import AmbiguousBrokerError, FinalBrokerError, RetryableBrokerError, StoreError
 from ..hookspecs import hookimpl
 from ..protocols import Inventory, Position
 from ..registry import ExecutorContext, ExecutorType
 from ..store.dry_run_ledger import DryRunLedger, LedgerOrder
 from ..validators import between
 from .clocks import always_open, nyse_regular_hours
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +122,11 @@ class DryRunExecutor:
             now,
             done,
         )
-        if not await self.ledger.record(placed):
+        try:
+            recorded = await self.ledger.record(placed)
+        except StoreError as exc:  # its database did not answer: as a dropped connection
+            raise AmbiguousBrokerError(str(exc)) from None
+        if not recorded:
             raise FinalBrokerError(f"client_order_id {order.client_order_id} was already used")
         return await self.order_status(broker_id)
 
@@ -137,14 +143,21 @@ class DryRunExecutor:
             )
 
     async def order_status(self, broker_order_id: str) -> OrderUpdate:
-        found = await self.ledger.by_broker_id(broker_order_id)
+        found = await self._ask(self.ledger.by_broker_id(broker_order_id))
         if found is None:
             raise FinalBrokerError(f"order {broker_order_id} not found")
         return self._update(found)
 
     async def find_order(self, client_order_id: str, order: MarketOrder) -> OrderUpdate | None:
-        found = await self.ledger.by_client_id(client_order_id)
+        found = await self._ask(self.ledger.by_client_id(client_order_id))
         return None if found is None else self._update(found)
+
+    async def _ask(self, query: Awaitable[T]) -> T:
+        """A read of the ledger; a database that does not answer is a retryable broker error."""
+        try:
+            return await query
+        except StoreError as exc:
+            raise RetryableBrokerError(str(exc)) from None
 
     def _update(self, placed: LedgerOrder) -> OrderUpdate:
         broker_id, cid = placed.broker_order_id, placed.client_order_id
@@ -172,7 +185,7 @@ class DryRunExecutor:
     async def inventory(self) -> Inventory:
         positions: dict[str, Decimal] = {}
         cash = ZERO
-        for placed in await self.ledger.orders():
+        for placed in await self._ask(self.ledger.orders()):
             qty = placed.filled_quantity
             signed = qty if placed.side == Direction.BUY.value else -qty
             positions[placed.symbol] = positions.get(placed.symbol, ZERO) + signed

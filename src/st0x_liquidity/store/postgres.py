@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -28,8 +29,9 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 from ..domain.events import StoredEvent
-from ..errors import StoreError
+from ..errors import StoreError, StoreUnavailableError
 from . import postgres_writer as writer
+from . import reconnect
 from .base import EventStore, uninterrupted
 from .lease import LEASE_NAME, LeaseHeldError, LeaseHolder, LeaseLostError
 from .postgres_reads import PostgresReads
@@ -81,6 +83,9 @@ class PostgresStore(EventStore):
         self._lease_db: psycopg.AsyncConnection[Any] | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._lost: str | None = None
+        self._closing = False
+        self.outage = reconnect.Outage()
+        """Whether the database answers (``/health``'s store check, ``st0x_store_up``)."""
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -152,16 +157,15 @@ class PostgresStore(EventStore):
         while True:
             await asyncio.sleep(self._ttl / 3)
             try:
-                assert self._lease_db is not None
-                cur = await self._lease_db.execute(
+                cur = await (await self._lease_conn()).execute(
                     "UPDATE lease SET renewed_at = %s, "
                     "expires_at = now() + make_interval(secs => %s) "
                     "WHERE name = %s AND epoch = %s",
                     (datetime.now(UTC).isoformat(timespec="seconds"), self._ttl, LEASE_NAME, epoch),
                 )
-            except psycopg.Error as exc:
-                # The database is unreachable: writes fail on their own, and
-                # verify_lease() refuses broker calls once the lease lapses.
+            except (psycopg.Error, StoreError) as exc:
+                # The database is unreachable: writes wait for it, and
+                # verify_lease() refuses broker calls meanwhile.
                 log.warning("%s", self._error("lease renewal failed", exc))
                 continue
             if cur.rowcount != 1:
@@ -182,7 +186,12 @@ class PostgresStore(EventStore):
         return None if not rows else str(rows[0][0])
 
     async def close(self) -> None:
-        """Commit whatever was submitted, then let the lease go and close the connections."""
+        """Commit whatever was submitted, then let the lease go and close the connections.
+
+        A commit still waiting for an unreachable database gives up now: its events
+        are lost as in a crash, and recovered the same way (the source's cursor did
+        not move past them; intents are looked up at the broker)."""
+        self._closing = True
         await self.flush()
         async with self._write_lock:  # no writer call is still running in a thread
             await self._close_connections()
@@ -243,16 +252,15 @@ class PostgresStore(EventStore):
             raise StoreError("this store does not hold the database's lease")
         if self._lost is not None:
             raise LeaseLostError(self._lost)
-        assert self._lease_db is not None
         try:
-            cur = await self._lease_db.execute(
+            cur = await (await self._lease_conn()).execute(
                 "SELECT epoch, pid, host, since, "
                 "expires_at > now() + make_interval(secs => %s) FROM lease WHERE name = %s",
                 (min(VERIFY_MARGIN, self._ttl / 4), LEASE_NAME),
             )
             row = await cur.fetchone()
-        except psycopg.Error as exc:
-            raise StoreError(self._error("cannot verify the lease", exc)) from None
+        except (psycopg.Error, StoreError) as exc:
+            raise StoreUnavailableError(self._error("cannot verify the lease", exc)) from None
         holder = None if row is None else LeaseHolder(int(row[0]), int(row[1]), row[2], row[3])
         if holder is None or holder.epoch != self._epoch:
             who = holder.describe() if holder is not None else "nobody"
@@ -270,10 +278,50 @@ class PostgresStore(EventStore):
     async def _write(
         self, epoch: int, entries: list[Encoded], known: dict[Key, int]
     ) -> tuple[list[list[StoredEvent]], dict[Key, int]]:
-        try:
-            return await self._in_writer(writer.write_events, epoch, entries, known)
-        except psycopg.Error as exc:
-            raise StoreError(self._error("could not commit", exc)) from None
+        """One commit; while the database is unreachable, wait for it and try again.
+
+        A connection lost during the transaction leaves its outcome unknown: the
+        ``COMMIT`` may have reached the server. Each attempt records a token of
+        its own (:func:`~.postgres_writer.landed`), so once the database answers
+        again the store asks whether it landed, and returns the events as stored
+        rather than writing them twice.
+        """
+        token = uuid.uuid4().hex
+        while True:
+            try:
+                return await self._in_writer(writer.write_events, epoch, entries, known, token)
+            except psycopg.Error as exc:
+                if self._lost is not None:
+                    raise LeaseLostError(self._lost) from None
+                if self._writer is not None and not reconnect.broken(self._writer):
+                    raise StoreError(self._error("could not commit", exc)) from None
+                self.outage.down(self._error("is unreachable", exc))
+            done = await self._writer_again(lambda: self._in_writer(writer.landed, entries, token))
+            if done is not None:
+                log.warning("%s: the commit had landed before the connection dropped", self.name)
+                return done
+
+    async def _writer_again(self, ask: Callable[[], Awaitable[_T]]) -> _T:
+        """Reconnect the writer (capped backoff, for as long as it takes), then ``ask()``."""
+        attempt = 0
+        while True:
+            attempt += 1
+            await self.outage.pause(attempt)
+            if self._lost is not None:
+                raise LeaseLostError(self._lost)
+            if self._closing:
+                raise StoreError(self._error("is unreachable", Exception(self.outage.detail)))
+            try:
+                if self._writer is None or reconnect.broken(self._writer):
+                    fresh = await asyncio.to_thread(writer.connect, self.url)
+                    old, self._writer = self._writer, fresh
+                    reconnect.discard(old)
+                answer = await ask()
+            except psycopg.Error as exc:
+                self.outage.down(self._error("is unreachable", exc))
+                continue
+            self.outage.up(self.name)
+            return answer
 
     async def rebuild_views(self) -> int:
         """Empty every view and refill it by replaying all events; returns the event count."""
@@ -294,8 +342,49 @@ class PostgresStore(EventStore):
         return PostgresReads(self.fetch)
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Read-only query for reports (audit, dashboard); ``?`` placeholders."""
-        cur = await self.db.execute(pg(sql), params)
-        if cur.description is None:
-            return []
-        return [tuple(r) for r in await cur.fetchall()]
+        """Read-only query for reports (audit, dashboard); ``?`` placeholders.
+
+        The lease holder (the engine) waits for an unreachable database and asks
+        again on a new connection; any other store reports the error at once.
+        """
+        attempt = 0
+        while True:
+            try:
+                cur = await self.db.execute(pg(sql), params)
+                rows = [] if cur.description is None else [tuple(r) for r in await cur.fetchall()]
+            except psycopg.Error as exc:
+                if self._epoch is None or self._lost is not None or not reconnect.broken(self.db):
+                    raise
+                self.outage.down(self._error("is unreachable", exc))
+                attempt += 1
+                await self._reader_again(attempt)
+                continue
+            if attempt:
+                self.outage.up(self.name)
+            return rows
+
+    async def _reader_again(self, attempt: int) -> None:
+        """One try at a new reader connection, after the backoff's pause."""
+        await self.outage.pause(attempt)
+        if self._lost is not None:
+            raise LeaseLostError(self._lost)
+        if self._closing:
+            raise StoreError(self._error("is unreachable", Exception(self.outage.detail)))
+        try:
+            fresh = await self._connect()
+        except StoreError as exc:
+            self.outage.down(str(exc))
+            return
+        old, self._db = self._db, fresh
+        if old is not None:
+            with contextlib.suppress(psycopg.Error, OSError):
+                await old.close()
+
+    async def _lease_conn(self) -> psycopg.AsyncConnection[Any]:
+        """The lease's connection, opened again if the database dropped it."""
+        if self._lease_db is None or reconnect.broken(self._lease_db):
+            old, self._lease_db = self._lease_db, await self._connect()
+            if old is not None:
+                with contextlib.suppress(psycopg.Error, OSError):
+                    await old.close()
+        return self._lease_db

@@ -34,6 +34,7 @@ import aiosqlite
 import psycopg
 
 from ..errors import StoreError
+from . import reconnect
 from .postgres_reads import PostgresReads
 from .postgres_writer import pg
 from .sqlite_reads import SqliteReads
@@ -94,6 +95,8 @@ class SideDb:
         self.where = where
         self.postgres = isinstance(conn, psycopg.AsyncConnection)
         self._owned = owned
+        self._read_only = False
+        self._in_transaction = False
         self.event_position = "position" if self.postgres else "rowid"
         """The column that orders the core event log (SQLite's rowid)."""
         self.reads: SqliteReads = (PostgresReads if self.postgres else SqliteReads)(self.fetch)
@@ -114,7 +117,9 @@ class SideDb:
                 raise StoreError(
                     f"{describe(where)} cannot be opened: {explain(where, exc)}"
                 ) from None
-            return cls(conn, where)
+            side = cls(conn, where)
+            side._read_only = read_only
+            return side
         path = Path(where)
         if not path.exists():  # noqa: ASYNC240 (one stat, before connecting)
             raise StoreError(f"no database at {path} (has `run` been started?)")
@@ -160,19 +165,42 @@ class SideDb:
             raise StoreError("connection is closed")
         return self._conn
 
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    async def _live(self) -> aiosqlite.Connection | psycopg.AsyncConnection[Any]:
+        """The connection; a PostgreSQL one the server dropped (a restart) is opened again."""
         conn = self.conn
-        if isinstance(conn, psycopg.AsyncConnection):
-            cur = await conn.execute(pg(sql), params)
-            if cur.description is None:
-                return []
-            return [tuple(r) for r in await cur.fetchall()]
-        async with conn.execute(sql, params) as scur:
-            return [tuple(r) for r in await scur.fetchall()]
+        if (
+            isinstance(conn, psycopg.AsyncConnection)
+            and self._owned
+            and not self._in_transaction
+            and reconnect.broken(conn)
+        ):
+            fresh = (await SideDb.open(self.where, read_only=self._read_only)).conn
+            with contextlib.suppress(*ERRORS, OSError):
+                await conn.close()
+            self._conn = conn = fresh
+        return conn
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a query; outside a transaction, once more on a new connection if the
+        server dropped this one (reads are safe to repeat)."""
+        for last in (False, True):
+            conn = await self._live()
+            if not isinstance(conn, psycopg.AsyncConnection):
+                async with conn.execute(sql, params) as scur:
+                    return [tuple(r) for r in await scur.fetchall()]
+            try:
+                cur = await conn.execute(pg(sql), params)
+                if cur.description is None:
+                    return []
+                return [tuple(r) for r in await cur.fetchall()]
+            except psycopg.Error:
+                if last or self._in_transaction or not reconnect.broken(conn):
+                    raise
+        raise AssertionError("unreachable")
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; how many rows it changed."""
-        conn = self.conn
+        conn = await self._live()
         if isinstance(conn, psycopg.AsyncConnection):
             cur = await conn.execute(pg(sql), params)
             return cur.rowcount
@@ -182,7 +210,7 @@ class SideDb:
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
-        conn = self.conn
+        conn = await self._live()
         if isinstance(conn, psycopg.AsyncConnection):
             async with conn.cursor() as cur:
                 await cur.executemany(pg(sql), rows)
@@ -192,11 +220,15 @@ class SideDb:
     @contextlib.asynccontextmanager
     async def transaction(self, lock: str) -> AsyncIterator[None]:
         """One transaction, serialised with every other writer that names the same ``lock``."""
-        conn = self.conn
+        conn = await self._live()
         if isinstance(conn, psycopg.AsyncConnection):
-            async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(lock),))
-                yield
+            self._in_transaction = True
+            try:
+                async with conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(lock),))
+                    yield
+            finally:
+                self._in_transaction = False
             return
         await conn.execute("BEGIN IMMEDIATE")
         try:

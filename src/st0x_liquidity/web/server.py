@@ -38,6 +38,7 @@ from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..domain.symbols import InvalidSymbolError, Symbol
+from ..errors import StoreError
 from .metrics import build_registry
 from .state import DashboardState
 
@@ -187,6 +188,9 @@ class Dashboard:
             try:
                 # Nobody watching: keep P&L, latencies and counts current, skip messages.
                 messages = await self.state.catch_up(build=watching)
+            except StoreError as exc:  # the database restarting: /health says so
+                log.warning("dashboard could not read new events: %s", exc)
+                messages = []
             except Exception:
                 log.exception("dashboard could not read new events")
                 messages = []
@@ -195,11 +199,15 @@ class Dashboard:
             self.state.observe()  # about once a second: what the latches hold on to
             if (messages and watching) or loop.time() >= next_status:
                 next_status = loop.time() + self.status_interval
-                status = {
-                    "status": self.state.status(),
-                    "alerts": await self.state.alerts(),
-                    "health": await self.state.health(),
-                }
+                try:
+                    status = {
+                        "status": self.state.status(),
+                        "alerts": await self.state.alerts(),
+                        "health": await self.state.health(),
+                    }
+                except StoreError as exc:  # the database restarting: the next round tells
+                    log.warning("dashboard could not evaluate its status: %s", exc)
+                    continue
                 text = dumps(status)
                 if text != last_status:
                     last_status = text

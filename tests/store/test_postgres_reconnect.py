@@ -1,0 +1,109 @@
+"""The PostgreSQL store when the server drops its connections: nothing lost, nothing twice.
+
+The server ends the store's sessions (``pg_terminate_backend``, what a
+restart does to every connection). A commit whose connection dropped before
+it reached the server is written again; one that landed but whose answer was
+lost is found by its token and returned as stored, not written twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+import pytest
+from support.fills import fill
+
+from st0x_liquidity.domain.accumulator import SymbolBook
+from st0x_liquidity.domain.events import FillRecorded, NewEvent, position_event
+from st0x_liquidity.domain.symbols import Symbol
+from st0x_liquidity.store import postgres_writer
+from st0x_liquidity.store.postgres import PostgresStore
+
+
+def recorded(n: int, book: SymbolBook) -> NewEvent:
+    f = fill(n, "tAAPL", "BUY", f"1.{n}")
+    return position_event(f.symbol, FillRecorded(f, book.apply_fill(f)))
+
+
+def terminate(url: str, pid: int) -> None:
+    """End one session from outside, as the server does to all of them when it stops."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def fill_events(url: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as db:
+        return db.execute(
+            "SELECT aggregate_id, sequence, payload FROM events "
+            "WHERE event_type = 'FillRecorded' ORDER BY position"
+        ).fetchall()
+
+
+async def test_a_commit_cut_off_before_it_landed_is_written_once(postgres_url: str) -> None:
+    book = SymbolBook(Symbol("AAPL"))
+    async with PostgresStore(postgres_url) as store:
+        await store.append([recorded(1, book)])
+        assert store._writer is not None
+        terminate(postgres_url, store._writer.info.backend_pid)
+        [stored] = await store.append([recorded(2, book)])
+        assert stored.sequence == 2
+        assert store.outage.count == 1 and store.outage.up_now
+        [third] = await store.append([recorded(3, book)])
+        assert third.sequence == 3
+    assert [(a, s) for a, s, _ in fill_events(postgres_url)] == [
+        ("AAPL", 1),
+        ("AAPL", 2),
+        ("AAPL", 3),
+    ]
+
+
+async def test_a_commit_that_landed_before_its_answer_was_lost_is_not_written_again(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    book = SymbolBook(Symbol("AAPL"))
+    real = postgres_writer.write_events
+    cut: list[int] = []
+
+    def commit_then_lose_the_answer(
+        db: psycopg.Connection[Any], epoch: int, entries: Sequence[Any], *args: Any
+    ) -> Any:
+        result = real(db, epoch, entries, *args)  # committed on the server
+        if not cut:
+            cut.append(db.info.backend_pid)
+            terminate(postgres_url, db.info.backend_pid)
+            db.execute("SELECT 1")  # the dropped connection: as if the COMMIT's answer never came
+        return result
+
+    async with PostgresStore(postgres_url) as store:
+        await store.append([recorded(1, book)])
+        monkeypatch.setattr(postgres_writer, "write_events", commit_then_lose_the_answer)
+        second, third = recorded(2, book), recorded(3, book)
+        stored = await store.append([second, third])
+        assert cut, "the fault was not injected"
+        assert [(e.aggregate_id, e.sequence) for e in stored] == [("AAPL", 2), ("AAPL", 3)]
+        assert [e.event for e in stored] == [second.event, third.event]
+        [fourth] = await store.append([recorded(4, book)])
+        assert fourth.sequence == 4
+    rows = fill_events(postgres_url)
+    assert [(a, s) for a, s, _ in rows] == [("AAPL", n) for n in (1, 2, 3, 4)]
+    assert len({p for _, _, p in rows}) == 4
+
+
+async def test_reads_wait_for_a_new_connection(postgres_url: str) -> None:
+    book = SymbolBook(Symbol("AAPL"))
+    async with PostgresStore(postgres_url) as store:
+        await store.append([recorded(1, book)])
+        terminate(postgres_url, store.db.info.backend_pid)
+        assert [p.symbol.ticker for p in await store.positions()] == ["AAPL"]
+        assert store.outage.up_now and store.outage.count == 1
+
+
+async def test_a_read_only_store_reports_a_dropped_connection_at_once(postgres_url: str) -> None:
+    async with PostgresStore(postgres_url):
+        pass
+    async with PostgresStore(postgres_url, read_only=True) as reader:
+        terminate(postgres_url, reader.db.info.backend_pid)
+        with pytest.raises(psycopg.OperationalError):
+            await reader.positions()
