@@ -8,6 +8,7 @@ lost is found by its token and returned as stored, not written twice.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +19,9 @@ from support.fills import fill
 from st0x_liquidity.domain.accumulator import SymbolBook
 from st0x_liquidity.domain.events import FillRecorded, NewEvent, position_event
 from st0x_liquidity.domain.symbols import Symbol
+from st0x_liquidity.errors import StoreUnavailableError
 from st0x_liquidity.store import postgres_writer
+from st0x_liquidity.store.lease import LeaseLostError
 from st0x_liquidity.store.postgres import PostgresStore
 
 
@@ -107,3 +110,45 @@ async def test_a_read_only_store_reports_a_dropped_connection_at_once(postgres_u
         terminate(postgres_url, reader.db.info.backend_pid)
         with pytest.raises(psycopg.OperationalError):
             await reader.positions()
+
+
+def terminate_all(url: str) -> None:
+    """End every session of the store's database but this one (a restart, minus the wait)."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
+async def test_a_lease_still_ours_after_the_outage_carries_on(postgres_url: str) -> None:
+    book = SymbolBook(Symbol("AAPL"))
+    async with PostgresStore(postgres_url) as store:
+        await store.append([recorded(1, book)])
+        terminate_all(postgres_url)
+        [stored] = await store.append([recorded(2, book)])
+        assert stored.sequence == 2
+        # The lease's connection finds out it was dropped on its next use (the
+        # engine then waits and asks again); the one after is on a new connection.
+        with contextlib.suppress(StoreUnavailableError):
+            await store.verify_lease()
+        await store.verify_lease()
+        assert store.epoch == 1
+
+
+async def test_a_lease_taken_during_the_outage_stops_the_old_holder(postgres_url: str) -> None:
+    book = SymbolBook(Symbol("AAPL"))
+    async with PostgresStore(postgres_url) as old:
+        await old.append([recorded(1, book)])
+        terminate_all(postgres_url)
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("UPDATE lease SET expires_at = now() - interval '1 second'")
+        async with PostgresStore(postgres_url) as new:
+            assert new.epoch == 2
+            with pytest.raises(LeaseLostError):
+                await old.append([recorded(2, book)])
+            with contextlib.suppress(StoreUnavailableError):  # its dropped lease connection
+                await old.verify_lease()
+            with pytest.raises(LeaseLostError):
+                await old.verify_lease()
+    assert [s for _, s, _ in fill_events(postgres_url)] == [1]
