@@ -5,8 +5,8 @@ are tables of the same database) ingests and hedges a stream of fills while
 the test stops the server (every connection dropped, commits in flight) and
 starts it again on the same port. Afterwards: every fill recorded exactly
 once, every hedge placed once, nothing left unhedged, the views what the log
-says, and ``/health`` said ``store`` unhealthy while the server was away and
-healthy again after. The outage is shorter than the lease's time to live, so
+says, and ``/health`` (and ``st0x_store_up``) said ``store`` unhealthy while the
+server was away and healthy again after. The outage is shorter than the lease's time to live, so
 the bot keeps its lease and carries on.
 """
 
@@ -124,6 +124,7 @@ def test_a_restarted_database_loses_and_doubles_nothing(
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     health: list[tuple[float, bool]] = []
+    store_up: list[tuple[float, float]] = []
     stop_polling = threading.Event()
     try:
         dashboard: list[str] = []
@@ -148,6 +149,14 @@ def test_a_restarted_database_loses_and_doubles_nothing(
                     time.sleep(0.05)
                     continue
                 health.append((time.monotonic(), bool(body["checks"]["store"]["ok"])))
+                try:
+                    with urllib.request.urlopen(dashboard[0] + "/metrics", timeout=2) as r:
+                        text = r.read().decode()
+                except OSError:
+                    continue
+                found = re.search(r"^st0x_store_up (\S+)$", text, re.MULTILINE)
+                if found:
+                    store_up.append((time.monotonic(), float(found.group(1))))
                 time.sleep(0.05)
 
         poller = threading.Thread(target=poll_health, daemon=True)
@@ -203,6 +212,9 @@ def test_a_restarted_database_loses_and_doubles_nothing(
     assert during and not any(during), health
     assert any(ok for t, ok in health if t < down_at)
     assert health[-1][1]
+    # st0x_store_up says the same.
+    assert 0.0 in [v for t, v in store_up if down_at <= t <= up_at], store_up
+    assert store_up[-1][1] == 1.0
 
     with psycopg.connect(url) as db:
         # Every fill recorded exactly once.

@@ -295,18 +295,22 @@ class PostgresStore(EventStore):
                     raise LeaseLostError(self._lost) from None
                 if self._writer is not None and not reconnect.broken(self._writer):
                     raise StoreError(self._error("could not commit", exc)) from None
-                self.outage.down(self._error("is unreachable", exc))
-            done = await self._writer_again(lambda: self._in_writer(writer.landed, entries, token))
+                dropped = self._error("dropped the writer's connection", exc)
+            done = await self._writer_again(
+                lambda: self._in_writer(writer.landed, entries, token), dropped
+            )
             if done is not None:
                 log.warning("%s: the commit had landed before the connection dropped", self.name)
                 return done
 
-    async def _writer_again(self, ask: Callable[[], Awaitable[_T]]) -> _T:
-        """Reconnect the writer (capped backoff, for as long as it takes), then ``ask()``."""
+    async def _writer_again(self, ask: Callable[[], Awaitable[_T]], dropped: str) -> _T:
+        """Reconnect the writer, then ``ask()``: at once, then with capped backoff for as long
+        as it takes (the database is then unreachable: an outage)."""
         attempt = 0
         while True:
+            if attempt:
+                await self.outage.pause(attempt)
             attempt += 1
-            await self.outage.pause(attempt)
             if self._lost is not None:
                 raise LeaseLostError(self._lost)
             if self._closing:
@@ -320,7 +324,7 @@ class PostgresStore(EventStore):
             except psycopg.Error as exc:
                 self.outage.down(self._error("is unreachable", exc))
                 continue
-            self.outage.up(self.name)
+            self.outage.up(self.name, dropped)
             return answer
 
     async def rebuild_views(self) -> int:
@@ -355,17 +359,18 @@ class PostgresStore(EventStore):
             except psycopg.Error as exc:
                 if self._epoch is None or self._lost is not None or not reconnect.broken(self.db):
                     raise
-                self.outage.down(self._error("is unreachable", exc))
+                dropped = self._error("dropped the reader's connection", exc)
                 attempt += 1
                 await self._reader_again(attempt)
                 continue
             if attempt:
-                self.outage.up(self.name)
+                self.outage.up(self.name, dropped)
             return rows
 
     async def _reader_again(self, attempt: int) -> None:
-        """One try at a new reader connection, after the backoff's pause."""
-        await self.outage.pause(attempt)
+        """One try at a new reader connection: at once, then after the backoff's pause."""
+        if attempt > 1:
+            await self.outage.pause(attempt - 1)
         if self._lost is not None:
             raise LeaseLostError(self._lost)
         if self._closing:

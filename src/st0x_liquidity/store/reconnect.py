@@ -64,11 +64,15 @@ class Outage:
             log.warning("%s; the store waits for it and retries", detail)
         self.detail = detail
 
-    def up(self, name: str) -> None:
+    def up(self, name: str, dropped: str) -> None:
+        """A new connection answered. Without an outage the server had only dropped the
+        old one (a session ended under it): one line at info."""
         if self.detail is not None:
             log.warning(
                 "%s answers again after %.1fs; carrying on", name, time.monotonic() - self._started
             )
+        else:
+            log.info("%s; a new connection answered at once", dropped)
         self.detail = None
         self.since = None
 

@@ -119,6 +119,8 @@ class Dashboard:
     runner: web.AppRunner | None = None
     registry: Any = None
     url: str = ""
+    store_down: bool = False
+    """A read failed for want of the database (warned once; /health says the rest)."""
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -170,6 +172,11 @@ class Dashboard:
         """Engine listener: something was committed; read it now."""
         self.wake.set()
 
+    def _store_down(self, exc: StoreError) -> None:
+        if not self.store_down:
+            log.warning("dashboard cannot read the database (until it answers again): %s", exc)
+        self.store_down = True
+
     async def follow(self) -> None:
         """Read committed events and broadcast them; refresh status on a timer."""
         loop = asyncio.get_running_loop()
@@ -189,11 +196,13 @@ class Dashboard:
                 # Nobody watching: keep P&L, latencies and counts current, skip messages.
                 messages = await self.state.catch_up(build=watching)
             except StoreError as exc:  # the database restarting: /health says so
-                log.warning("dashboard could not read new events: %s", exc)
+                self._store_down(exc)
                 messages = []
             except Exception:
                 log.exception("dashboard could not read new events")
                 messages = []
+            else:
+                self.store_down = False
             for message in messages:
                 self.broadcast(message)
             self.state.observe()  # about once a second: what the latches hold on to
@@ -206,7 +215,7 @@ class Dashboard:
                         "health": await self.state.health(),
                     }
                 except StoreError as exc:  # the database restarting: the next round tells
-                    log.warning("dashboard could not evaluate its status: %s", exc)
+                    self._store_down(exc)
                     continue
                 text = dumps(status)
                 if text != last_status:
@@ -405,6 +414,9 @@ class Dashboard:
         # Alerts and readiness as of this scrape, not of the last status push.
         try:
             await self.state.alerts()
+        except StoreError as exc:  # the database restarting: st0x_store_up says so
+            self._store_down(exc)
+            self.state.alert_counts = {}
         except Exception:
             log.exception("dashboard could not evaluate alerts for /metrics")
             self.state.alert_counts = {}  # unknown: no st0x_alerts samples rather than stale ones
