@@ -8,6 +8,7 @@ lost is found by its token and returned as stored, not written twice.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +20,8 @@ from support.fills import fill
 from st0x_liquidity.domain.accumulator import SymbolBook
 from st0x_liquidity.domain.events import FillRecorded, NewEvent, position_event
 from st0x_liquidity.domain.symbols import Symbol
-from st0x_liquidity.errors import StoreUnavailableError
+from st0x_liquidity.errors import StoreError, StoreUnavailableError
+from st0x_liquidity.reporting.pnl import PnlReporter
 from st0x_liquidity.store import postgres_writer
 from st0x_liquidity.store.lease import LeaseLostError
 from st0x_liquidity.store.postgres import PostgresStore
@@ -104,13 +106,24 @@ async def test_reads_wait_for_a_new_connection(postgres_url: str) -> None:
         assert store.outage.up_now and store.outage.count == 0
 
 
-async def test_a_read_only_store_reports_a_dropped_connection_at_once(postgres_url: str) -> None:
+async def test_a_store_without_the_lease_reconnects_once_and_never_waits(
+    postgres_url: str,
+) -> None:
     async with PostgresStore(postgres_url):
         pass
     async with PostgresStore(postgres_url, read_only=True) as reader:
         terminate(postgres_url, reader.db.info.backend_pid)
-        with pytest.raises(psycopg.OperationalError):
-            await reader.positions()
+        assert await reader.positions() == []  # the server is there: a new connection
+        base, _, database = postgres_url.rpartition("/")
+        with psycopg.connect(base + "/postgres", autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+            try:
+                admin.execute("SELECT pg_terminate_backend(%s)", (reader.db.info.backend_pid,))
+                with pytest.raises(StoreError, match="cannot be opened"):
+                    await reader.positions()  # at once: an operator's command does not hang
+            finally:
+                admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        assert reader.outage.count == 0
 
 
 def terminate_all(url: str) -> None:
@@ -153,3 +166,54 @@ async def test_a_lease_taken_during_the_outage_stops_the_old_holder(postgres_url
             with pytest.raises(LeaseLostError):
                 await old.verify_lease()
     assert [s for _, s, _ in fill_events(postgres_url)] == [1]
+
+
+async def test_the_lease_holder_waits_while_the_database_refuses_and_carries_on(
+    postgres_url: str,
+) -> None:
+    book = SymbolBook(Symbol("AAPL"))
+    base, _, database = postgres_url.rpartition("/")
+    async with PostgresStore(postgres_url) as store:
+        await store.append([recorded(1, book)])
+        with psycopg.connect(base + "/postgres", autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+            try:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    (database,),
+                )
+                pending = asyncio.ensure_future(store.append([recorded(2, book)]))
+                for _ in range(500):
+                    if store.outage.detail is not None:
+                        break
+                    await asyncio.sleep(0.01)
+                assert store.outage.detail is not None  # what /health's store check reports
+                assert "not currently accepting connections" in store.outage.detail
+                assert not pending.done()  # the commit waits, it does not fail
+            finally:
+                admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        [stored] = await asyncio.wait_for(pending, 30)
+        assert stored.sequence == 2
+        assert store.outage.up_now and store.outage.count == 1
+    assert [s for _, s, _ in fill_events(postgres_url)] == [1, 2]
+
+
+async def test_the_reporter_beside_the_bot_carries_on_after_its_connection_dropped(
+    postgres_url: str,
+) -> None:
+    book = SymbolBook(Symbol("AAPL"))
+    async with PostgresStore(postgres_url) as bot:
+        await bot.append([recorded(1, book)])
+        async with PostgresStore(postgres_url, lease=False) as own:
+            reporter = PnlReporter.on(own)
+            assert await reporter.catch_up() == 1
+            terminate(postgres_url, own.db.info.backend_pid)
+            await bot.append([recorded(2, book)])
+            assert await reporter.catch_up() == 1  # its reads and its tables' writes
+            assert len(await reporter.rows()) == 2
+            # After a failed round the loop reloads its book: from its own tables first.
+            terminate(postgres_url, own.db.info.backend_pid)
+            reporter.book = None
+            await bot.append([recorded(3, book)])
+            assert await reporter.catch_up() == 1
+            assert len(await reporter.rows()) == 3

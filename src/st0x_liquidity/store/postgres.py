@@ -349,21 +349,29 @@ class PostgresStore(EventStore):
         """Read-only query for reports (audit, dashboard); ``?`` placeholders.
 
         The lease holder (the engine) waits for an unreachable database and asks
-        again on a new connection; any other store reports the error at once.
+        again on a new connection; any other store (a command, the reporter) tries
+        one new connection at once and otherwise reports the error.
         """
         attempt = 0
+        dropped: str | None = None
         while True:
             try:
                 cur = await self.db.execute(pg(sql), params)
                 rows = [] if cur.description is None else [tuple(r) for r in await cur.fetchall()]
             except psycopg.Error as exc:
-                if self._epoch is None or self._lost is not None or not reconnect.broken(self.db):
+                if self._lost is not None or not reconnect.broken(self.db):
                     raise
+                if self._epoch is None:
+                    if attempt:  # a store without the lease (a command, the reporter):
+                        raise  # one new connection at once, and no waiting
+                    attempt = 1
+                    self._db = await self._replaced(self.db)
+                    continue
                 dropped = self._error("dropped the reader's connection", exc)
                 attempt += 1
                 await self._reader_again(attempt)
                 continue
-            if attempt:
+            if dropped is not None:
                 self.outage.up(self.name, dropped)
             return rows
 
@@ -384,6 +392,18 @@ class PostgresStore(EventStore):
         if old is not None:
             with contextlib.suppress(psycopg.Error, OSError):
                 await old.close()
+
+    async def reopen_reader(self) -> psycopg.AsyncConnection[Any]:
+        """A new reader connection in place of one the server dropped (the reporter's
+        tables share it)."""
+        self._db = await self._replaced(self.db)
+        return self._db
+
+    async def _replaced(self, old: psycopg.AsyncConnection[Any]) -> psycopg.AsyncConnection[Any]:
+        fresh = await self._connect(read_only=self._read_only)
+        with contextlib.suppress(psycopg.Error, OSError):
+            await old.close()
+        return fresh
 
     async def _lease_conn(self) -> psycopg.AsyncConnection[Any]:
         """The lease's connection, opened again if the database dropped it."""

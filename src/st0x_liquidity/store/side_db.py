@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -95,6 +95,10 @@ class SideDb:
         self.where = where
         self.postgres = isinstance(conn, psycopg.AsyncConnection)
         self._owned = owned
+        self._source: Callable[[], aiosqlite.Connection | psycopg.AsyncConnection[Any]] | None = (
+            None
+        )
+        self._reopen: Callable[[], Awaitable[psycopg.AsyncConnection[Any]]] | None = None
         self._read_only = False
         self._in_transaction = False
         self.event_position = "position" if self.postgres else "rowid"
@@ -159,8 +163,24 @@ class SideDb:
             raise
         return cls(db, path)
 
+    @classmethod
+    def of(
+        cls,
+        where: Where,
+        conn: Callable[[], aiosqlite.Connection | psycopg.AsyncConnection[Any]],
+        reopen: Callable[[], Awaitable[psycopg.AsyncConnection[Any]]] | None = None,
+    ) -> SideDb:
+        """On a connection someone else owns and may replace (a store's reader):
+        ``conn()`` gives the current one, ``reopen()`` has its owner open a new one
+        after the server dropped it."""
+        side = cls(conn(), where, owned=False)
+        side._source, side._reopen = conn, reopen
+        return side
+
     @property
     def conn(self) -> aiosqlite.Connection | psycopg.AsyncConnection[Any]:
+        if self._source is not None and self._conn is not None:
+            self._conn = self._source()
         if self._conn is None:
             raise StoreError("connection is closed")
         return self._conn
@@ -170,14 +190,16 @@ class SideDb:
         conn = self.conn
         if (
             isinstance(conn, psycopg.AsyncConnection)
-            and self._owned
             and not self._in_transaction
             and reconnect.broken(conn)
         ):
-            fresh = (await SideDb.open(self.where, read_only=self._read_only)).conn
-            with contextlib.suppress(*ERRORS, OSError):
-                await conn.close()
-            self._conn = conn = fresh
+            if self._reopen is not None:
+                self._conn = conn = await self._reopen()
+            elif self._owned:
+                fresh = (await SideDb.open(self.where, read_only=self._read_only)).conn
+                with contextlib.suppress(*ERRORS, OSError):
+                    await conn.close()
+                self._conn = conn = fresh
         return conn
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
