@@ -359,8 +359,10 @@ class PostgresStore(EventStore):
                 cur = await self.db.execute(pg(sql), params)
                 rows = [] if cur.description is None else [tuple(r) for r in await cur.fetchall()]
             except psycopg.Error as exc:
-                if self._lost is not None or not reconnect.broken(self.db):
-                    raise
+                if self._lost is not None:  # its connections were shut: stop, do not retry
+                    raise LeaseLostError(self._lost) from None
+                if not reconnect.broken(self.db):
+                    raise  # the query's own error (a missing table)
                 if self._epoch is None:
                     if attempt:  # a store without the lease (a command, the reporter):
                         raise  # one new connection at once, and no waiting
