@@ -67,3 +67,8 @@ class NotSupportedError(St0xError):
 
 class StoreError(St0xError):
     """The store cannot be opened or written; the process must stop."""
+
+
+class StoreUnavailableError(StoreError):
+    """The database cannot be reached just now (restarting, network cut): wait and ask
+    again. No broker call is made meanwhile."""

@@ -52,3 +52,48 @@ def test_a_corrupt_page_is_one_line_for_rebuild_and_report(tmp_path: Path) -> No
     db.write_bytes(bytes(data))
     for args in (("rebuild-views",), ("report", "--once"), ("audit",)):
         one_line(st0x(tmp_path, *args), 1, "database error:")
+
+
+def test_an_unreachable_postgres_database_is_one_line_for_every_command(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    password = "s3cr3t-pw"
+    write_lines(tmp_path / "fills.jsonl", [line(1, "tAAPL", "BUY", "1")])
+    config(tmp_path, f"postgresql://bot:{password}@127.0.0.1:{port}/st0x")
+    with (tmp_path / "config.toml").open("a") as fh:
+        fh.write('[rebalancing]\ndry_run = true\n[rebalancing.equity]\ntarget = "0.5"\ndeviation = "0.1"\n')
+    for args in (
+        ("run",),
+        ("positions",),
+        ("audit",),
+        ("rebuild-views",),
+        ("report", "--once"),
+        ("inventory",),
+        ("rebalance", "status"),
+        ("risk", "show"),
+    ):
+        if args[0] in ("rebalance", "risk"):  # their options follow the group
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "st0x_liquidity",
+                    args[0],
+                    "--config-file",
+                    "config.toml",
+                    *args[1:],
+                ],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        else:
+            done = st0x(tmp_path, *args)
+        one_line(done, 1, "database error: ")
+        assert f"postgresql://bot@127.0.0.1:{port}/st0x" in done.stderr, args
+        assert password not in done.stderr, args

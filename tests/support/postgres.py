@@ -86,6 +86,10 @@ class PostgresServer:
             "--locale=C",
         )
         pwfile.unlink()
+        self.start_again()
+
+    def start_again(self) -> None:
+        """Start the (initialised) server on its port: after :meth:`halt`, a restart."""
         # fsync off: a test server's data need not survive a power cut.
         options = f"-h 127.0.0.1 -p {self.port} -k {self.dir} -F -c max_connections=200"
         self._run(
@@ -99,6 +103,10 @@ class PostgresServer:
             options,
             "start",
         )
+
+    def halt(self) -> None:
+        """Stop the server (``-m fast``: every connection is dropped), keeping its data."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{USER}:{self.password}@127.0.0.1:{self.port}/{database}"

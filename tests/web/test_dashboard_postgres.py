@@ -41,6 +41,7 @@ async def test_health_metrics_state_and_the_breaker_on_postgres(
         text = await scrape()
         assert 'st0x_fills_ingested_total{source="replay"} 2.0' in text
         assert 'st0x_net_position_shares{symbol="TSLA"} 0.001' in text
+        assert "st0x_store_up 1.0" in text
         async with http.get(url + "/api/state") as r:
             assert r.status == 200
             state = await r.json()

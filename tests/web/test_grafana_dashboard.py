@@ -101,6 +101,7 @@ BOOLEAN = {
     "st0x_broker_up",
     "st0x_broker_auth_required",
     "st0x_source_up",
+    "st0x_store_up",
 }
 BY_SUFFIX = {
     "_seconds": "s",

@@ -49,6 +49,7 @@ from ..errors import (
     FinalBrokerError,
     RetryableBrokerError,
     StoreError,
+    StoreUnavailableError,
 )
 from ..protocols import ExtendedHoursExecutor, HedgeOrderRecord
 from .faults import checkpoint
@@ -187,13 +188,26 @@ class OrderLifecycle:
                 await asyncio.wait_for(self.engine.stop_event.wait(), delay)
 
     async def _verify_lease(self) -> None:
-        """No broker call without the lease: a holder that lost it stops here."""
-        try:
-            await self.engine.store.verify_lease()
-        except StoreError as exc:
-            log.error("%s", exc)
-            self.engine.fail(exc)
-            raise EngineStopped from None
+        """No broker call without the lease: a holder that lost it stops here, and one
+        whose database does not answer waits (with backoff) until it can tell."""
+        attempt = 0
+        while True:
+            try:
+                await self.engine.store.verify_lease()
+                return
+            except StoreUnavailableError as exc:
+                attempt += 1
+                delay = self._retry_delay(attempt, None)
+                if attempt == 1:
+                    log.warning("no broker call until the database answers: %s", exc)
+            except StoreError as exc:
+                log.error("%s", exc)
+                self.engine.fail(exc)
+                raise EngineStopped from None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.engine.stop_event.wait(), delay)
+            if self.engine.stopping:
+                raise EngineStopped
 
     def _retry_delay(self, attempt: int, retry_after: float | None) -> float:
         cfg = self.engine.config.hedging

@@ -13,11 +13,12 @@ import asyncio
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import attrs
 
 from ..domain.numbers import fmt
-from ..errors import StoreError
+from ..errors import StoreError, StoreUnavailableError
 from .side_db import ERRORS, SideDb, Where, describe, explain, is_postgres
 
 _SCHEMA = """
@@ -171,7 +172,16 @@ class DryRunLedger:
         return self._db
 
     async def record(self, order: LedgerOrder) -> bool:
-        """Keep ``order`` and log the attempt; False if its ``client_order_id`` was used."""
+        """Keep ``order`` and log the attempt; False if its ``client_order_id`` was used.
+
+        :class:`StoreUnavailableError` when the database did not answer: the outcome
+        is unknown, as a broker's is after a dropped connection."""
+        try:
+            return await self._record(order)
+        except ERRORS as exc:
+            raise StoreUnavailableError(f"dry-run orders: {explain(self.where, exc)}") from None
+
+    async def _record(self, order: LedgerOrder) -> bool:
         db = self._conn
         async with self._lock, db.transaction(self._orders):
             added = await db.execute(
@@ -210,16 +220,25 @@ class DryRunLedger:
     ) -> LedgerOrder | None:
         """A resting limit order filled (in part) or ended; a settled one stays as it is."""
         db = self._conn
-        async with self._lock, db.transaction(self._orders):
-            await db.execute(
-                f"UPDATE {self._orders} SET outcome = ?, filled_quantity = ?, price = ?, "
-                "reason = COALESCE(?, reason) WHERE broker_order_id = ? AND outcome = ?",
-                (outcome, fmt(filled), fmt(price), reason, broker_order_id, OPEN),
-            )
+        try:
+            async with self._lock, db.transaction(self._orders):
+                await db.execute(
+                    f"UPDATE {self._orders} SET outcome = ?, filled_quantity = ?, price = ?, "
+                    "reason = COALESCE(?, reason) WHERE broker_order_id = ? AND outcome = ?",
+                    (outcome, fmt(filled), fmt(price), reason, broker_order_id, OPEN),
+                )
+        except ERRORS as exc:
+            raise StoreUnavailableError(f"dry-run orders: {explain(self.where, exc)}") from None
         return await self.by_broker_id(broker_order_id)
 
+    async def _fetch(self, sql: str, params: tuple[str, ...] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return await self._conn.fetch(sql, params)
+        except ERRORS as exc:
+            raise StoreUnavailableError(f"dry-run orders: {explain(self.where, exc)}") from None
+
     async def _one(self, column: str, value: str) -> LedgerOrder | None:
-        rows = await self._conn.fetch(
+        rows = await self._fetch(
             f"SELECT {_COLUMNS} FROM {self._orders} WHERE {column} = ?", (value,)
         )
         return _order(rows[0]) if rows else None
@@ -231,11 +250,11 @@ class DryRunLedger:
         return await self._one("client_order_id", client_order_id)
 
     async def orders(self) -> list[LedgerOrder]:
-        return [_order(r) for r in await self._conn.fetch(f"SELECT {_COLUMNS} FROM {self._orders}")]
+        return [_order(r) for r in await self._fetch(f"SELECT {_COLUMNS} FROM {self._orders}")]
 
     async def placement_counts(self) -> dict[str, int]:
         """How often each ``client_order_id`` reached this broker."""
-        rows = await self._conn.fetch(
+        rows = await self._fetch(
             f"SELECT client_order_id, COUNT(*) FROM {self._placements} GROUP BY client_order_id"
         )
         return {str(c): int(n) for c, n in rows}

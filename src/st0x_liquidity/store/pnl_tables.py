@@ -216,5 +216,6 @@ class SqlitePnlTables:
 
 def pnl_tables(store: SqliteStore | PostgresStore) -> SqlitePnlTables:
     """The reporter's tables on the store's reader connection (the reporter's own process)."""
-    where = store.path if isinstance(store, SqliteStore) else store.url
-    return SqlitePnlTables(SideDb(store.db, where, owned=False))
+    if isinstance(store, SqliteStore):
+        return SqlitePnlTables(SideDb.of(store.path, lambda: store.db))
+    return SqlitePnlTables(SideDb.of(store.url, lambda: store.db, store.reopen_reader))

@@ -32,7 +32,8 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -42,6 +43,7 @@ import psycopg
 from ..domain.events import StoredEvent
 from ..errors import StoreError
 from . import postgres_writer as writer
+from . import reconnect
 from .base import EventStore, uninterrupted
 from .lease import LEASE_NAME, LeaseHeldError, LeaseHolder, LeaseLostError
 from .postgres_reads import PostgresReads
@@ -107,6 +109,9 @@ class PostgresStore(EventStore):
         """Who holds the lease while this store waits as a standby (None: unknown)."""
         self.lease_lost = asyncio.Event()
         """Set once this holder has lost its lease (taken by another, or not renewed in time)."""
+        self._closing = False
+        self.outage = reconnect.Outage()
+        """Whether the database answers (``/health``'s store check, ``st0x_store_up``)."""
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -300,7 +305,12 @@ class PostgresStore(EventStore):
         return None if not rows else str(rows[0][0])
 
     async def close(self) -> None:
-        """Commit whatever was submitted, then let the lease go and close the connections."""
+        """Commit whatever was submitted, then let the lease go and close the connections.
+
+        A commit still waiting for an unreachable database gives up now: its events
+        are lost as in a crash, and recovered the same way (the source's cursor did
+        not move past them; intents are looked up at the broker)."""
+        self._closing = True
         await self.flush()
         async with self._write_lock:  # no writer call is still running in a thread
             await self._close_connections()
@@ -389,15 +399,58 @@ class PostgresStore(EventStore):
     async def _write(
         self, epoch: int, entries: list[Encoded], known: dict[Key, int]
     ) -> tuple[list[list[StoredEvent]], dict[Key, int]]:
-        try:
-            return await self._in_writer(writer.write_events, epoch, entries, known)
-        except LeaseLostError as exc:  # the epoch fence: another holder took the database
-            self._mark_lost(str(exc))
-            raise
-        except psycopg.Error as exc:
+        """One commit; while the database is unreachable, wait for it and try again.
+
+        A connection lost during the transaction leaves its outcome unknown: the
+        ``COMMIT`` may have reached the server. Each attempt records a token of
+        its own (:func:`~.postgres_writer.landed`), so once the database answers
+        again the store asks whether it landed, and returns the events as stored
+        rather than writing them twice. The epoch fence failing means another
+        holder took the database: this store is done.
+        """
+        token = uuid.uuid4().hex
+        while True:
+            try:
+                return await self._in_writer(writer.write_events, epoch, entries, known, token)
+            except LeaseLostError as exc:  # the epoch fence: another holder took the database
+                self._mark_lost(str(exc))
+                raise
+            except psycopg.Error as exc:
+                if self._lost is not None:
+                    raise LeaseLostError(self._lost) from None
+                if self._writer is not None and not reconnect.broken(self._writer):
+                    raise StoreError(self._error("could not commit", exc)) from None
+                dropped = self._error("dropped the writer's connection", exc)
+            done = await self._writer_again(
+                lambda: self._in_writer(writer.landed, entries, token), dropped
+            )
+            if done is not None:
+                log.warning("%s: the commit had landed before the connection dropped", self.name)
+                return done
+
+    async def _writer_again(self, ask: Callable[[], Awaitable[_T]], dropped: str) -> _T:
+        """Reconnect the writer, then ``ask()``: at once, then with capped backoff for as long
+        as it takes (the database is then unreachable: an outage)."""
+        attempt = 0
+        while True:
+            if attempt:
+                await self.outage.pause(attempt)
+            attempt += 1
             if self._lost is not None:
-                raise LeaseLostError(self._lost) from None
-            raise StoreError(self._error("could not commit", exc)) from None
+                raise LeaseLostError(self._lost)
+            if self._closing:
+                raise StoreError(self._error("is unreachable", Exception(self.outage.detail)))
+            try:
+                if self._writer is None or reconnect.broken(self._writer):
+                    fresh = await asyncio.to_thread(writer.connect, self.url)
+                    old, self._writer = self._writer, fresh
+                    reconnect.discard(old)
+                answer = await ask()
+            except psycopg.Error as exc:
+                self.outage.down(self._error("is unreachable", exc))
+                continue
+            self.outage.up(self.name, dropped)
+            return answer
 
     async def rebuild_views(self) -> int:
         """Empty every view and refill it by replaying all events; returns the event count."""
@@ -420,17 +473,65 @@ class PostgresStore(EventStore):
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Read-only query for reports (audit, dashboard); ``?`` placeholders.
 
-        A lost connection is a :class:`StoreError` (the engine stops; a leader
-        steps down); a query's own error (a missing table) stays psycopg's."""
+        The lease holder (the engine) waits for an unreachable database and asks
+        again on a new connection; any other store (a command, the reporter) tries
+        one new connection at once and otherwise reports the error.
+        """
+        attempt = 0
+        dropped: str | None = None
+        while True:
+            try:
+                cur = await self.db.execute(pg(sql), params)
+                rows = [] if cur.description is None else [tuple(r) for r in await cur.fetchall()]
+            except psycopg.Error as exc:
+                if self._lost is not None:  # its connections were shut: stop, do not retry
+                    raise LeaseLostError(self._lost) from None
+                if not reconnect.broken(self.db):
+                    raise  # the query's own error (a missing table)
+                if self._epoch is None:
+                    if attempt:  # a store without the lease (a command, the reporter):
+                        raise  # one new connection at once, and no waiting
+                    attempt = 1
+                    self._db = await self._replaced(self.db)
+                    continue
+                dropped = self._error("dropped the reader's connection", exc)
+                attempt += 1
+                await self._reader_again(attempt)
+                continue
+            if dropped is not None:
+                self.outage.up(self.name, dropped)
+            return rows
+
+    async def _reader_again(self, attempt: int) -> None:
+        """One try at a new reader connection: at once, then after the backoff's pause."""
+        if attempt > 1:
+            await self.outage.pause(attempt - 1)
+        if self._lost is not None:
+            raise LeaseLostError(self._lost)
+        if self._closing:
+            raise StoreError(self._error("is unreachable", Exception(self.outage.detail)))
         try:
-            cur = await self.db.execute(pg(sql), params)
-            if cur.description is None:
-                return []
-            return [tuple(r) for r in await cur.fetchall()]
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            if self._lost is not None:
-                raise LeaseLostError(self._lost) from None
-            raise StoreError(self._error("could not be read", exc)) from None
+            fresh = await self._connect()
+        except StoreError as exc:
+            self.outage.down(str(exc))
+            return
+        old, self._db = self._db, fresh
+        if old is not None:
+            with contextlib.suppress(psycopg.Error, OSError):
+                await old.close()
+
+    async def reopen_reader(self) -> psycopg.AsyncConnection[Any]:
+        """A new reader connection in place of one the server dropped (the reporter's
+        tables share it)."""
+        self._db = await self._replaced(self.db)
+        return self._db
+
+    async def _replaced(self, old: psycopg.AsyncConnection[Any]) -> psycopg.AsyncConnection[Any]:
+        fresh = await self._connect(read_only=self._read_only)
+        with contextlib.suppress(psycopg.Error, OSError):
+            await old.close()
+        return fresh
+
 
 
 def _shut(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:

@@ -188,13 +188,76 @@ def _take(db: psycopg.Connection[Any], ttl: float) -> tuple[LeaseHolder | None, 
     return me, None
 
 
+LAST_COMMIT = "last_commit"
+"""``meta`` key: the token of the engine's last committed transaction (see :func:`landed`)."""
+
+
 def write_events(
-    db: psycopg.Connection[Any], epoch: int, entries: Sequence[Encoded], known: dict[Key, int]
+    db: psycopg.Connection[Any],
+    epoch: int,
+    entries: Sequence[Encoded],
+    known: dict[Key, int],
+    token: str = "",
 ) -> tuple[list[list[StoredEvent]], dict[Key, int]]:
-    """One fenced transaction: the entries' events with their sequences, and their views."""
+    """One fenced transaction: the entries' events with their sequences, and their views.
+
+    With ``token``, the transaction also records it as the last commit, so a
+    writer whose connection dropped during ``COMMIT`` can ask :func:`landed`.
+    """
     with transaction(db, epoch):
         # After the lease row is locked: the commit's own time.
-        return append_entries(PostgresExecutor(db), entries, known, datetime.now(UTC))
+        result = append_entries(PostgresExecutor(db), entries, known, datetime.now(UTC))
+        if token:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (%s, %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (LAST_COMMIT, token),
+            )
+        return result
+
+
+def landed(
+    db: psycopg.Connection[Any], entries: Sequence[Encoded], token: str
+) -> tuple[list[list[StoredEvent]], dict[Key, int]] | None:
+    """The entries as stored if the commit that carried ``token`` landed, else None.
+
+    Only the lease holder writes the event log, one commit at a time, so if
+    its token is the last commit's, the last events of each of its streams are
+    exactly its events: read back, in the order they were written.
+    """
+    row = db.execute("SELECT value FROM meta WHERE key = %s", (LAST_COMMIT,)).fetchone()
+    if row is None or row[0] != token:
+        return None
+    counts: dict[Key, int] = {}
+    for entry in entries:
+        for new, _payload, _metadata in entry:
+            key = (new.aggregate_type, new.aggregate_id)
+            counts[key] = counts.get(key, 0) + 1
+    stored: dict[Key, list[StoredEvent]] = {}
+    for key, n in counts.items():
+        rows = db.execute(
+            "SELECT position, aggregate_type, aggregate_id, sequence, event_type, payload, "
+            "metadata, recorded_at FROM events WHERE aggregate_type = %s AND aggregate_id = %s "
+            "ORDER BY sequence DESC LIMIT %s",
+            (*key, n),
+        ).fetchall()
+        stored[key] = [stored_from_row(r)[1] for r in reversed(rows)]
+    results: list[list[StoredEvent]] = []
+    taken = dict.fromkeys(counts, 0)
+    for entry in entries:
+        out = []
+        for new, _payload, _metadata in entry:
+            key = (new.aggregate_type, new.aggregate_id)
+            event = stored[key][taken[key]]
+            taken[key] += 1
+            if event.event.TYPE != new.event.TYPE:
+                raise StoreError(
+                    f"the commit landed but {key[0]}/{key[1]} #{event.sequence} is "
+                    f"{event.event.TYPE}, not {new.event.TYPE}"
+                )
+            out.append(event)
+        results.append(out)
+    return results, {key: events[-1].sequence for key, events in stored.items()}
 
 
 def rebuild_views(db: psycopg.Connection[Any], epoch: int) -> int:

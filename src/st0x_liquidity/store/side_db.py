@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -38,12 +38,14 @@ from .sqlite_reads import SqliteReads
 if TYPE_CHECKING:
     import psycopg
 
+    from . import reconnect
     from .postgres_reads import PostgresReads
     from .postgres_writer import pg
 else:
     try:  # the [postgres] extra; a SQLite-only install has no psycopg
         import psycopg
 
+        from . import reconnect
         from .postgres_reads import PostgresReads
         from .postgres_writer import pg
     except ImportError:
@@ -118,6 +120,12 @@ class SideDb:
         self.where = where
         self.postgres = not isinstance(conn, aiosqlite.Connection)
         self._owned = owned
+        self._source: Callable[[], aiosqlite.Connection | psycopg.AsyncConnection[Any]] | None = (
+            None
+        )
+        self._reopen: Callable[[], Awaitable[psycopg.AsyncConnection[Any]]] | None = None
+        self._read_only = False
+        self._in_transaction = False
         self.event_position = "position" if self.postgres else "rowid"
         """The column that orders the core event log (SQLite's rowid)."""
         self.reads: SqliteReads = (PostgresReads if self.postgres else SqliteReads)(self.fetch)
@@ -139,7 +147,9 @@ class SideDb:
                 raise StoreError(
                     f"{describe(where)} cannot be opened: {explain(where, exc)}"
                 ) from None
-            return cls(conn, where)
+            side = cls(conn, where)
+            side._read_only = read_only
+            return side
         path = Path(where)
         if not path.exists():  # noqa: ASYNC240 (one stat, before connecting)
             raise StoreError(f"no database at {path} (has `run` been started?)")
@@ -179,25 +189,66 @@ class SideDb:
             raise
         return cls(db, path)
 
+    @classmethod
+    def of(
+        cls,
+        where: Where,
+        conn: Callable[[], aiosqlite.Connection | psycopg.AsyncConnection[Any]],
+        reopen: Callable[[], Awaitable[psycopg.AsyncConnection[Any]]] | None = None,
+    ) -> SideDb:
+        """On a connection someone else owns and may replace (a store's reader):
+        ``conn()`` gives the current one, ``reopen()`` has its owner open a new one
+        after the server dropped it."""
+        side = cls(conn(), where, owned=False)
+        side._source, side._reopen = conn, reopen
+        return side
+
     @property
     def conn(self) -> aiosqlite.Connection | psycopg.AsyncConnection[Any]:
+        if self._source is not None and self._conn is not None:
+            self._conn = self._source()
         if self._conn is None:
             raise StoreError("connection is closed")
         return self._conn
 
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    async def _live(self) -> aiosqlite.Connection | psycopg.AsyncConnection[Any]:
+        """The connection; a PostgreSQL one the server dropped (a restart) is opened again."""
         conn = self.conn
-        if not isinstance(conn, aiosqlite.Connection):
-            cur = await conn.execute(pg(sql), params)
-            if cur.description is None:
-                return []
-            return [tuple(r) for r in await cur.fetchall()]
-        async with conn.execute(sql, params) as scur:
-            return [tuple(r) for r in await scur.fetchall()]
+        if (
+            not isinstance(conn, aiosqlite.Connection)
+            and not self._in_transaction
+            and reconnect.broken(conn)
+        ):
+            if self._reopen is not None:
+                self._conn = conn = await self._reopen()
+            elif self._owned:
+                fresh = (await SideDb.open(self.where, read_only=self._read_only)).conn
+                with contextlib.suppress(*ERRORS, OSError):
+                    await conn.close()
+                self._conn = conn = fresh
+        return conn
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a query; outside a transaction, once more on a new connection if the
+        server dropped this one (reads are safe to repeat)."""
+        for last in (False, True):
+            conn = await self._live()
+            if isinstance(conn, aiosqlite.Connection):
+                async with conn.execute(sql, params) as scur:
+                    return [tuple(r) for r in await scur.fetchall()]
+            try:
+                cur = await conn.execute(pg(sql), params)
+                if cur.description is None:
+                    return []
+                return [tuple(r) for r in await cur.fetchall()]
+            except psycopg.Error:
+                if last or self._in_transaction or not reconnect.broken(conn):
+                    raise
+        raise AssertionError("unreachable")
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; how many rows it changed."""
-        conn = self.conn
+        conn = await self._live()
         if not isinstance(conn, aiosqlite.Connection):
             cur = await conn.execute(pg(sql), params)
             return cur.rowcount
@@ -207,7 +258,7 @@ class SideDb:
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
-        conn = self.conn
+        conn = await self._live()
         if not isinstance(conn, aiosqlite.Connection):
             async with conn.cursor() as cur:
                 await cur.executemany(pg(sql), rows)
@@ -217,11 +268,15 @@ class SideDb:
     @contextlib.asynccontextmanager
     async def transaction(self, lock: str) -> AsyncIterator[None]:
         """One transaction, serialised with every other writer that names the same ``lock``."""
-        conn = self.conn
+        conn = await self._live()
         if not isinstance(conn, aiosqlite.Connection):
-            async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(lock),))
-                yield
+            self._in_transaction = True
+            try:
+                async with conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(lock),))
+                    yield
+            finally:
+                self._in_transaction = False
             return
         await conn.execute("BEGIN IMMEDIATE")
         try:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import StoreError
 from .read_models import TradingStateRequest
-from .side_db import ERRORS, Where, explain, is_postgres, sync_transaction
+from .side_db import ERRORS, Where, describe, explain, is_postgres, sync_transaction
 
 ALL = "*"
 """The ``symbol`` of a request for every symbol."""
@@ -46,7 +46,8 @@ class TradingStateLog:
                 )
         except ERRORS as exc:
             raise StoreError(
-                f"could not record the trading state change: {self._explain(exc)}"
+                f"could not record the trading state change in {describe(self.where)}: "
+                f"{self._explain(exc)}"
             ) from exc
         return TradingStateRequest(int(rows[0][0]), at, symbol, state, reason, actor, remote)
 
@@ -65,7 +66,10 @@ class TradingStateLog:
                     (after_id,),
                 )
         except ERRORS as exc:
-            raise StoreError(f"could not read the trading state log: {self._explain(exc)}") from exc
+            raise StoreError(
+                f"could not read the trading state log of {describe(self.where)}: "
+                f"{self._explain(exc)}"
+            ) from exc
         return [TradingStateRequest(int(r[0]), *r[1:]) for r in rows]
 
     async def after(self, after_id: int) -> list[TradingStateRequest]:

@@ -52,6 +52,7 @@ METRIC_NAMES = (
     "st0x_broker_auth_expires_seconds",
     "st0x_broker_request_errors_total",
     "st0x_broker_rate_limited_total",
+    "st0x_store_up",
     "st0x_market_open",
     "st0x_hedging_paused",
     "st0x_ready",
@@ -313,6 +314,9 @@ class St0xCollector(Collector):
         for item in (status.reconciliation or {}).get("symbols") or ():
             mismatch.add_metric([str(item["symbol"])], 1.0 if item["mismatch"] else 0.0)
         yield mismatch
+        store_up = GaugeMetricFamily("st0x_store_up", "1 while the database answers")
+        store_up.add_metric([], 1.0 if state.store_up else 0.0)
+        yield store_up
         ready = GaugeMetricFamily("st0x_ready", "1 when /health reports ready")
         ready.add_metric([], 1.0 if state.ready_cache else 0.0)
         yield ready

@@ -38,6 +38,7 @@ from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..domain.symbols import InvalidSymbolError, Symbol
+from ..errors import StoreError
 from .metrics import build_registry
 from .state import DashboardState
 
@@ -118,6 +119,8 @@ class Dashboard:
     runner: web.AppRunner | None = None
     registry: Any = None
     url: str = ""
+    store_down: bool = False
+    """A read failed for want of the database (warned once; /health says the rest)."""
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -169,6 +172,11 @@ class Dashboard:
         """Engine listener: something was committed; read it now."""
         self.wake.set()
 
+    def _store_down(self, exc: StoreError) -> None:
+        if not self.store_down:
+            log.warning("dashboard cannot read the database (until it answers again): %s", exc)
+        self.store_down = True
+
     async def follow(self) -> None:
         """Read committed events and broadcast them; refresh status on a timer."""
         loop = asyncio.get_running_loop()
@@ -187,19 +195,28 @@ class Dashboard:
             try:
                 # Nobody watching: keep P&L, latencies and counts current, skip messages.
                 messages = await self.state.catch_up(build=watching)
+            except StoreError as exc:  # the database restarting: /health says so
+                self._store_down(exc)
+                messages = []
             except Exception:
                 log.exception("dashboard could not read new events")
                 messages = []
+            else:
+                self.store_down = False
             for message in messages:
                 self.broadcast(message)
             self.state.observe()  # about once a second: what the latches hold on to
             if (messages and watching) or loop.time() >= next_status:
                 next_status = loop.time() + self.status_interval
-                status = {
-                    "status": self.state.status(),
-                    "alerts": await self.state.alerts(),
-                    "health": await self.state.health(),
-                }
+                try:
+                    status = {
+                        "status": self.state.status(),
+                        "alerts": await self.state.alerts(),
+                        "health": await self.state.health(),
+                    }
+                except StoreError as exc:  # the database restarting: the next round tells
+                    self._store_down(exc)
+                    continue
                 text = dumps(status)
                 if text != last_status:
                     last_status = text
@@ -403,6 +420,9 @@ class Dashboard:
         # Alerts and readiness as of this scrape, not of the last status push.
         try:
             await self.state.alerts()
+        except StoreError as exc:  # the database restarting: st0x_store_up says so
+            self._store_down(exc)
+            self.state.alert_counts = {}
         except Exception:
             log.exception("dashboard could not evaluate alerts for /metrics")
             self.state.alert_counts = {}  # unknown: no st0x_alerts samples rather than stale ones

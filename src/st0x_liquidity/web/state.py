@@ -139,6 +139,8 @@ class DashboardState:
     _counted_at: float = -1e9
     _counts_stale: bool = False
     ready_cache: bool = False
+    store_up: bool = False
+    """The store check of the last /health (``st0x_store_up``)."""
     alert_counts: dict[str, int] = attrs.field(factory=dict)
     latches: dict[str, Latch] = attrs.field(factory=dict)
     exposure: dict[str, Any] = attrs.field(factory=dict)
@@ -848,12 +850,16 @@ class DashboardState:
         self.observe()
         status = self.app.engine.status
         checks: dict[str, dict[str, Any]] = {}
+        # The engine's store knows when the database stopped answering (it waits and
+        # retries meanwhile); the page's own connection is asked too.
+        outage = getattr(getattr(self.app.store, "outage", None), "detail", None)
         try:
             await self.reads.ping()
-            store_problem = None
+            store_problem = outage
         except (StoreError, RuntimeError, ValueError) as exc:
             store_problem = str(exc)
         store_problem = self._latch("store").observe(store_problem)
+        self.store_up = store_problem is None
         store_check: dict[str, Any] = {"ok": store_problem is None}
         if store_problem is not None:
             store_check["detail"] = store_problem
