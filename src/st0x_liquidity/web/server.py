@@ -38,6 +38,7 @@ from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..domain.symbols import InvalidSymbolError, Symbol
+from ..errors import StoreError
 from .metrics import build_registry
 from .state import DashboardState
 
@@ -187,6 +188,9 @@ class Dashboard:
             try:
                 # Nobody watching: keep P&L, latencies and counts current, skip messages.
                 messages = await self.state.catch_up(build=watching)
+            except StoreError as exc:  # the database went away: /health says so
+                log.warning("dashboard could not read new events: %s", exc)
+                messages = []
             except Exception:
                 log.exception("dashboard could not read new events")
                 messages = []
