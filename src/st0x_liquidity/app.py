@@ -14,7 +14,7 @@ import attrs
 from .backoff import backoff_delay
 from .config import AppConfig
 from .engine import Engine
-from .errors import AuthenticationRequiredError, ConfigError, RetryableBrokerError
+from .errors import AuthenticationRequiredError, ConfigError, RetryableBrokerError, StoreError
 from .ha.role import Role
 from .protocols import Executor, FillSource, PositionStore
 from .registry import ExecutorContext, Registry
@@ -94,6 +94,8 @@ async def _run_services(app: App, registry: Registry, *, standby: bool = False) 
             await service()
         except asyncio.CancelledError:
             raise
+        except StoreError as exc:  # the database went away (a leader steps down on its own)
+            log.error("service %s stopped: %s", getattr(service, "__name__", service), exc)
         except Exception:
             log.exception("service %s failed", getattr(service, "__name__", service))
 

@@ -192,6 +192,53 @@ async def test_postgres_a_lapsed_lease_is_taken_over_and_fences_the_old_holder(
         await first.close()
 
 
+async def test_postgres_a_holder_that_cannot_renew_fences_itself_before_it_lapses(
+    postgres_url: str,
+) -> None:
+    """Broker calls stop ``lease_ttl - fence_margin`` after the last renewal was sent, by the
+    holder's own clock: before the server's expiry, with no round trip."""
+    first = PostgresStore(postgres_url, lease_ttl=1.0, renew_interval=0.2, fence_margin=0.4)
+    await first.open()
+    try:
+        assert first._renewer is not None
+        first._renewer.cancel()  # frozen renewals (a cut connection looks the same)
+        sent = first._sent
+        await first.verify_lease()
+        await asyncio.sleep(max(0.0, sent + 0.65 - time.monotonic()))
+        call = asyncio.ensure_future(first.verify_lease())
+        await asyncio.sleep(0.1)
+        assert not call.done()  # fenced: waits for a renewal
+        [(live,)] = await first.fetch("SELECT expires_at > now() FROM lease")
+        assert live  # ...while the server still counts it as ours
+        with pytest.raises(LeaseLostError, match="not renewed in time"):
+            await call
+        assert first.lease_lost.is_set()
+    finally:
+        await first.close()
+
+
+async def test_postgres_a_standby_store_waits_and_takes_the_lapsed_lease(
+    postgres_url: str,
+) -> None:
+    async with PostgresStore(postgres_url, lease_ttl=0.6) as holder:
+        standby = PostgresStore(postgres_url, lease_ttl=0.6, standby=True)
+        await standby.open()  # held: no refusal
+        try:
+            assert standby.epoch is None
+            assert standby.holder is not None and standby.holder.epoch == 1
+            assert not await standby.try_take_lease()
+            with pytest.raises(StoreError, match="only the holder"):
+                await standby.append(_event(1))  # type: ignore[arg-type]
+            assert holder._renewer is not None
+            holder._renewer.cancel()
+            await asyncio.sleep(0.7)  # past the lease's expiry
+            assert await standby.try_take_lease()
+            assert standby.epoch == 2
+            await standby.append(_event(2))  # type: ignore[arg-type]
+        finally:
+            await standby.close()
+
+
 async def test_postgres_the_holder_renews_its_lease(postgres_url: str) -> None:
     async with PostgresStore(postgres_url, lease_ttl=0.6) as holder:
         for _ in range(4):

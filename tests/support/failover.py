@@ -64,10 +64,21 @@ class TwoKeyAlpaca(FakeAlpacaTrading):
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A free port below the ephemeral range: a dashboard rebinds its port at every role
+    change, and meanwhile an outgoing connection must not be given it as its own."""
+    low = 32768
+    with contextlib.suppress(OSError, ValueError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1025, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def config_text(
@@ -401,9 +412,17 @@ class Cluster:
 
     def rebuild_views_is_identical(self) -> None:
         before = self.views()
+        # Straight to the database: the proxies run in this (now blocked) event loop.
+        direct = self.tmp / "direct"
+        direct.mkdir(exist_ok=True)
+        a = self.instances["a"]
+        via = f"@127.0.0.1:{a.proxy.port}/"
+        parts = urlsplit(self.url)
+        text = a.config.read_text().replace(via, f"@{parts.hostname}:{parts.port}/")
+        (direct / "config.toml").write_text(text)
         done = subprocess.run(
             [sys.executable, "-m", "st0x_liquidity", "rebuild-views", "--config-file", "config.toml"],
-            cwd=self.instances["a"].dir,
+            cwd=direct,
             capture_output=True,
             text=True,
             timeout=300,

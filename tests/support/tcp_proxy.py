@@ -80,9 +80,17 @@ class TcpProxy:
             return
         link = (writer, up_writer)
         self._links.add(link)
+        pipes = {
+            asyncio.ensure_future(self._pipe(reader, up_writer)),
+            asyncio.ensure_future(self._pipe(up_reader, writer)),
+        }
         try:
-            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+            # One side closing closes both (a cancel request waits for the server's EOF).
+            await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            for pipe in pipes:
+                pipe.cancel()
+            await asyncio.gather(*pipes, return_exceptions=True)
             self._links.discard(link)
             _abort(writer)
             _abort(up_writer)

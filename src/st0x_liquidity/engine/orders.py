@@ -260,6 +260,8 @@ class OrderLifecycle:
             except FinalBrokerError as exc:
                 await self._close(order, OrderUpdate("", OrderState.FAILED, reason=str(exc)))
                 return None
+            except StoreError:  # the executor's own lease check (nothing was sent): stop
+                raise
             except Exception as exc:  # a plugin bug: treat the outcome as unknown
                 log.exception("executor raised an unexpected error placing %s", cid)
                 found = await self._find(order)

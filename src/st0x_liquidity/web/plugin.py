@@ -146,7 +146,9 @@ async def serve_dashboard(
     finally:
         if follower is not None:
             follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # Its own failure is already on its way out: the page must stop regardless
+            # (a standby taking over binds the same port next).
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await follower
         await dashboard.stop()
         await reader.close()

@@ -11,7 +11,10 @@ from .executor import AlpacaTradingConfig, AlpacaTradingExecutor
 
 def _factory(config: AlpacaTradingConfig, context: ExecutorContext) -> AlpacaTradingExecutor:
     executor = AlpacaTradingExecutor(config)
-    executor.http.before_order = context.store.verify_lease
+    store = getattr(context, "store", None)  # commands that only read pass no context
+    if store is not None:
+        # Every order attempt, a re-sent refused POST too, checks the engine's lease first.
+        executor.http.before_order = store.verify_lease
     return executor
 
 

@@ -14,7 +14,10 @@ from .executor import AlpacaBrokerConfig, AlpacaBrokerExecutor
 
 def _factory(config: AlpacaBrokerConfig, context: ExecutorContext) -> AlpacaBrokerExecutor:
     executor = AlpacaBrokerExecutor(config)
-    executor.http.before_order = context.store.verify_lease  # re-sent POSTs check the lease too
+    store = getattr(context, "store", None)  # commands that only read pass no context
+    if store is not None:
+        # Every order attempt, a re-sent refused POST too, checks the engine's lease first.
+        executor.http.before_order = store.verify_lease
     return executor
 
 
