@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.executors import ScriptedExecutor
 from support.fills import fill
 from support.harness import QueueSource, make_config, start_engine, stop, wait_for
 
 from st0x_liquidity.builtin.dry_run_sessions import DryRunSessionsExecutor
 from st0x_liquidity.domain.sessions import NEW_YORK
 from st0x_liquidity.engine import Engine
+from st0x_liquidity.errors import RetryableBrokerError
 from st0x_liquidity.store.sqlite import SqliteStore
 
 
@@ -300,3 +302,47 @@ async def test_over_the_weekend_nothing_is_placed_and_the_next_session_is_known(
     [order] = await orders(store)
     assert order["session"] == "overnight"
     await finish(engine, task, store, broker)
+
+
+class FlakyCalendar(DryRunSessionsExecutor):
+    """The calendar fails twice before it answers."""
+
+    failures = 2
+
+    async def trading_days(self, start: Any, end: Any) -> Any:
+        if self.failures:
+            self.failures -= 1
+            raise RetryableBrokerError("calendar: 503")
+        return await super().trading_days(start, end)
+
+
+async def test_a_calendar_that_fails_is_asked_again_and_hedges_wait_meanwhile(
+    tmp_path: Path,
+) -> None:
+    config, _ = setup(tmp_path, TUESDAY_POST, extended={"calendar_refresh": 0.05})
+    broker = FlakyCalendar(config.broker, tmp_path / "ledger.sqlite")
+    await broker.start()
+    source = QueueSource()
+    engine, store, task = await start_engine(config, broker, source)
+    await wait_for(lambda: engine.status.calendar_error is not None)
+    assert "503" in str(engine.status.calendar_error)
+    source.push(fill(1, "tAAPL", "BUY", "10", "100"))
+    await wait_for(lambda: engine.status.hedges_filled == 1)  # once the calendar answered
+    assert engine.status.calendar_error is None and broker.failures == 0
+    [order] = await orders(store)
+    assert order["type"] == "limit"
+    await finish(engine, task, store, broker)
+
+
+async def test_a_broker_without_extended_hours_hedges_as_before(tmp_path: Path) -> None:
+    config, _ = setup(tmp_path, TUESDAY_POST)
+    executor = ScriptedExecutor()  # market clock open, no ExtendedHoursExecutor
+    source = QueueSource()
+    engine, store, task = await start_engine(config, executor, source)
+    assert not engine.sessions.active
+    source.push(fill(1, "tAAPL", "BUY", "3", "100"))
+    await wait_for(lambda: engine.status.hedges_filled == 1)
+    [order] = await orders(store)
+    assert order["type"] is None and order["qty"] == "3"  # a market order, as always
+    assert engine.extended_hours()["active"] is False
+    await stop(engine, task, store)
