@@ -6,6 +6,7 @@ A real engine over a real SQLite store, with the dry-run broker's sessions
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,6 +19,7 @@ from support.fills import fill
 from support.harness import QueueSource, make_config, start_engine, stop, wait_for
 
 from st0x_liquidity.builtin.dry_run_sessions import DryRunSessionsExecutor
+from st0x_liquidity.domain.orders import LimitOrder
 from st0x_liquidity.domain.sessions import NEW_YORK
 from st0x_liquidity.engine import Engine
 from st0x_liquidity.errors import RetryableBrokerError
@@ -346,3 +348,35 @@ async def test_a_broker_without_extended_hours_hedges_as_before(tmp_path: Path) 
     assert order["type"] is None and order["qty"] == "3"  # a market order, as always
     assert engine.extended_hours()["active"] is False
     await stop(engine, task, store)
+
+
+@pytest.mark.parametrize("broker_took_it", [False, True])
+async def test_a_limit_intent_left_pending_by_a_crash_is_placed_once(
+    tmp_path: Path, broker_took_it: bool
+) -> None:
+    config, broker = setup(tmp_path, TUESDAY_POST, extended={"reprice_timeout": 3600})
+    engine, store, task, source = await run(config, broker)
+    hang = asyncio.Event()
+    real_place = broker.place_limit_order
+
+    async def hanging_place(order: LimitOrder) -> Any:
+        if broker_took_it:
+            await real_place(order)
+        await hang.wait()
+
+    broker.place_limit_order = hanging_place  # type: ignore[method-assign]
+    source.push(fill(1, "tAAPL", "BUY", "10", "100"))
+    await wait_for(lambda: _state(store, "pending"))
+    [pending] = await orders(store)
+    task.cancel()  # the crash: the intent is durable, the broker's answer never came
+    await asyncio.gather(task, return_exceptions=True)
+    await store.close()
+    await broker.close()
+
+    broker = DryRunSessionsExecutor(config.broker, tmp_path / "ledger.sqlite")
+    engine, store, task, source = await run(config, broker)
+    await wait_for(lambda: engine.status.hedges_filled == 1)
+    [order] = await orders(store)
+    assert order["cid"] == pending["cid"] and order["state"] == "filled"
+    assert await broker.placement_attempts() == {order["cid"]: 1}
+    await finish(engine, task, store, broker)
