@@ -6,6 +6,7 @@ A real engine over a real SQLite store, with the dry-run broker's sessions
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,12 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.executors import ScriptedExecutor
 from support.fills import fill
 from support.harness import QueueSource, make_config, start_engine, stop, wait_for
 
 from st0x_liquidity.builtin.dry_run_sessions import DryRunSessionsExecutor
+from st0x_liquidity.domain.orders import LimitOrder
 from st0x_liquidity.domain.sessions import NEW_YORK
 from st0x_liquidity.engine import Engine
+from st0x_liquidity.errors import RetryableBrokerError
 from st0x_liquidity.store.sqlite import SqliteStore
 
 
@@ -127,8 +131,7 @@ async def test_a_symbol_not_opted_in_waits_for_the_open(tmp_path: Path) -> None:
     engine, store, task, source = await run(config, broker)
     source.push(fill(1, "tAAPL", "BUY", "10", "100"))
     await wait_for(lambda: engine.status.fills_ingested == 1)
-    for _ in range(20):
-        await wait_for(lambda: True)
+    await asyncio.sleep(0.2)  # ten session checks: none places anything
     assert await orders(store) == []
     assert await broker.placement_attempts() == {}
     await finish(engine, task, store, broker)
@@ -192,8 +195,7 @@ async def test_an_unfilled_limit_is_repriced_once_with_a_new_client_order_id(
     [live] = engine.extended_hours()["limits"]  # what the operator sees
     assert (live["client_order_id"], live["reference_source"]) == (first["cid"], "onchain")
     assert (live["limit_price"], live["session"], live["age_seconds"]) == ("99.5", "post", 30.0)
-    for _ in range(30):
-        await wait_for(lambda: True)
+    await asyncio.sleep(0.2)  # ten session checks and polls: none reprices
     assert len(await orders(store)) == 1
     broker.clock.advance(31)
     await wait_for(lambda: engine.status.hedges_placed == 2)
@@ -299,4 +301,80 @@ async def test_over_the_weekend_nothing_is_placed_and_the_next_session_is_known(
     await wait_for(lambda: engine.status.hedges_filled == 1)
     [order] = await orders(store)
     assert order["session"] == "overnight"
+    await finish(engine, task, store, broker)
+
+
+class FlakyCalendar(DryRunSessionsExecutor):
+    """The calendar fails twice before it answers."""
+
+    failures = 2
+
+    async def trading_days(self, start: Any, end: Any) -> Any:
+        if self.failures:
+            self.failures -= 1
+            raise RetryableBrokerError("calendar: 503")
+        return await super().trading_days(start, end)
+
+
+async def test_a_calendar_that_fails_is_asked_again_and_hedges_wait_meanwhile(
+    tmp_path: Path,
+) -> None:
+    config, _ = setup(tmp_path, TUESDAY_POST, extended={"calendar_refresh": 0.05})
+    broker = FlakyCalendar(config.broker, tmp_path / "ledger.sqlite")
+    await broker.start()
+    source = QueueSource()
+    engine, store, task = await start_engine(config, broker, source)
+    await wait_for(lambda: engine.status.calendar_error is not None)
+    assert "503" in str(engine.status.calendar_error)
+    source.push(fill(1, "tAAPL", "BUY", "10", "100"))
+    await wait_for(lambda: engine.status.hedges_filled == 1)  # once the calendar answered
+    assert engine.status.calendar_error is None and broker.failures == 0
+    [order] = await orders(store)
+    assert order["type"] == "limit"
+    await finish(engine, task, store, broker)
+
+
+async def test_a_broker_without_extended_hours_hedges_as_before(tmp_path: Path) -> None:
+    config, _ = setup(tmp_path, TUESDAY_POST)
+    executor = ScriptedExecutor()  # market clock open, no ExtendedHoursExecutor
+    source = QueueSource()
+    engine, store, task = await start_engine(config, executor, source)
+    assert not engine.sessions.active
+    source.push(fill(1, "tAAPL", "BUY", "3", "100"))
+    await wait_for(lambda: engine.status.hedges_filled == 1)
+    [order] = await orders(store)
+    assert order["type"] is None and order["qty"] == "3"  # a market order, as always
+    assert engine.extended_hours()["active"] is False
+    await stop(engine, task, store)
+
+
+@pytest.mark.parametrize("broker_took_it", [False, True])
+async def test_a_limit_intent_left_pending_by_a_crash_is_placed_once(
+    tmp_path: Path, broker_took_it: bool
+) -> None:
+    config, broker = setup(tmp_path, TUESDAY_POST, extended={"reprice_timeout": 3600})
+    engine, store, task, source = await run(config, broker)
+    hang = asyncio.Event()
+    real_place = broker.place_limit_order
+
+    async def hanging_place(order: LimitOrder) -> Any:
+        if broker_took_it:
+            await real_place(order)
+        await hang.wait()
+
+    broker.place_limit_order = hanging_place  # type: ignore[method-assign]
+    source.push(fill(1, "tAAPL", "BUY", "10", "100"))
+    await wait_for(lambda: _state(store, "pending"))
+    [pending] = await orders(store)
+    task.cancel()  # the crash: the intent is durable, the broker's answer never came
+    await asyncio.gather(task, return_exceptions=True)
+    await store.close()
+    await broker.close()
+
+    broker = DryRunSessionsExecutor(config.broker, tmp_path / "ledger.sqlite")
+    engine, store, task, source = await run(config, broker)
+    await wait_for(lambda: engine.status.hedges_filled == 1)
+    [order] = await orders(store)
+    assert order["cid"] == pending["cid"] and order["state"] == "filled"
+    assert await broker.placement_attempts() == {order["cid"]: 1}
     await finish(engine, task, store, broker)

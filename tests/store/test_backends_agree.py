@@ -19,7 +19,13 @@ from support.fills import fill
 
 from st0x_liquidity.cli import EXIT_DATABASE_HELD, main
 from st0x_liquidity.domain.accumulator import SymbolBook
-from st0x_liquidity.domain.events import FillRecorded, HedgeIntended, position_event
+from st0x_liquidity.domain.events import (
+    FillRecorded,
+    HedgeCancelRequested,
+    HedgeIntended,
+    HedgeSubmitted,
+    position_event,
+)
 from st0x_liquidity.domain.fills import Direction
 from st0x_liquidity.domain.orders import OrderRules, OrderState
 from st0x_liquidity.domain.symbols import Symbol
@@ -69,8 +75,22 @@ async def _write_history(store: SqliteStore) -> None:
     decision = tsla.decide(OrderRules.whole_shares())
     assert decision is not None and decision.side is Direction.BUY
     reserved = tsla.reserve(decision, "h-2")
-    intent = HedgeIntended("h-2", decision.side, decision.quantity, Decimal("250"), reserved)
+    intent = HedgeIntended(  # an extended-hours limit, being repriced
+        "h-2",
+        decision.side,
+        decision.quantity,
+        Decimal("250.4"),
+        reserved,
+        order_type="limit",
+        limit_price=Decimal("251.66"),
+        session="post",
+        reference_source="pyth",
+        onchain_price=Decimal("250"),
+    )
     await store.append([position_event(tsla.symbol, intent)])
+    await store.append([position_event(tsla.symbol, HedgeSubmitted("h-2", "b-2"))])
+    cancel = HedgeCancelRequested("h-2", "b-2", "reprice")
+    await store.append([position_event(tsla.symbol, cancel)])
 
 
 async def test_audit_and_positions_json_are_identical_on_both_backends(
@@ -105,6 +125,8 @@ async def test_audit_and_positions_json_are_identical_on_both_backends(
     audit = outputs["sqlite"][1]
     assert '"2.500000000000000001"' in audit and '"h-2"' in audit
     assert "3.00000000000000001" in audit  # canonical: no trailing zero
+    assert '"reference_source": "pyth"' in audit and '"limit_price": "251.66"' in audit
+    assert '"cancel_requested_at": "' in audit
 
 
 async def test_a_second_run_on_a_live_postgres_lease_exits_3_with_one_line(

@@ -211,3 +211,31 @@ async def test_no_inventory_panel_without_rebalancing(tmp_path: Path) -> None:
             assert await page.locator("#inventory-panel").is_hidden()
         finally:
             await browser.close()
+
+
+async def test_extended_hours_panel_shows_sessions_and_live_limits(tmp_path: Path) -> None:
+    after_hours = datetime(2026, 3, 3, 22, 0, tzinfo=UTC)  # Tuesday 17:00 New York
+    broker = (
+        'type = "dry-run"\nprofile = "fractional"\nsessions = true\n'
+        f'clock_start = "{after_hours.isoformat()}"\nclock_speed = 0\n'
+        'prices = { AAPL = "90" }\n'  # the sell limit at 99.5 rests
+    )
+    config = write_config(tmp_path, broker=broker)
+    config.write_text(
+        config.read_text() + "\n[extended_hours]\ncheck_interval = 0.05\n"
+        "[extended_hours.symbols.AAPL]\novernight = true\n"
+    )
+    append(tmp_path / "fills.jsonl", fill_line(1, "tAAPL", "BUY", "2", "100"))
+    async with running_app(config) as (app, url), playwright_api.async_playwright() as pw:
+        await wait_until(lambda: app.engine.status.hedges_placed >= 1, 20)
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            page = await browser.new_page()
+            await page.goto(url + "/")
+            await page.wait_for_selector("#extended-limits tr[data-cid]", timeout=10_000)
+            row = await page.locator('#extended-symbols tr[data-symbol="AAPL"]').inner_text()
+            assert "post" in row and "120" in row  # hedgeable hours with overnight
+            limit = await page.locator("#extended-limits tr[data-cid]").inner_text()
+            assert "99.5" in limit and "onchain 100" in limit and "SELL" in limit
+        finally:
+            await browser.close()

@@ -134,7 +134,7 @@ function schedule() { if (!dirty) { dirty = true; requestAnimationFrame(render);
 
 function render() {
   dirty = false;
-  renderHeader(); renderSummary(); renderBreakerHistory(); renderFavicon(); renderAlerts(); renderRisk(); renderPositions(); renderInventory(); renderPnl(); renderLatency(); renderHedges(); renderFills();
+  renderHeader(); renderSummary(); renderBreakerHistory(); renderFavicon(); renderAlerts(); renderRisk(); renderExtended(); renderPositions(); renderInventory(); renderPnl(); renderLatency(); renderHedges(); renderFills();
   $("footer").textContent = S.status ? `event log position ${S.status.log_position} · engine started ${ago(S.status.engine.started_at)} · fills ingested ${S.status.engine.fills_ingested}` : "";
 }
 
@@ -245,6 +245,17 @@ function renderRisk() {
   $("recon").textContent = rec ? `reconciliation: ${rec.status}` + (rec.at ? ` · ${ago(rec.at)}` : "") + (rec.detail ? ` · ${rec.detail}` : "") + (rec.skipped && rec.skipped.length ? ` · not compared (hedge in flight): ${rec.skipped.join(", ")}` : "") : "reconciliation: not run yet";
   $("recon-symbols").querySelector("tbody").innerHTML = ((rec && rec.symbols) || []).map((x) =>
     `<tr data-symbol="${esc(x.symbol)}"><td>${esc(x.symbol)}</td><td class="n">${esc(x.broker)}</td><td class="n">${esc(x.books)}</td><td class="n">${esc(x.difference)}</td><td><span class="pill ${x.mismatch ? "bad" : "good"}">${x.mismatch ? "mismatch" : "ok"}</span></td></tr>`).join("");
+}
+
+function renderExtended() {
+  const x = S.status && S.status.extended_hours;
+  $("extended-panel").hidden = !(x && x.active);
+  if (!x || !x.active) return;
+  const when = (t) => (t ? new Date(t).toLocaleString() : "–");
+  $("extended-symbols").querySelector("tbody").innerHTML = Object.entries(x.symbols || {}).map(([sym, e]) =>
+    `<tr data-symbol="${esc(sym)}"><td>${esc(sym)}</td><td><span class="pill ${e.session === "closed" ? "warn" : "good"}">${esc(e.session)}</span></td><td>${esc(when(e.until))}</td><td>${esc(e.next_session || "–")}</td><td>${e.session === "closed" ? esc(when(e.next_hedge_at)) : "now"}</td><td class="n">${esc(e.hedgeable_hours_per_week)}</td><td>${esc((e.enabled || []).join(", "))}</td></tr>`).join("");
+  $("extended-limits").querySelector("tbody").innerHTML = (x.limits || []).map((o) =>
+    `<tr data-cid="${esc(o.client_order_id)}"><td>${esc(o.client_order_id)}</td><td>${esc(o.symbol)}</td><td>${esc(o.side)}</td><td class="n">${esc(o.quantity)}</td><td class="n">${esc(o.limit_price)}</td><td>${esc(o.session)}</td><td>${esc(o.reference_source)} ${esc(o.reference_price)}</td><td>${esc(Math.round(o.age_seconds))} s</td></tr>`).join("") || '<tr><td colspan="8" class="sub">no live limit order</td></tr>';
 }
 
 function renderInventory() {

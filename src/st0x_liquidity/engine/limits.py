@@ -76,7 +76,10 @@ class LimitPlanner:
             if not sessions.opted_in(ticker) or ticker in self.tasks:
                 continue
             book = self.engine.books.get(ticker)
-            if book is None or book.in_flight is not None or book.decide(self.rules()) is None:
+            if book is None or book.in_flight is not None:
+                continue
+            if book.decide(self.rules()) is None:
+                self._unblock(ticker)  # netted away meanwhile: nothing waits any more
                 continue
             if not sessions.session(ticker, now)[0].session.extended:
                 continue
@@ -196,6 +199,12 @@ class LimitPlanner:
         except BrokerError as exc:
             log.warning("%s: broker mark unavailable: %s", book.symbol, exc)
             return None
+
+    def _unblock(self, ticker: str) -> None:
+        entry = self.engine.status.blocked.get(ticker)
+        if entry is not None and entry.get("limit") == LOSS_LIMIT:
+            del self.engine.status.blocked[ticker]
+            log.warning("%s: extended-hours hedge no longer held back", ticker)
 
     def _block(
         self, ticker: str, side: str, quantity: Decimal, price: Decimal, reason: str

@@ -13,7 +13,8 @@ polled until the broker confirms an end; what filled is booked and the rest
 goes back to the book (``HedgeClosed`` CANCELLED), and the next decision
 places a new order under a new ``client_order_id``. A restart finds the
 request in the store and resumes at the broker call. A limit intent that a
-restart finds never placed is closed unplaced and priced again.
+restart finds never placed goes out as recorded (its own ``client_order_id``)
+once a session is open, and is repriced on its timeout.
 """
 
 from __future__ import annotations
@@ -120,17 +121,15 @@ class OrderLifecycle:
                 update = await self._find(order)
                 if update is not None:
                     log.info("recovered order %s at the broker: %s", cid, update.state.value)
-                elif isinstance(order, LimitOrder):
-                    # Priced for a session that may be over: give the shares back and
-                    # let the next decision price a new order (a new client_order_id).
-                    log.info("limit %s was never placed; pricing the hedge again", cid)
-                    unplaced = OrderUpdate("", OrderState.CANCELLED, reason="not placed")
-                    await self._close(order, unplaced, requeue=True)
-                    return
             if update is None:
+                # A recovered limit goes out as recorded, under its own client_order_id
+                # (a broker that has it after all refuses a second), and is repriced
+                # on its timeout like any other.
                 update = await self._place(order)
                 if update is None:
                     return  # stopping before the broker accepted anything
+                if isinstance(order, LimitOrder) and recovering is None:
+                    self.limits[cid] = (order, self.engine.now())  # its age counts from here
             if update.state is not OrderState.PENDING:
                 self.engine.status.hedges_placed += 1
             submitted = position_event(order.symbol, HedgeSubmitted(cid, update.broker_order_id))
@@ -236,6 +235,8 @@ class OrderLifecycle:
         cid = order.client_order_id
         if isinstance(order, MarketOrder) and not await self._regular_hours():
             return None
+        if isinstance(order, LimitOrder) and not await self._session_open(order):
+            return None
         place: Callable[[], Awaitable[OrderUpdate]]
         if isinstance(order, LimitOrder):
             executor = self.engine.executor
@@ -340,6 +341,20 @@ class OrderLifecycle:
             if self.engine.stopping:
                 return False
         return True
+
+    async def _session_open(self, order: LimitOrder) -> bool:
+        """A limit goes out only while one of its symbol's sessions is open (a recovered
+        intent at the weekend waits); False if the engine stops first."""
+        ticker = order.symbol.ticker
+        while True:
+            now = self.engine.now()
+            current = self.engine.sessions.session(ticker, now)[0]
+            if current.session is not Session.CLOSED or self.engine.status.market_open:
+                return True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.engine.stop_event.wait(), 0.5)
+            if self.engine.stopping:
+                return False
 
     def _cancel_reason(self, order: HedgeOrder) -> str | None:
         """Why a live limit must be cancelled now: the regular open, or its age."""

@@ -58,6 +58,7 @@ ALERT_KINDS = (
     "trading_state",
     "reconciliation_mismatch",
     "reconciliation_failed",
+    "calendar_unavailable",
 )
 """Every kind of dashboard alert (``st0x_alerts`` has a sample, 0 or more, for each)."""
 """Warn this long before a broker refresh token ends (a day: re-authorize in time)."""
@@ -782,6 +783,15 @@ class DashboardState:
                     "kind": "reconciliation_failed",
                     "severity": "warning",
                     "message": f"reconciliation failed: {recon.get('detail')}",
+                }
+            )
+        if status.calendar_error is not None:
+            alerts.append(
+                {
+                    "kind": "calendar_unavailable",
+                    "severity": "warning",
+                    "message": "broker calendar unavailable: extended-hours hedges wait "
+                    f"({status.calendar_error})",
                 }
             )
         if self._exposure_grew("paused", status.paused is not None):
