@@ -679,18 +679,8 @@ class DashboardState:
             "oldest_unhedged": oldest,
         }
 
-    async def alerts(self) -> list[dict[str, Any]]:
-        """Active alerts. Each is raised at once and held until its condition has been
-        good for ``clear_after`` seconds (``docs/dashboard.md``, "Hysteresis")."""
-        if not self.role().leader:  # a standby's engine does not run: the leader alerts
-            self.alert_counts = dict.fromkeys(ALERT_KINDS, 0)
-            return []
-        self.observe()
-        status = self.app.engine.status
-        alerts: list[dict[str, Any]] = []
-        stalled = self.source_stalled()
-        if stalled:
-            alerts.append({"kind": "source_stalled", "severity": "critical", "message": stalled})
+    async def _stuck_alerts(self) -> list[dict[str, Any]]:
+        """Open hedges without progress for longer than their threshold, each latched."""
         now = datetime.now(UTC)
         stuck: dict[str, str] = {}
         for h in await self.reads.open_hedges():
@@ -698,6 +688,7 @@ class DashboardState:
             age = (now - datetime.fromisoformat(updated)).total_seconds()
             if age > stuck_threshold(self.app, self.stuck_after, cid):
                 stuck[cid] = f"{symbol} hedge {cid} {state} for {age:.0f}s"
+        alerts: list[dict[str, Any]] = []
         for cid in sorted(stuck.keys() | {k[6:] for k in self.latches if k.startswith("stuck:")}):
             latch = self._latch("stuck:" + cid, lenient=False)
             message = latch.observe(stuck.get(cid))
@@ -712,6 +703,21 @@ class DashboardState:
                     "client_order_id": cid,
                 }
             )
+        return alerts
+
+    async def alerts(self) -> list[dict[str, Any]]:
+        """Active alerts. Each is raised at once and held until its condition has been
+        good for ``clear_after`` seconds (``docs/dashboard.md``, "Hysteresis")."""
+        if not self.role().leader:  # a standby's engine does not run: the leader alerts
+            self.alert_counts = dict.fromkeys(ALERT_KINDS, 0)
+            return []
+        self.observe()
+        status = self.app.engine.status
+        alerts: list[dict[str, Any]] = []
+        stalled = self.source_stalled()
+        if stalled:
+            alerts.append({"kind": "source_stalled", "severity": "critical", "message": stalled})
+        alerts += await self._stuck_alerts()
         token = self.broker_auth()
         auth = self.latches["alert:auth_required"].problem
         if auth is not None:
