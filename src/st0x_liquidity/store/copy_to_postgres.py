@@ -30,6 +30,7 @@ import psycopg
 
 from ..errors import StoreError
 from . import postgres_writer as writer
+from .dry_run_ledger import LIMIT_COLUMNS
 from .dry_run_ledger import POSTGRES_SCHEMA as LEDGER_SCHEMA
 from .postgres import PostgresStore, redact
 from .schema import VIEWS_STALE
@@ -206,7 +207,11 @@ def _copy_ledger(dst: psycopg.Connection[Any], ledger: Path) -> dict[str, int]:
         dst.execute(statement)
     counts: dict[str, int] = {}
     with contextlib.closing(sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)) as src:
-        for table, target, columns in _LEDGER:
+        have = {str(r[1]) for r in src.execute("PRAGMA table_info(orders)")}
+        for table, target, base in _LEDGER:
+            # Files written before limit orders existed lack their columns (NULL there).
+            extra = [c for c in LIMIT_COLUMNS if table == "orders" and c in have]
+            columns = ", ".join([base, *extra])
             counts[target] = _copy_rows(
                 dst, _batches(src, f"SELECT {columns} FROM {table}"), target, columns
             )

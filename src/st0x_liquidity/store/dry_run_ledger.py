@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS placements (
     result TEXT NOT NULL
 );
 """
-_LIMIT_COLUMNS = {"limit_price": "TEXT", "session": "TEXT"}
+LIMIT_COLUMNS = {"limit_price": "TEXT", "session": "TEXT"}
 """Added for limit orders (extended hours); NULL for market orders and older files."""
 _COLUMNS = (
     "broker_order_id, client_order_id, symbol, side, quantity, price, outcome, "
@@ -53,8 +53,12 @@ POSTGRES_SCHEMA = tuple(
         ";"
     )
     if statement.strip()
+) + tuple(
+    f"ALTER TABLE dry_run_orders ADD COLUMN IF NOT EXISTS {name} {kind}"
+    for name, kind in LIMIT_COLUMNS.items()
 )
-"""The same tables in the bot's PostgreSQL database, named ``dry_run_*``."""
+"""The same tables in the bot's PostgreSQL database, named ``dry_run_*`` (with the
+limit columns added to tables made before limit orders existed)."""
 _FILE_TABLES = ("orders", "placements")
 OPEN = "open"
 """A limit order's outcome while it rests at the pretend broker (not settled yet)."""
@@ -129,10 +133,6 @@ class DryRunLedger:
                 async with db.transaction("dry_run_orders"):
                     for statement in POSTGRES_SCHEMA:
                         await db.execute(statement)
-                    for name, kind in _LIMIT_COLUMNS.items():
-                        await db.execute(
-                            f"ALTER TABLE dry_run_orders ADD COLUMN IF NOT EXISTS {name} {kind}"
-                        )
             except BaseException as exc:
                 await db.close()
                 if isinstance(exc, ERRORS):
@@ -148,7 +148,7 @@ class DryRunLedger:
             raise StoreError(f"dry-run order file {exc}") from None
         try:
             have = {str(r[1]) for r in await db.fetch("PRAGMA table_info(orders)")}
-            for name, kind in _LIMIT_COLUMNS.items():
+            for name, kind in LIMIT_COLUMNS.items():
                 if name not in have:
                     await db.execute(f"ALTER TABLE orders ADD COLUMN {name} {kind}")
         except BaseException as exc:
