@@ -28,7 +28,7 @@ from support.fills import line, write_lines
 from st0x_liquidity.domain.sessions import NEW_YORK
 
 TUESDAY_POST = datetime(2026, 3, 3, 17, 0, tzinfo=NEW_YORK)
-BEFORE_OPEN = datetime(2026, 3, 4, 9, 29, 58, tzinfo=NEW_YORK)
+BEFORE_OPEN = datetime(2026, 3, 4, 9, 29, 52, tzinfo=NEW_YORK)  # room for a slow start
 
 
 def write_config(
