@@ -275,6 +275,11 @@ def _cmd_positions(args: argparse.Namespace) -> int:
             if pending
             else "-"
         )
+        if pending and pending.get("limit_price") is not None:
+            text += (
+                f" limit {pending['limit_price']} {pending['session']}"
+                f" ({pending['reference_source']})"
+            )
         print(
             f"{r['symbol']:<8} {r['net']:>20} {r['open_quantity']:>20} {len(r['open_lots']):>5}  {text}"
         )

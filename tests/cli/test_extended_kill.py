@@ -28,7 +28,7 @@ from support.fills import line, write_lines
 from st0x_liquidity.domain.sessions import NEW_YORK
 
 TUESDAY_POST = datetime(2026, 3, 3, 17, 0, tzinfo=NEW_YORK)
-BEFORE_OPEN = datetime(2026, 3, 4, 9, 29, 58, tzinfo=NEW_YORK)
+BEFORE_OPEN = datetime(2026, 3, 4, 9, 29, 52, tzinfo=NEW_YORK)  # room for a slow start
 
 
 def write_config(
@@ -133,6 +133,16 @@ def test_sigkill_at_each_reprice_step_loses_and_doubles_nothing(
         assert state == "partially_filled"
     db.close()
     ledger.close()
+    if step == "cancel_requested":  # what `positions` shows of the limit in flight
+        shown = subprocess.run(
+            [sys.executable, "-m", "st0x_liquidity", "positions", "--config-file", str(config)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        assert "limit 99.5 post (onchain)" in shown.stdout, shown.stdout
 
     # Restart: the market now crosses the limits (and the clock moved on).
     later = datetime(2026, 3, 4, 9, 30, 30, tzinfo=NEW_YORK) if step == "regular_open" else start

@@ -378,3 +378,20 @@ async def test_a_limit_intent_left_pending_by_a_crash_is_placed_once(
     assert order["cid"] == pending["cid"] and order["state"] == "filled"
     assert await broker.placement_attempts() == {order["cid"]: 1}
     await finish(engine, task, store, broker)
+
+
+async def test_an_opted_in_symbol_without_fills_in_regular_hours_stops_nothing(
+    tmp_path: Path,
+) -> None:
+    config, broker = setup(tmp_path, ny(2026, 3, 4, 11), symbols={"AAPL": {}, "TSLA": {}})
+    engine, store, task, source = await run(config, broker)
+    await asyncio.sleep(0.2)  # ten session checks in regular hours, no symbol has a book
+    broker.clock.set(SATURDAY)
+    await wait_for(lambda: not engine.status.market_open)
+    source.push(fill(1, "tAAPL", "BUY", "10", "100"))
+    await wait_for(lambda: engine.status.fills_ingested == 1)
+    broker.clock.set(ny(2026, 3, 9, 4, 0, 1))  # Monday pre-market: only the session loop
+    await wait_for(lambda: engine.status.hedges_filled == 1)  # places the waiting hedge
+    [order] = await orders(store)
+    assert order["session"] == "pre"
+    await finish(engine, task, store, broker)

@@ -127,6 +127,8 @@ async def test_audit_and_positions_json_are_identical_on_both_backends(
     assert "3.00000000000000001" in audit  # canonical: no trailing zero
     assert '"reference_source": "pyth"' in audit and '"limit_price": "251.66"' in audit
     assert '"cancel_requested_at": "' in audit
+    positions = outputs["sqlite"][2]
+    assert '"limit_price": "251.66"' in positions and '"session": "post"' in positions
 
 
 async def test_a_second_run_on_a_live_postgres_lease_exits_3_with_one_line(

@@ -182,8 +182,13 @@ class SessionTracker:
                         "broker calendar unavailable (%s); asking again in %.1fs", exc, delay
                     )
                     next_refresh = loop.time() + delay
-            if self.loaded_at is not None:
-                self.engine.hedge_symbols(sorted(self.config.symbols))
+            if self.loaded_at is not None:  # the opted-in symbols that have a book
+                try:
+                    self.engine.hedge_symbols(
+                        [t for t in sorted(self.config.symbols) if t in self.engine.books]
+                    )
+                except Exception:  # a bug must not end the session checks for good
+                    log.exception("extended hours: offering the symbols failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     self.engine.stop_event.wait(),

@@ -31,9 +31,18 @@ class PendingHedge:
     quantity: DecimalText | None
     filled_quantity: DecimalText | None
     state: str | None
+    limit_price: DecimalText | None = None
+    """Set for an extended-hours limit (with its ``session`` and ``reference_source``)."""
+    session: str | None = None
+    reference_source: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        """A market order's keeps the shape it always had; a limit's adds its fields."""
+        data = attrs.asdict(self)
+        if self.limit_price is None:
+            for name in ("limit_price", "session", "reference_source"):
+                data.pop(name)
+        return data
 
 
 @attrs.frozen

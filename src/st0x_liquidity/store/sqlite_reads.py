@@ -38,7 +38,8 @@ _HEDGE_COLUMNS = (
 )
 _POSITIONS = (
     "SELECT p.symbol, p.net, p.open_quantity, p.last_price, p.fills, p.hedges_placed, "
-    "p.pending_hedge, h.side, h.quantity, h.filled_quantity, h.state, p.updated_at "
+    "p.pending_hedge, h.side, h.quantity, h.filled_quantity, h.state, p.updated_at, "
+    "h.limit_price, h.session, h.reference_source "
     "FROM positions p LEFT JOIN hedge_orders h ON h.client_order_id = p.pending_hedge"
 )
 _TRADE_COLUMNS = (
@@ -59,7 +60,7 @@ def _marks(n: int) -> str:
 
 
 def _position(r: Sequence[Any]) -> PositionView:
-    pending = None if r[6] is None else PendingHedge(r[6], r[7], r[8], r[9], r[10])
+    pending = None if r[6] is None else PendingHedge(r[6], *r[7:11], *r[12:15])
     return PositionView(r[0], r[1], r[2], r[3], r[4], r[5], pending, r[11])
 
 
