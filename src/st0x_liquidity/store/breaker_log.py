@@ -14,7 +14,8 @@ import asyncio
 
 from ..errors import StoreError
 from .read_models import BreakerChange
-from .side_db import ERRORS, Where, explain, sync_transaction
+from .side_db import ERRORS, Where, explain
+from .side_sync import sync_transaction
 
 
 class BreakerLog:

@@ -13,7 +13,7 @@ placeholders; this module runs them on either driver:
   writers; PostgreSQL: a transaction that first takes an advisory lock named
   after what it writes, so writers of one table queue exactly as they do on
   SQLite);
-* :func:`sync_transaction`: a short synchronous connection for one
+* :func:`.side_sync.sync_transaction`: a short synchronous connection for one
   transaction (a CLI command, start-up before the event loop runs).
 
 ``where`` is what :attr:`~st0x_liquidity.config.AppConfig.database` gives:
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -55,6 +55,17 @@ Where = Path | str
 """A SQLite file's path or a ``postgresql://`` URL."""
 
 BUSY_TIMEOUT_MS = 10_000
+CONNECT_TIMEOUT = 5
+"""Seconds a PostgreSQL connection may take to open."""
+SILENCE: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 2,
+    "keepalives_interval": 1,
+    "keepalives_count": 2,
+    "tcp_user_timeout": 4000,
+}
+"""A server gone silent (a cut network) fails a side connection within seconds, rather
+than leaving ``/health``, the page or a start-up read waiting for ever."""
 ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,) + (
     (psycopg.Error,) if psycopg is not None else ()
 )
@@ -142,6 +153,8 @@ class SideDb:
                     autocommit=True,
                     application_name="st0x-liquidity",
                     options=_pg_options(read_only),
+                    connect_timeout=CONNECT_TIMEOUT,
+                    **SILENCE,
                 )
             except psycopg.Error as exc:
                 raise StoreError(
@@ -291,37 +304,3 @@ class SideDb:
         if conn is not None and self._owned:
             with contextlib.suppress(*ERRORS):
                 await conn.close()
-
-
-class SyncDb:
-    """A synchronous connection inside one transaction (:func:`sync_transaction`)."""
-
-    def __init__(self, conn: sqlite3.Connection | psycopg.Connection[Any]) -> None:
-        self._conn = conn
-
-    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        if not isinstance(self._conn, sqlite3.Connection):
-            cur = self._conn.execute(pg(sql), params)
-            return [] if cur.description is None else [tuple(r) for r in cur.fetchall()]
-        return [tuple(r) for r in self._conn.execute(sql, params).fetchall()]
-
-
-@contextlib.contextmanager
-def sync_transaction(where: Where, lock: str | None = None) -> Iterator[SyncDb]:
-    """A short connection to ``where`` for one transaction, committed on exit.
-
-    Raises the driver's error (:data:`ERRORS`); SQLite waits up to 10 s for the
-    write lock, PostgreSQL for ``lock`` (an advisory lock, when given).
-    """
-    if is_postgres(where):
-        require_driver()
-        with (
-            psycopg.connect(str(where), autocommit=True, application_name="st0x-liquidity") as conn,
-            conn.transaction(),
-        ):
-            if lock is not None:
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(lock),))
-            yield SyncDb(conn)
-        return
-    with contextlib.closing(sqlite3.connect(Path(where), timeout=BUSY_TIMEOUT_MS / 1000)) as db, db:
-        yield SyncDb(db)

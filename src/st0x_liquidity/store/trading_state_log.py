@@ -16,7 +16,8 @@ from pathlib import Path
 
 from ..errors import StoreError
 from .read_models import TradingStateRequest
-from .side_db import ERRORS, Where, describe, explain, is_postgres, sync_transaction
+from .side_db import ERRORS, Where, describe, explain, is_postgres
+from .side_sync import sync_transaction
 
 ALL = "*"
 """The ``symbol`` of a request for every symbol."""
