@@ -88,19 +88,23 @@ async def main(losses: int, timings: str) -> dict[str, Any]:
                 ha = dict(FAST_HA if timings == "fast" else DEFAULT_HA)
                 cluster = await Cluster(Path(tmp), url, fake, ha=ha).setup()
                 started = time.monotonic()
+                records: list[Loss] = []
+                checks = "passed"
                 try:
-                    records = await campaign(cluster, losses)
+                    await campaign(cluster, losses, records=records)
+                except AssertionError as exc:
+                    checks = f"FAILED: {str(exc)[:2000]}"
                 finally:
                     await cluster.teardown()
                 elapsed = time.monotonic() - started
-                result = summary(records)
+                result = summary(records) if records else {"losses": 0}
                 result.update(
                     timings=timings,
                     ha=ha,
                     fills=len(cluster.rows),
                     orders_posted=len(fake.order_bodies),
                     wall_s=round(elapsed, 1),
-                    checks="passed",
+                    checks=checks,
                 )
                 return result
     finally:

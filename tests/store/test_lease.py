@@ -217,6 +217,24 @@ async def test_postgres_a_holder_that_cannot_renew_fences_itself_before_it_lapse
         await first.close()
 
 
+async def test_postgres_a_long_write_does_not_stop_the_renewals(postgres_url: str) -> None:
+    """The fence's row lock (FOR KEY SHARE) lets the holder's own renewals through: a
+    rebuild-views longer than the lease must not lose it."""
+    from st0x_liquidity.store import postgres_writer
+
+    async with PostgresStore(postgres_url, lease_ttl=0.6) as holder:
+        epoch = holder.epoch
+
+        def long_transaction(db: psycopg.Connection[object]) -> None:
+            with postgres_writer.transaction(db, epoch):
+                time.sleep(1.2)  # two lease lifetimes
+
+        await holder._in_writer(long_transaction)
+        assert holder.lost is None
+        await holder.verify_lease()
+        await holder.append(_event(1))  # type: ignore[arg-type]
+
+
 async def test_postgres_a_standby_store_waits_and_takes_the_lapsed_lease(
     postgres_url: str,
 ) -> None:

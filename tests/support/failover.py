@@ -505,16 +505,22 @@ async def lose_leader(cluster: Cluster, kind: str, frozen_for: float = 0.5) -> L
 
 
 async def campaign(
-    cluster: Cluster, losses: int, *, fills_per_second: float = 40, seed: int = 6
+    cluster: Cluster,
+    losses: int,
+    *,
+    fills_per_second: float = 40,
+    seed: int = 6,
+    records: list[Loss] | None = None,
 ) -> list[Loss]:
     """``losses`` leader losses (kill -9, SIGSTOP/SIGCONT, cut in turn) with fills flowing
-    and the broker misbehaving; then drained, stopped and checked."""
+    and the broker misbehaving; then drained, stopped and checked. ``records`` receives
+    each loss as it happens (kept if a check fails)."""
     rng = random.Random(seed)
     await start_pair(cluster)
     stop = asyncio.Event()
     feeder = asyncio.create_task(cluster.feed(fills_per_second, stop))
     faults = asyncio.create_task(cluster.faults(stop))
-    records = []
+    records = [] if records is None else records
     try:
         for n in range(losses):
             await asyncio.sleep(rng.uniform(0.2, 1.0))  # fills flow, hedges in flight

@@ -164,8 +164,11 @@ class PostgresStore(EventStore):
 
     async def _open_writer(self) -> None:
         try:
+            # A standby may wait on this holder: a transaction it froze in must end
+            # (long admin transactions, rebuild-views, are not cut short).
+            idle = max(2.0, self._ttl / 2) if self._standby else None
             self._writer = await asyncio.to_thread(
-                writer.connect, self.url, idle_in_transaction=max(1.0, self._ttl / 2)
+                writer.connect, self.url, idle_in_transaction=idle
             )
         except psycopg.Error as exc:
             raise StoreError(self._error("cannot be opened", exc)) from None

@@ -4,7 +4,11 @@ As :mod:`.sqlite_writer`: each function is one whole unit of work, run off
 the event loop by :class:`~.postgres.PostgresStore`, one at a time, and
 the view rows come from the same :func:`~.writes.append_entries` and
 :func:`~.writes.apply_event`. Every engine transaction locks the lease row
-(``SELECT … FOR UPDATE``) and compares the epoch before it writes anything.
+(``SELECT … FOR KEY SHARE``) and compares the epoch before it writes anything.
+That lock waits for a new holder taking the lease (``FOR UPDATE``) and holds
+any new holder off until the transaction ends, but not the holder's own
+renewals (a non-key ``UPDATE``): a long transaction (``rebuild-views``, a big
+batch) must not stop the lease from being renewed.
 """
 
 from __future__ import annotations
@@ -93,7 +97,7 @@ def transaction(db: psycopg.Connection[Any], epoch: int | None = None) -> Iterat
     """One transaction; with ``epoch``, fenced: the lease row is locked and must be ours."""
     with db.transaction():
         if epoch is not None:
-            holder = read_holder(db, lock=True)
+            holder = read_holder(db, lock=" FOR KEY SHARE")
             if holder is None or holder[0].epoch != epoch:
                 who = holder[0].describe() if holder else "nobody"
                 raise LeaseLostError(
@@ -146,10 +150,11 @@ def too_new(name: str, version: int) -> str:
 
 
 def read_holder(
-    db: psycopg.Connection[Any], *, lock: bool = False, margin: float = 0.0
+    db: psycopg.Connection[Any], *, lock: str = "", margin: float = 0.0
 ) -> tuple[LeaseHolder, bool] | None:
-    """The lease row's holder and whether its lease is live (``margin`` seconds ahead)."""
-    row = db.execute(_HOLDER + (" FOR UPDATE" if lock else ""), (margin, LEASE_NAME)).fetchone()
+    """The lease row's holder and whether its lease is live (``margin`` seconds ahead);
+    ``lock``: a row-locking clause (``" FOR UPDATE"``, ``" FOR KEY SHARE"``)."""
+    row = db.execute(_HOLDER + lock, (margin, LEASE_NAME)).fetchone()
     if row is None:
         return None
     return LeaseHolder(int(row[0]), int(row[1]), row[2], row[3]), bool(row[4])
@@ -173,7 +178,7 @@ def take_lease(
 
 
 def _take(db: psycopg.Connection[Any], ttl: float) -> tuple[LeaseHolder | None, LeaseHolder | None]:
-    previous = read_holder(db, lock=True)
+    previous = read_holder(db, lock=" FOR UPDATE")
     if previous is not None and previous[1]:
         return None, previous[0]
     me = this_holder((previous[0].epoch if previous else 0) + 1)
