@@ -445,7 +445,10 @@ class PostgresStore(EventStore):
                 raise StoreError(self._error("is unreachable", Exception(self.outage.detail)))
             try:
                 if self._writer is None or reconnect.broken(self._writer):
-                    fresh = await asyncio.to_thread(writer.connect, self.url)
+                    idle = max(2.0, self._ttl / 2) if self._standby else None
+                    fresh = await asyncio.to_thread(
+                        writer.connect, self.url, idle_in_transaction=idle
+                    )
                     old, self._writer = self._writer, fresh
                     reconnect.discard(old)
                 answer = await ask()
