@@ -40,6 +40,9 @@ from .writes import Encoded, Key
 
 log = logging.getLogger(__name__)
 
+HOLDER_READS = 20
+HOLDER_READ_PAUSE = 0.05
+
 BUSY_TIMEOUT_MS = 10_000
 _T = TypeVar("_T")
 _CHECKPOINT_EVENTS = 1000
@@ -102,7 +105,7 @@ class SqliteStore(EventStore):
     async def _open_writer(self) -> None:
         _create_private(self.path)
         if self._wants_lease and not self._lock.try_acquire(this_holder(0)):
-            raise LeaseHeldError(str(self.path), self._lock.holder() or await self._holder())
+            raise LeaseHeldError(str(self.path), await self._named_holder())
         try:
             self._writer = await asyncio.to_thread(writer.connect, self.path, self._synchronous)
         except sqlite3.OperationalError as exc:  # cannot open; not a database is reported below
@@ -133,6 +136,16 @@ class SqliteStore(EventStore):
         async with self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
             row = await cur.fetchone()
         return None if row is None else str(row[0])
+
+    async def _named_holder(self) -> LeaseHolder | None:
+        """Who holds the lock. A holder that took it an instant ago writes its name just
+        after, so an empty lock file is read again for up to a second."""
+        for _ in range(HOLDER_READS):
+            holder = self._lock.holder()
+            if holder is not None:
+                return holder
+            await asyncio.sleep(HOLDER_READ_PAUSE)
+        return await self._holder()
 
     async def _holder(self) -> LeaseHolder | None:
         """Who holds the lease, as the database says (best effort: it names them)."""
