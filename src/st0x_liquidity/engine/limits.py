@@ -96,7 +96,7 @@ class LimitPlanner:
         reference = await self._reference(book)
         # From here to the submitted intent: no await (the log keeps the book's order).
         engine = self.engine
-        if not self.allowed() or engine.status.market_open or book.in_flight is not None:
+        if not self.allowed() or engine.regular_hours(ticker) or book.in_flight is not None:
             return
         state = engine.symbols.get(ticker)
         if state is not None and state.cooldown_until > time.monotonic():

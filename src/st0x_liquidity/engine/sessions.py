@@ -80,6 +80,13 @@ class SessionTracker:
     def session(self, ticker: str, now: datetime) -> tuple[SessionWindow, SessionWindow | None]:
         return session_at(self.windows(ticker), now, self.enabled(ticker))
 
+    def regular(self, ticker: str, now: datetime) -> bool | None:
+        """Whether the calendar has ``ticker`` in regular hours at ``now``; None when no
+        calendar speaks (sessions not in use, or not read yet)."""
+        if not self.active or self.loaded_at is None:
+            return None
+        return self.session(ticker, now)[0].session is Session.REGULAR
+
     def hedgeable_hours_per_week(self, ticker: str) -> float:
         """Hours of the next seven days (from the start of today's calendar) the symbol can
         be hedged in, as configured and allowed."""
