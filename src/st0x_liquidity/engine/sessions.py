@@ -16,10 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..backoff import backoff_delay
+from ..domain.calendar_record import KEY as CALENDAR_KEY
+from ..domain.calendar_record import NAMESPACE as CALENDAR_NAMESPACE
+from ..domain.calendar_record import CalendarRecord
 from ..domain.numbers import fmt
 from ..domain.orders import LimitOrder
 from ..domain.sessions import (
@@ -202,6 +205,16 @@ class SessionTracker:
                     min(self.config.check_interval, max(0.05, next_refresh - loop.time())),
                 )
 
+    async def _keep(self, loaded_at: datetime) -> None:
+        """Keep the calendar in the store for ``positions`` (offline); a failure only warns."""
+        record = CalendarRecord(
+            loaded_at, datetime.now(UTC), self.overnight, tuple(self.days), dict(self.eligibility)
+        )
+        try:
+            await self.engine.store.put_blob(CALENDAR_NAMESPACE, CALENDAR_KEY, record.to_json())
+        except Exception as exc:  # informational only: hedging does not depend on it
+            log.warning("could not keep the broker calendar for `positions`: %s", exc)
+
     async def refresh(self) -> None:
         """Read the calendar and the symbols' eligibility (raises BrokerError)."""
         executor = self.executor
@@ -223,6 +236,7 @@ class SessionTracker:
         self.loaded_at = self.engine.now()
         self.engine.status.calendar_error = None
         self.loaded.set()
+        await self._keep(self.loaded_at)
         if first:
             for ticker in sorted(self.config.symbols):
                 log.info(
