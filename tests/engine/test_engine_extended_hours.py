@@ -478,3 +478,31 @@ async def test_a_limit_decided_before_20_is_priced_again_in_the_next_session(
     assert (two["session"], two["state"]) == ("pre", "filled")
     assert await broker.placement_attempts() == {two["cid"]: 1}
     await finish(engine, task, store, broker)
+
+
+async def test_a_limit_below_the_smallest_tick_waits_visibly(tmp_path: Path) -> None:
+    config, broker = setup(tmp_path, TUESDAY_POST)
+    engine, store, task, source = await run(config, broker)
+    source.push(fill(1, "tAAPL", "BUY", "100000", "0.00005"))  # the sell rounds to 0
+    await wait_for(lambda: "AAPL" in engine.status.blocked)
+    assert "rounds to zero" in engine.status.blocked["AAPL"]["reason"]
+    assert await orders(store) == []
+    await finish(engine, task, store, broker)
+
+
+class EmptyCalendar(DryRunSessionsExecutor):
+    """A broker calendar that answers with no trading days at all."""
+
+    async def trading_days(self, start: Any, end: Any) -> Any:
+        return []
+
+
+async def test_an_empty_calendar_does_not_stop_regular_hours_hedges(tmp_path: Path) -> None:
+    config, _ = setup(tmp_path, ny(2026, 3, 4, 11))
+    broker = EmptyCalendar(config.broker, tmp_path / "ledger.sqlite")
+    engine, store, task, source = await run(config, broker)
+    source.push(fill(1, "tAAPL", "BUY", "10", "100"))
+    await wait_for(lambda: engine.status.hedges_filled == 1)  # the broker clock decides
+    [order] = await orders(store)
+    assert order["type"] is None and order["state"] == "filled"
+    await finish(engine, task, store, broker)

@@ -123,13 +123,17 @@ class LimitPlanner:
         offset = ramped_offset(
             self.config.offset_for(ticker), self.config.close_flatten_max_offset_bps, progress
         )
-        priced = price_limit(
-            reference,
-            decision.side,
-            offset,
-            onchain=book.last_price,
-            max_loss_bps=self.config.max_loss_bps,
-        )
+        try:
+            priced = price_limit(
+                reference,
+                decision.side,
+                offset,
+                onchain=book.last_price,
+                max_loss_bps=self.config.max_loss_bps,
+            )
+        except ValueError as exc:  # no limit on the grid (a price below the smallest tick)
+            self._block(ticker, decision.side.value, decision.quantity, book.last_price, str(exc))
+            return
         if priced.blocked is not None:
             self._block(
                 ticker, decision.side.value, decision.quantity, priced.limit, priced.blocked

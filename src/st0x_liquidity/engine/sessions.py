@@ -85,8 +85,11 @@ class SessionTracker:
 
     def regular(self, ticker: str, now: datetime) -> bool | None:
         """Whether the calendar has ``ticker`` in regular hours at ``now``; None when no
-        calendar speaks (sessions not in use, or not read yet)."""
-        if not self.active or self.loaded_at is None:
+        calendar speaks (sessions not in use, not read yet, or not covering ``now``: an
+        empty or short calendar must not stop market hedges the broker's clock allows)."""
+        if not self.active or self.loaded_at is None or not self.days:
+            return None
+        if not self.days[0].date - timedelta(days=1) <= now.date() <= self.days[-1].date:
             return None
         return self.session(ticker, now)[0].session is Session.REGULAR
 
