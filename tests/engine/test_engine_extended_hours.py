@@ -506,3 +506,22 @@ async def test_an_empty_calendar_does_not_stop_regular_hours_hedges(tmp_path: Pa
     [order] = await orders(store)
     assert order["type"] is None and order["state"] == "filled"
     await finish(engine, task, store, broker)
+
+
+async def test_a_resting_limit_is_not_cancelled_by_a_clock_that_lags_the_close(
+    tmp_path: Path,
+) -> None:
+    """Just after 16:00 the broker clock may still say open: that is no regular open,
+    and the after-hours limit rests instead of being cancelled and placed again."""
+    config, broker = setup(tmp_path, TUESDAY_LATE, broker={"prices": {"AAPL": "90"}})
+    config = attrs.evolve(config, hedging=attrs.evolve(config.hedging, clock_recheck=600.0))
+    engine, store, task, source = await run(config, broker)
+    await wait_for(lambda: engine.status.market_open)
+    broker.clock.set(ny(2026, 3, 3, 16, 0, 1))
+    source.push(fill(1, "tAAPL", "BUY", "10", "100"))
+    await wait_for(lambda: engine.status.hedges_placed == 1)
+    await asyncio.sleep(0.3)  # fifteen session checks and polls
+    assert engine.status.market_open  # still lagging
+    [order] = await orders(store)
+    assert (order["type"], order["state"], order["cancel"]) == ("limit", "submitted", None)
+    await finish(engine, task, store, broker)

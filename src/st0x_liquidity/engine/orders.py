@@ -388,9 +388,11 @@ class OrderLifecycle:
             return None
         cfg = self.engine.config.extended_hours
         now = self.engine.now()
-        current, following = self.engine.sessions.session(order.symbol.ticker, now)
-        if self.engine.status.market_open or current.session is Session.REGULAR:
-            return "regular_open"
+        ticker = order.symbol.ticker
+        current, following = self.engine.sessions.session(ticker, now)
+        regular = self.engine.sessions.regular(ticker, now)
+        if regular or (regular is None and self.engine.status.market_open):
+            return "regular_open"  # the calendar first: just after 16:00 the clock may lag
         live = self.limits.get(order.client_order_id)
         if live is None:
             return None
