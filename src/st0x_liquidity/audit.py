@@ -7,6 +7,7 @@ The JSON shapes built here are a stable, documented interface
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +15,11 @@ from .domain.numbers import ZERO, add, fmt
 from .store.read_models import AuditReads, HedgeOrderView
 
 
-async def positions_report(reads: AuditReads) -> list[dict[str, Any]]:
+async def positions_report(
+    reads: AuditReads, sessions: Callable[[str], dict[str, Any] | None] | None = None
+) -> list[dict[str, Any]]:
+    """Positions with their open lots and pending hedge; ``sessions`` (ticker → the
+    symbol's session now and next hedge time, or None) adds a ``session`` entry."""
     lots: dict[str, list[dict[str, str]]] = {}
     positions = await reads.positions()
     for lot in await reads.open_lots():
@@ -31,6 +36,7 @@ async def positions_report(reads: AuditReads) -> list[dict[str, Any]]:
             "hedges_placed": p.hedges_placed,
             "pending_hedge": None if p.pending_hedge is None else p.pending_hedge.to_json(),
             "open_lots": lots.get(p.symbol, []),
+            "session": None if sessions is None else sessions(p.symbol),
         }
         for p in positions
     ]

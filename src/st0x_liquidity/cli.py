@@ -8,6 +8,7 @@ import getpass
 import json
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,9 @@ from . import __version__
 from .app import open_store, run_app
 from .audit import audit_report, positions_report
 from .config import AppConfig, load_config
+from .domain.calendar_record import KEY as CALENDAR_KEY
+from .domain.calendar_record import NAMESPACE as CALENDAR_NAMESPACE
+from .domain.calendar_record import CalendarRecord
 from .domain.symbols import InvalidSymbolError, Symbol
 from .errors import ConfigError, StoreError
 from .logs import secrets_in, setup_logging
@@ -263,11 +267,19 @@ def _print_json(data: Any) -> None:
 
 
 def _cmd_positions(args: argparse.Namespace) -> int:
-    rows = _with_store(args, lambda store: positions_report(store.reads))
+    config = load(args)
+
+    async def report(store: Any) -> list[dict[str, Any]]:
+        return await positions_report(store.reads, await _sessions_now(config, store))
+
+    rows = _with_store(args, report)
     if args.json:
         _print_json({"positions": rows})
         return 0
-    print(f"{'SYMBOL':<8} {'NET':>20} {'OPEN':>20} {'LOTS':>5}  PENDING HEDGE")
+    print(
+        f"{'SYMBOL':<8} {'NET':>20} {'OPEN':>20} {'LOTS':>5}  {'SESSION':<10} "
+        f"{'NEXT HEDGE':<25}  PENDING HEDGE"
+    )
     for r in rows:
         pending = r["pending_hedge"]
         text = (
@@ -280,10 +292,41 @@ def _cmd_positions(args: argparse.Namespace) -> int:
                 f" limit {pending['limit_price']} {pending['session']}"
                 f" ({pending['reference_source']})"
             )
+        session = r["session"] or {}
+        nxt = session.get("next_hedge_at")
+        nxt = "now" if nxt is not None and session.get("session") != "closed" else nxt
         print(
-            f"{r['symbol']:<8} {r['net']:>20} {r['open_quantity']:>20} {len(r['open_lots']):>5}  {text}"
+            f"{r['symbol']:<8} {r['net']:>20} {r['open_quantity']:>20} {len(r['open_lots']):>5}"
+            f"  {session.get('session') or '-':<10} {nxt or '-':<25}  {text}"
         )
     return 0
+
+
+async def _sessions_now(
+    config: AppConfig, store: Any
+) -> Callable[[str], dict[str, Any] | None] | None:
+    """Each symbol's session from the calendar the engine last kept; None without one."""
+    raw = await store.get_blob(CALENDAR_NAMESPACE, CALENDAR_KEY)
+    if raw is None:
+        return None
+    try:
+        record = CalendarRecord.from_json(raw)
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        print(f"warning: the kept broker calendar is unreadable ({exc})", file=sys.stderr)
+        return None
+    now = record.session_time(datetime.now(UTC))
+    extended = config.extended_hours
+
+    def session(ticker: str) -> dict[str, Any] | None:
+        own = extended.symbol(ticker)
+        return record.symbol_session(
+            ticker,
+            opted_in=own is not None,
+            overnight=own is not None and own.overnight,
+            now=now,
+        )
+
+    return session
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:

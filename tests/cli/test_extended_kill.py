@@ -143,6 +143,9 @@ def test_sigkill_at_each_reprice_step_loses_and_doubles_nothing(
             timeout=120,
         )
         assert "limit 99.5 post (onchain)" in shown.stdout, shown.stdout
+        # The session now and the next hedge time, from the calendar the engine kept.
+        [row] = [r for r in shown.stdout.splitlines() if r.startswith("AAPL")]
+        assert row.split()[4:6] == ["post", "now"], shown.stdout
 
     # Restart: the market now crosses the limits (and the clock moved on).
     later = datetime(2026, 3, 4, 9, 30, 30, tzinfo=NEW_YORK) if step == "regular_open" else start

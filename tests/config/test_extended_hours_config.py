@@ -83,3 +83,63 @@ def test_dry_run_session_keys_are_checked(broker: dict[str, Any], message: str) 
     with pytest.raises(ConfigError) as caught:
         parse(broker={"type": "dry-run", "sessions": True, **broker})
     assert str(caught.value).startswith(message), str(caught.value)
+
+
+# -- anything an operator could write: parsed, or one clear line naming the key ------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+KEYS = (
+    "offset_bps",
+    "reprice_timeout",
+    "close_flatten_window",
+    "close_flatten_max_offset_bps",
+    "close_flatten_reprice_timeout",
+    "max_loss_bps",
+    "calendar_days",
+    "calendar_refresh",
+    "check_interval",
+    "no_such_key",
+)
+VALUES = st.one_of(
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.text(max_size=8),
+    st.sampled_from(["50", "-1", "1e400", "NaN", "inf", "0x10", " 5 ", "", "5 bps"]),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.none(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=3),
+    st.one_of(
+        st.none(),
+        st.dictionaries(st.sampled_from(["overnight", "offset_bps", "x"]), VALUES, max_size=2),
+        VALUES,
+    ),
+    st.booleans(),
+)
+def test_any_value_parses_or_fails_with_one_line(
+    section: dict[str, Any], symbol: Any, as_table: bool
+) -> None:
+    if symbol is not None:
+        section = {**section, "symbols": {"AAPL": symbol} if as_table else symbol}
+    try:
+        cfg = parse(extended_hours=section).extended_hours
+    except ConfigError as exc:
+        text = str(exc)
+        assert "\n" not in text and text.startswith("extended_hours."), text
+        return
+    for bps in (cfg.offset_bps, cfg.close_flatten_max_offset_bps, cfg.max_loss_bps):
+        assert bps.is_finite() and 0 <= bps <= 5000
+    for seconds in (cfg.reprice_timeout, cfg.close_flatten_reprice_timeout, cfg.check_interval):
+        assert 0 < seconds <= 86400
+    assert 0 <= cfg.close_flatten_window <= 86400
+    for own in cfg.symbols.values():
+        assert isinstance(own.overnight, bool)
+        assert own.offset_bps is None or 0 <= own.offset_bps <= 5000

@@ -56,6 +56,22 @@ def test_the_ramp_stays_between_base_and_max(progress: float, base: int, extra: 
     assert ramped_offset(low, high, 1.0) == high
 
 
+@given(
+    st.floats(0, 1),
+    st.floats(0, 1),
+    st.decimals(0, 5000, places=3),
+    st.decimals(0, 5000, places=3),
+)
+def test_the_ramp_never_narrows_the_offset(
+    p1: float, p2: float, base: Decimal, maximum: Decimal
+) -> None:
+    """A symbol's own offset may be above the section's maximum: flattening must not
+    make its limits less marketable than outside the window."""
+    early, late = sorted((p1, p2))
+    assert base <= ramped_offset(base, maximum, early) <= ramped_offset(base, maximum, late)
+    assert ramped_offset(base, maximum, late) <= max(base, maximum)
+
+
 def test_loss_is_measured_against_the_onchain_fill() -> None:
     assert loss_bps(Decimal("99"), Decimal("100"), Direction.SELL) == 100
     assert loss_bps(Decimal("101"), Decimal("100"), Direction.BUY) == 100

@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from support.executors import ScriptedExecutor
 from support.fills import fill
@@ -394,4 +395,133 @@ async def test_an_opted_in_symbol_without_fills_in_regular_hours_stops_nothing(
     await wait_for(lambda: engine.status.hedges_filled == 1)  # places the waiting hedge
     [order] = await orders(store)
     assert order["session"] == "pre"
+    await finish(engine, task, store, broker)
+
+
+TUESDAY_LATE = ny(2026, 3, 3, 15)
+
+
+async def test_a_clock_that_still_says_open_after_16_sends_no_market_order(
+    tmp_path: Path,
+) -> None:
+    """The broker's clock is read again only at its next change: at 16:00:01 it may
+    still say open. The calendar decides, and the hedge goes out as a limit."""
+    config, broker = setup(tmp_path, TUESDAY_LATE)
+    config = attrs.evolve(config, hedging=attrs.evolve(config.hedging, clock_recheck=600.0))
+    engine, store, task, source = await run(config, broker)
+    await wait_for(lambda: engine.status.market_open)
+    broker.clock.set(ny(2026, 3, 3, 16, 0, 1))  # the gate sleeps on: still "open"
+    source.push(fill(1, "tAAPL", "BUY", "10", "100"))
+    await wait_for(lambda: engine.status.hedges_filled == 1)
+    assert engine.status.market_open  # the gate did not look again meanwhile
+    [order] = await orders(store)
+    assert (order["type"], order["session"], order["state"]) == ("limit", "post", "filled")
+    assert engine.status.hedges_failed == 0
+    await finish(engine, task, store, broker)
+
+
+async def test_a_market_hedge_that_reaches_the_broker_after_16_becomes_a_limit(
+    tmp_path: Path,
+) -> None:
+    """Decided at 15:59:59, its first call refused (503) and retried at 16:00:01: the
+    session is checked right before each call, so no market order goes out."""
+    config, broker = setup(tmp_path, ny(2026, 3, 3, 15, 59, 59))
+    engine, store, task, source = await run(config, broker)
+    await wait_for(lambda: engine.status.market_open)
+    real_place = broker.place_market_order
+    calls: list[str] = []
+
+    async def refused_at_the_close(order: Any) -> Any:
+        calls.append(order.client_order_id)
+        if len(calls) == 1:
+            broker.clock.set(ny(2026, 3, 3, 16, 0, 1))
+            raise RetryableBrokerError("503")
+        return await real_place(order)
+
+    broker.place_market_order = refused_at_the_close  # type: ignore[method-assign]
+    source.push(fill(1, "tAAPL", "BUY", "10", "100"))
+    await wait_for(lambda: engine.status.hedges_filled == 1)
+    one, two = await orders(store)
+    assert (one["type"], one["state"], one["filled"]) == (None, "cancelled", "0")
+    assert (two["type"], two["session"], two["state"]) == ("limit", "post", "filled")
+    assert calls == [one["cid"]]  # the market order was tried once, before 16:00
+    assert await broker.placement_attempts() == {two["cid"]: 1}
+    await finish(engine, task, store, broker)
+
+
+async def test_a_limit_decided_before_20_is_priced_again_in_the_next_session(
+    tmp_path: Path,
+) -> None:
+    """Its placement delayed past 20:00 (no overnight): not sent into a closed market;
+    closed unplaced, and priced anew at 04:00."""
+    config, broker = setup(tmp_path, ny(2026, 3, 3, 19, 59, 59))
+    engine, store, task, source = await run(config, broker)
+    real_place = broker.place_limit_order
+    calls: list[str] = []
+
+    async def refused_at_20(order: LimitOrder) -> Any:
+        calls.append(order.client_order_id)
+        if len(calls) == 1:
+            broker.clock.set(ny(2026, 3, 3, 20, 0, 1))
+            raise RetryableBrokerError("503")
+        return await real_place(order)
+
+    broker.place_limit_order = refused_at_20  # type: ignore[method-assign]
+    source.push(fill(1, "tAAPL", "BUY", "10", "100"))
+    await wait_for(lambda: _state(store, "cancelled"))
+    await asyncio.sleep(0.2)  # ten session checks at night: nothing goes out
+    assert len(calls) == 1
+    broker.clock.set(ny(2026, 3, 4, 4, 0, 1))
+    await wait_for(lambda: engine.status.hedges_filled == 1)
+    one, two = await orders(store)
+    assert (one["session"], one["state"], one["filled"]) == ("post", "cancelled", "0")
+    assert (two["session"], two["state"]) == ("pre", "filled")
+    assert await broker.placement_attempts() == {two["cid"]: 1}
+    await finish(engine, task, store, broker)
+
+
+async def test_a_limit_below_the_smallest_tick_waits_visibly(tmp_path: Path) -> None:
+    config, broker = setup(tmp_path, TUESDAY_POST)
+    engine, store, task, source = await run(config, broker)
+    source.push(fill(1, "tAAPL", "BUY", "100000", "0.00005"))  # the sell rounds to 0
+    await wait_for(lambda: "AAPL" in engine.status.blocked)
+    assert "rounds to zero" in engine.status.blocked["AAPL"]["reason"]
+    assert await orders(store) == []
+    await finish(engine, task, store, broker)
+
+
+class EmptyCalendar(DryRunSessionsExecutor):
+    """A broker calendar that answers with no trading days at all."""
+
+    async def trading_days(self, start: Any, end: Any) -> Any:
+        return []
+
+
+async def test_an_empty_calendar_does_not_stop_regular_hours_hedges(tmp_path: Path) -> None:
+    config, _ = setup(tmp_path, ny(2026, 3, 4, 11))
+    broker = EmptyCalendar(config.broker, tmp_path / "ledger.sqlite")
+    engine, store, task, source = await run(config, broker)
+    source.push(fill(1, "tAAPL", "BUY", "10", "100"))
+    await wait_for(lambda: engine.status.hedges_filled == 1)  # the broker clock decides
+    [order] = await orders(store)
+    assert order["type"] is None and order["state"] == "filled"
+    await finish(engine, task, store, broker)
+
+
+async def test_a_resting_limit_is_not_cancelled_by_a_clock_that_lags_the_close(
+    tmp_path: Path,
+) -> None:
+    """Just after 16:00 the broker clock may still say open: that is no regular open,
+    and the after-hours limit rests instead of being cancelled and placed again."""
+    config, broker = setup(tmp_path, TUESDAY_LATE, broker={"prices": {"AAPL": "90"}})
+    config = attrs.evolve(config, hedging=attrs.evolve(config.hedging, clock_recheck=600.0))
+    engine, store, task, source = await run(config, broker)
+    await wait_for(lambda: engine.status.market_open)
+    broker.clock.set(ny(2026, 3, 3, 16, 0, 1))
+    source.push(fill(1, "tAAPL", "BUY", "10", "100"))
+    await wait_for(lambda: engine.status.hedges_placed == 1)
+    await asyncio.sleep(0.3)  # fifteen session checks and polls
+    assert engine.status.market_open  # still lagging
+    [order] = await orders(store)
+    assert (order["type"], order["state"], order["cancel"]) == ("limit", "submitted", None)
     await finish(engine, task, store, broker)

@@ -109,6 +109,7 @@ async def test_unfilled_limit_is_repriced_then_the_open_takes_over(
     try:
         source.push(fill(1, "tAAPL", "SELL", "2", "190"))
         await wait_for(lambda: len(fake.orders) == 1)
+        await wait_for(lambda: engine.status.hedges_placed == 1)  # its age starts here
         first = next(iter(fake.orders.values()))
         fake.clock.advance(61)
         await wait_for(lambda: len(fake.orders) == 2)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -237,5 +238,41 @@ async def test_extended_hours_panel_shows_sessions_and_live_limits(tmp_path: Pat
             assert "post" in row and "120" in row  # hedgeable hours with overnight
             limit = await page.locator("#extended-limits tr[data-cid]").inner_text()
             assert "99.5" in limit and "onchain 100" in limit and "SELL" in limit
+        finally:
+            await browser.close()
+
+
+async def test_pnl_panel_shows_the_limit_slippage_as_limits_close(tmp_path: Path) -> None:
+    after_hours = datetime(2026, 3, 3, 22, 0, tzinfo=UTC)  # Tuesday 17:00 New York
+    broker = (
+        'type = "dry-run"\nprofile = "fractional"\nsessions = true\n'
+        f'clock_start = "{after_hours.isoformat()}"\nclock_speed = 0\n'
+        'prices = { AAPL = "90" }\n'  # the sell limit at 99.5 rests
+    )
+    config = write_config(tmp_path, broker=broker)
+    config.write_text(
+        config.read_text() + "\n[extended_hours]\ncheck_interval = 0.05\n"
+        "[extended_hours.symbols.AAPL]\n"
+    )
+    append(tmp_path / "fills.jsonl", fill_line(1, "tAAPL", "BUY", "2", "100"))
+    async with running_app(config) as (app, url), playwright_api.async_playwright() as pw:
+        await wait_until(lambda: app.engine.status.hedges_placed >= 1, 20)
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            page = await browser.new_page()
+            await page.goto(url + "/")
+            await page.wait_for_selector("#conn.good", timeout=10_000)
+            aapl = page.locator("#pnl-summary tbody tr", has_text="AAPL")
+            await aapl.wait_for(timeout=10_000)
+            assert (await aapl.locator("td").last.inner_text()).strip() == "–"  # resting
+            # The market crosses: the limit fills at 99.8, 0.2 below the onchain 100.
+            app.executor.set_price("AAPL", Decimal("99.8"))
+            await page.wait_for_function(
+                "() => [...document.querySelectorAll('#pnl-summary tbody tr')]"
+                ".some((r) => r.innerText.includes('AAPL') && r.innerText.includes('bps'))",
+                timeout=10_000,
+            )
+            cell = await aapl.locator("td").last.inner_text()
+            assert "$0.40" in cell and " 20 bps" in cell.replace("\n", " "), cell
         finally:
             await browser.close()

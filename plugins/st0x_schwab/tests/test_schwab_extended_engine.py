@@ -114,6 +114,9 @@ async def test_pm_limit_reprice_with_a_lost_answer_then_the_open(
     fake, clock, feed, engine = setup
     feed.push(1, Direction.SELL, "3", "190")  # the maker sold 3 tAAPL: we buy 3 AAPL
     await wait_for(lambda: len(fake.orders) == 1)
+    # The engine's own record of the placement: the limit's age counts from it, so
+    # moving the clock before it would start the age after the move.
+    await wait_for(lambda: engine.status.hedges_placed == 1)
     [first] = fake.orders.values()
     assert (first.order_type, first.session, first.instruction) == ("LIMIT", "PM", "BUY")
     assert first.quantity == 3 and first.price is not None and first.price > Decimal(190)

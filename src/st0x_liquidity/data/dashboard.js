@@ -113,6 +113,7 @@ function handle(msg) {
     case "position": S.positions.set(d.symbol, d); break;
     case "pnl":
       S.pnl.summary = d.summary;
+      if (d.limit_slippage) S.pnl.limit_slippage = d.limit_slippage;
       S.pnl.series = S.pnl.series.concat(d.points).slice(-5000);
       break;
     case "latency": S.latency = d; break;
@@ -294,6 +295,17 @@ function renderPositions() {
   }).join("") : '<tr><td colspan="7" class="empty">No positions yet</td></tr>';
 }
 
+// What extended-hours limits paid against the onchain fills (a cost is positive).
+function slippageCell(symbol) {
+  const all = S.pnl.limit_slippage || {};
+  if (symbol === "TOTAL") {
+    const rows = Object.values(all);
+    return rows.length ? usd(String(rows.reduce((a, r) => a + num(r.usd), 0))) : "–";
+  }
+  const s = all[symbol];
+  return s ? `${usd(s.usd)} <span class="sub">${s.bps === null ? "" : esc(s.bps) + " bps"}</span>` : "–";
+}
+
 function renderPnl() {
   const sum = S.pnl.summary;
   if (sum) {
@@ -304,7 +316,8 @@ function renderPnl() {
       `<tr${s.symbol === "TOTAL" ? ' class="total"' : ""}><td><b>${esc(s.symbol)}</b></td><td class="n ${signed(s.realized_pnl)}">${usd(s.realized_pnl)}</td>`
       + `<td class="n">${usd(s.volume_usd)}</td><td class="n">${s.trades_onchain} / ${s.trades_broker}</td>`
       + `<td class="n">${s.open_position === null ? "" : esc(s.open_position)}</td><td class="n">${s.average_cost === null ? "–" : dec(s.average_cost, 2)}</td>`
-      + `<td class="n">${s.average_spread === null ? "–" : dec(s.average_spread, 4)}</td></tr>`).join("");
+      + `<td class="n">${s.average_spread === null ? "–" : dec(s.average_spread, 4)}</td>`
+      + `<td class="n">${slippageCell(s.symbol)}</td></tr>`).join("");
   }
   const svg = $("pnl-chart");
   const pts = S.pnl.series.map((p) => [Date.parse(p.time), num(p.cumulative_total)]);

@@ -63,11 +63,16 @@ def flatten_progress(now: datetime, close: datetime | None, window: float) -> fl
 
 
 def ramped_offset(base: Decimal, maximum: Decimal, progress: float | None) -> Decimal:
-    """The offset at ``progress`` through the close-flatten window: linear from base to max."""
-    if progress is None:
+    """The offset at ``progress`` through the close-flatten window: linear from base to max.
+
+    The window only ever widens: a symbol whose own offset is above the section's
+    maximum keeps its offset, and the offset never falls below ``base``.
+    """
+    if progress is None or maximum <= base:
         return base
     step = (maximum - base) * Decimal(str(round(progress, 6)))
-    return min(maximum, (base + step).quantize(Decimal("0.01")))  # to 1/100 bp
+    ramped = (base + step).quantize(Decimal("0.01"))  # to 1/100 bp
+    return min(maximum, max(base, ramped))
 
 
 def loss_bps(limit: Decimal, onchain: Decimal, side: Direction) -> Decimal:

@@ -110,6 +110,16 @@ class Engine:
         """Session time: the wall clock, or the dry-run broker's simulated one."""
         return self._now()
 
+    def regular_hours(self, ticker: str) -> bool:
+        """A market order for ``ticker`` may go out now.
+
+        The broker's clock says open and, when sessions are in use, the calendar
+        agrees: the clock is read again only at its next change, so just after
+        16:00 it may still say open; a market order then would be queued for the
+        next open (not a hedge).
+        """
+        return self.status.market_open and self.sessions.regular(ticker, self.now()) is not False
+
     def extended_hours(self) -> dict[str, Any]:
         """Sessions per opted-in symbol and the live limit orders (docs/extended-hours.md)."""
         return self.sessions.operator_view(self.now(), self.orders.limits)
@@ -358,9 +368,13 @@ class Engine:
             return []
         orders: list[HedgeOrder] = []
         now = time.monotonic()
+        after_hours: list[str] = []
         for ticker in symbols:
             state = self.symbols.get(ticker)
             if state is not None and state.cooldown_until > now:
+                continue
+            if not self.regular_hours(ticker):  # the clock is behind the calendar
+                after_hours.append(ticker)
                 continue
             book = self.books[ticker]
             decision = book.decide(self.rules)
@@ -381,6 +395,8 @@ class Engine:
             orders.append(
                 MarketOrder(book.symbol, decision.side, decision.quantity, cid, book.last_price)
             )
+        if after_hours:
+            self.limits.request(after_hours)
         return orders
 
     def _client_order_id(self, book: SymbolBook) -> str:

@@ -96,7 +96,7 @@ class LimitPlanner:
         reference = await self._reference(book)
         # From here to the submitted intent: no await (the log keeps the book's order).
         engine = self.engine
-        if not self.allowed() or engine.status.market_open or book.in_flight is not None:
+        if not self.allowed() or engine.regular_hours(ticker) or book.in_flight is not None:
             return
         state = engine.symbols.get(ticker)
         if state is not None and state.cooldown_until > time.monotonic():
@@ -123,13 +123,17 @@ class LimitPlanner:
         offset = ramped_offset(
             self.config.offset_for(ticker), self.config.close_flatten_max_offset_bps, progress
         )
-        priced = price_limit(
-            reference,
-            decision.side,
-            offset,
-            onchain=book.last_price,
-            max_loss_bps=self.config.max_loss_bps,
-        )
+        try:
+            priced = price_limit(
+                reference,
+                decision.side,
+                offset,
+                onchain=book.last_price,
+                max_loss_bps=self.config.max_loss_bps,
+            )
+        except ValueError as exc:  # no limit on the grid (a price below the smallest tick)
+            self._block(ticker, decision.side.value, decision.quantity, book.last_price, str(exc))
+            return
         if priced.blocked is not None:
             self._block(
                 ticker, decision.side.value, decision.quantity, priced.limit, priced.blocked

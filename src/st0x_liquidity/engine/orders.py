@@ -59,6 +59,10 @@ from .state import EngineContext, EngineStopped, SymbolState, log
 T = TypeVar("T")
 
 
+class _SessionPassed(Exception):
+    """The order's session ended between the decision and the broker call: not sent."""
+
+
 class OrderLifecycle:
     def __init__(self, engine: EngineContext) -> None:
         self.engine = engine
@@ -125,7 +129,7 @@ class OrderLifecycle:
                 # A recovered limit goes out as recorded, under its own client_order_id
                 # (a broker that has it after all refuses a second), and is repriced
                 # on its timeout like any other.
-                update = await self._place(order)
+                update = await self._place(order, fresh=recovering is None)
                 if update is None:
                     return  # stopping before the broker accepted anything
                 if isinstance(order, LimitOrder) and recovering is None:
@@ -230,13 +234,17 @@ class OrderLifecycle:
             raise asyncio.CancelledError from None
         return found
 
-    async def _place(self, order: HedgeOrder) -> OrderUpdate | None:
-        """Place the order exactly once: after an ambiguous outcome, look before retrying."""
+    async def _place(self, order: HedgeOrder, *, fresh: bool) -> OrderUpdate | None:
+        """Place the order exactly once: after an ambiguous outcome, look before retrying.
+
+        The session is checked again right before every broker call (a hedge decided
+        at 15:59:59 may reach the broker after 16:00). ``fresh``: no broker call was
+        ever made for this ``client_order_id`` (not a recovered intent), so an order
+        whose session has passed is closed unplaced and decided anew for the session
+        now (a market order after the close becomes a limit, a limit after its
+        session waits to be priced again); otherwise it waits for its session.
+        """
         cid = order.client_order_id
-        if isinstance(order, MarketOrder) and not await self._regular_hours():
-            return None
-        if isinstance(order, LimitOrder) and not await self._session_open(order):
-            return None
         place: Callable[[], Awaitable[OrderUpdate]]
         if isinstance(order, LimitOrder):
             executor = self.engine.executor
@@ -247,13 +255,29 @@ class OrderLifecycle:
             place = functools.partial(executor.place_limit_order, order)
         else:
             place = functools.partial(self.engine.executor.place_market_order, order)
+
+        async def in_session() -> OrderUpdate:
+            if not self._placeable(order, as_decided=fresh):  # no await from here to the call
+                raise _SessionPassed
+            return await place()
+
         while True:
+            if fresh and not self._placeable(order, as_decided=True):
+                await self._close_unplaced(order)
+                return None
+            if not await self._wait_placeable(order):
+                return None
             try:
-                placed: OrderUpdate = await self._call(f"place {cid}", place, ambiguous_ok=False)
+                placed: OrderUpdate = await self._call(
+                    f"place {cid}", in_session, ambiguous_ok=False
+                )
                 return placed
             except EngineStopped:
                 return None
+            except _SessionPassed:
+                log.warning("%s: its session ended before it reached the broker", cid)
             except AmbiguousBrokerError as exc:
+                fresh = False  # the broker may have it: only ever the same cid again
                 log.warning("placing %s had an unknown outcome (%s); asking the broker", cid, exc)
                 found = await self._find(order)
                 if found is not None:
@@ -264,11 +288,42 @@ class OrderLifecycle:
             except StoreError:  # the executor's own lease check (nothing was sent): stop
                 raise
             except Exception as exc:  # a plugin bug: treat the outcome as unknown
+                fresh = False
                 log.exception("executor raised an unexpected error placing %s", cid)
                 found = await self._find(order)
                 if found is not None:
                     return found
                 del exc
+
+    def _placeable(self, order: HedgeOrder, *, as_decided: bool = False) -> bool:
+        """May ``order`` go to the broker now? A market order only in regular hours (when
+        sessions are in use); a limit while one of its symbol's sessions is open.
+        ``as_decided``: and in the very session it was decided for."""
+        ticker = order.symbol.ticker
+        if isinstance(order, MarketOrder):
+            return not self.engine.sessions.active or self.engine.regular_hours(ticker)
+        current = self.engine.sessions.session(ticker, self.engine.now())[0].session
+        if as_decided:
+            return current is order.session
+        return current is not Session.CLOSED or self.engine.status.market_open
+
+    async def _wait_placeable(self, order: HedgeOrder) -> bool:
+        """Until ``order`` may go out (a recovered intent at night waits for its session);
+        False if the engine stops first."""
+        while not self._placeable(order):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.engine.stop_event.wait(), 0.5)
+            if self.engine.stopping:
+                return False
+        return True
+
+    async def _close_unplaced(self, order: HedgeOrder) -> None:
+        """Book a fresh intent whose session passed before any broker call as cancelled
+        with nothing filled; its shares go back to the book and are decided anew."""
+        now = self.engine.sessions.session(order.symbol.ticker, self.engine.now())[0]
+        reason = f"not placed: the session is {now.session.value} now"
+        log.info("%s %s; deciding again", order.client_order_id, reason)
+        await self._close(order, OrderUpdate("", OrderState.CANCELLED, reason=reason), requeue=True)
 
     async def _track(self, order: HedgeOrder, update: OrderUpdate) -> None:
         cfg = self.engine.config.hedging
@@ -327,44 +382,17 @@ class OrderLifecycle:
             raise FinalBrokerError(f"broker {executor.name} cannot place or cancel limit orders")
         return executor
 
-    async def _regular_hours(self) -> bool:
-        """A market order never goes out outside regular hours (when sessions are in use).
-
-        Wait for the open (a recovered market intent during the night); False if
-        the engine stops first.
-        """
-        if not self.engine.sessions.active:
-            return True
-        while not self.engine.status.market_open:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.engine.stop_event.wait(), 0.5)
-            if self.engine.stopping:
-                return False
-        return True
-
-    async def _session_open(self, order: LimitOrder) -> bool:
-        """A limit goes out only while one of its symbol's sessions is open (a recovered
-        intent at the weekend waits); False if the engine stops first."""
-        ticker = order.symbol.ticker
-        while True:
-            now = self.engine.now()
-            current = self.engine.sessions.session(ticker, now)[0]
-            if current.session is not Session.CLOSED or self.engine.status.market_open:
-                return True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.engine.stop_event.wait(), 0.5)
-            if self.engine.stopping:
-                return False
-
     def _cancel_reason(self, order: HedgeOrder) -> str | None:
         """Why a live limit must be cancelled now: the regular open, or its age."""
         if not isinstance(order, LimitOrder) or not self.engine.sessions.active:
             return None
         cfg = self.engine.config.extended_hours
         now = self.engine.now()
-        current, following = self.engine.sessions.session(order.symbol.ticker, now)
-        if self.engine.status.market_open or current.session is Session.REGULAR:
-            return "regular_open"
+        ticker = order.symbol.ticker
+        current, following = self.engine.sessions.session(ticker, now)
+        regular = self.engine.sessions.regular(ticker, now)
+        if regular or (regular is None and self.engine.status.market_open):
+            return "regular_open"  # the calendar first: just after 16:00 the clock may lag
         live = self.limits.get(order.client_order_id)
         if live is None:
             return None

@@ -16,10 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..backoff import backoff_delay
+from ..domain.calendar_record import KEY as CALENDAR_KEY
+from ..domain.calendar_record import NAMESPACE as CALENDAR_NAMESPACE
+from ..domain.calendar_record import CalendarRecord
 from ..domain.numbers import fmt
 from ..domain.orders import LimitOrder
 from ..domain.sessions import (
@@ -79,6 +82,16 @@ class SessionTracker:
 
     def session(self, ticker: str, now: datetime) -> tuple[SessionWindow, SessionWindow | None]:
         return session_at(self.windows(ticker), now, self.enabled(ticker))
+
+    def regular(self, ticker: str, now: datetime) -> bool | None:
+        """Whether the calendar has ``ticker`` in regular hours at ``now``; None when no
+        calendar speaks (sessions not in use, not read yet, or not covering ``now``: an
+        empty or short calendar must not stop market hedges the broker's clock allows)."""
+        if not self.active or self.loaded_at is None or not self.days:
+            return None
+        if not self.days[0].date - timedelta(days=1) <= now.date() <= self.days[-1].date:
+            return None
+        return self.session(ticker, now)[0].session is Session.REGULAR
 
     def hedgeable_hours_per_week(self, ticker: str) -> float:
         """Hours of the next seven days (from the start of today's calendar) the symbol can
@@ -195,6 +208,16 @@ class SessionTracker:
                     min(self.config.check_interval, max(0.05, next_refresh - loop.time())),
                 )
 
+    async def _keep(self, loaded_at: datetime) -> None:
+        """Keep the calendar in the store for ``positions`` (offline); a failure only warns."""
+        record = CalendarRecord(
+            loaded_at, datetime.now(UTC), self.overnight, tuple(self.days), dict(self.eligibility)
+        )
+        try:
+            await self.engine.store.put_blob(CALENDAR_NAMESPACE, CALENDAR_KEY, record.to_json())
+        except Exception as exc:  # informational only: hedging does not depend on it
+            log.warning("could not keep the broker calendar for `positions`: %s", exc)
+
     async def refresh(self) -> None:
         """Read the calendar and the symbols' eligibility (raises BrokerError)."""
         executor = self.executor
@@ -216,6 +239,7 @@ class SessionTracker:
         self.loaded_at = self.engine.now()
         self.engine.status.calendar_error = None
         self.loaded.set()
+        await self._keep(self.loaded_at)
         if first:
             for ticker in sorted(self.config.symbols):
                 log.info(

@@ -80,6 +80,9 @@ class SessionView(Protocol):
 
     def enabled(self, ticker: str) -> frozenset[Session]: ...
 
+    def regular(self, ticker: str, now: datetime) -> bool | None:
+        """The calendar's word on regular hours now (None: no calendar in use)."""
+
 
 class EngineStopped(Exception):
     """The engine is stopping: the broker call was not made."""
@@ -101,6 +104,9 @@ class EngineContext(Protocol):
 
     def now(self) -> datetime:
         """The time sessions are judged by (the dry-run broker's clock when it simulates one)."""
+
+    def regular_hours(self, ticker: str) -> bool:
+        """A market order for ``ticker`` may go out now (the clock and the calendar agree)."""
 
     @property
     def stopping(self) -> bool: ...

@@ -27,6 +27,7 @@ from ..domain.numbers import EXACT, WIDE, fmt
 from ..domain.pnl import PnlBook, PnlRow, PnlTotals, PnlTrade, summarize_totals
 from ..errors import StoreError
 from ..ha.role import Role
+from ..reporting.limit_slippage import read_slippage, slippage_to_json
 from ..reporting.pnl import read_trades, summary_to_json, trade_from_event
 from ..store.breaker_log import BreakerLog
 from ..store.read_models import BreakerChange, DashboardReads, LoggedEvent
@@ -131,6 +132,10 @@ class DashboardState:
     position: int = 0
     pnl: PnlBook = attrs.field(factory=PnlBook)
     pnl_totals: dict[str, PnlTotals] = attrs.field(factory=dict)
+    limit_slippage: dict[str, Any] = attrs.field(factory=dict)
+    """Per symbol, what extended-hours limits paid against the onchain fills
+    (``report --summary``'s ``limit_slippage``); read again when a limit closes."""
+    _slippage_stale: bool = True
     series: list[dict[str, Any]] = attrs.field(factory=list)
     latency: LatencyHistogram = attrs.field(factory=LatencyHistogram)
     breaker: Breaker = attrs.field(factory=Breaker)
@@ -163,6 +168,11 @@ class DashboardState:
             await asyncio.sleep(0)  # let the engine run between chunks
         await self.catch_up(build=False, observe=False)
         await self.refresh_counts()
+        await self.refresh_slippage()
+
+    async def refresh_slippage(self) -> None:
+        self.limit_slippage = slippage_to_json(await read_slippage(self.reads))
+        self._slippage_stale = False
 
     # -- following the log ------------------------------------------------------------
 
@@ -237,13 +247,16 @@ class DashboardState:
                 for seconds in await self._latencies(cid):
                     self.latency.observe(seconds)
         if not build:
+            self._slippage_stale = self._slippage_stale or bool(closed)
             return []
         seq = events[-1].position
         messages: list[dict[str, Any]] = []
         for fill in await self.fills(trade_ids=list(fills)):
             messages.append({"type": "fill", "seq": seq, "data": fill})
-        for hedge in await self.hedges(client_order_ids=list(hedges)):
-            messages.append({"type": "hedge", "seq": seq, "data": hedge})
+        changed = await self.hedges(client_order_ids=list(hedges))
+        messages.extend({"type": "hedge", "seq": seq, "data": h} for h in changed)
+        if await self._slippage_changed(changed, closed) and not pnl_points:
+            messages.append({"type": "pnl", "seq": seq, "data": self._pnl_update([])})
         if symbols:
             for pos in await self.positions(symbols=list(symbols)):
                 messages.append({"type": "position", "seq": seq, "data": pos})
@@ -252,7 +265,7 @@ class DashboardState:
                 {
                     "type": "pnl",
                     "seq": seq,
-                    "data": {"points": pnl_points, "summary": self.pnl_summary()},
+                    "data": self._pnl_update(pnl_points),
                 }
             )
         if closed:
@@ -260,6 +273,17 @@ class DashboardState:
         for item in skipped:
             messages.append({"type": "skipped", "seq": item["seq"], "data": item})
         return messages
+
+    async def _slippage_changed(self, hedges: list[dict[str, Any]], closed: list[str]) -> bool:
+        """Read the limit slippage again if a limit hedge just closed."""
+        ended = set(closed)
+        limit_ended = any(
+            h["client_order_id"] in ended and h.get("order_type") == "limit" for h in hedges
+        )
+        if not limit_ended and not (ended and self._slippage_stale):
+            return False
+        await self.refresh_slippage()
+        return True
 
     def _add_trade(self, trade: PnlTrade) -> dict[str, Any]:
         row = self.pnl.apply(trade)
@@ -421,6 +445,13 @@ class DashboardState:
         have = {h["client_order_id"] for h in recent}
         extra = await self.hedges(client_order_ids=[c for c in open_ids if c not in have])
         return sorted([*recent, *extra], key=lambda h: h["created_at"], reverse=True)
+
+    def _pnl_update(self, points: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "points": points,
+            "summary": self.pnl_summary(),
+            "limit_slippage": self.limit_slippage,
+        }
 
     def pnl_summary(self) -> dict[str, Any]:
         summaries = [summary_to_json(s) for s in summarize_totals(self.pnl_totals, self.pnl)]
@@ -988,13 +1019,22 @@ class DashboardState:
             "actor": self.breaker.actor,
         }
 
+    async def _slippage(self) -> dict[str, Any]:
+        if self._slippage_stale:  # limits closed while nobody watched
+            await self.refresh_slippage()
+        return self.limit_slippage
+
     async def initial(self) -> dict[str, Any]:
         """The full state sent first on every WebSocket connection."""
         return {
             "positions": await self.positions(),
             "fills": await self.fills(limit=self.recent_fills),
             "hedges": await self.open_and_recent_hedges(),
-            "pnl": {"summary": self.pnl_summary(), "series": self.pnl_series()},
+            "pnl": {
+                "summary": self.pnl_summary(),
+                "series": self.pnl_series(),
+                "limit_slippage": await self._slippage(),
+            },
             "latency": self.latency.to_json(),
             "status": self.status(),
             "alerts": await self.alerts(),
