@@ -250,16 +250,27 @@ SUMMARY_EVERY = 60.0
 
 
 async def _feed_watchdog(app: App) -> None:
-    """systemd: ready once recovery is done; then a ping while the engine is alive.
+    """systemd: ready once recovery is done; a ping while the engine is alive.
 
     The pings come from the event loop the engine runs on, and stop when the
     engine is no longer alive, so a wedged loop or a dead engine gets the
-    unit restarted by systemd.
+    unit restarted by systemd. They start before recovery ends: a standby
+    that takes over said ``READY=1`` long ago, so systemd's watchdog is
+    already counting while the new leader recovers (a first start is bounded
+    by ``TimeoutStartSec`` instead, which pings do not extend).
     """
     engine = app.engine
-    if not await engine.wait_recovered():
-        return
-    notify("READY=1")
+    pings = asyncio.create_task(_ping_while_alive(engine), name="watchdog-pings")
+    try:
+        if not await engine.wait_recovered():
+            return
+        notify("READY=1")
+        await pings
+    finally:
+        pings.cancel()
+
+
+async def _ping_while_alive(engine: Engine) -> None:
     every = watchdog_interval()
     if every is None:
         return
