@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -87,7 +88,7 @@ def config_text(
     ha_lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in ha.items())
     return f"""
 database_url = "{url}"
-log_level = "warning"
+log_level = "{os.environ.get('ST0X_FAILOVER_LOG_LEVEL', 'warning')}"
 [source]
 type = "replay"
 path = "{fills}"
@@ -158,6 +159,9 @@ class Instance:
                     **os.environ,
                     "ST0X_BROKER_API_KEY": KEYS[self.name],
                     "ST0X_BROKER_API_SECRET": SECRET,
+                    # A process that hangs is sent SIGABRT (dump_stacks): every
+                    # thread's stack goes to its log.
+                    "PYTHONFAULTHANDLER": "1",
                 },
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=err,
@@ -186,7 +190,29 @@ class Instance:
         if self.stopped:
             self.thaw()
         self.proc.send_signal(signal.SIGTERM)
-        return await asyncio.wait_for(self.proc.wait(), timeout)
+        try:
+            return await asyncio.wait_for(self.proc.wait(), timeout)
+        except TimeoutError:
+            await self.dump_stacks()
+            raise AssertionError(
+                f"{self.name} did not stop within {timeout}s of SIGTERM; its stacks:\n"
+                + self.log_text()[-12000:]
+            ) from None
+
+    async def dump_stacks(self) -> None:
+        """A hung process: SIGABRT, which faulthandler turns into every thread's stack
+        in its log, then the end of it."""
+        if not self.running:
+            return
+        assert self.proc is not None
+        if self.stopped:
+            self.thaw()
+        self.proc.send_signal(signal.SIGABRT)
+        try:
+            await asyncio.wait_for(self.proc.wait(), 10)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
 
     async def get(self, path: str) -> tuple[int, str] | None:
         if not self.running or self.stopped:
@@ -254,11 +280,8 @@ class Cluster:
     async def teardown(self) -> None:
         for instance in self.instances.values():
             with contextlib.suppress(Exception):
-                if instance.running:
-                    if instance.stopped:
-                        instance.thaw()
-                    instance.proc.kill()  # type: ignore[union-attr]
-                    await instance.proc.wait()  # type: ignore[union-attr]
+                # Still running: the test failed; its stacks tell where it was.
+                await instance.dump_stacks()
             await instance.proxy.stop()
 
     # -- fills ------------------------------------------------------------------
@@ -435,7 +458,7 @@ class Cluster:
 
 # -- losing the leader ------------------------------------------------------------------
 
-KILL, FREEZE, CUT = "kill -9", "SIGSTOP", "cut"
+KILL, FREEZE, CUT, BLACKHOLE = "kill -9", "SIGSTOP", "cut", "partition"
 
 
 @attrs.define
@@ -460,9 +483,15 @@ async def start_pair(cluster: Cluster) -> None:
     await cluster.wait_role(b, "standby", 60)
 
 
-async def lose_leader(cluster: Cluster, kind: str, frozen_for: float = 0.5) -> Loss:
+async def lose_leader(
+    cluster: Cluster,
+    kind: str,
+    frozen_for: float = 0.5,
+    while_out: Callable[[Instance], Awaitable[None]] | None = None,
+) -> Loss:
     """Take the leader out by ``kind``; wait for the standby to lead; bring the old one back
-    as a standby. A woken (SIGCONT) or reconnected old leader must call no broker."""
+    as a standby. A woken (SIGCONT) or reconnected old leader must call no broker.
+    ``while_out(victim)`` runs once the other leads, before the victim comes back."""
     lease = cluster.lease()
     victim = cluster.holder(lease)
     assert lease is not None and victim is not None, f"no leader: {lease}"
@@ -475,6 +504,8 @@ async def lose_leader(cluster: Cluster, kind: str, frozen_for: float = 0.5) -> L
         await victim.kill()
     elif kind == FREEZE:
         victim.freeze()
+    elif kind == BLACKHOLE:
+        victim.proxy.blackhole()
     else:
         victim.proxy.cut()
     last = lease.renewed_at
@@ -490,6 +521,8 @@ async def lose_leader(cluster: Cluster, kind: str, frozen_for: float = 0.5) -> L
     assert cluster.holder(now) is other, f"epoch {now.epoch} went to pid {now.pid}"
     await cluster.wait_ready_leader(other, 60)
     exposure = time.monotonic() - started
+    if while_out is not None:
+        await while_out(victim)
     if kind == KILL:
         await victim.start()
     elif kind == FREEZE:
