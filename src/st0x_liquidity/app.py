@@ -15,7 +15,7 @@ from .backoff import backoff_delay
 from .config import AppConfig
 from .engine import Engine
 from .errors import AuthenticationRequiredError, ConfigError, RetryableBrokerError, StoreError
-from .ha.role import Role
+from .ha.role import STANDBY, Role
 from .protocols import Executor, FillSource, PositionStore
 from .registry import ExecutorContext, Registry
 from .sd_notify import notify, watchdog_interval
@@ -188,7 +188,13 @@ async def _step_down_on_loss(app: App) -> None:
     await lost.wait()
     from .store.lease import LeaseLostError
 
-    app.engine.fail(LeaseLostError(str(getattr(app.store, "lost", None) or "lost the lease")))
+    why = str(getattr(app.store, "lost", None) or "lost the lease")
+    role: Role | None = app.extras.get("role")
+    if role is not None and role.standby_enabled:
+        # Said now, not once the engine has wound down: a query that waits on a
+        # partitioned database may take psycopg's cancellation (up to 10 s) to end.
+        role.become(STANDBY, role.epoch, f"stepped down: {why}")
+    app.engine.fail(LeaseLostError(why))
 
 
 async def stand_by(

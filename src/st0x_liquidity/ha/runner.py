@@ -84,7 +84,7 @@ async def run_with_standby(
         except StoreError as exc:
             if not started or stop.is_set():
                 raise  # a wrong URL or credentials at start: one line, as a single run
-            if role.leader:
+            if role.leader or store.lost is not None:  # led (it may have said so already)
                 if store.lost is None and store.reachable:
                     raise  # neither the lease nor the database was lost: stop as a single run
                 role.become(STANDBY, role.epoch, f"stepped down: {store.lost or exc}")
