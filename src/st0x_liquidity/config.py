@@ -26,11 +26,10 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, Iterabl
 
 from .domain.numbers import NotADecimalError, to_decimal
 from .domain.risk import RiskLimits
-from .domain.symbols import InvalidSymbolError, Symbol
 from .errors import ConfigError
 from .extended_config import ExtendedHoursConfig
 from .ha.settings import HaConfig
-from .validators import at_least_one, at_most, non_negative, positive
+from .validators import at_least_one, at_most, base_ticker_keys, non_negative, positive
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -144,18 +143,6 @@ class RiskOverride:
     max_daily_notional: Decimal | None = attrs.field(default=None, validator=_OPTIONAL_LIMIT)
 
 
-def _symbol_keys(_i: object, attr: attrs.Attribute[Any], value: Mapping[str, Any]) -> None:
-    for key in value:
-        try:
-            ok = Symbol.parse(key).ticker == key
-        except InvalidSymbolError:
-            ok = False
-        if not ok:
-            raise ValueError(
-                f"{attr.name} {key!r} is not a base ticker (write e.g. AAPL, not tAAPL)"
-            )
-
-
 @attrs.frozen
 class RiskConfig:
     """``[risk]``: pre-trade limits every hedge is checked against (domain/risk.py).
@@ -168,7 +155,7 @@ class RiskConfig:
     max_order_notional: Decimal = attrs.field(default=Decimal(250000), validator=positive)
     max_net_exposure: Decimal = attrs.field(default=Decimal(1000000), validator=positive)
     max_daily_notional: Decimal = attrs.field(default=Decimal(2500000), validator=positive)
-    symbols: dict[str, RiskOverride] = attrs.field(factory=dict, validator=_symbol_keys)
+    symbols: dict[str, RiskOverride] = attrs.field(factory=dict, validator=base_ticker_keys)
     state_poll_interval: float = attrs.field(default=2.0, validator=[positive, at_most(HOUR)])
     """Seconds between looks for trading state changes made by the ``risk`` command."""
 
@@ -198,7 +185,7 @@ class ReconciliationConfig:
     """Shares the broker and the books may differ by before it is a mismatch."""
     halt_on_mismatch: bool = False
     """Set a mismatched symbol's trading state to halted."""
-    starting_positions: dict[str, Decimal] = attrs.field(factory=dict, validator=_symbol_keys)
+    starting_positions: dict[str, Decimal] = attrs.field(factory=dict, validator=base_ticker_keys)
     """Shares per symbol the broker account held before the bot's first hedge."""
 
 

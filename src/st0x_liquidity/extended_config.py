@@ -8,14 +8,11 @@ has a finite default; docs/extended-hours.md explains each.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
 
 import attrs
 
-from .domain.symbols import InvalidSymbolError, Symbol
-from .validators import at_most, between, positive
+from .validators import at_most, base_ticker_keys, between, positive
 
 MAX_BPS = 5000
 """No offset or loss bound may reach half the price: beyond that it is a typo."""
@@ -33,23 +30,11 @@ class ExtendedSymbol:
     offset_bps: Decimal | None = attrs.field(default=None, validator=between(0, MAX_BPS))
 
 
-def _tickers(_i: object, attr: attrs.Attribute[Any], value: Mapping[str, Any]) -> None:
-    for key in value:
-        try:
-            ok = Symbol.parse(key).ticker == key
-        except InvalidSymbolError:
-            ok = False
-        if not ok:
-            raise ValueError(
-                f"{attr.name} {key!r} is not a base ticker (write e.g. AAPL, not tAAPL)"
-            )
-
-
 @attrs.frozen
 class ExtendedHoursConfig:
     """Hedging outside regular hours with limit orders (seconds unless named otherwise)."""
 
-    symbols: dict[str, ExtendedSymbol] = attrs.field(factory=dict, validator=_tickers)
+    symbols: dict[str, ExtendedSymbol] = attrs.field(factory=dict, validator=base_ticker_keys)
     offset_bps: Decimal = attrs.field(default=Decimal(50), validator=between(0, MAX_BPS))
     """Basis points the limit is moved from the reference towards crossing."""
     reprice_timeout: float = attrs.field(default=300.0, validator=[positive, at_most(86400)])

@@ -12,16 +12,20 @@ too. Plugins use these instead of writing their own (docs/plugins.md)::
     timeout: float = attrs.field(default=10.0, validator=[non_negative, at_most(3600)])
 
 Import them from ``st0x_liquidity.validators``; the names in ``__all__`` are the
-public API and keep their meaning across releases.
+public API and keep their meaning across releases. ``base_ticker_keys`` is not in
+it: the core's own, for its per-symbol tables (``[risk.symbols]``,
+``[extended_hours.symbols]``, ``starting_positions``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import InvalidOperation
 from typing import Any
 
 import attrs
+
+from .domain.symbols import InvalidSymbolError, Symbol
 
 __all__ = [
     "Validator",
@@ -93,3 +97,18 @@ def http_url(_instance: object, attr: attrs.Attribute[Any], value: str) -> None:
     """Text starting with ``https://`` or ``http://``."""
     if not isinstance(value, str) or not value.startswith(("https://", "http://")):
         raise ValueError(f"{attr.name} must be an http(s) URL, got {value!r}")
+
+
+def base_ticker_keys(
+    _instance: object, attr: attrs.Attribute[Any], value: Mapping[str, Any]
+) -> None:
+    """Every key a base ticker as the symbol parser reads it (``AAPL``, not ``tAAPL``)."""
+    for key in value:
+        try:
+            ok = Symbol.parse(key).ticker == key
+        except InvalidSymbolError:
+            ok = False
+        if not ok:
+            raise ValueError(
+                f"{attr.name} {key!r} is not a base ticker (write e.g. AAPL, not tAAPL)"
+            )

@@ -49,6 +49,27 @@ async def cluster_of(tmp: Path, url: str) -> AsyncIterator[Cluster]:
             await cluster.teardown()
 
 
+@contextlib.asynccontextmanager
+async def fills_flowing(cluster: Cluster, per_second: float) -> AsyncIterator[None]:
+    """Fills keep arriving (about ``per_second``) while the block runs; after it (unless
+    it raised), waits until every fill is recorded and no hedge is open."""
+    stop = asyncio.Event()
+    feeder = asyncio.create_task(cluster.feed(per_second, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await feeder
+    await cluster.wait_drained()
+
+
+async def stop_both_and_check_books(cluster: Cluster) -> None:
+    """SIGTERM ends both instances with status 0; then every fill counts once."""
+    for instance in cluster.instances.values():
+        assert await instance.terminate() == 0, cluster.logs_tail()
+    cluster.check_books()
+
+
 def metric(text: str, name: str) -> float:
     found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
     assert found is not None, name
@@ -97,9 +118,7 @@ async def test_one_leads_one_stands_by_and_a_killed_leader_is_replaced(
         await cluster.wait_drained()
         got = await b.get("/metrics")
         assert got is not None and metric(got[1], "st0x_duplicates_dropped_total") == 0
-        for instance in (a, b):
-            assert await instance.terminate() == 0, cluster.logs_tail()
-        cluster.check_books()
+        await stop_both_and_check_books(cluster)
 
 
 @pytest.mark.slow
@@ -109,15 +128,11 @@ async def test_a_frozen_leader_is_replaced_and_wakes_to_write_and_place_nothing(
     async with cluster_of(tmp_path, postgres_url) as cluster:
         a, b = cluster.instances["a"], cluster.instances["b"]
         await start_pair(cluster)
-        stop = asyncio.Event()
-        feeder = asyncio.create_task(cluster.feed(80, stop))
-        await cluster.wait_for("hedges in flight", lambda: len(cluster.fake.order_bodies) >= 5)
-        a.freeze()  # mid-stream: fills read, commits and orders in flight
-        frozen_at = time.monotonic()
-        await cluster.wait_ready_leader(b, 60)
-        stop.set()
-        await feeder
-        await cluster.wait_drained()
+        async with fills_flowing(cluster, 80):
+            await cluster.wait_for("hedges in flight", lambda: len(cluster.fake.order_bodies) >= 5)
+            a.freeze()  # mid-stream: fills read, commits and orders in flight
+            frozen_at = time.monotonic()
+            await cluster.wait_ready_leader(b, 60)
         assert time.monotonic() - frozen_at > FAST_HA["lease_ttl"]
         events, posts = event_count(postgres_url), len(cluster.fake.order_bodies)
 
@@ -136,9 +151,7 @@ async def test_a_frozen_leader_is_replaced_and_wakes_to_write_and_place_nothing(
         assert re.search(r"role: standby \(epoch 1\): stepped down: ", log)
         assert re.search(r"role: standby \(epoch 2\): the leader is pid \d+", log)
 
-        for instance in (a, b):
-            assert await instance.terminate() == 0, cluster.logs_tail()
-        cluster.check_books()
+        await stop_both_and_check_books(cluster)
 
 
 @pytest.mark.slow
@@ -146,23 +159,17 @@ async def test_a_leader_cut_off_from_the_database_is_replaced(
     tmp_path: Path, postgres_url: str
 ) -> None:
     async with cluster_of(tmp_path, postgres_url) as cluster:
-        a, b = cluster.instances["a"], cluster.instances["b"]
+        a = cluster.instances["a"]
         await start_pair(cluster)
-        stop = asyncio.Event()
-        feeder = asyncio.create_task(cluster.feed(40, stop))
-        await asyncio.sleep(1.0)
-        loss = await lose_leader(cluster, CUT, frozen_for=1.0)
-        assert loss.from_renewal < BOUND + SLACK, loss
-        assert re.search(r"role: standby \(epoch 1\): stepped down: ", a.log_text())
-        await asyncio.sleep(1.0)
-        stop.set()
-        await feeder
-        await cluster.wait_drained()
+        async with fills_flowing(cluster, 40):
+            await asyncio.sleep(1.0)
+            loss = await lose_leader(cluster, CUT, frozen_for=1.0)
+            assert loss.from_renewal < BOUND + SLACK, loss
+            assert re.search(r"role: standby \(epoch 1\): stepped down: ", a.log_text())
+            await asyncio.sleep(1.0)
         health = await a.health()
         assert health is not None and health["role"] == "standby"
-        for instance in (a, b):
-            assert await instance.terminate() == 0, cluster.logs_tail()
-        cluster.check_books()
+        await stop_both_and_check_books(cluster)
 
 
 @pytest.mark.slow

@@ -54,6 +54,14 @@ BASE: dict[str, Any] = {
         ),
         # 0 would take nothing from the source, forever.
         ({**BASE, "engine": {"batch_size": 0}}, "engine.batch_size: must be at least 1"),
+        (
+            {**BASE, "risk": {"symbols": {"tAAPL": {}}}},
+            "risk.symbols: 'tAAPL' is not a base ticker (write e.g. AAPL, not tAAPL)",
+        ),
+        (
+            {**BASE, "reconciliation": {"starting_positions": {"aapl": "1"}}},
+            "reconciliation.starting_positions: 'aapl' is not a base ticker",
+        ),
     ],
 )
 def test_bad_config_names_the_key(raw: dict[str, Any], message: str) -> None:

@@ -64,7 +64,7 @@ import attrs
 from aiohttp import web
 
 from .market_calendar import FakeCalendar
-from .session_clock import Now, SessionClock, control_clock
+from .session_clock import ClockAndCalendar, SessionClock, control_clock
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -326,7 +326,7 @@ def _error(status: int, code: int | None, message: str, **extra: str) -> web.Res
     return web.json_response(body, status=status)
 
 
-class FakeAlpacaBase:
+class FakeAlpacaBase(ClockAndCalendar):
     """State, lifecycle, faults and rate limit shared by the two Alpaca fakes."""
 
     api_name = "alpaca"
@@ -388,29 +388,7 @@ class FakeAlpacaBase:
         self._add_routes(self.app)
         self._add_control_routes(self.app)
 
-    # -- time and calendar --------------------------------------------------------
-
-    @property
-    def now(self) -> Now:
-        """The fake's clock (``fake.now = fn`` makes the clock follow ``fn``)."""
-        return self.clock.now
-
-    @now.setter
-    def now(self, source: Now) -> None:
-        self.clock.follow(source)
-
-    @property
-    def holidays(self) -> set[date]:
-        return self.calendar.holidays
-
-    @holidays.setter
-    def holidays(self, days: set[date]) -> None:
-        self.calendar.holidays = set(days)
-
-    @property
-    def half_days(self) -> dict[date, dtime]:
-        """Trading day -> early close (regular hours end then)."""
-        return self.calendar.half_days
+    # -- time and calendar (``now``, ``holidays``, ``half_days``: ClockAndCalendar) ------
 
     def session(self) -> str:
         """The session now: regular / pre / post / overnight / closed (forced clocks:

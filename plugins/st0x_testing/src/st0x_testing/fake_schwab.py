@@ -53,7 +53,7 @@ import attrs
 from aiohttp import web
 
 from .market_calendar import FakeCalendar, FakeDay
-from .session_clock import Now, SessionClock, control_clock
+from .session_clock import ClockAndCalendar, SessionClock, control_clock
 
 EASTERN = ZoneInfo("America/New_York")
 ACCESS_LIFETIME = timedelta(minutes=30)
@@ -128,7 +128,7 @@ def _time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
 
 
-class FakeSchwab:
+class FakeSchwab(ClockAndCalendar):
     def __init__(
         self,
         *,
@@ -187,27 +187,7 @@ class FakeSchwab:
         self._runner: web.AppRunner | None = None
         self.url = ""
 
-    # -- time, calendar, prices --------------------------------------------------------
-
-    @property
-    def now(self) -> Now:
-        return self.clock.now
-
-    @now.setter
-    def now(self, source: Now) -> None:
-        self.clock.follow(source)
-
-    @property
-    def holidays(self) -> set[date]:
-        return self.calendar.holidays
-
-    @holidays.setter
-    def holidays(self, days: set[date]) -> None:
-        self.calendar.holidays = set(days)
-
-    @property
-    def half_days(self) -> dict[date, dtime]:
-        return self.calendar.half_days
+    # -- time, calendar (``now``, ``holidays``, ``half_days``: ClockAndCalendar), prices ---
 
     def session(self) -> str:
         """regular / pre / post / closed now (Schwab has no overnight session)."""

@@ -8,16 +8,23 @@ A test that runs the bot in a child process moves the clock over HTTP instead:
 :func:`control_clock` answers ``POST /_control/clock`` with ``{"now": iso}``
 or ``{"advance": seconds}`` (no authentication: the fakes only listen on
 127.0.0.1 and are never a real broker).
+
+:class:`ClockAndCalendar` gives each fake the same ``now`` / ``holidays`` /
+``half_days`` attributes over its clock and :class:`FakeCalendar`, so a test moves
+time and closes days in the same way whichever broker it fakes.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from typing import Any
 
 from aiohttp import web
+
+from .market_calendar import FakeCalendar
 
 Now = Callable[[], datetime]
 
@@ -54,6 +61,37 @@ class SessionClock:
         self._source = source or _real_now
         self._fixed = None
         self._offset = timedelta(0)
+
+
+class ClockAndCalendar:
+    """``now``, ``holidays`` and ``half_days`` of a fake over its ``clock`` and ``calendar``.
+
+    A mixin: the fake sets both attributes in its ``__init__``."""
+
+    clock: SessionClock
+    calendar: FakeCalendar
+
+    @property
+    def now(self) -> Now:
+        """The fake's clock (``fake.now = fn`` makes the clock follow ``fn``)."""
+        return self.clock.now
+
+    @now.setter
+    def now(self, source: Now) -> None:
+        self.clock.follow(source)
+
+    @property
+    def holidays(self) -> set[date]:
+        return self.calendar.holidays
+
+    @holidays.setter
+    def holidays(self, days: set[date]) -> None:
+        self.calendar.holidays = set(days)
+
+    @property
+    def half_days(self) -> dict[date, dtime]:
+        """Trading day -> early close (regular hours end then)."""
+        return self.calendar.half_days
 
 
 def parse_control(body: Any) -> tuple[datetime | None, float | None]:
