@@ -6,8 +6,12 @@ the test stops the server (every connection dropped, commits in flight) and
 starts it again on the same port. Afterwards: every fill recorded exactly
 once, every hedge placed once, nothing left unhedged, the views what the log
 says, and ``/health`` (and ``st0x_store_up``) said ``store`` unhealthy while the
-server was away and healthy again after. The outage is shorter than the lease's time to live, so
-the bot keeps its lease and carries on.
+server was away and healthy again after.
+
+Two outages: one shorter than the lease's time to live (the bot keeps its
+lease and carries on), one longer (it cannot renew, steps down to standby in
+the same process, and takes the lease again, a new epoch, once the server
+answers: nobody else was there to take it).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from support.failover import free_port
 from support.postgres import PostgresServer, find_bindir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,7 +58,7 @@ poll_jitter = 0.0
 exit_when_source_ends = false
 shutdown_timeout = 5.0
 [dashboard]
-port = 0
+port = {port}
 clear_after = 0.5
 status_interval = 0.2
 """
@@ -108,13 +113,19 @@ def wait(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-d
         time.sleep(0.1)
 
 
+LEASE_TTL = 6.0
+"""[ha] lease_ttl's default, which this test runs with."""
+
+
+@pytest.mark.parametrize("outage", [2.0, LEASE_TTL + 3.0], ids=["short", "longer-than-lease"])
 def test_a_restarted_database_loses_and_doubles_nothing(
-    tmp_path: Path, server: PostgresServer
+    tmp_path: Path, server: PostgresServer, outage: float
 ) -> None:
     url = server.new_database()
     (tmp_path / "fills.jsonl").write_text("")
     config = tmp_path / "st0x.toml"
-    config.write_text(CONFIG.format(url=url))
+    # A fixed port: a bot that steps down serves its page again on the same one.
+    config.write_text(CONFIG.format(url=url, port=free_port()))
     log_path = tmp_path / "bot.log"
     with log_path.open("w") as log_file:
         bot = subprocess.Popen(
@@ -181,7 +192,7 @@ def test_a_restarted_database_loses_and_doubles_nothing(
         # Fills and hedges are in flight: take the database away, then bring it back.
         server.halt()
         down_at = time.monotonic()
-        time.sleep(2.0)
+        time.sleep(outage)
         server.start_again()
         up_at = time.monotonic()
         feeder.join(60)
@@ -204,8 +215,13 @@ def test_a_restarted_database_loses_and_doubles_nothing(
             bot.wait()
     log = log_path.read_text()
     assert "the store waits for it and retries" in log, log
-    assert "answers again after" in log, log
     assert "Traceback" not in log, log
+    if outage > LEASE_TTL:
+        assert re.search(r"role: standby \(epoch 1\): stepped down: ", log), log
+        assert re.search(r"role: leader \(epoch 2\): took the lease", log), log
+    else:
+        assert "answers again after" in log, log
+        assert "stepped down" not in log, log
 
     # /health: healthy, then store unhealthy while the server was away, then healthy.
     during = [ok for t, ok in health if down_at <= t <= up_at]
