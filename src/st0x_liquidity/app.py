@@ -20,6 +20,7 @@ from .protocols import Executor, FillSource, PositionStore
 from .registry import ExecutorContext, Registry
 from .sd_notify import notify, watchdog_interval
 from .services import AppServices
+from .store.breaker_log import BreakerLog
 from .store.sqlite import SqliteStore
 from .summary import summary_line
 
@@ -163,6 +164,7 @@ async def lead(
         watchdog = asyncio.create_task(_feed_watchdog(app), name="watchdog")
         fence = asyncio.create_task(_step_down_on_loss(app), name="lease-watch")
         try:
+            await restore_breaker(app)
             await app.engine.run()
         finally:
             if stop.is_set() or not role.standby_enabled:
@@ -178,6 +180,23 @@ async def lead(
         await asyncio.gather(connect, return_exceptions=True)
         await app.source.close()
         await app.executor.close()
+
+
+async def restore_breaker(app: App) -> None:
+    """A pause survives a restart and a takeover: re-apply the last breaker change
+    before recovery can place anything.
+
+    Read in a worker thread: a leader's lease renewals run on this loop, and a
+    database that went silent must not hold them up.
+    """
+    try:
+        last = await asyncio.to_thread(BreakerLog(app.config.database).last_change)
+    except StoreError as exc:
+        log.warning("%s", exc)
+        return
+    if last is not None and last.action == "pause" and app.engine.status.paused is None:
+        log.warning("hedging stays paused (paused before the restart: %s)", last.reason)
+        app.engine.pause(last.reason)
 
 
 async def _step_down_on_loss(app: App) -> None:

@@ -6,10 +6,13 @@ says ``READY=1`` as soon as it serves and pings the watchdog while it
 waits; when the leader is killed it takes over and its pings never stop
 for as long as systemd's watchdog would allow (the watchdog was armed by
 the standby's ``READY=1``, so the new leader's recovery must not starve it).
+A pause made on the old leader holds on the new one: the breaker's log is in
+the shared database and the new leader re-applies it before recovering.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import signal
@@ -17,12 +20,16 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
 from support.failover import FAST_HA, free_port
 from support.fills import line, write_lines
+
+from st0x_liquidity.store.breaker_log import BreakerLog
+from st0x_liquidity.store.read_models import BreakerChange
 
 WATCHDOG_SEC = 4.0
 """systemd's WatchdogSec in this test: the bot pings every half of it."""
@@ -113,6 +120,10 @@ def test_the_same_unit_on_both_machines_is_ready_and_fed_through_a_takeover(
         b.receive("WATCHDOG=1")
         b.receive("WATCHDOG=1")
         assert _holder_pid(postgres_url) == a.pid(), "the standby must not take a live lease"
+        pause = BreakerChange(
+            datetime.now(UTC).isoformat(), "pause", "vendor outage", "dashboard", None
+        )
+        asyncio.run(BreakerLog(postgres_url).append(pause))
 
         assert a.proc is not None
         a.proc.kill()
@@ -141,3 +152,4 @@ def test_the_same_unit_on_both_machines_is_ready_and_fed_through_a_takeover(
     # takeover (the standby's READY=1 armed the watchdog) they never did.
     assert max(gaps) < WATCHDOG_SEC, (gaps, b.log()[-3000:])
     assert "Traceback" not in b.log(), b.log()[-3000:]
+    assert "hedging stays paused (paused before the restart: vendor outage)" in b.log()

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from st0x_liquidity.app import App, build_app, open_store
+from st0x_liquidity.app import App, build_app, open_store, restore_breaker
 from st0x_liquidity.config import load_config
 from st0x_liquidity.plugins import load_registry
 
@@ -109,6 +109,7 @@ async def running_app(config_path: Path) -> AsyncIterator[tuple[App, str]]:
         s for result in registry.manager.hook.st0x_app_services(app=app.services()) if result for s in result
     ]
     service_tasks = [asyncio.create_task(s()) for s in services]
+    await restore_breaker(app)
     engine_task = asyncio.create_task(app.engine.run())
     try:
         for _ in range(500):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ..config import Secret
-from ..errors import ConfigError, StoreError
+from ..errors import ConfigError
 from ..hookspecs import hookimpl
 from ..registry import ConfigSection
 from ..store.breaker_log import BreakerLog
@@ -54,22 +54,9 @@ def st0x_register_config_sections(register: Callable[[ConfigSection], None]) -> 
     register(ConfigSection("dashboard", DashboardConfig))
 
 
-def _restore_breaker(app: AppServices) -> None:
-    """A pause survives a restart: re-apply the last breaker change before hedging starts."""
-    try:
-        last = BreakerLog(app.config.database).last_change()
-    except StoreError as exc:
-        log.warning("%s", exc)
-        return
-    if last is not None and last.action == "pause" and app.engine.status.paused is None:
-        log.warning("hedging stays paused (paused before the restart: %s)", last.reason)
-        app.engine.pause(last.reason)
-
-
 @hookimpl
 def st0x_app_services(app: AppServices) -> Sequence[Callable[[], Awaitable[None]]] | None:
     config = app.config.sections.get("dashboard")
-    _restore_breaker(app)
     if not isinstance(config, DashboardConfig) or not config.enabled:
         return None
     return [lambda: serve_dashboard(app, config)]
