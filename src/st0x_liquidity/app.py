@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -20,6 +18,7 @@ from .protocols import Executor, FillSource, PositionStore
 from .registry import ExecutorContext, Registry
 from .sd_notify import notify, watchdog_interval
 from .services import AppServices
+from .stop_signals import Stopper
 from .store.breaker_log import BreakerLog
 from .store.sqlite import SqliteStore
 from .summary import summary_line
@@ -111,25 +110,27 @@ async def run_app(config: AppConfig, registry: Registry) -> None:
     (:mod:`.ha.runner`); otherwise a held database is refused (exit 3).
     """
     role = Role(standby_enabled=config.postgres is not None and config.ha.standby)
-    stop = asyncio.Event()
+    stopper = Stopper(asyncio.Event())
     if role.standby_enabled:
         from .ha.runner import run_with_standby
 
-        await run_with_standby(
-            role,
-            new_store=lambda: _standby_store(config),
-            stand_by=lambda store: stand_by(config, registry, store, role, stop),
-            lead=lambda store: lead(config, registry, store, role, stop),
-            stop=stop,
-            pause=config.ha.standby_poll,
-        )
+        with stopper.installed():
+            await run_with_standby(
+                role,
+                new_store=lambda: _standby_store(config),
+                stand_by=lambda store: stand_by(config, registry, store, role, stopper),
+                lead=lambda store: lead(config, registry, store, role, stopper),
+                stop=stopper.stop,
+                pause=config.ha.standby_poll,
+            )
         log.info("stopped cleanly")
         return
     store = open_store(config, lease=True)
     await store.open()
     role.epoch = store.epoch
     try:
-        await lead(config, registry, store, role, stop)
+        with stopper.installed():
+            await lead(config, registry, store, role, stopper)
     finally:
         await store.close()
     log.info("stopped cleanly")
@@ -142,17 +143,15 @@ def _standby_store(config: AppConfig) -> PostgresStore:
 
 
 async def lead(
-    config: AppConfig, registry: Registry, store: PositionStore, role: Role, stop: asyncio.Event
+    config: AppConfig, registry: Registry, store: PositionStore, role: Role, stopper: Stopper
 ) -> None:
     """The leader's run on an open store holding the lease: ingest and hedge until stopped."""
     app = await build_app(config, registry, store)
     app.extras["role"] = role
     app.engine.broker_ready.clear()
     connect = asyncio.create_task(connect_broker(app), name="connect-broker")
-    loop = asyncio.get_running_loop()
+    stopper.running(app.engine)
     try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, _on_signal, app.engine, sig, stop)
         log.info(
             "running: source=%s broker=%s database=%s",
             config.source_type,
@@ -167,15 +166,14 @@ async def lead(
             await restore_breaker(app)
             await app.engine.run()
         finally:
-            if stop.is_set() or not role.standby_enabled:
+            if stopper.stop.is_set() or not role.standby_enabled:
                 notify("STOPPING=1")
             for task in (services, summaries, watchdog, fence):
                 task.cancel()
             await asyncio.gather(services, summaries, watchdog, fence, return_exceptions=True)
             log.info("at exit: %s", summary_line(app.engine.status, app.engine.books.values()))
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        stopper.running(None)
         connect.cancel()
         await asyncio.gather(connect, return_exceptions=True)
         await app.source.close()
@@ -217,7 +215,7 @@ async def _step_down_on_loss(app: App) -> None:
 
 
 async def stand_by(
-    config: AppConfig, registry: Registry, store: PostgresStore, role: Role, stop: asyncio.Event
+    config: AppConfig, registry: Registry, store: PostgresStore, role: Role, stopper: Stopper
 ) -> bool:
     """Serve the dashboard read-only until the lease is taken (True) or a stop (False).
 
@@ -226,11 +224,9 @@ async def stand_by(
     """
     from .ha.runner import wait_for_lease
 
+    stop = stopper.stop
     app = await build_app(config, registry, store)
     app.extras["role"] = role
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, _on_standby_signal, stop, sig)
     dashboard = asyncio.create_task(
         _run_services(app, registry, standby=True), name="standby-services"
     )
@@ -241,14 +237,10 @@ async def stand_by(
         for task in (dashboard, watchdog):
             task.cancel()
         await asyncio.gather(dashboard, watchdog, return_exceptions=True)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
         await app.source.close()
         await app.executor.close()
         if stop.is_set():
             notify("STOPPING=1")
-
-
 
 
 async def _standby_watchdog(stop: asyncio.Event) -> None:
@@ -260,15 +252,6 @@ async def _standby_watchdog(stop: asyncio.Event) -> None:
     while not stop.is_set():
         notify("WATCHDOG=1")
         await asyncio.sleep(every)
-
-
-def _on_standby_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
-    if stop.is_set():
-        log.warning("%s received again: exiting now", sig.name)
-        logging.shutdown()
-        os._exit(128 + int(sig))
-    log.info("%s received: the standby stops", sig.name)
-    stop.set()
 
 
 SUMMARY_EVERY = 60.0
@@ -349,26 +332,3 @@ async def connect_broker(app: App) -> None:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(app.engine.stop_event.wait(), delay)
-
-
-def _on_signal(engine: Engine, sig: signal.Signals, stop: asyncio.Event | None = None) -> None:
-    """First signal: stop gracefully. A second one: exit at once.
-
-    The operator who signals again does not want to wait for a hung broker
-    call or node. Exiting without cleanup is as safe as a SIGKILL, which the
-    store and the recovery on start are built (and tested) for: every commit is
-    atomic and intents are looked up by client_order_id before anything is
-    placed again.
-    """
-    if engine.stop_requested:
-        log.warning("%s received again: exiting now without waiting", sig.name)
-        logging.shutdown()
-        os._exit(128 + int(sig))
-    log.info(
-        "%s received: stopping intake, finishing in-flight broker calls "
-        "(signal again to exit at once)",
-        sig.name,
-    )
-    if stop is not None:
-        stop.set()
-    engine.request_stop()
