@@ -173,12 +173,6 @@ async def test_a_leader_cut_off_from_the_database_is_replaced(
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not os.environ.get("ST0X_FAILOVER_CAMPAIGN"),
-    reason="opt-in (ST0X_FAILOVER_CAMPAIGN=1) until a known defect is fixed: in 1 of 3 "
-    "CI runs one instance stopped logging, renewing and answering SIGTERM right after "
-    "taking over (its standby took over correctly); benchmarks/failover.py runs the same",
-)
 async def test_failover_campaign(tmp_path: Path, postgres_url: str) -> None:
     """30 leader losses (kill -9, SIGSTOP then SIGCONT, cut) with fills flowing and the
     broker misbehaving; then every fill once, no client_order_id POSTed twice,
