@@ -40,8 +40,9 @@ def _events(url: str) -> int:
 
 @pytest.mark.slow
 async def test_a_leader_partitioned_from_the_database_is_replaced(
-    tmp_path: Path, postgres_url: str
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("ST0X_FAILOVER_LOG_LEVEL", "info")  # the wind-down's "at exit" line
     async with TwoKeyAlpaca(rate_limit=100_000) as fake:
         cluster = await Cluster(tmp_path, postgres_url, fake).setup()
         try:
@@ -52,12 +53,18 @@ async def test_a_leader_partitioned_from_the_database_is_replaced(
             await cluster.wait_for("hedges in flight", lambda: len(fake.order_bodies) >= 3)
 
             async def steps_down_while_partitioned(victim: Instance) -> None:
-                # Nothing it waits on ever answers: it must step down by itself,
-                # within psycopg's bounded query cancellation (5 s + 5 s).
+                # Nothing it waits on ever answers: it must step down by itself, and
+                # wind its engine down without waiting on the dead connections
+                # (psycopg's own query cancellation would take about 10 s).
                 await cluster.wait_for(
                     f"{victim.name} to step down while partitioned",
                     lambda: re.search(r"role: standby \(epoch 1\): stepped down: ", victim.log_text()),
                     timeout=30,
+                )
+                await cluster.wait_for(
+                    f"{victim.name}'s engine to wind down while partitioned",
+                    lambda: "at exit: " in victim.log_text(),
+                    timeout=8,
                 )
                 assert "lost the lease" in victim.log_text()
 

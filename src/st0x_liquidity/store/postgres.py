@@ -29,8 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -252,7 +250,7 @@ class PostgresStore(EventStore):
         if not done:
             # Not cancelled: psycopg would wait for the server to confirm the cancel.
             # Shutting the socket ends the wait with an error instead.
-            _shut(db)
+            reconnect.shut(db)
             with contextlib.suppress(Exception):
                 await update
             raise TimeoutError("lease renewal timed out")
@@ -261,7 +259,7 @@ class PostgresStore(EventStore):
     async def _drop_lease_db(self) -> None:
         db, self._lease_db = self._lease_db, None
         if db is not None:
-            _shut(db)
+            reconnect.shut(db)
             with contextlib.suppress(psycopg.Error, OSError):
                 await db.close()
 
@@ -280,7 +278,7 @@ class PostgresStore(EventStore):
         log.error("%s", self._lost)
         for conn in (self._writer, self._db, self._lease_db):
             if conn is not None:
-                _shut(conn)
+                reconnect.shut(conn)
         self.lease_lost.set()
 
     @property
@@ -537,15 +535,3 @@ class PostgresStore(EventStore):
         with contextlib.suppress(psycopg.Error, OSError):
             await old.close()
         return fresh
-
-
-
-def _shut(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
-    """Shut a connection's socket under libpq: whatever waits on it fails at once."""
-    with contextlib.suppress(OSError, psycopg.Error, ValueError):
-        fd = conn.pgconn.socket
-        dup = socket.socket(fileno=os.dup(fd))
-        try:
-            dup.shutdown(socket.SHUT_RDWR)
-        finally:
-            dup.close()

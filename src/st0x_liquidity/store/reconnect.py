@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import socket
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +34,20 @@ MAX_DELAY = 2.0
 def broken(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
     """The connection can serve nothing more (the server went away or it was closed)."""
     return bool(conn.closed or conn.broken)
+
+
+def shut(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+    """Shut a connection's socket under libpq: whatever waits on it fails at once.
+
+    Closing would not do: another thread or task may be inside libpq on it.
+    """
+    with contextlib.suppress(OSError, psycopg.Error, ValueError):
+        fd = conn.pgconn.socket
+        dup = socket.socket(fileno=os.dup(fd))
+        try:
+            dup.shutdown(socket.SHUT_RDWR)
+        finally:
+            dup.close()
 
 
 def discard(conn: psycopg.Connection[Any] | None) -> None:

@@ -23,6 +23,7 @@ no message here ever shows).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -250,14 +251,38 @@ class SideDb:
                 async with conn.execute(sql, params) as scur:
                     return [tuple(r) for r in await scur.fetchall()]
             try:
-                cur = await conn.execute(pg(sql), params)
-                if cur.description is None:
-                    return []
-                return [tuple(r) for r in await cur.fetchall()]
+                return await self._query(conn, sql, params)
             except psycopg.Error:
                 if last or self._in_transaction or not reconnect.broken(conn):
                     raise
         raise AssertionError("unreachable")
+
+    async def _query(
+        self, conn: psycopg.AsyncConnection[Any], sql: str, params: Sequence[Any]
+    ) -> list[tuple[Any, ...]]:
+        """One PostgreSQL query; cancelled, a connection of our own is shut at once.
+
+        psycopg answers a cancellation by asking the server to cancel the query
+        and waiting for it: up to about 10 s when the server is unreachable (a
+        leader stepping down in a partition would wait that long for its
+        dashboard). A connection this object owns is not worth it: the next use
+        opens a new one.
+        """
+
+        async def run() -> list[tuple[Any, ...]]:
+            cur = await conn.execute(pg(sql), params)
+            return [] if cur.description is None else [tuple(r) for r in await cur.fetchall()]
+
+        if not self._owned:
+            return await run()
+        query = asyncio.ensure_future(run())
+        try:
+            return await asyncio.shield(query)
+        except asyncio.CancelledError:
+            reconnect.shut(conn)
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await query
+            raise
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; how many rows it changed."""
