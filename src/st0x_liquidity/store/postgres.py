@@ -324,14 +324,19 @@ class PostgresStore(EventStore):
             self._renewer = None
         if self._epoch is not None and self._lease_db is not None and self._lost is None:
             # Let the lease go at once: a standby takes over without waiting for it to lapse.
-            with contextlib.suppress(psycopg.Error, TimeoutError, StoreError):
-                await asyncio.wait_for(
-                    self._lease_db.execute(
-                        "UPDATE lease SET expires_at = now() WHERE name = %s AND epoch = %s",
-                        (LEASE_NAME, self._epoch),
-                    ),
-                    self._renew_every,
+            # Not wait_for: psycopg would wait for the server to confirm the cancel.
+            db = self._lease_db
+            release = asyncio.ensure_future(
+                db.execute(
+                    "UPDATE lease SET expires_at = now() WHERE name = %s AND epoch = %s",
+                    (LEASE_NAME, self._epoch),
                 )
+            )
+            done, _ = await asyncio.wait({release}, timeout=self._renew_every)
+            if not done:
+                reconnect.shut(db)
+            with contextlib.suppress(psycopg.Error, OSError):
+                await release
         for conn in (self._lease_db, self._db):
             if conn is not None:
                 with contextlib.suppress(psycopg.Error, OSError):
