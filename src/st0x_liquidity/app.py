@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+STOP_GRACE = 20.0
+"""Seconds beyond ``[engine] shutdown_timeout`` a stop may take before it is ended
+with every thread's stack on stderr (exit 1); systemd's TimeoutStopSec is 45."""
+
 
 @attrs.define
 class App:
@@ -110,7 +114,7 @@ async def run_app(config: AppConfig, registry: Registry) -> None:
     (:mod:`.ha.runner`); otherwise a held database is refused (exit 3).
     """
     role = Role(standby_enabled=config.postgres is not None and config.ha.standby)
-    stopper = Stopper(asyncio.Event())
+    stopper = Stopper(asyncio.Event(), grace=config.engine.shutdown_timeout + STOP_GRACE)
     if role.standby_enabled:
         from .ha.runner import run_with_standby
 

@@ -10,11 +10,18 @@ or node. Exiting without cleanup is as safe as a SIGKILL, which the store
 and the recovery on start are built (and tested) for: every commit is atomic
 and intents are looked up by ``client_order_id`` before anything is placed
 again.
+
+A stop that hangs anyway (a thread stuck in a driver, a task that ignores
+cancellation) is bounded: ``grace`` seconds after the first signal every
+thread's stack goes to stderr and the process exits 1, so the operator
+learns where it hung rather than meeting a SIGKILL from systemd's
+``TimeoutStopSec`` with no trace.
 """
 
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import os
 import signal
@@ -33,8 +40,10 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class Stopper:
     """Sets ``stop`` on the first signal and stops the engine running now, if any."""
 
-    def __init__(self, stop: asyncio.Event) -> None:
+    def __init__(self, stop: asyncio.Event, grace: float | None = None) -> None:
         self.stop = stop
+        self.grace = grace
+        """Seconds after the first signal before a stop that hangs is ended (None: never)."""
         self._engine: Engine | None = None
 
     def running(self, engine: Engine | None) -> None:
@@ -58,6 +67,8 @@ class Stopper:
         else:
             log.info("%s received: stopping (signal again to exit at once)", sig.name)
         self.stop.set()
+        if self.grace is not None:
+            faulthandler.dump_traceback_later(self.grace, exit=True)
 
     @contextmanager
     def installed(self) -> Iterator[Stopper]:

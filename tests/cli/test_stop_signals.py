@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +77,36 @@ async def test_the_handlers_are_installed_for_the_whole_run_and_removed_after() 
         os.kill(os.getpid(), signal.SIGTERM)
         await asyncio.wait_for(stopper.stop.wait(), 10)
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_a_stop_that_hangs_ends_with_every_stack_on_stderr(tmp_path: Path) -> None:
+    """Past ``grace`` after the first signal, a process whose stop hangs (here a thread
+    that never returns, as a driver stuck on a dead socket would) dumps every thread's
+    stack and exits 1 instead of waiting for systemd's SIGKILL."""
+    script = tmp_path / "hang.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import asyncio, os, signal, threading
+            from st0x_liquidity.stop_signals import Stopper
+
+            def stuck_in_a_driver():
+                threading.Event().wait()
+
+            async def main():
+                stopper = Stopper(asyncio.Event(), grace=0.5)
+                with stopper.installed():
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    await stopper.stop.wait()
+                await asyncio.to_thread(stuck_in_a_driver)  # the stop never ends
+
+            asyncio.run(main())
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Timeout (0:00:00.500000)!" in done.stderr
+    assert "stuck_in_a_driver" in done.stderr
