@@ -97,6 +97,10 @@ async def start(tmp: Path, config: Path) -> asyncio.subprocess.Process:
     )
 
 
+REFUSED_WITHIN = 8.0
+"""Seconds from starting the second instance to its refusal: a process start, not a wait."""
+
+
 async def trial(tmp: Path, config: Path, stagger: float) -> tuple[int, str]:
     """Start two instances ``stagger`` seconds apart; return (survivor's pid, refusal line)."""
     first = await start(tmp, config)
@@ -110,7 +114,10 @@ async def trial(tmp: Path, config: Path, stagger: float) -> tuple[int, str]:
     survivor = second if refused is first else first
     _out, err = waits[refused].result()
     if refused is second:
-        assert time.monotonic() - started < 2 + 1, "the refusal took more than 2 s"
+        # "At once": the refusal must not wait on anything (SQLite's 10 s busy timeout,
+        # a lease to lapse). The bound covers a whole interpreter start and the
+        # imports on a loaded 2-core CI machine (3 s was seen there), not a wait.
+        assert time.monotonic() - started < REFUSED_WITHIN, "the refusal waited for something"
     assert refused.returncode == EXIT_DATABASE_HELD, err.decode()[-2000:]
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1, lines
