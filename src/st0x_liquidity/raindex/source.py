@@ -24,7 +24,7 @@ Reorgs: the hashes of recently walked blocks are remembered (also across
 restarts, in the store). When the last walked block's hash changes, the walk
 finds the fork point, re-reads from there, and every fill delivered from the
 abandoned branch that the canonical chain does not contain again is reported
-as reverted (see :func:`_revert_item`).
+as reverted (see :func:`.walk_state.revert_item`).
 """
 
 from __future__ import annotations
@@ -35,19 +35,18 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import attrs
 from eth_abi.abi import decode as abi_decode
 
-from .. import protocols
 from ..backoff import backoff_delay
 from ..config import EvmConfig
-from ..domain.fills import Fill, TradeId
+from ..domain.fills import Fill
 from ..protocols import CheckpointItem, Cursor, FillItem, PositionStore, SkippedItem, SourceItem
 from . import abi
+from .config import TAGS, RaindexConfig
 from .decode import (
     MAX_RAW,
     LogDecodeError,
@@ -60,135 +59,28 @@ from .decode import (
     owned_sides,
     side_to_fill,
 )
+from .log_ranges import RangeRace, RangeSize, get_logs
 from .node import Node, NodeUnavailable, RpcError, raise_if_cancelled
 from .pyth import PythError, extract_price
+from .reachability import Reachability
+from .walk_state import REVERTED_NS, WINDOW_NS, WalkState, revert_item
+
+__all__ = [
+    "ENRICHMENT_NS",
+    "REVERTED_NS",
+    "TAGS",
+    "TOKENS_NS",
+    "WINDOW_NS",
+    "RaindexConfig",
+    "RaindexSource",
+    "StallError",
+    "WalkState",
+]
 
 log = logging.getLogger(__name__)
 
-TAGS = ("latest", "safe", "finalized")
 TOKENS_NS = "raindex.tokens"
-WINDOW_NS = "raindex.window"
 ENRICHMENT_NS = "raindex.enrichment"
-REVERTED_NS = "raindex.reverted"
-
-
-def _cutoff(value: Any) -> str | int:
-    if isinstance(value, bool):
-        raise ValueError(
-            f"cutoff must be latest, safe, finalized or a number of confirmations, got {value!r}"
-        )
-    if isinstance(value, int) and value >= 0:
-        return value
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in TAGS:
-            return text
-        if text.isdigit():
-            return int(text)
-    raise ValueError(
-        f"cutoff must be latest, safe, finalized or a number of confirmations, got {value!r}"
-    )
-
-
-def _at_least(minimum: float) -> Callable[[object, attrs.Attribute[Any], Any], None]:
-    def check(_i: object, attr: attrs.Attribute[Any], value: Any) -> None:
-        if value < minimum:
-            raise ValueError(f"{attr.name} must be at least {minimum}, got {value}")
-
-    return check
-
-
-@attrs.frozen
-class RaindexConfig:
-    """The ``[source]`` table for ``type = "raindex"`` (node, orderbook and owner are in ``[evm]``)."""
-
-    cutoff: Any = attrs.field(default="latest", converter=_cutoff)
-    poll_interval: float = attrs.field(default=2.0, validator=_at_least(0.01))
-    stall_timeout: float = attrs.field(default=30.0, validator=_at_least(0.1))
-    request_timeout: float = attrs.field(default=20.0, validator=_at_least(0.1))
-    max_block_range: int = attrs.field(default=2000, validator=_at_least(1))
-    safety_margin: int = attrs.field(default=16, validator=_at_least(0))
-    reorg_depth: int = attrs.field(default=256, validator=_at_least(1))
-    backoff_initial: float = attrs.field(default=0.5, validator=_at_least(0.0))
-    backoff_max: float = attrs.field(default=30.0, validator=_at_least(0.0))
-    checkpoint_interval: float = attrs.field(default=5.0, validator=_at_least(0.0))
-    unreachable_after: float = attrs.field(default=10.0, validator=_at_least(0.1))
-    """Seconds the walk may go without reaching the node (down, or a request unanswered)
-    before :attr:`RaindexSource.problem` says "node unreachable"."""
-    usdc_address: str | None = None
-    pyth_address: str | None = None
-    pyth_feeds: dict[str, str] = attrs.field(factory=dict)
-    enrich: bool = True
-    enrich_queue: int = attrs.field(default=10000, validator=_at_least(1))
-
-
-class _RangeRace(Exception):
-    """The chain changed while a range was being read: read it again."""
-
-
-@attrs.define
-class WalkState:
-    """Where the walk is, and what it remembers of recent blocks for reorg checks."""
-
-    next_block: int
-    hashes: dict[int, str] = attrs.field(factory=dict)
-    delivered: dict[str, tuple[int, str]] = attrs.field(factory=dict)
-    pending_reverts: dict[str, tuple[int, str]] = attrs.field(factory=dict)
-    revert_horizon: int = -1
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "hashes": {str(k): v for k, v in self.hashes.items()},
-            "delivered": {k: list(v) for k, v in self.delivered.items()},
-            "pending_reverts": {k: list(v) for k, v in self.pending_reverts.items()},
-            "revert_horizon": self.revert_horizon,
-        }
-
-    def load_window(self, data: Mapping[str, Any]) -> None:
-        try:
-            self.hashes = {int(k): str(v) for k, v in data.get("hashes", {}).items()}
-            self.delivered = {
-                str(k): (int(v[0]), str(v[1])) for k, v in data.get("delivered", {}).items()
-            }
-            self.pending_reverts = {
-                str(k): (int(v[0]), str(v[1])) for k, v in data.get("pending_reverts", {}).items()
-            }
-            self.revert_horizon = int(data.get("revert_horizon", -1))
-        except (TypeError, ValueError, IndexError, AttributeError):
-            log.warning("ignoring an unreadable reorg window in the store")
-            self.hashes, self.delivered, self.pending_reverts = {}, {}, {}
-
-    def trim(self, depth: int) -> None:
-        if not self.hashes:
-            return
-        floor = max(self.hashes) - depth
-        self.hashes = {k: v for k, v in self.hashes.items() if k >= floor}
-        self.delivered = {k: v for k, v in self.delivered.items() if v[0] >= floor}
-
-    def cursor(self) -> dict[str, Any]:
-        return {"block": self.next_block, "hash": self.hashes.get(self.next_block - 1)}
-
-
-def _revert_item(trade_id: str, block: int, block_hash: str, cursor: Cursor) -> SourceItem:
-    """A fill that left the canonical chain.
-
-    The core protocol has no item for this yet; when it gains ``RevertedItem``
-    (trade id, reason, cursor) the source uses it, and until then the revert is
-    recorded as a skipped input with its reason (kept in the audit trail, also
-    in the store namespace ``raindex.reverted``) and logged as an error.
-    """
-    reason = f"reorg: fill {trade_id} from block {block} ({block_hash}) is no longer on the canonical chain"
-    reverted_cls = getattr(protocols, "RevertedItem", None)
-    if reverted_cls is not None:
-        item: SourceItem = reverted_cls(TradeId.parse(trade_id), reason, cursor)
-        return item
-    return SkippedItem(
-        reason, json.dumps({"trade_id": trade_id, "block": block, "block_hash": block_hash}), cursor
-    )
-
-
-def _hex(value: int) -> str:
-    return hex(value)
 
 
 class RaindexSource:
@@ -210,7 +102,7 @@ class RaindexSource:
         self._wake = asyncio.Event()
         self._last_head = time.monotonic()
         self._head_number = -1
-        self._range = config.max_block_range
+        self._range = RangeSize(config.max_block_range)
         self._rng = random.Random()
         self._sleep: Callable[[float], Any] = asyncio.sleep
         self._enrich_queue: asyncio.Queue[tuple[Fill, RawLog]] = asyncio.Queue(config.enrich_queue)
@@ -228,11 +120,7 @@ class RaindexSource:
         self.window_key = f"{self.orderbook}:{self.owner}"
         self.caught_up = False
         """True once the walk has reached the cutoff block; False while backfilling."""
-        self._down_since: float | None = None
-        self._in_flight: dict[int, float] = {}
-        self._request_ids = 0
-        self.last_error: str | None = None
-        self._last_contact: float | None = None
+        self._reach = Reachability(config.unreachable_after)
 
     # -- what the dashboard reads ----------------------------------------------------
 
@@ -240,21 +128,14 @@ class RaindexSource:
     def problem(self) -> str | None:
         """Says "node unreachable: …" while the walk cannot reach the node, else None.
 
-        Reachability is judged by the walk's own requests (enrichment is left out: a
-        node may sit on traces and still serve logs): the source has been failing to
-        connect or to get answers for longer than ``unreachable_after``, or one of its
-        requests has waited that long for an answer (a frozen node keeps its sockets
-        open and never answers). A reconnect that succeeds at once is not a problem.
+        See :meth:`.reachability.Reachability.problem` for the rule.
         """
-        now = time.monotonic()
-        limit = self.config.unreachable_after
-        waiting = min(self._in_flight.values(), default=None)
-        if waiting is not None and now - waiting > limit:
-            return f"node unreachable: no answer for {now - waiting:.0f}s"
-        if self._down_since is not None and now - self._down_since > limit:
-            cause = f" ({self.last_error})" if self.last_error else ""
-            return f"node unreachable for {now - self._down_since:.0f}s{cause}"[:300]
-        return None
+        return self._reach.problem()
+
+    @property
+    def last_error(self) -> str | None:
+        """The walk's last failure, as logged (None before any)."""
+        return self._reach.last_error
 
     @property
     def head_block(self) -> int | None:
@@ -264,9 +145,7 @@ class RaindexSource:
     @property
     def last_contact_seconds(self) -> float | None:
         """Seconds since the node last answered one of the walk's requests."""
-        if self._last_contact is None:
-            return None
-        return round(time.monotonic() - self._last_contact, 1)
+        return self._reach.last_contact_seconds()
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -300,7 +179,7 @@ class RaindexSource:
             int(await node.request("eth_blockNumber", []), 16) if node.websocket else -1
         )
         self.node = node
-        self._reached()
+        self._reach.reached()
         log.info(
             "raindex: connected to %s (%s)", _redact(node.url), "ws" if node.websocket else "http"
         )
@@ -313,41 +192,14 @@ class RaindexSource:
             raise NodeUnavailable("not connected")
         if not walk:
             return await node.request(method, params)
-        with self._waiting():
+        with self._reach.waiting():
             try:
                 result = await node.request(method, params)
             except RpcError:
-                self._reached()  # an answer, if a refusal: the node is there
+                self._reach.reached()  # an answer, if a refusal: the node is there
                 raise
-        self._reached()
+        self._reach.reached()
         return result
-
-    @contextlib.contextmanager
-    def _waiting(self) -> Iterator[None]:
-        """Count the time inside as waiting for the node; a failure marks it down since then."""
-        self._request_ids += 1
-        key = self._request_ids
-        started = self._in_flight[key] = time.monotonic()
-        try:
-            yield
-        except NodeUnavailable:
-            if self._down_since is None:
-                self._down_since = started
-            raise
-        finally:
-            del self._in_flight[key]
-
-    def _reached(self) -> None:
-        self._last_contact = time.monotonic()
-        self._down_since = None
-
-    def _failed(self, exc: BaseException) -> None:
-        """The walk failed: the node counts as down since its oldest unanswered request."""
-        now = time.monotonic()
-        oldest = min(self._in_flight.values(), default=now)
-        if self._down_since is None:
-            self._down_since = min(now, oldest)
-        self.last_error = str(exc)[:200] or type(exc).__name__
 
     # -- the stream ----------------------------------------------------------------
 
@@ -366,7 +218,7 @@ class RaindexSource:
                 try:
                     if self.node is None or not self.node.alive:
                         await self._disconnect()
-                        with self._waiting():
+                        with self._reach.waiting():
                             await self._connect()
                     async for item in self._walk(state):
                         failures = 0
@@ -381,12 +233,12 @@ class RaindexSource:
                     # Either way the walk resumes from where it was: losing a fill is worse.
                     failures += 1
                     self.caught_up = False
-                    self._failed(exc)
+                    self._reach.failed(exc)
                     self.stats["reconnects"] += 1
                     delay = backoff_delay(
                         failures, self.config.backoff_initial, self.config.backoff_max, self._rng
                     )
-                    expected = isinstance(exc, NodeUnavailable | RpcError | _RangeRace | StallError)
+                    expected = isinstance(exc, NodeUnavailable | RpcError | RangeRace | StallError)
                     log.log(
                         logging.WARNING if expected else logging.ERROR,
                         "raindex: %s%s; reconnecting in %.1fs (attempt %d)",
@@ -402,17 +254,7 @@ class RaindexSource:
             await self._disconnect()
 
     async def _initial_state(self, cursor: Cursor | None) -> WalkState:
-        start = self.evm.deployment_block
-        if cursor:
-            try:
-                start = max(start, int(cursor.get("block", start)) - self.config.safety_margin)
-            except (TypeError, ValueError):
-                log.warning(
-                    "raindex: unreadable cursor %r; starting from the deployment block", cursor
-                )
-        state = WalkState(next_block=start)
-        if cursor and isinstance(cursor.get("hash"), str) and isinstance(cursor.get("block"), int):
-            state.hashes[int(cursor["block"]) - 1] = str(cursor["hash"])
+        state = WalkState.starting_at(cursor, self.evm.deployment_block, self.config.safety_margin)
         if cursor and self.store is not None:
             blob = await self.store.get_blob(WINDOW_NS, self.window_key)
             if blob:
@@ -464,7 +306,7 @@ class RaindexSource:
         return int(block["number"], 16)
 
     async def _header(self, number: int) -> tuple[str, int] | None:
-        block = await self._request("eth_getBlockByNumber", [_hex(number), False])
+        block = await self._request("eth_getBlockByNumber", [hex(number), False])
         if not isinstance(block, dict):
             return None
         return str(block["hash"]).lower(), int(block["timestamp"], 16)
@@ -478,10 +320,17 @@ class RaindexSource:
         ranges = 0
         while state.next_block <= target and not self._closed:
             start = state.next_block
-            end, raw_logs = await self._get_logs(start, min(target, start + self._range - 1))
+            end, raw_logs = await get_logs(
+                self._request,
+                self.orderbook,
+                start,
+                min(target, start + self._range.current - 1),
+                size=self._range,
+                stats=self.stats,
+            )
             end_header = await self._header(end)
             if end_header is None:
-                raise _RangeRace(f"block {end} vanished while reading it")
+                raise RangeRace(f"block {end} vanished while reading it")
             items = await self._items(raw_logs, state)
             for item in items:
                 yield item
@@ -504,19 +353,11 @@ class RaindexSource:
             self.caught_up = True
 
     def _due_reverts(self, state: WalkState, target: int) -> list[SourceItem]:
-        if not state.pending_reverts:
-            return []
-        if state.next_block <= state.revert_horizon and state.next_block <= target:
-            return []
         items: list[SourceItem] = []
-        for trade_id, (block, block_hash) in sorted(
-            state.pending_reverts.items(), key=lambda kv: kv[1]
-        ):
+        for trade_id, block, block_hash in state.take_due_reverts(target):
             log.error("raindex: fill %s (block %d) reverted by a reorg", trade_id, block)
             self.stats["reverted"] += 1
-            items.append(_revert_item(trade_id, block, block_hash, state.cursor()))
-        state.pending_reverts = {}
-        state.revert_horizon = -1
+            items.append(revert_item(trade_id, block, block_hash, state.cursor()))
         return items
 
     async def _check_reorg(self, state: WalkState) -> None:
@@ -539,50 +380,7 @@ class RaindexSource:
         log.warning(
             "raindex: reorg detected: block %d changed; re-reading from block %d", last, safe + 1
         )
-        for trade_id, (block, block_hash) in list(state.delivered.items()):
-            if block > safe:
-                state.pending_reverts[trade_id] = (block, block_hash)
-                del state.delivered[trade_id]
-        state.hashes = {k: v for k, v in state.hashes.items() if k <= safe}
-        state.revert_horizon = max(state.revert_horizon, last)
-        state.next_block = safe + 1
-
-    async def _get_logs(self, start: int, end: int) -> tuple[int, list[Any]]:
-        """Logs of blocks ``start..end'`` and ``end'`` (≤ end: the node may refuse big ranges)."""
-        while True:
-            params = {
-                "fromBlock": _hex(start),
-                "toBlock": _hex(end),
-                "address": self.orderbook,
-                "topics": [["0x" + abi.topic0(name).hex() for name in abi.FILL_EVENTS]],
-            }
-            self.stats["get_logs"] += 1
-            try:
-                result = await self._request("eth_getLogs", [params])
-            except NodeUnavailable:
-                # An answer too large for the transport can drop the connection
-                # instead of returning an error: ask for less after reconnecting.
-                self._range = max(1, (end - start + 1) // 2)
-                raise
-            except RpcError as exc:
-                if end <= start:
-                    raise
-                self.stats["get_logs_refused"] += 1
-                self._range = max(1, (end - start + 1) // 2)
-                log.info(
-                    "raindex: node refused logs %d-%d (%s); range now %d",
-                    start,
-                    end,
-                    exc.text,
-                    self._range,
-                )
-                end = start + self._range - 1
-                continue
-            if not isinstance(result, list):
-                raise NodeUnavailable(f"eth_getLogs returned {type(result).__name__}, not a list")
-            if self._range < self.config.max_block_range and end - start + 1 >= self._range:
-                self._range = min(self.config.max_block_range, self._range * 2)
-            return end, result
+        state.rewind(safe, last)
 
     async def _items(self, raw_logs: list[Any], state: WalkState) -> list[SourceItem]:
         positioned: list[tuple[tuple[int, int, int], SourceItem]] = []
@@ -629,7 +427,7 @@ class RaindexSource:
         for number in blocks:
             header = await self._header(number)
             if header is None:
-                raise _RangeRace(f"block {number} vanished while reading it")
+                raise RangeRace(f"block {number} vanished while reading it")
             headers[number] = header
         for index, side in enumerate(sides):
             item_cursor = {"block": side.log.block_number, "hash": None}
@@ -639,7 +437,7 @@ class RaindexSource:
                 continue
             block_hash, timestamp = headers[side.log.block_number]
             if block_hash != side.log.block_hash:
-                raise _RangeRace(f"block {side.log.block_number} changed while reading it")
+                raise RangeRace(f"block {side.log.block_number} changed while reading it")
             missing = [
                 token_errors[t] for t in (side.input_token, side.output_token) if t in token_errors
             ]
