@@ -31,38 +31,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 from typing import Any
-
-from eth_abi.abi import decode as abi_decode
 
 from ..backoff import backoff_delay
 from ..config import EvmConfig
 from ..domain.fills import Fill
-from ..protocols import CheckpointItem, Cursor, FillItem, PositionStore, SkippedItem, SourceItem
-from . import abi
+from ..protocols import CheckpointItem, Cursor, FillItem, PositionStore, SourceItem
 from .config import TAGS, RaindexConfig
 from .decode import (
-    MAX_RAW,
-    LogDecodeError,
-    OrderSide,
     RawLog,
-    Skip,
     TokenInfo,
-    decode_event,
     normalize_address,
     owned_sides,
-    side_to_fill,
 )
+from .enrichment import ENRICHMENT_NS, enrichment_record, pyth_report
+from .log_items import blocks_needed, decode_logs, in_chain_order, side_items, tokens_needed
 from .log_ranges import RangeRace, RangeSize, get_logs
 from .node import Node, NodeUnavailable, RpcError, raise_if_cancelled
-from .pyth import PythError, extract_price
 from .reachability import Reachability
+from .tokens import TOKENS_NS, load_tokens
 from .walk_state import REVERTED_NS, WINDOW_NS, WalkState, revert_item
 
 __all__ = [
@@ -78,9 +71,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-TOKENS_NS = "raindex.tokens"
-ENRICHMENT_NS = "raindex.enrichment"
 
 
 class RaindexSource:
@@ -383,125 +373,31 @@ class RaindexSource:
         state.rewind(safe, last)
 
     async def _items(self, raw_logs: list[Any], state: WalkState) -> list[SourceItem]:
-        positioned: list[tuple[tuple[int, int, int], SourceItem]] = []
-        logs: list[RawLog] = []
-        for obj in raw_logs:
-            try:
-                raw = RawLog.from_rpc(obj)
-            except LogDecodeError as exc:
-                block = _block_of(obj, state.next_block)
-                positioned.append(
-                    (
-                        (block, -1, 0),
-                        SkippedItem(
-                            str(exc),
-                            json.dumps(obj, default=str)[:MAX_RAW],
-                            {"block": block, "hash": None},
-                        ),
-                    )
-                )
-                continue
-            if raw.removed:
-                continue  # eth_getLogs returns none; a removed log is the reorg check's business
-            logs.append(raw)
-        events = []
-        for raw in logs:
-            try:
-                events.append(decode_event(raw, self.orderbook))
-            except LogDecodeError as exc:
-                positioned.append(
-                    (
-                        (raw.block_number, raw.log_index, 0),
-                        SkippedItem(
-                            str(exc), raw.describe(), {"block": raw.block_number, "hash": None}
-                        ),
-                    )
-                )
+        positioned, events = decode_logs(raw_logs, self.orderbook, state.next_block)
         sides = owned_sides(events, self.owner)
-        needed = {
-            t for s in sides if isinstance(s, OrderSide) for t in (s.input_token, s.output_token)
-        }
-        token_errors = await self._load_tokens(needed)
-        blocks = sorted({s.log.block_number for s in sides if isinstance(s, OrderSide)})
+        token_errors = await self._load_tokens(tokens_needed(sides))
         headers: dict[int, tuple[str, int]] = {}
-        for number in blocks:
+        for number in blocks_needed(sides):
             header = await self._header(number)
             if header is None:
                 raise RangeRace(f"block {number} vanished while reading it")
             headers[number] = header
-        for index, side in enumerate(sides):
-            item_cursor = {"block": side.log.block_number, "hash": None}
-            key = (side.log.block_number, side.log.log_index, index)
-            if isinstance(side, Skip):
-                positioned.append((key, SkippedItem(side.reason, side.raw, item_cursor)))
-                continue
-            block_hash, timestamp = headers[side.log.block_number]
-            if block_hash != side.log.block_hash:
-                raise RangeRace(f"block {side.log.block_number} changed while reading it")
-            missing = [
-                token_errors[t] for t in (side.input_token, side.output_token) if t in token_errors
-            ]
-            if missing:
-                positioned.append((key, SkippedItem(missing[0], side.log.describe(), item_cursor)))
-                continue
-            stamp = side.log.block_timestamp if side.log.block_timestamp is not None else timestamp
-            result = side_to_fill(side, self.tokens, datetime.fromtimestamp(stamp, UTC), self.usdc)
-            if isinstance(result, str):
-                positioned.append((key, SkippedItem(result, side.log.describe(), item_cursor)))
-                continue
-            trade_id = str(result.trade_id)
-            state.pending_reverts.pop(trade_id, None)
-            state.delivered[trade_id] = (result.block_number, block_hash)
-            state.hashes[result.block_number] = block_hash
-            positioned.append((key, FillItem(result, item_cursor)))
-            self._queue_enrichment(result, side.log)
-        positioned.sort(key=lambda pair: pair[0])
-        return [item for _, item in positioned]
+        positioned += side_items(
+            sides,
+            headers,
+            token_errors,
+            tokens=self.tokens,
+            usdc=self.usdc,
+            state=state,
+            on_fill=self._queue_enrichment,
+        )
+        return in_chain_order(positioned)
 
     # -- token metadata ------------------------------------------------------------
 
     async def _load_tokens(self, tokens: set[str]) -> dict[str, str]:
         """Make ``self.tokens`` know every token in ``tokens``; reasons for those it cannot."""
-        errors: dict[str, str] = {}
-        for token in sorted(tokens - set(self.tokens)):
-            if self.store is not None:
-                blob = await self.store.get_blob(TOKENS_NS, token)
-                if blob:
-                    try:
-                        data = json.loads(blob)
-                        self.tokens[token] = TokenInfo(str(data["symbol"]), int(data["decimals"]))
-                        continue
-                    except (ValueError, KeyError, TypeError):
-                        pass
-            try:
-                symbol = _decode_symbol(await self._eth_call(token, "symbol"))
-                decimals = int(abi_decode(["uint8"], await self._eth_call(token, "decimals"))[0])
-            except RpcError as exc:
-                errors[token] = f"token {token}: symbol()/decimals() failed: {exc.text}"
-                continue
-            except (ValueError, LogDecodeError) as exc:
-                errors[token] = f"token {token}: symbol()/decimals() unreadable: {exc}"[:300]
-                continue
-            except Exception as exc:  # eth-abi decoding errors of many types
-                if isinstance(exc, NodeUnavailable | asyncio.CancelledError):
-                    raise
-                errors[token] = (
-                    f"token {token}: symbol()/decimals() unreadable: {type(exc).__name__}"
-                )
-                continue
-            self.tokens[token] = TokenInfo(symbol, decimals)
-            if self.store is not None:
-                await self.store.put_blob(
-                    TOKENS_NS, token, json.dumps({"symbol": symbol, "decimals": decimals}).encode()
-                )
-        return errors
-
-    async def _eth_call(self, to: str, function: str) -> bytes:
-        data = "0x" + abi.function_selector("IERC20Metadata", function).hex()
-        result = await self._request("eth_call", [{"to": to, "data": data}, "latest"])
-        if not isinstance(result, str) or not result.startswith("0x"):
-            raise ValueError(f"{function}() returned {result!r:.60}")
-        return bytes.fromhex(result[2:])
+        return await load_tokens(self.tokens, tokens, self.store, self._request)
 
     # -- enrichment (off the hot path) ---------------------------------------------
 
@@ -531,50 +427,11 @@ class RaindexSource:
 
     async def enrich(self, fill: Fill, raw: RawLog) -> dict[str, Any]:
         """Block time, gas and the Pyth price the order read; failures leave fields empty."""
-        record: dict[str, Any] = {
-            "trade_id": str(fill.trade_id),
-            "block_number": fill.block_number,
-            "block_hash": raw.block_hash,
-            "block_timestamp": fill.block_timestamp.isoformat(),
-            "gas_used": None,
-            "effective_gas_price": None,
-            "pyth": None,
-            "errors": [],
-        }
-        try:
-            receipt = await self._request("eth_getTransactionReceipt", [raw.tx_hash], walk=False)
-            if isinstance(receipt, dict):
-                record["gas_used"] = int(receipt["gasUsed"], 16)
-                price = receipt.get("effectiveGasPrice")
-                record["effective_gas_price"] = int(price, 16) if isinstance(price, str) else None
-            else:
-                record["errors"].append("no receipt")
-        except (RpcError, NodeUnavailable, KeyError, ValueError, TypeError) as exc:
-            record["errors"].append(f"receipt: {exc}")
-        if self.pyth is None:
-            record["errors"].append("pyth: no pyth_address configured")
-        else:
-            try:
-                trace = await self._request(
-                    "debug_traceTransaction", [raw.tx_hash, {"tracer": "callTracer"}], walk=False
-                )
-                record["pyth"] = extract_price(
-                    trace, self.pyth, fill.symbol.ticker, self.feeds
-                ).to_json()
-            except (RpcError, NodeUnavailable, PythError) as exc:
-                record["errors"].append(f"pyth: {exc}")
-        if record["errors"]:
-            log.info(
-                "raindex: enrichment of %s incomplete: %s",
-                fill.trade_id,
-                "; ".join(record["errors"]),
-            )
-        return record
+        request = functools.partial(self._request, walk=False)
+        return await enrichment_record(fill, raw, request, self.pyth, self.feeds)
 
     async def trace_pyth(self, tx_hash: str, symbol: str | None = None) -> dict[str, Any]:
         """What ``get-pyth-price`` prints: every Pyth read in the transaction, and the pick."""
-        from .pyth import decode_price, pyth_calls
-
         if self.pyth is None:
             raise ValueError("[source] pyth_address is not configured")
         node = await self._connect_once()
@@ -584,21 +441,7 @@ class RaindexSource:
             )
         finally:
             await node.close()
-        calls = []
-        for call in pyth_calls(trace, self.pyth):
-            try:
-                calls.append(decode_price(call).to_json())
-            except PythError as exc:
-                calls.append(
-                    {"feed_id": call.feed_id, "function": call.function, "error": str(exc)}
-                )
-        result: dict[str, Any] = {"tx_hash": tx_hash, "pyth_address": self.pyth, "calls": calls}
-        try:
-            result["price"] = extract_price(trace, self.pyth, symbol, self.feeds).to_json()
-        except PythError as exc:
-            result["price"] = None
-            result["error"] = str(exc)
-        return result
+        return pyth_report(trace, tx_hash, self.pyth, symbol, self.feeds)
 
     async def _connect_once(self) -> Node:
         node = Node(self.evm.ws_rpc_url, self.config.request_timeout)
@@ -608,22 +451,6 @@ class RaindexSource:
 
 class StallError(Exception):
     """The subscription went silent for longer than the stall timeout."""
-
-
-def _block_of(obj: Any, default: int) -> int:
-    try:
-        return int(obj["blockNumber"], 16)
-    except (KeyError, TypeError, ValueError):
-        return default
-
-
-def _decode_symbol(data: bytes) -> str:
-    if len(data) == 32:  # some old tokens return bytes32
-        return data.rstrip(b"\x00").decode("utf-8", "replace")
-    (symbol,) = abi_decode(["string"], data)
-    if not isinstance(symbol, str):
-        raise ValueError("symbol() is not a string")
-    return symbol
 
 
 def _redact(url: str) -> str:

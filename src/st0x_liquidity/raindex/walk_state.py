@@ -91,6 +91,16 @@ class WalkState:
     def cursor(self) -> dict[str, Any]:
         return {"block": self.next_block, "hash": self.hashes.get(self.next_block - 1)}
 
+    def delivered_fill(self, trade_id: str, block: int, block_hash: str) -> None:
+        """A fill of block ``block`` (hash ``block_hash``) was handed over.
+
+        It is no longer reverted if a reorg had taken it off the chain and the new
+        branch holds it again.
+        """
+        self.pending_reverts.pop(trade_id, None)
+        self.delivered[trade_id] = (block, block_hash)
+        self.hashes[block] = block_hash
+
     def rewind(self, safe: int, changed: int) -> None:
         """Go back to the block after ``safe`` (the fork point): block ``changed`` was replaced.
 
