@@ -9,11 +9,14 @@ price checks read the ``pyth`` price.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..domain.fills import Fill
+from ..protocols import PositionStore
 from .decode import RawLog
 from .node import NodeUnavailable, RpcError
 from .pyth import PythError, decode_price, extract_price, pyth_calls
@@ -25,6 +28,65 @@ ENRICHMENT_NS = "raindex.enrichment"
 
 Request = Callable[[str, list[Any]], Awaitable[Any]]
 """A JSON-RPC method and its params to the node's answer."""
+
+
+class Enricher:
+    """The fills awaiting enrichment, and the two workers that enrich them and store the record.
+
+    The walk only queues (never waits); a full queue leaves the fill without its
+    record (logged) rather than holding up the walk, and so the hedge.
+    """
+
+    def __init__(
+        self,
+        enrich: Callable[[Fill, RawLog], Awaitable[dict[str, Any]]],
+        store: PositionStore | None,
+        *,
+        enabled: bool,
+        size: int,
+    ) -> None:
+        self._enrich = enrich
+        self._store = store
+        self._enabled = enabled
+        self._queue: asyncio.Queue[tuple[Fill, RawLog]] = asyncio.Queue(size)
+        self._workers: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        """Start the workers (once; nothing when enrichment is off)."""
+        if self._enabled and not self._workers:
+            self._workers = [
+                asyncio.create_task(self._worker(), name=f"raindex-enrich-{i}") for i in range(2)
+            ]
+
+    def queue(self, fill: Fill, raw: RawLog) -> None:
+        if not self._enabled:
+            return
+        try:
+            self._queue.put_nowait((fill, raw))
+        except asyncio.QueueFull:
+            log.warning(
+                "raindex: enrichment queue full; %s left without gas/Pyth data", fill.trade_id
+            )
+
+    async def close(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+
+    async def _worker(self) -> None:
+        while True:
+            fill, raw = await self._queue.get()
+            try:
+                record = await self._enrich(fill, raw)
+                if self._store is not None:
+                    await self._store.put_blob(
+                        ENRICHMENT_NS, str(fill.trade_id), json.dumps(record).encode()
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("raindex: enrichment of %s failed: %s", fill.trade_id, exc)
 
 
 async def enrichment_record(

@@ -25,12 +25,20 @@ restarts, in the store). When the last walked block's hash changes, the walk
 finds the fork point, re-reads from there, and every fill delivered from the
 abandoned branch that the canonical chain does not contain again is reported
 as reverted (see :func:`.walk_state.revert_item`).
+
+This module is the follow loop: connecting, the walk over block ranges, retries.
+Each idea it relies on is its own module: :mod:`.config` (the ``[source]``
+table), :mod:`.walk_state` (cursor, reorg window, reverts), :mod:`.log_ranges`
+(``eth_getLogs`` at a size the node accepts), :mod:`.log_items` (logs to items),
+:mod:`.tokens` (symbol and decimals), :mod:`.enrichment` (gas and Pyth, off the
+hot path), :mod:`.heads` (new-heads wake-ups and stalls) and
+:mod:`.reachability` (what :attr:`RaindexSource.problem` says). ``RaindexConfig``
+and the store namespaces stay importable from here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import logging
@@ -44,13 +52,9 @@ from ..config import EvmConfig
 from ..domain.fills import Fill
 from ..protocols import CheckpointItem, Cursor, FillItem, PositionStore, SourceItem
 from .config import TAGS, RaindexConfig
-from .decode import (
-    RawLog,
-    TokenInfo,
-    normalize_address,
-    owned_sides,
-)
-from .enrichment import ENRICHMENT_NS, enrichment_record, pyth_report
+from .decode import RawLog, TokenInfo, normalize_address, owned_sides
+from .enrichment import ENRICHMENT_NS, Enricher, enrichment_record, pyth_report
+from .heads import Heads, StallError
 from .log_items import blocks_needed, decode_logs, in_chain_order, side_items, tokens_needed
 from .log_ranges import RangeRace, RangeSize, get_logs
 from .node import Node, NodeUnavailable, RpcError, raise_if_cancelled
@@ -89,14 +93,16 @@ class RaindexSource:
         self.store = store
         self.node: Node | None = None
         self.tokens: dict[str, TokenInfo] = {}
-        self._wake = asyncio.Event()
-        self._last_head = time.monotonic()
-        self._head_number = -1
+        self._heads = Heads()
         self._range = RangeSize(config.max_block_range)
         self._rng = random.Random()
         self._sleep: Callable[[float], Any] = asyncio.sleep
-        self._enrich_queue: asyncio.Queue[tuple[Fill, RawLog]] = asyncio.Queue(config.enrich_queue)
-        self._workers: list[asyncio.Task[None]] = []
+        self._enricher = Enricher(
+            self.enrich,
+            store,
+            enabled=config.enrich,
+            size=config.enrich_queue,
+        )
         self._closed = False
         self._last_checkpoint = time.monotonic()
         self._checkpoint_block = -1
@@ -130,7 +136,7 @@ class RaindexSource:
     @property
     def head_block(self) -> int | None:
         """The newest block number the node announced or reported (None before any)."""
-        return self._head_number if self._head_number >= 0 else None
+        return self._heads.number if self._heads.number >= 0 else None
 
     @property
     def last_contact_seconds(self) -> float | None:
@@ -141,10 +147,7 @@ class RaindexSource:
 
     async def close(self) -> None:
         self._closed = True
-        for task in self._workers:
-            task.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
-        self._workers = []
+        await self._enricher.close()
         await self._disconnect()
 
     async def _disconnect(self) -> None:
@@ -153,19 +156,13 @@ class RaindexSource:
             await node.close()
 
     def _on_head(self, head: dict[str, Any]) -> None:
-        number = head.get("number")
-        if isinstance(number, int):
-            self._head_number = max(self._head_number, number)
-        elif isinstance(number, str) and number.startswith("0x"):
-            self._head_number = max(self._head_number, int(number, 16))
-        self._last_head = time.monotonic()
-        self._wake.set()
+        self._heads.announced(head)
 
     async def _connect(self) -> Node:
         node = Node(self.evm.ws_rpc_url, self.config.request_timeout)
         await node.connect(self._on_head if node.websocket else None)
-        self._last_head = time.monotonic()
-        self._head_number = (
+        self._heads.heard()
+        self._heads.number = (
             int(await node.request("eth_blockNumber", []), 16) if node.websocket else -1
         )
         self.node = node
@@ -196,11 +193,7 @@ class RaindexSource:
     async def stream(self, cursor: Cursor | None) -> AsyncIterator[SourceItem]:
         state = await self._initial_state(cursor)
         log.info("raindex: walking from block %d (cutoff %s)", state.next_block, self.config.cutoff)
-        if self.config.enrich and not self._workers:
-            self._workers = [
-                asyncio.create_task(self._enrich_worker(), name=f"raindex-enrich-{i}")
-                for i in range(2)
-            ]
+        self._enricher.start()
         failures = 0
         try:
             while not self._closed:
@@ -265,23 +258,9 @@ class RaindexSource:
         if node is None or not node.websocket:
             await self._sleep(self.config.poll_interval)
             return
-        self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
-        raise_if_cancelled()
-        if not node.alive:
-            raise NodeUnavailable(node.closed_reason or "connection closed")
-        silent = time.monotonic() - self._last_head
-        if silent > self.config.stall_timeout:
-            # Silence is a stall only if the chain moved on without telling us; a quiet
-            # chain (a devnet between transactions) is not a dead socket.
-            head = int(await self._request("eth_blockNumber", []), 16)
-            if head > self._head_number:
-                raise StallError(
-                    f"no new-head notice for {silent:.1f}s while the chain reached block {head} "
-                    f"(last notice: {self._head_number}; stall timeout {self.config.stall_timeout}s)"
-                )
-            self._last_head = time.monotonic()
+        await self._heads.wait(
+            node, self.config.poll_interval, self.config.stall_timeout, self._request
+        )
 
     async def _target(self) -> int:
         cutoff = self.config.cutoff
@@ -389,7 +368,7 @@ class RaindexSource:
             tokens=self.tokens,
             usdc=self.usdc,
             state=state,
-            on_fill=self._queue_enrichment,
+            on_fill=self._enricher.queue,
         )
         return in_chain_order(positioned)
 
@@ -400,30 +379,6 @@ class RaindexSource:
         return await load_tokens(self.tokens, tokens, self.store, self._request)
 
     # -- enrichment (off the hot path) ---------------------------------------------
-
-    def _queue_enrichment(self, fill: Fill, raw: RawLog) -> None:
-        if not self.config.enrich:
-            return
-        try:
-            self._enrich_queue.put_nowait((fill, raw))
-        except asyncio.QueueFull:
-            log.warning(
-                "raindex: enrichment queue full; %s left without gas/Pyth data", fill.trade_id
-            )
-
-    async def _enrich_worker(self) -> None:
-        while True:
-            fill, raw = await self._enrich_queue.get()
-            try:
-                record = await self.enrich(fill, raw)
-                if self.store is not None:
-                    await self.store.put_blob(
-                        ENRICHMENT_NS, str(fill.trade_id), json.dumps(record).encode()
-                    )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("raindex: enrichment of %s failed: %s", fill.trade_id, exc)
 
     async def enrich(self, fill: Fill, raw: RawLog) -> dict[str, Any]:
         """Block time, gas and the Pyth price the order read; failures leave fields empty."""
@@ -447,10 +402,6 @@ class RaindexSource:
         node = Node(self.evm.ws_rpc_url, self.config.request_timeout)
         await node.connect(None)
         return node
-
-
-class StallError(Exception):
-    """The subscription went silent for longer than the stall timeout."""
 
 
 def _redact(url: str) -> str:
