@@ -24,171 +24,57 @@ Reorgs: the hashes of recently walked blocks are remembered (also across
 restarts, in the store). When the last walked block's hash changes, the walk
 finds the fork point, re-reads from there, and every fill delivered from the
 abandoned branch that the canonical chain does not contain again is reported
-as reverted (see :func:`_revert_item`).
+as reverted (see :func:`.walk_state.revert_item`).
+
+This module is the follow loop: connecting, the walk over block ranges, retries.
+Each idea it relies on is its own module: :mod:`.config` (the ``[source]``
+table), :mod:`.walk_state` (cursor, reorg window, reverts), :mod:`.log_ranges`
+(``eth_getLogs`` at a size the node accepts), :mod:`.log_items` (logs to items),
+:mod:`.tokens` (symbol and decimals), :mod:`.enrichment` (gas and Pyth, off the
+hot path), :mod:`.heads` (new-heads wake-ups and stalls) and
+:mod:`.reachability` (what :attr:`RaindexSource.problem` says). ``RaindexConfig``
+and the store namespaces stay importable from here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import attrs
-from eth_abi.abi import decode as abi_decode
-
-from .. import protocols
 from ..backoff import backoff_delay
 from ..config import EvmConfig
-from ..domain.fills import Fill, TradeId
-from ..protocols import CheckpointItem, Cursor, FillItem, PositionStore, SkippedItem, SourceItem
-from . import abi
-from .decode import (
-    MAX_RAW,
-    LogDecodeError,
-    OrderSide,
-    RawLog,
-    Skip,
-    TokenInfo,
-    decode_event,
-    normalize_address,
-    owned_sides,
-    side_to_fill,
-)
+from ..domain.fills import Fill
+from ..protocols import CheckpointItem, Cursor, FillItem, PositionStore, SourceItem
+from .config import TAGS, RaindexConfig
+from .decode import RawLog, TokenInfo, normalize_address, owned_sides
+from .enrichment import ENRICHMENT_NS, Enricher, enrichment_record, pyth_report
+from .heads import Heads, StallError
+from .log_items import blocks_needed, decode_logs, in_chain_order, side_items, tokens_needed
+from .log_ranges import RangeRace, RangeSize, get_logs
 from .node import Node, NodeUnavailable, RpcError, raise_if_cancelled
-from .pyth import PythError, extract_price
+from .reachability import Reachability
+from .tokens import TOKENS_NS, load_tokens
+from .walk_state import REVERTED_NS, WINDOW_NS, WalkState, revert_item
+
+__all__ = [
+    "ENRICHMENT_NS",
+    "REVERTED_NS",
+    "TAGS",
+    "TOKENS_NS",
+    "WINDOW_NS",
+    "RaindexConfig",
+    "RaindexSource",
+    "StallError",
+    "WalkState",
+]
 
 log = logging.getLogger(__name__)
-
-TAGS = ("latest", "safe", "finalized")
-TOKENS_NS = "raindex.tokens"
-WINDOW_NS = "raindex.window"
-ENRICHMENT_NS = "raindex.enrichment"
-REVERTED_NS = "raindex.reverted"
-
-
-def _cutoff(value: Any) -> str | int:
-    if isinstance(value, bool):
-        raise ValueError(
-            f"cutoff must be latest, safe, finalized or a number of confirmations, got {value!r}"
-        )
-    if isinstance(value, int) and value >= 0:
-        return value
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in TAGS:
-            return text
-        if text.isdigit():
-            return int(text)
-    raise ValueError(
-        f"cutoff must be latest, safe, finalized or a number of confirmations, got {value!r}"
-    )
-
-
-def _at_least(minimum: float) -> Callable[[object, attrs.Attribute[Any], Any], None]:
-    def check(_i: object, attr: attrs.Attribute[Any], value: Any) -> None:
-        if value < minimum:
-            raise ValueError(f"{attr.name} must be at least {minimum}, got {value}")
-
-    return check
-
-
-@attrs.frozen
-class RaindexConfig:
-    """The ``[source]`` table for ``type = "raindex"`` (node, orderbook and owner are in ``[evm]``)."""
-
-    cutoff: Any = attrs.field(default="latest", converter=_cutoff)
-    poll_interval: float = attrs.field(default=2.0, validator=_at_least(0.01))
-    stall_timeout: float = attrs.field(default=30.0, validator=_at_least(0.1))
-    request_timeout: float = attrs.field(default=20.0, validator=_at_least(0.1))
-    max_block_range: int = attrs.field(default=2000, validator=_at_least(1))
-    safety_margin: int = attrs.field(default=16, validator=_at_least(0))
-    reorg_depth: int = attrs.field(default=256, validator=_at_least(1))
-    backoff_initial: float = attrs.field(default=0.5, validator=_at_least(0.0))
-    backoff_max: float = attrs.field(default=30.0, validator=_at_least(0.0))
-    checkpoint_interval: float = attrs.field(default=5.0, validator=_at_least(0.0))
-    unreachable_after: float = attrs.field(default=10.0, validator=_at_least(0.1))
-    """Seconds the walk may go without reaching the node (down, or a request unanswered)
-    before :attr:`RaindexSource.problem` says "node unreachable"."""
-    usdc_address: str | None = None
-    pyth_address: str | None = None
-    pyth_feeds: dict[str, str] = attrs.field(factory=dict)
-    enrich: bool = True
-    enrich_queue: int = attrs.field(default=10000, validator=_at_least(1))
-
-
-class _RangeRace(Exception):
-    """The chain changed while a range was being read: read it again."""
-
-
-@attrs.define
-class WalkState:
-    """Where the walk is, and what it remembers of recent blocks for reorg checks."""
-
-    next_block: int
-    hashes: dict[int, str] = attrs.field(factory=dict)
-    delivered: dict[str, tuple[int, str]] = attrs.field(factory=dict)
-    pending_reverts: dict[str, tuple[int, str]] = attrs.field(factory=dict)
-    revert_horizon: int = -1
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "hashes": {str(k): v for k, v in self.hashes.items()},
-            "delivered": {k: list(v) for k, v in self.delivered.items()},
-            "pending_reverts": {k: list(v) for k, v in self.pending_reverts.items()},
-            "revert_horizon": self.revert_horizon,
-        }
-
-    def load_window(self, data: Mapping[str, Any]) -> None:
-        try:
-            self.hashes = {int(k): str(v) for k, v in data.get("hashes", {}).items()}
-            self.delivered = {
-                str(k): (int(v[0]), str(v[1])) for k, v in data.get("delivered", {}).items()
-            }
-            self.pending_reverts = {
-                str(k): (int(v[0]), str(v[1])) for k, v in data.get("pending_reverts", {}).items()
-            }
-            self.revert_horizon = int(data.get("revert_horizon", -1))
-        except (TypeError, ValueError, IndexError, AttributeError):
-            log.warning("ignoring an unreadable reorg window in the store")
-            self.hashes, self.delivered, self.pending_reverts = {}, {}, {}
-
-    def trim(self, depth: int) -> None:
-        if not self.hashes:
-            return
-        floor = max(self.hashes) - depth
-        self.hashes = {k: v for k, v in self.hashes.items() if k >= floor}
-        self.delivered = {k: v for k, v in self.delivered.items() if v[0] >= floor}
-
-    def cursor(self) -> dict[str, Any]:
-        return {"block": self.next_block, "hash": self.hashes.get(self.next_block - 1)}
-
-
-def _revert_item(trade_id: str, block: int, block_hash: str, cursor: Cursor) -> SourceItem:
-    """A fill that left the canonical chain.
-
-    The core protocol has no item for this yet; when it gains ``RevertedItem``
-    (trade id, reason, cursor) the source uses it, and until then the revert is
-    recorded as a skipped input with its reason (kept in the audit trail, also
-    in the store namespace ``raindex.reverted``) and logged as an error.
-    """
-    reason = f"reorg: fill {trade_id} from block {block} ({block_hash}) is no longer on the canonical chain"
-    reverted_cls = getattr(protocols, "RevertedItem", None)
-    if reverted_cls is not None:
-        item: SourceItem = reverted_cls(TradeId.parse(trade_id), reason, cursor)
-        return item
-    return SkippedItem(
-        reason, json.dumps({"trade_id": trade_id, "block": block, "block_hash": block_hash}), cursor
-    )
-
-
-def _hex(value: int) -> str:
-    return hex(value)
 
 
 class RaindexSource:
@@ -207,14 +93,16 @@ class RaindexSource:
         self.store = store
         self.node: Node | None = None
         self.tokens: dict[str, TokenInfo] = {}
-        self._wake = asyncio.Event()
-        self._last_head = time.monotonic()
-        self._head_number = -1
-        self._range = config.max_block_range
+        self._heads = Heads()
+        self._range = RangeSize(config.max_block_range)
         self._rng = random.Random()
         self._sleep: Callable[[float], Any] = asyncio.sleep
-        self._enrich_queue: asyncio.Queue[tuple[Fill, RawLog]] = asyncio.Queue(config.enrich_queue)
-        self._workers: list[asyncio.Task[None]] = []
+        self._enricher = Enricher(
+            self.enrich,
+            store,
+            enabled=config.enrich,
+            size=config.enrich_queue,
+        )
         self._closed = False
         self._last_checkpoint = time.monotonic()
         self._checkpoint_block = -1
@@ -228,11 +116,7 @@ class RaindexSource:
         self.window_key = f"{self.orderbook}:{self.owner}"
         self.caught_up = False
         """True once the walk has reached the cutoff block; False while backfilling."""
-        self._down_since: float | None = None
-        self._in_flight: dict[int, float] = {}
-        self._request_ids = 0
-        self.last_error: str | None = None
-        self._last_contact: float | None = None
+        self._reach = Reachability(config.unreachable_after)
 
     # -- what the dashboard reads ----------------------------------------------------
 
@@ -240,42 +124,30 @@ class RaindexSource:
     def problem(self) -> str | None:
         """Says "node unreachable: …" while the walk cannot reach the node, else None.
 
-        Reachability is judged by the walk's own requests (enrichment is left out: a
-        node may sit on traces and still serve logs): the source has been failing to
-        connect or to get answers for longer than ``unreachable_after``, or one of its
-        requests has waited that long for an answer (a frozen node keeps its sockets
-        open and never answers). A reconnect that succeeds at once is not a problem.
+        See :meth:`.reachability.Reachability.problem` for the rule.
         """
-        now = time.monotonic()
-        limit = self.config.unreachable_after
-        waiting = min(self._in_flight.values(), default=None)
-        if waiting is not None and now - waiting > limit:
-            return f"node unreachable: no answer for {now - waiting:.0f}s"
-        if self._down_since is not None and now - self._down_since > limit:
-            cause = f" ({self.last_error})" if self.last_error else ""
-            return f"node unreachable for {now - self._down_since:.0f}s{cause}"[:300]
-        return None
+        return self._reach.problem()
+
+    @property
+    def last_error(self) -> str | None:
+        """The walk's last failure, as logged (None before any)."""
+        return self._reach.last_error
 
     @property
     def head_block(self) -> int | None:
         """The newest block number the node announced or reported (None before any)."""
-        return self._head_number if self._head_number >= 0 else None
+        return self._heads.number if self._heads.number >= 0 else None
 
     @property
     def last_contact_seconds(self) -> float | None:
         """Seconds since the node last answered one of the walk's requests."""
-        if self._last_contact is None:
-            return None
-        return round(time.monotonic() - self._last_contact, 1)
+        return self._reach.last_contact_seconds()
 
     # -- lifecycle -----------------------------------------------------------------
 
     async def close(self) -> None:
         self._closed = True
-        for task in self._workers:
-            task.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
-        self._workers = []
+        await self._enricher.close()
         await self._disconnect()
 
     async def _disconnect(self) -> None:
@@ -284,23 +156,17 @@ class RaindexSource:
             await node.close()
 
     def _on_head(self, head: dict[str, Any]) -> None:
-        number = head.get("number")
-        if isinstance(number, int):
-            self._head_number = max(self._head_number, number)
-        elif isinstance(number, str) and number.startswith("0x"):
-            self._head_number = max(self._head_number, int(number, 16))
-        self._last_head = time.monotonic()
-        self._wake.set()
+        self._heads.announced(head)
 
     async def _connect(self) -> Node:
         node = Node(self.evm.ws_rpc_url, self.config.request_timeout)
         await node.connect(self._on_head if node.websocket else None)
-        self._last_head = time.monotonic()
-        self._head_number = (
+        self._heads.heard()
+        self._heads.number = (
             int(await node.request("eth_blockNumber", []), 16) if node.websocket else -1
         )
         self.node = node
-        self._reached()
+        self._reach.reached()
         log.info(
             "raindex: connected to %s (%s)", _redact(node.url), "ws" if node.websocket else "http"
         )
@@ -313,52 +179,21 @@ class RaindexSource:
             raise NodeUnavailable("not connected")
         if not walk:
             return await node.request(method, params)
-        with self._waiting():
+        with self._reach.waiting():
             try:
                 result = await node.request(method, params)
             except RpcError:
-                self._reached()  # an answer, if a refusal: the node is there
+                self._reach.reached()  # an answer, if a refusal: the node is there
                 raise
-        self._reached()
+        self._reach.reached()
         return result
-
-    @contextlib.contextmanager
-    def _waiting(self) -> Iterator[None]:
-        """Count the time inside as waiting for the node; a failure marks it down since then."""
-        self._request_ids += 1
-        key = self._request_ids
-        started = self._in_flight[key] = time.monotonic()
-        try:
-            yield
-        except NodeUnavailable:
-            if self._down_since is None:
-                self._down_since = started
-            raise
-        finally:
-            del self._in_flight[key]
-
-    def _reached(self) -> None:
-        self._last_contact = time.monotonic()
-        self._down_since = None
-
-    def _failed(self, exc: BaseException) -> None:
-        """The walk failed: the node counts as down since its oldest unanswered request."""
-        now = time.monotonic()
-        oldest = min(self._in_flight.values(), default=now)
-        if self._down_since is None:
-            self._down_since = min(now, oldest)
-        self.last_error = str(exc)[:200] or type(exc).__name__
 
     # -- the stream ----------------------------------------------------------------
 
     async def stream(self, cursor: Cursor | None) -> AsyncIterator[SourceItem]:
         state = await self._initial_state(cursor)
         log.info("raindex: walking from block %d (cutoff %s)", state.next_block, self.config.cutoff)
-        if self.config.enrich and not self._workers:
-            self._workers = [
-                asyncio.create_task(self._enrich_worker(), name=f"raindex-enrich-{i}")
-                for i in range(2)
-            ]
+        self._enricher.start()
         failures = 0
         try:
             while not self._closed:
@@ -366,7 +201,7 @@ class RaindexSource:
                 try:
                     if self.node is None or not self.node.alive:
                         await self._disconnect()
-                        with self._waiting():
+                        with self._reach.waiting():
                             await self._connect()
                     async for item in self._walk(state):
                         failures = 0
@@ -381,12 +216,12 @@ class RaindexSource:
                     # Either way the walk resumes from where it was: losing a fill is worse.
                     failures += 1
                     self.caught_up = False
-                    self._failed(exc)
+                    self._reach.failed(exc)
                     self.stats["reconnects"] += 1
                     delay = backoff_delay(
                         failures, self.config.backoff_initial, self.config.backoff_max, self._rng
                     )
-                    expected = isinstance(exc, NodeUnavailable | RpcError | _RangeRace | StallError)
+                    expected = isinstance(exc, NodeUnavailable | RpcError | RangeRace | StallError)
                     log.log(
                         logging.WARNING if expected else logging.ERROR,
                         "raindex: %s%s; reconnecting in %.1fs (attempt %d)",
@@ -402,17 +237,7 @@ class RaindexSource:
             await self._disconnect()
 
     async def _initial_state(self, cursor: Cursor | None) -> WalkState:
-        start = self.evm.deployment_block
-        if cursor:
-            try:
-                start = max(start, int(cursor.get("block", start)) - self.config.safety_margin)
-            except (TypeError, ValueError):
-                log.warning(
-                    "raindex: unreadable cursor %r; starting from the deployment block", cursor
-                )
-        state = WalkState(next_block=start)
-        if cursor and isinstance(cursor.get("hash"), str) and isinstance(cursor.get("block"), int):
-            state.hashes[int(cursor["block"]) - 1] = str(cursor["hash"])
+        state = WalkState.starting_at(cursor, self.evm.deployment_block, self.config.safety_margin)
         if cursor and self.store is not None:
             blob = await self.store.get_blob(WINDOW_NS, self.window_key)
             if blob:
@@ -433,23 +258,9 @@ class RaindexSource:
         if node is None or not node.websocket:
             await self._sleep(self.config.poll_interval)
             return
-        self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
-        raise_if_cancelled()
-        if not node.alive:
-            raise NodeUnavailable(node.closed_reason or "connection closed")
-        silent = time.monotonic() - self._last_head
-        if silent > self.config.stall_timeout:
-            # Silence is a stall only if the chain moved on without telling us; a quiet
-            # chain (a devnet between transactions) is not a dead socket.
-            head = int(await self._request("eth_blockNumber", []), 16)
-            if head > self._head_number:
-                raise StallError(
-                    f"no new-head notice for {silent:.1f}s while the chain reached block {head} "
-                    f"(last notice: {self._head_number}; stall timeout {self.config.stall_timeout}s)"
-                )
-            self._last_head = time.monotonic()
+        await self._heads.wait(
+            node, self.config.poll_interval, self.config.stall_timeout, self._request
+        )
 
     async def _target(self) -> int:
         cutoff = self.config.cutoff
@@ -464,7 +275,7 @@ class RaindexSource:
         return int(block["number"], 16)
 
     async def _header(self, number: int) -> tuple[str, int] | None:
-        block = await self._request("eth_getBlockByNumber", [_hex(number), False])
+        block = await self._request("eth_getBlockByNumber", [hex(number), False])
         if not isinstance(block, dict):
             return None
         return str(block["hash"]).lower(), int(block["timestamp"], 16)
@@ -478,10 +289,17 @@ class RaindexSource:
         ranges = 0
         while state.next_block <= target and not self._closed:
             start = state.next_block
-            end, raw_logs = await self._get_logs(start, min(target, start + self._range - 1))
+            end, raw_logs = await get_logs(
+                self._request,
+                self.orderbook,
+                start,
+                min(target, start + self._range.current - 1),
+                size=self._range,
+                stats=self.stats,
+            )
             end_header = await self._header(end)
             if end_header is None:
-                raise _RangeRace(f"block {end} vanished while reading it")
+                raise RangeRace(f"block {end} vanished while reading it")
             items = await self._items(raw_logs, state)
             for item in items:
                 yield item
@@ -504,19 +322,11 @@ class RaindexSource:
             self.caught_up = True
 
     def _due_reverts(self, state: WalkState, target: int) -> list[SourceItem]:
-        if not state.pending_reverts:
-            return []
-        if state.next_block <= state.revert_horizon and state.next_block <= target:
-            return []
         items: list[SourceItem] = []
-        for trade_id, (block, block_hash) in sorted(
-            state.pending_reverts.items(), key=lambda kv: kv[1]
-        ):
+        for trade_id, block, block_hash in state.take_due_reverts(target):
             log.error("raindex: fill %s (block %d) reverted by a reorg", trade_id, block)
             self.stats["reverted"] += 1
-            items.append(_revert_item(trade_id, block, block_hash, state.cursor()))
-        state.pending_reverts = {}
-        state.revert_horizon = -1
+            items.append(revert_item(trade_id, block, block_hash, state.cursor()))
         return items
 
     async def _check_reorg(self, state: WalkState) -> None:
@@ -539,244 +349,44 @@ class RaindexSource:
         log.warning(
             "raindex: reorg detected: block %d changed; re-reading from block %d", last, safe + 1
         )
-        for trade_id, (block, block_hash) in list(state.delivered.items()):
-            if block > safe:
-                state.pending_reverts[trade_id] = (block, block_hash)
-                del state.delivered[trade_id]
-        state.hashes = {k: v for k, v in state.hashes.items() if k <= safe}
-        state.revert_horizon = max(state.revert_horizon, last)
-        state.next_block = safe + 1
-
-    async def _get_logs(self, start: int, end: int) -> tuple[int, list[Any]]:
-        """Logs of blocks ``start..end'`` and ``end'`` (≤ end: the node may refuse big ranges)."""
-        while True:
-            params = {
-                "fromBlock": _hex(start),
-                "toBlock": _hex(end),
-                "address": self.orderbook,
-                "topics": [["0x" + abi.topic0(name).hex() for name in abi.FILL_EVENTS]],
-            }
-            self.stats["get_logs"] += 1
-            try:
-                result = await self._request("eth_getLogs", [params])
-            except NodeUnavailable:
-                # An answer too large for the transport can drop the connection
-                # instead of returning an error: ask for less after reconnecting.
-                self._range = max(1, (end - start + 1) // 2)
-                raise
-            except RpcError as exc:
-                if end <= start:
-                    raise
-                self.stats["get_logs_refused"] += 1
-                self._range = max(1, (end - start + 1) // 2)
-                log.info(
-                    "raindex: node refused logs %d-%d (%s); range now %d",
-                    start,
-                    end,
-                    exc.text,
-                    self._range,
-                )
-                end = start + self._range - 1
-                continue
-            if not isinstance(result, list):
-                raise NodeUnavailable(f"eth_getLogs returned {type(result).__name__}, not a list")
-            if self._range < self.config.max_block_range and end - start + 1 >= self._range:
-                self._range = min(self.config.max_block_range, self._range * 2)
-            return end, result
+        state.rewind(safe, last)
 
     async def _items(self, raw_logs: list[Any], state: WalkState) -> list[SourceItem]:
-        positioned: list[tuple[tuple[int, int, int], SourceItem]] = []
-        logs: list[RawLog] = []
-        for obj in raw_logs:
-            try:
-                raw = RawLog.from_rpc(obj)
-            except LogDecodeError as exc:
-                block = _block_of(obj, state.next_block)
-                positioned.append(
-                    (
-                        (block, -1, 0),
-                        SkippedItem(
-                            str(exc),
-                            json.dumps(obj, default=str)[:MAX_RAW],
-                            {"block": block, "hash": None},
-                        ),
-                    )
-                )
-                continue
-            if raw.removed:
-                continue  # eth_getLogs returns none; a removed log is the reorg check's business
-            logs.append(raw)
-        events = []
-        for raw in logs:
-            try:
-                events.append(decode_event(raw, self.orderbook))
-            except LogDecodeError as exc:
-                positioned.append(
-                    (
-                        (raw.block_number, raw.log_index, 0),
-                        SkippedItem(
-                            str(exc), raw.describe(), {"block": raw.block_number, "hash": None}
-                        ),
-                    )
-                )
+        positioned, events = decode_logs(raw_logs, self.orderbook, state.next_block)
         sides = owned_sides(events, self.owner)
-        needed = {
-            t for s in sides if isinstance(s, OrderSide) for t in (s.input_token, s.output_token)
-        }
-        token_errors = await self._load_tokens(needed)
-        blocks = sorted({s.log.block_number for s in sides if isinstance(s, OrderSide)})
+        token_errors = await self._load_tokens(tokens_needed(sides))
         headers: dict[int, tuple[str, int]] = {}
-        for number in blocks:
+        for number in blocks_needed(sides):
             header = await self._header(number)
             if header is None:
-                raise _RangeRace(f"block {number} vanished while reading it")
+                raise RangeRace(f"block {number} vanished while reading it")
             headers[number] = header
-        for index, side in enumerate(sides):
-            item_cursor = {"block": side.log.block_number, "hash": None}
-            key = (side.log.block_number, side.log.log_index, index)
-            if isinstance(side, Skip):
-                positioned.append((key, SkippedItem(side.reason, side.raw, item_cursor)))
-                continue
-            block_hash, timestamp = headers[side.log.block_number]
-            if block_hash != side.log.block_hash:
-                raise _RangeRace(f"block {side.log.block_number} changed while reading it")
-            missing = [
-                token_errors[t] for t in (side.input_token, side.output_token) if t in token_errors
-            ]
-            if missing:
-                positioned.append((key, SkippedItem(missing[0], side.log.describe(), item_cursor)))
-                continue
-            stamp = side.log.block_timestamp if side.log.block_timestamp is not None else timestamp
-            result = side_to_fill(side, self.tokens, datetime.fromtimestamp(stamp, UTC), self.usdc)
-            if isinstance(result, str):
-                positioned.append((key, SkippedItem(result, side.log.describe(), item_cursor)))
-                continue
-            trade_id = str(result.trade_id)
-            state.pending_reverts.pop(trade_id, None)
-            state.delivered[trade_id] = (result.block_number, block_hash)
-            state.hashes[result.block_number] = block_hash
-            positioned.append((key, FillItem(result, item_cursor)))
-            self._queue_enrichment(result, side.log)
-        positioned.sort(key=lambda pair: pair[0])
-        return [item for _, item in positioned]
+        positioned += side_items(
+            sides,
+            headers,
+            token_errors,
+            tokens=self.tokens,
+            usdc=self.usdc,
+            state=state,
+            on_fill=self._enricher.queue,
+        )
+        return in_chain_order(positioned)
 
     # -- token metadata ------------------------------------------------------------
 
     async def _load_tokens(self, tokens: set[str]) -> dict[str, str]:
         """Make ``self.tokens`` know every token in ``tokens``; reasons for those it cannot."""
-        errors: dict[str, str] = {}
-        for token in sorted(tokens - set(self.tokens)):
-            if self.store is not None:
-                blob = await self.store.get_blob(TOKENS_NS, token)
-                if blob:
-                    try:
-                        data = json.loads(blob)
-                        self.tokens[token] = TokenInfo(str(data["symbol"]), int(data["decimals"]))
-                        continue
-                    except (ValueError, KeyError, TypeError):
-                        pass
-            try:
-                symbol = _decode_symbol(await self._eth_call(token, "symbol"))
-                decimals = int(abi_decode(["uint8"], await self._eth_call(token, "decimals"))[0])
-            except RpcError as exc:
-                errors[token] = f"token {token}: symbol()/decimals() failed: {exc.text}"
-                continue
-            except (ValueError, LogDecodeError) as exc:
-                errors[token] = f"token {token}: symbol()/decimals() unreadable: {exc}"[:300]
-                continue
-            except Exception as exc:  # eth-abi decoding errors of many types
-                if isinstance(exc, NodeUnavailable | asyncio.CancelledError):
-                    raise
-                errors[token] = (
-                    f"token {token}: symbol()/decimals() unreadable: {type(exc).__name__}"
-                )
-                continue
-            self.tokens[token] = TokenInfo(symbol, decimals)
-            if self.store is not None:
-                await self.store.put_blob(
-                    TOKENS_NS, token, json.dumps({"symbol": symbol, "decimals": decimals}).encode()
-                )
-        return errors
-
-    async def _eth_call(self, to: str, function: str) -> bytes:
-        data = "0x" + abi.function_selector("IERC20Metadata", function).hex()
-        result = await self._request("eth_call", [{"to": to, "data": data}, "latest"])
-        if not isinstance(result, str) or not result.startswith("0x"):
-            raise ValueError(f"{function}() returned {result!r:.60}")
-        return bytes.fromhex(result[2:])
+        return await load_tokens(self.tokens, tokens, self.store, self._request)
 
     # -- enrichment (off the hot path) ---------------------------------------------
 
-    def _queue_enrichment(self, fill: Fill, raw: RawLog) -> None:
-        if not self.config.enrich:
-            return
-        try:
-            self._enrich_queue.put_nowait((fill, raw))
-        except asyncio.QueueFull:
-            log.warning(
-                "raindex: enrichment queue full; %s left without gas/Pyth data", fill.trade_id
-            )
-
-    async def _enrich_worker(self) -> None:
-        while True:
-            fill, raw = await self._enrich_queue.get()
-            try:
-                record = await self.enrich(fill, raw)
-                if self.store is not None:
-                    await self.store.put_blob(
-                        ENRICHMENT_NS, str(fill.trade_id), json.dumps(record).encode()
-                    )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("raindex: enrichment of %s failed: %s", fill.trade_id, exc)
-
     async def enrich(self, fill: Fill, raw: RawLog) -> dict[str, Any]:
         """Block time, gas and the Pyth price the order read; failures leave fields empty."""
-        record: dict[str, Any] = {
-            "trade_id": str(fill.trade_id),
-            "block_number": fill.block_number,
-            "block_hash": raw.block_hash,
-            "block_timestamp": fill.block_timestamp.isoformat(),
-            "gas_used": None,
-            "effective_gas_price": None,
-            "pyth": None,
-            "errors": [],
-        }
-        try:
-            receipt = await self._request("eth_getTransactionReceipt", [raw.tx_hash], walk=False)
-            if isinstance(receipt, dict):
-                record["gas_used"] = int(receipt["gasUsed"], 16)
-                price = receipt.get("effectiveGasPrice")
-                record["effective_gas_price"] = int(price, 16) if isinstance(price, str) else None
-            else:
-                record["errors"].append("no receipt")
-        except (RpcError, NodeUnavailable, KeyError, ValueError, TypeError) as exc:
-            record["errors"].append(f"receipt: {exc}")
-        if self.pyth is None:
-            record["errors"].append("pyth: no pyth_address configured")
-        else:
-            try:
-                trace = await self._request(
-                    "debug_traceTransaction", [raw.tx_hash, {"tracer": "callTracer"}], walk=False
-                )
-                record["pyth"] = extract_price(
-                    trace, self.pyth, fill.symbol.ticker, self.feeds
-                ).to_json()
-            except (RpcError, NodeUnavailable, PythError) as exc:
-                record["errors"].append(f"pyth: {exc}")
-        if record["errors"]:
-            log.info(
-                "raindex: enrichment of %s incomplete: %s",
-                fill.trade_id,
-                "; ".join(record["errors"]),
-            )
-        return record
+        request = functools.partial(self._request, walk=False)
+        return await enrichment_record(fill, raw, request, self.pyth, self.feeds)
 
     async def trace_pyth(self, tx_hash: str, symbol: str | None = None) -> dict[str, Any]:
         """What ``get-pyth-price`` prints: every Pyth read in the transaction, and the pick."""
-        from .pyth import decode_price, pyth_calls
-
         if self.pyth is None:
             raise ValueError("[source] pyth_address is not configured")
         node = await self._connect_once()
@@ -786,46 +396,12 @@ class RaindexSource:
             )
         finally:
             await node.close()
-        calls = []
-        for call in pyth_calls(trace, self.pyth):
-            try:
-                calls.append(decode_price(call).to_json())
-            except PythError as exc:
-                calls.append(
-                    {"feed_id": call.feed_id, "function": call.function, "error": str(exc)}
-                )
-        result: dict[str, Any] = {"tx_hash": tx_hash, "pyth_address": self.pyth, "calls": calls}
-        try:
-            result["price"] = extract_price(trace, self.pyth, symbol, self.feeds).to_json()
-        except PythError as exc:
-            result["price"] = None
-            result["error"] = str(exc)
-        return result
+        return pyth_report(trace, tx_hash, self.pyth, symbol, self.feeds)
 
     async def _connect_once(self) -> Node:
         node = Node(self.evm.ws_rpc_url, self.config.request_timeout)
         await node.connect(None)
         return node
-
-
-class StallError(Exception):
-    """The subscription went silent for longer than the stall timeout."""
-
-
-def _block_of(obj: Any, default: int) -> int:
-    try:
-        return int(obj["blockNumber"], 16)
-    except (KeyError, TypeError, ValueError):
-        return default
-
-
-def _decode_symbol(data: bytes) -> str:
-    if len(data) == 32:  # some old tokens return bytes32
-        return data.rstrip(b"\x00").decode("utf-8", "replace")
-    (symbol,) = abi_decode(["string"], data)
-    if not isinstance(symbol, str):
-        raise ValueError("symbol() is not a string")
-    return symbol
 
 
 def _redact(url: str) -> str:
