@@ -16,6 +16,9 @@ symbol, the broker agreeing, ``rebuild-views`` identical). Per loss:
 * ``exposure``: from the loss until the new leader is ready to hedge
   (``/health`` ready): the time fills wait unhedged because of the loss.
 
+``--partition`` adds a fourth kind of loss: the proxy keeps the leader's
+connections open and forwards nothing (a network partition: nothing errors).
+
 ``--timings default`` uses the ``[ha]`` defaults (lease_ttl 6 s, renew 2 s,
 fence margin 2 s, standby poll 1 s); ``fast`` the tests' (2, 0.5, 0.8, 0.25).
 Prints one JSON object.
@@ -36,7 +39,17 @@ from typing import Any
 HERE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(HERE / "tests"))
 
-from support.failover import FAST_HA, Cluster, Loss, TwoKeyAlpaca, campaign  # noqa: E402
+from support.failover import (  # noqa: E402
+    BLACKHOLE,
+    CUT,
+    FAST_HA,
+    FREEZE,
+    KILL,
+    Cluster,
+    Loss,
+    TwoKeyAlpaca,
+    campaign,
+)
 from support.postgres import PostgresServer, find_bindir  # noqa: E402
 
 DEFAULT_HA = {"lease_ttl": 6.0, "renew_interval": 2.0, "fence_margin": 2.0, "standby_poll": 1.0}
@@ -75,7 +88,7 @@ def summary(losses: list[Loss]) -> dict[str, Any]:
     return out
 
 
-async def main(losses: int, timings: str) -> dict[str, Any]:
+async def main(losses: int, timings: str, partition: bool = False) -> dict[str, Any]:
     bindir = find_bindir()
     if bindir is None:
         raise SystemExit("PostgreSQL server binaries not found (scripts/install-peers.sh)")
@@ -91,7 +104,8 @@ async def main(losses: int, timings: str) -> dict[str, Any]:
                 records: list[Loss] = []
                 checks = "passed"
                 try:
-                    await campaign(cluster, losses, records=records)
+                    kinds = (KILL, FREEZE, CUT, BLACKHOLE) if partition else (KILL, FREEZE, CUT)
+                    await campaign(cluster, losses, records=records, kinds=kinds)
                 except AssertionError as exc:
                     checks = f"FAILED: {str(exc)[:2000]}"
                 finally:
@@ -115,5 +129,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--losses", type=int, default=200)
     parser.add_argument("--timings", choices=("default", "fast"), default="fast")
+    parser.add_argument(
+        "--partition",
+        action="store_true",
+        help="a fourth kind of loss: the leader's connections kept open, nothing forwarded",
+    )
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.losses, args.timings)), indent=2))
+    print(json.dumps(asyncio.run(main(args.losses, args.timings, args.partition)), indent=2))

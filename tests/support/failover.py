@@ -544,6 +544,7 @@ async def campaign(
     fills_per_second: float = 40,
     seed: int = 6,
     records: list[Loss] | None = None,
+    kinds: tuple[str, ...] = (KILL, FREEZE, CUT),
 ) -> list[Loss]:
     """``losses`` leader losses (kill -9, SIGSTOP/SIGCONT, cut in turn) with fills flowing
     and the broker misbehaving; then drained, stopped and checked. ``records`` receives
@@ -558,7 +559,7 @@ async def campaign(
         for n in range(losses):
             await asyncio.sleep(rng.uniform(0.2, 1.0))  # fills flow, hedges in flight
             records.append(
-                await lose_leader(cluster, (KILL, FREEZE, CUT)[n % 3], rng.uniform(0.2, 1.5))
+                await lose_leader(cluster, kinds[n % len(kinds)], rng.uniform(0.2, 1.5))
             )
     finally:
         stop.set()
