@@ -14,7 +14,6 @@ import asyncio
 import json
 import re
 import time
-from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,26 +22,34 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ..domain.events import CIRCUIT_BREAKER, CircuitBreakerChanged, NewEvent
-from ..domain.numbers import EXACT, WIDE, fmt
-from ..domain.pnl import PnlBook, PnlRow, PnlTotals, PnlTrade, summarize_totals
+from ..domain.numbers import WIDE, fmt
+from ..domain.pnl import PnlBook, PnlTotals
 from ..errors import StoreError
 from ..ha.role import Role
 from ..reporting.limit_slippage import read_slippage, slippage_to_json
-from ..reporting.pnl import read_trades, summary_to_json, trade_from_event
+from ..reporting.pnl import read_trades, trade_from_event
 from ..store.breaker_log import BreakerLog
 from ..store.read_models import BreakerChange, DashboardReads, LoggedEvent
 from .conditions import Latch
 from .extended_view import extended_json, stuck_threshold
+from .latency import LATENCY_BUCKETS, LatencyHistogram, seconds_between
+from .pnl_curve import PnlCurve
 
 if TYPE_CHECKING:
     from ..services import AppServices
 
+__all__ = [
+    "ALERT_KINDS",
+    "LATENCY_BUCKETS",
+    "DashboardState",
+    "LatencyHistogram",
+    "last_block",
+    "reason_category",
+]
+"""The façade and the names other modules and the tests import from here."""
+
 OPEN_STATES = ("pending", "submitted", "partially_filled")
 TERMINAL_STATES = ("filled", "failed", "cancelled")
-LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0)
-"""Upper bounds (seconds) of the hedge latency histogram (dashboard and /metrics)."""
-MAX_SERIES = 5000
-MAX_LATENCY_SAMPLES = 2000
 COUNTS_EVERY = 1.0
 """Seconds between refreshes of the all-time counts /metrics reports."""
 AUTH_EXTRAS = ("schwab_auth",)
@@ -69,10 +76,6 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _seconds(start: str, end: str) -> float:
-    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
-
-
 _VARIABLE = re.compile(r"'[^']*'|\"[^\"]*\"|0x[0-9a-fA-F]+|\b\d+(?:\.\d+)?\b")
 
 
@@ -90,34 +93,6 @@ class Breaker:
 
 
 @attrs.define
-class LatencyHistogram:
-    """Cumulative bucket counts (Prometheus semantics) plus recent samples for the page."""
-
-    counts: list[int] = attrs.field(factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
-    total: float = 0.0
-    count: int = 0
-    recent: list[float] = attrs.field(factory=list)
-
-    def observe(self, seconds: float) -> None:
-        seconds = max(seconds, 0.0)
-        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.total += seconds
-        self.count += 1
-        self.recent.append(round(seconds, 3))
-        if len(self.recent) > MAX_LATENCY_SAMPLES:
-            del self.recent[: len(self.recent) - MAX_LATENCY_SAMPLES]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "buckets": [*LATENCY_BUCKETS, None],
-            "counts": list(self.counts),
-            "count": self.count,
-            "sum": round(self.total, 3),
-            "recent": list(self.recent[-500:]),
-        }
-
-
-@attrs.define
 class DashboardState:
     """Reads views and events for the page, the metrics and /health."""
 
@@ -130,13 +105,11 @@ class DashboardState:
     clear_after: float = 30.0
     """Seconds a failed check or an alert must stay good before it clears (hysteresis)."""
     position: int = 0
-    pnl: PnlBook = attrs.field(factory=PnlBook)
-    pnl_totals: dict[str, PnlTotals] = attrs.field(factory=dict)
+    curve: PnlCurve = attrs.field(factory=PnlCurve)
     limit_slippage: dict[str, Any] = attrs.field(factory=dict)
     """Per symbol, what extended-hours limits paid against the onchain fills
     (``report --summary``'s ``limit_slippage``); read again when a limit closes."""
     _slippage_stale: bool = True
-    series: list[dict[str, Any]] = attrs.field(factory=list)
     latency: LatencyHistogram = attrs.field(factory=LatencyHistogram)
     breaker: Breaker = attrs.field(factory=Breaker)
     counts: dict[str, Any] = attrs.field(factory=dict)
@@ -152,6 +125,19 @@ class DashboardState:
     exposure: dict[str, Any] = attrs.field(factory=dict)
     _exposure_base: dict[str, dict[str, Decimal]] = attrs.field(factory=dict)
 
+    @property
+    def pnl(self) -> PnlBook:
+        """The FIFO book (``/metrics`` reads its per-symbol realized P&L)."""
+        return self.curve.book
+
+    @property
+    def pnl_totals(self) -> dict[str, PnlTotals]:
+        return self.curve.totals
+
+    @property
+    def series(self) -> list[dict[str, Any]]:
+        return self.curve.series
+
     # -- lifecycle -------------------------------------------------------------------
 
     async def open(self) -> None:
@@ -163,7 +149,7 @@ class DashboardState:
             if last == self.position:
                 break
             for trade in trades:
-                self._add_trade(trade)
+                self.curve.add(trade)
             self.position = last
             await asyncio.sleep(0)  # let the engine run between chunks
         await self.catch_up(build=False, observe=False)
@@ -210,7 +196,7 @@ class DashboardState:
             event_type, payload, recorded = event.event_type, event.payload, event.recorded_at
             trade = trade_from_event(position, str(agg_id), event_type, payload, recorded)
             if trade is not None:
-                pnl_points.append(self._add_trade(trade))
+                pnl_points.append(self.curve.add(trade))
             if not (build or (observe and event_type == "HedgeClosed")):
                 continue
             # The ids of what changed, read straight from the payload's JSON.
@@ -240,8 +226,7 @@ class DashboardState:
             for netting in data.get("nettings") or ():
                 fills[str(netting["older"])] = None
                 fills[str(netting["newer"])] = None
-        if len(self.series) > MAX_SERIES:
-            del self.series[: len(self.series) - MAX_SERIES]
+        self.curve.trim()
         if observe:
             for cid in closed:
                 for seconds in await self._latencies(cid):
@@ -285,40 +270,16 @@ class DashboardState:
         await self.refresh_slippage()
         return True
 
-    def _add_trade(self, trade: PnlTrade) -> dict[str, Any]:
-        row = self.pnl.apply(trade)
-        self.pnl_totals.setdefault(trade.symbol, PnlTotals()).add_row(row)
-        point = self._point(row)
-        self.series.append(point)
-        return point
-
-    def _point(self, row: PnlRow) -> dict[str, Any]:
-        total = EXACT.add(
-            self.series[-1]["_total"] if self.series else Decimal(0), row.realized or Decimal(0)
-        )
-        t = row.trade
-        return {
-            "_total": total,
-            "seq": t.position,
-            "time": t.time.isoformat(),
-            "symbol": t.symbol,
-            "venue": t.venue,
-            "trade_id": t.trade_id,
-            "realized": None if row.realized is None else fmt(row.realized),
-            "cumulative_symbol": fmt(row.cumulative),
-            "cumulative_total": fmt(total),
-        }
-
     async def _latencies(self, client_order_id: str) -> list[float]:
         return [
-            _seconds(x.fill_recorded_at, x.hedge_closed_at)
+            seconds_between(x.fill_recorded_at, x.hedge_closed_at)
             for x in await self.reads.hedge_latencies(client_order_id)
         ]
 
     async def load_latency_history(self) -> None:
         """Latencies of every hedge that closed before the dashboard started."""
         for x in await self.reads.closed_hedge_latencies():
-            self.latency.observe(_seconds(x.fill_recorded_at, x.hedge_closed_at))
+            self.latency.observe(seconds_between(x.fill_recorded_at, x.hedge_closed_at))
 
     # -- reads for the page -------------------------------------------------------------
 
@@ -385,7 +346,7 @@ class DashboardState:
                             "closed_at": hedge.get("updated_at")
                             if hedge.get("state") in TERMINAL_STATES
                             else None,
-                            "latency_seconds": round(_seconds(recorded, hedge["updated_at"]), 3)
+                            "latency_seconds": round(seconds_between(recorded, hedge["updated_at"]), 3)
                             if kind == "hedged" and hedge.get("state") in TERMINAL_STATES
                             else None,
                         }
@@ -454,16 +415,11 @@ class DashboardState:
         }
 
     def pnl_summary(self) -> dict[str, Any]:
-        summaries = [summary_to_json(s) for s in summarize_totals(self.pnl_totals, self.pnl)]
-        return {"symbols": summaries[:-1], "total": summaries[-1]}
+        return self.curve.summary()
 
     def pnl_series(self, points: int = 1000) -> list[dict[str, Any]]:
         """The cumulative P&L curve, thinned to about ``points`` points (last one exact)."""
-        series = self.series
-        if len(series) > points:
-            step = len(series) / points
-            series = [series[int(i * step)] for i in range(points)] + [series[-1]]
-        return [{k: v for k, v in p.items() if k != "_total"} for p in series]
+        return self.curve.thinned(points)
 
     # -- engine, breaker, alerts, health ------------------------------------------------
 
