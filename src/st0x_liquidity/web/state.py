@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ..domain.events import CIRCUIT_BREAKER, CircuitBreakerChanged, NewEvent
-from ..domain.numbers import WIDE, fmt
+from ..domain.numbers import fmt
 from ..domain.pnl import PnlBook, PnlTotals
 from ..errors import StoreError
 from ..ha.role import Role
@@ -34,6 +34,7 @@ from .conditions import Latch
 from .extended_view import extended_json, stuck_threshold
 from .latency import LATENCY_BUCKETS, LatencyHistogram, seconds_between
 from .pnl_curve import PnlCurve
+from .rows import coverage_by_hedge, fill_row, hedge_row, merge_positions, position_row
 
 if TYPE_CHECKING:
     from ..services import AppServices
@@ -48,8 +49,6 @@ __all__ = [
 ]
 """The façade and the names other modules and the tests import from here."""
 
-OPEN_STATES = ("pending", "submitted", "partially_filled")
-TERMINAL_STATES = ("filled", "failed", "cancelled")
 COUNTS_EVERY = 1.0
 """Seconds between refreshes of the all-time counts /metrics reports."""
 AUTH_EXTRAS = ("schwab_auth",)
@@ -286,30 +285,9 @@ class DashboardState:
     async def positions(self, symbols: Sequence[str] | None = None) -> list[dict[str, Any]]:
         result = []
         for p in await self.reads.positions(symbols):
-            unhedged = Decimal(p.open_quantity)
-            price = None if p.last_price is None else Decimal(p.last_price)
             book = self.pnl.symbols.get(p.symbol)
-            realized = book.cumulative if book is not None else Decimal(0)
-            result.append(
-                {
-                    "symbol": p.symbol,
-                    "net": p.net,
-                    "unhedged": p.open_quantity,
-                    "unhedged_usd": None if price is None else fmt(_money(unhedged * price)),
-                    "last_price": p.last_price,
-                    "fills": p.fills,
-                    "hedges_placed": p.hedges_placed,
-                    "pending_hedge": None if p.pending_hedge is None else p.pending_hedge.to_json(),
-                    "realized_pnl": fmt(realized),
-                    "updated_at": p.updated_at,
-                }
-            )
-        if symbols is None:
-            self.positions_cache = result
-        else:
-            cache = {p["symbol"]: p for p in self.positions_cache}
-            cache.update({p["symbol"]: p for p in result})
-            self.positions_cache = [cache[k] for k in sorted(cache)]
+            result.append(position_row(p, book.cumulative if book is not None else Decimal(0)))
+        self.positions_cache = merge_positions(self.positions_cache, result, every=symbols is None)
         return result
 
     async def fills(
@@ -324,52 +302,7 @@ class DashboardState:
             h["client_order_id"]: h
             for h in await self.hedges(client_order_ids=cids, with_fills=False)
         }
-        result = []
-        for t in trades:
-            recorded = t.recorded_at
-            netted = []
-            covering = []
-            for link in links.get(t.key, []):
-                kind, other, qty = link.kind, link.counterpart, link.quantity
-                if kind == "netted":
-                    netted.append({"against": other, "quantity": qty})
-                else:
-                    hedge = hedges.get(other, {})
-                    covering.append(
-                        {
-                            "client_order_id": other,
-                            "kind": kind,
-                            "quantity": qty,
-                            "side": hedge.get("side"),
-                            "state": hedge.get("state"),
-                            "price": hedge.get("average_price"),
-                            "closed_at": hedge.get("updated_at")
-                            if hedge.get("state") in TERMINAL_STATES
-                            else None,
-                            "latency_seconds": round(seconds_between(recorded, hedge["updated_at"]), 3)
-                            if kind == "hedged" and hedge.get("state") in TERMINAL_STATES
-                            else None,
-                        }
-                    )
-            result.append(
-                {
-                    "trade_id": t.trade_id,
-                    "tx_hash": t.tx_hash,
-                    "log_index": t.log_index,
-                    "symbol": t.symbol,
-                    "direction": t.direction,
-                    "amount": t.amount,
-                    "price": t.price,
-                    "notional": fmt(_money(Decimal(t.amount) * Decimal(t.price))),
-                    "block_number": t.block_number,
-                    "block_timestamp": t.block_timestamp,
-                    "recorded_at": recorded,
-                    "open": t.open_quantity,
-                    "netted": netted,
-                    "hedges": covering,
-                }
-            )
-        return result
+        return [fill_row(t, links.get(t.key, []), hedges) for t in trades]
 
     async def hedges(
         self,
@@ -381,24 +314,14 @@ class DashboardState:
         rows = await self.reads.recent_hedge_orders(client_order_ids=client_order_ids, limit=limit)
         covered: dict[str, list[dict[str, str]]] = {}
         if with_fills and rows:
-            for c in await self.reads.hedge_coverage([h.client_order_id for h in rows]):
-                covered.setdefault(c.client_order_id, []).append(
-                    {"trade_id": c.trade_id, "kind": c.kind, "quantity": c.quantity}
-                )
-        now = datetime.now(UTC)
-        result = []
-        for h in rows:
-            age = (now - datetime.fromisoformat(h.updated_at)).total_seconds()
-            result.append(
-                {
-                    **h.to_json(),
-                    "open": h.state in OPEN_STATES,
-                    "stuck": h.state in OPEN_STATES
-                    and age > stuck_threshold(self.app, self.stuck_after, h.client_order_id),
-                    "fills": covered.get(h.client_order_id, []),
-                }
+            covered = coverage_by_hedge(
+                await self.reads.hedge_coverage([h.client_order_id for h in rows])
             )
-        return result
+        now = datetime.now(UTC)
+        return [hedge_row(h, covered, now, self._stuck_threshold) for h in rows]
+
+    def _stuck_threshold(self, client_order_id: str) -> float:
+        return stuck_threshold(self.app, self.stuck_after, client_order_id)
 
     async def open_and_recent_hedges(self, limit: int = 100) -> list[dict[str, Any]]:
         open_ids = await self.reads.open_hedge_ids()
@@ -1007,7 +930,3 @@ def last_block(cursor: Any) -> int | None:
             if isinstance(value, int) and not isinstance(value, bool):
                 return value
     return None
-
-
-def _money(value: Decimal) -> Decimal:
-    return value.quantize(Decimal("0.01"), context=WIDE)
