@@ -11,7 +11,6 @@ order.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -30,6 +29,7 @@ from ..reporting.limit_slippage import read_slippage, slippage_to_json
 from ..reporting.pnl import read_trades, trade_from_event
 from ..store.breaker_log import BreakerLog
 from ..store.read_models import BreakerChange, DashboardReads, LoggedEvent
+from .changes import Changes, batch_messages
 from .conditions import Latch
 from .extended_view import extended_json, stuck_threshold
 from .latency import LATENCY_BUCKETS, LatencyHistogram, seconds_between
@@ -184,48 +184,22 @@ class DashboardState:
     async def _apply(
         self, events: Sequence[LoggedEvent], build: bool, observe: bool
     ) -> list[dict[str, Any]]:
-        fills: dict[str, None] = {}
-        hedges: dict[str, None] = {}
-        symbols: dict[str, None] = {}
+        changes = Changes()
         pnl_points: list[dict[str, Any]] = []
-        skipped: list[dict[str, Any]] = []
-        closed: list[str] = []
         for event in events:
-            position, agg_type, agg_id = event.position, event.aggregate_type, event.aggregate_id
-            event_type, payload, recorded = event.event_type, event.payload, event.recorded_at
-            trade = trade_from_event(position, str(agg_id), event_type, payload, recorded)
+            trade = trade_from_event(
+                event.position,
+                str(event.aggregate_id),
+                event.event_type,
+                event.payload,
+                event.recorded_at,
+            )
             if trade is not None:
                 pnl_points.append(self.curve.add(trade))
-            if not (build or (observe and event_type == "HedgeClosed")):
-                continue
-            # The ids of what changed, read straight from the payload's JSON.
-            data = json.loads(payload)
-            if agg_type != "Position":
-                if event_type == "InputSkipped":
-                    skipped.append(
-                        {
-                            "source": agg_id,
-                            "reason": data.get("reason"),
-                            "at": recorded,
-                            "seq": position,
-                        }
-                    )
-                continue
-            symbols[str(agg_id)] = None
-            cid = data.get("client_order_id")
-            if cid is not None:
-                hedges[str(cid)] = None
-            if event_type == "FillRecorded":
-                fills[str(data["fill"]["trade_id"])] = None
-            elif event_type == "HedgeClosed":
-                closed.append(str(cid))
-            for key in ("reserved", "hedged", "released"):
-                for alloc in data.get(key) or ():
-                    fills[str(alloc["trade_id"])] = None
-            for netting in data.get("nettings") or ():
-                fills[str(netting["older"])] = None
-                fills[str(netting["newer"])] = None
+            if build or (observe and event.event_type == "HedgeClosed"):
+                changes.note(event)
         self.curve.trim()
+        closed = changes.closed
         if observe:
             for cid in closed:
                 for seconds in await self._latencies(cid):
@@ -233,30 +207,22 @@ class DashboardState:
         if not build:
             self._slippage_stale = self._slippage_stale or bool(closed)
             return []
-        seq = events[-1].position
-        messages: list[dict[str, Any]] = []
-        for fill in await self.fills(trade_ids=list(fills)):
-            messages.append({"type": "fill", "seq": seq, "data": fill})
-        changed = await self.hedges(client_order_ids=list(hedges))
-        messages.extend({"type": "hedge", "seq": seq, "data": h} for h in changed)
-        if await self._slippage_changed(changed, closed) and not pnl_points:
-            messages.append({"type": "pnl", "seq": seq, "data": self._pnl_update([])})
-        if symbols:
-            for pos in await self.positions(symbols=list(symbols)):
-                messages.append({"type": "position", "seq": seq, "data": pos})
-        if pnl_points:
-            messages.append(
-                {
-                    "type": "pnl",
-                    "seq": seq,
-                    "data": self._pnl_update(pnl_points),
-                }
-            )
-        if closed:
-            messages.append({"type": "latency", "seq": seq, "data": self.latency.to_json()})
-        for item in skipped:
-            messages.append({"type": "skipped", "seq": item["seq"], "data": item})
-        return messages
+        fills = await self.fills(trade_ids=list(changes.fills))
+        hedges = await self.hedges(client_order_ids=list(changes.hedges))
+        slippage_only = await self._slippage_changed(hedges, closed) and not pnl_points
+        slippage_pnl = self._pnl_update([]) if slippage_only else None
+        symbols = list(changes.symbols)
+        positions = await self.positions(symbols=symbols) if symbols else []
+        return batch_messages(
+            events[-1].position,
+            fills=fills,
+            hedges=hedges,
+            slippage_pnl=slippage_pnl,
+            positions=positions,
+            pnl=self._pnl_update(pnl_points) if pnl_points else None,
+            latency=self.latency.to_json() if closed else None,
+            skipped=changes.skipped,
+        )
 
     async def _slippage_changed(self, hedges: list[dict[str, Any]], closed: list[str]) -> bool:
         """Read the limit slippage again if a limit hedge just closed."""
