@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ..domain.events import CIRCUIT_BREAKER, CircuitBreakerChanged, NewEvent
-from ..domain.numbers import fmt
 from ..domain.pnl import PnlBook, PnlTotals
 from ..errors import StoreError
 from ..ha.role import Role
@@ -29,8 +28,11 @@ from ..reporting.limit_slippage import read_slippage, slippage_to_json
 from ..reporting.pnl import read_trades, trade_from_event
 from ..store.breaker_log import BreakerLog
 from ..store.read_models import BreakerChange, DashboardReads, LoggedEvent
+from .alerts import ALERT_KINDS, alert_list, count_by_kind, stuck_alert
+from .broker_auth import token_status
 from .changes import Changes, batch_messages
 from .conditions import Latch
+from .exposure import ExposureWatch, exposure_json, first_open_fills, unhedged_total
 from .extended_view import extended_json, stuck_threshold
 from .latency import LATENCY_BUCKETS, LatencyHistogram, seconds_between
 from .pnl_curve import PnlCurve
@@ -51,26 +53,6 @@ __all__ = [
 
 COUNTS_EVERY = 1.0
 """Seconds between refreshes of the all-time counts /metrics reports."""
-AUTH_EXTRAS = ("schwab_auth",)
-"""``app.extras`` keys where broker plugins publish their token status (st0x-schwab)."""
-AUTH_WARN_SECONDS = 86400.0
-ALERT_KINDS = (
-    "source_stalled",
-    "stuck_order",
-    "auth_required",
-    "auth_expiring",
-    "broker_error",
-    "paused",
-    "hedge_blocked",
-    "trading_state",
-    "reconciliation_mismatch",
-    "reconciliation_failed",
-    "calendar_unavailable",
-)
-"""Every kind of dashboard alert (``st0x_alerts`` has a sample, 0 or more, for each)."""
-"""Warn this long before a broker refresh token ends (a day: re-authorize in time)."""
-
-
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -122,7 +104,7 @@ class DashboardState:
     alert_counts: dict[str, int] = attrs.field(factory=dict)
     latches: dict[str, Latch] = attrs.field(factory=dict)
     exposure: dict[str, Any] = attrs.field(factory=dict)
-    _exposure_base: dict[str, dict[str, Decimal]] = attrs.field(factory=dict)
+    _exposure_watch: ExposureWatch = attrs.field(factory=ExposureWatch)
 
     @property
     def pnl(self) -> PnlBook:
@@ -372,47 +354,8 @@ class DashboardState:
         ]
 
     def broker_auth(self) -> dict[str, Any] | None:
-        """The broker's token status, when its plugin publishes one (else None).
-
-        ``state`` is ``ok``, ``expiring`` (the refresh token ends within a day)
-        or ``required`` (expired, revoked or never authorized: run the broker's
-        auth command); ``expires_in_seconds`` counts to the refresh token's end,
-        rounded to the minute so status messages change only when it does.
-        """
-        for key in AUTH_EXTRAS:
-            raw = self.app.extras.get(key)
-            if isinstance(raw, Mapping):
-                break
-        else:
-            return None
-        expires_at = raw.get("refresh_expires_at")
-        seconds: float | None = None
-        if isinstance(expires_at, str):
-            try:
-                end = datetime.fromisoformat(expires_at)
-            except ValueError:
-                end = None
-            if end is not None:
-                if end.tzinfo is None:
-                    end = end.replace(tzinfo=UTC)
-                seconds = (end - datetime.now(UTC)).total_seconds()
-        problem = raw.get("problem")
-        authorized = bool(raw.get("authorized"))
-        if not authorized or problem or (seconds is not None and seconds <= 0):
-            state = "required"
-        elif raw.get("expires_soon") or (seconds is not None and seconds < AUTH_WARN_SECONDS):
-            state = "expiring"
-        else:
-            state = "ok"
-        return {
-            "provider": key,
-            "state": state,
-            "authorized": authorized,
-            "authorized_at": raw.get("authorized_at"),
-            "refresh_expires_at": expires_at,
-            "expires_in_seconds": None if seconds is None else max(0, round(seconds / 60) * 60),
-            "problem": None if problem is None else str(problem),
-        }
+        """The broker's token status, when its plugin publishes one (else None)."""
+        return token_status(self.app.extras)
 
     def inventory(self) -> dict[str, Any] | None:
         """Inventory per asset with its band (``inventory --json``), or None.
@@ -514,46 +457,15 @@ class DashboardState:
 
     def _exposure_grew(self, kind: str, active: bool) -> bool:
         """While ``kind`` is active: has any symbol's unhedged exposure grown since it began?"""
-        current = {p["symbol"]: abs(Decimal(p["unhedged"])) for p in self.positions_cache}
-        if not active:
-            self._exposure_base.pop(kind, None)
-            return False
-        base = self._exposure_base.setdefault(kind, current)
-        return any(q > base.get(sym, Decimal(0)) for sym, q in current.items())
+        return self._exposure_watch.grew(kind, active, self.positions_cache)
 
     async def _exposure(self) -> dict[str, Any]:
         """Total unhedged USD (gross over symbols) and the oldest fill not yet covered."""
-        total = Decimal(0)
-        unpriced = []
-        for p in self.positions_cache:
-            if Decimal(p["unhedged"]) == 0:
-                continue
-            if p["unhedged_usd"] is None:
-                unpriced.append(p["symbol"])
-            else:
-                total += abs(Decimal(p["unhedged_usd"]))
+        total, unpriced = unhedged_total(self.positions_cache)
         lots = await self.reads.open_lots()
-        firsts: dict[str, str] = {}
-        for lot in lots:  # by symbol then arrival: each symbol's first is its oldest
-            firsts.setdefault(lot.symbol, lot.trade_id)
-        oldest = None
-        if firsts:
-            trades = await self.reads.recent_trades(trade_ids=list(firsts.values()))
-            if trades:
-                t = min(trades, key=lambda t: t.recorded_at)
-                oldest = {
-                    "trade_id": t.trade_id,
-                    "symbol": t.symbol,
-                    "open": t.open_quantity,
-                    "recorded_at": t.recorded_at,
-                    "block_timestamp": t.block_timestamp,
-                }
-        return {
-            "unhedged_usd": fmt(total),
-            "unpriced_symbols": unpriced,
-            "open_fills": len(lots),
-            "oldest_unhedged": oldest,
-        }
+        firsts = first_open_fills(lots)
+        trades = await self.reads.recent_trades(trade_ids=firsts) if firsts else []
+        return exposure_json(total, unpriced, len(lots), trades)
 
     async def _stuck_alerts(self) -> list[dict[str, Any]]:
         """Open hedges without progress for longer than their threshold, each latched."""
@@ -571,14 +483,7 @@ class DashboardState:
             if message is None:
                 del self.latches["stuck:" + cid]
                 continue
-            alerts.append(
-                {
-                    "kind": "stuck_order",
-                    "severity": "critical",
-                    "message": message,
-                    "client_order_id": cid,
-                }
-            )
+            alerts.append(stuck_alert(cid, message))
         return alerts
 
     async def alerts(self) -> list[dict[str, Any]]:
@@ -589,114 +494,21 @@ class DashboardState:
             return []
         self.observe()
         status = self.app.engine.status
-        alerts: list[dict[str, Any]] = []
         stalled = self.source_stalled()
-        if stalled:
-            alerts.append({"kind": "source_stalled", "severity": "critical", "message": stalled})
-        alerts += await self._stuck_alerts()
+        stuck = await self._stuck_alerts()
         token = self.broker_auth()
-        auth = self.latches["alert:auth_required"].problem
-        if auth is not None:
-            alerts.append(
-                {
-                    "kind": "auth_required",
-                    "severity": "critical",
-                    "message": f"broker needs re-authorisation: {auth}",
-                }
-            )
-        if token is not None and token["state"] == "expiring":
-            hours = (token["expires_in_seconds"] or 0) / 3600
-            alerts.append(
-                {
-                    "kind": "auth_expiring",
-                    "severity": "warning",
-                    "message": f"broker refresh token expires in {hours:.1f} h "
-                    f"(at {token['refresh_expires_at']}): re-authorize before then",
-                }
-            )
         broker_error = self.latches["alert:broker_error"].problem
-        if self._exposure_grew("broker_error", broker_error is not None):
-            alerts.append(
-                {
-                    "kind": "broker_error",
-                    "severity": "critical",
-                    "message": f"{broker_error} (unhedged exposure growing meanwhile)",
-                }
-            )
-        elif broker_error is not None:
-            alerts.append({"kind": "broker_error", "severity": "warning", "message": broker_error})
-        for symbol, entry in sorted(status.blocked.items()):
-            alerts.append(
-                {
-                    "kind": "hedge_blocked",
-                    "severity": "critical",
-                    "message": f"{symbol} hedge {entry['side']} {entry['quantity']} blocked: "
-                    f"{entry['reason']}",
-                    "symbol": symbol,
-                    "limit": entry["limit"],
-                }
-            )
-        for symbol, entry in sorted(status.trading_state.items()):
-            if entry["state"] != "active":
-                who = "every symbol" if symbol == "*" else symbol
-                alerts.append(
-                    {
-                        "kind": "trading_state",
-                        "severity": "warning",
-                        "message": f"{who} is {entry['state']}: {entry['reason']}",
-                        "symbol": symbol,
-                    }
-                )
-        recon = status.reconciliation or {}
-        for item in recon.get("symbols") or ():
-            if item["mismatch"]:
-                alerts.append(
-                    {
-                        "kind": "reconciliation_mismatch",
-                        "severity": "critical",
-                        "message": f"{item['symbol']}: broker holds {item['broker']}, "
-                        f"the books say {item['books']} (difference {item['difference']})",
-                        "symbol": item["symbol"],
-                    }
-                )
-        if recon.get("status") == "error":
-            alerts.append(
-                {
-                    "kind": "reconciliation_failed",
-                    "severity": "warning",
-                    "message": f"reconciliation failed: {recon.get('detail')}",
-                }
-            )
-        if status.calendar_error is not None:
-            alerts.append(
-                {
-                    "kind": "calendar_unavailable",
-                    "severity": "warning",
-                    "message": "broker calendar unavailable: extended-hours hedges wait "
-                    f"({status.calendar_error})",
-                }
-            )
-        if self._exposure_grew("paused", status.paused is not None):
-            alerts.append(
-                {
-                    "kind": "paused",
-                    "severity": "critical",
-                    "message": f"hedging paused: {status.paused} "
-                    "(unhedged exposure growing meanwhile)",
-                }
-            )
-        elif status.paused:
-            alerts.append(
-                {
-                    "kind": "paused",
-                    "severity": "warning",
-                    "message": f"hedging paused: {status.paused}",
-                }
-            )
-        counts = dict.fromkeys(ALERT_KINDS, 0)
-        for alert in alerts:
-            counts[alert["kind"]] = counts.get(alert["kind"], 0) + 1
-        self.alert_counts = counts
+        alerts = alert_list(
+            status,
+            stalled=stalled,
+            stuck=stuck,
+            auth_required=self.latches["alert:auth_required"].problem,
+            token=token,
+            broker_error=broker_error,
+            broker_error_grew=self._exposure_grew("broker_error", broker_error is not None),
+            paused_grew=self._exposure_grew("paused", status.paused is not None),
+        )
+        self.alert_counts = count_by_kind(alerts)
         return alerts
 
     def role(self) -> Role:
