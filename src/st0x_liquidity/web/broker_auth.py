@@ -60,3 +60,11 @@ def token_status(extras: Mapping[str, Any], now: datetime | None = None) -> dict
         "expires_in_seconds": None if seconds is None else max(0, round(seconds / 60) * 60),
         "problem": None if problem is None else str(problem),
     }
+
+
+def auth_problem(engine_problem: str | None, token: dict[str, Any] | None) -> str | None:
+    """Why the broker needs re-authorisation, if it does: the engine's word first (an
+    order refused for credentials), else the token's own status."""
+    if engine_problem is None and token is not None and token["state"] == "required":
+        return str(token["problem"] or "the refresh token has expired")
+    return engine_problem

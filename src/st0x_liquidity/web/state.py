@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -29,14 +29,33 @@ from ..reporting.pnl import read_trades, trade_from_event
 from ..store.breaker_log import BreakerLog
 from ..store.read_models import BreakerChange, DashboardReads, LoggedEvent
 from .alerts import ALERT_KINDS, alert_list, count_by_kind, stuck_alert
-from .broker_auth import token_status
+from .breaker import Breaker, breaker_status, history_json, restored_breaker
+from .broker_auth import auth_problem, token_status
 from .changes import Changes, batch_messages
 from .conditions import Latch
 from .exposure import ExposureWatch, exposure_json, first_open_fills, unhedged_total
 from .extended_view import extended_json, stuck_threshold
+from .health import (
+    broker_check,
+    detect_source_fault,
+    engine_check,
+    failing_since,
+    health_json,
+    source_check,
+    standby_checks,
+    store_check,
+)
 from .latency import LATENCY_BUCKETS, LatencyHistogram, seconds_between
 from .pnl_curve import PnlCurve
 from .rows import coverage_by_hedge, fill_row, hedge_row, merge_positions, position_row
+from .status_view import (
+    broker_json,
+    engine_json,
+    last_block,
+    risk_status,
+    source_condition,
+    source_json,
+)
 
 if TYPE_CHECKING:
     from ..services import AppServices
@@ -53,24 +72,12 @@ __all__ = [
 
 COUNTS_EVERY = 1.0
 """Seconds between refreshes of the all-time counts /metrics reports."""
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 _VARIABLE = re.compile(r"'[^']*'|\"[^\"]*\"|0x[0-9a-fA-F]+|\b\d+(?:\.\d+)?\b")
 
 
 def reason_category(reason: str) -> str:
     """A skip reason without its variable parts, for a bounded metric label."""
     return _VARIABLE.sub("…", reason).strip()[:80] or "unknown"
-
-
-@attrs.define
-class Breaker:
-    paused: bool = False
-    reason: str | None = None
-    changed_at: str | None = None
-    actor: str | None = None
 
 
 @attrs.define
@@ -313,11 +320,7 @@ class DashboardState:
 
     async def _load_breaker(self) -> None:
         last = await self.reads.last_breaker_change()
-        if last is not None:
-            self.breaker = Breaker(last.action == "pause", last.reason, last.at, last.actor)
-        engine_paused = self.app.engine.status.paused
-        if engine_paused is not None and not self.breaker.paused:
-            self.breaker = Breaker(True, engine_paused, None, "engine")
+        self.breaker = restored_breaker(self.breaker, last, self.app.engine.status.paused)
 
     async def record_breaker(
         self, action: str, reason: str, actor: str, remote: str | None
@@ -342,16 +345,7 @@ class DashboardState:
         return self.breaker
 
     async def breaker_history(self, limit: int = 20) -> list[dict[str, Any]]:
-        return [
-            {
-                "at": c.at,
-                "action": c.action,
-                "reason": c.reason,
-                "actor": c.actor,
-                "remote": c.remote,
-            }
-            for c in await self.reads.breaker_history(limit)
-        ]
+        return history_json(await self.reads.breaker_history(limit))
 
     def broker_auth(self) -> dict[str, Any] | None:
         """The broker's token status, when its plugin publishes one (else None)."""
@@ -372,25 +366,8 @@ class DashboardState:
         return inventory_json(rebalancer.keeper.book, rebalancer.config)
 
     def source_fault(self) -> str | None:
-        """What is wrong with the fill source right now (no hysteresis), or None.
-
-        The engine saw it fail; the source itself says it cannot reach its node
-        (``problem``, e.g. the raindex source: "node unreachable: …"); or a running
-        source delivered nothing for ``stall_after`` seconds.
-        """
-        status = self.app.engine.status
-        if status.source_state.startswith("failed"):
-            return status.source_state
-        if status.source_state != "running":
-            return None
-        problem = getattr(self.app.source, "problem", None)
-        if isinstance(problem, str) and problem:
-            return problem
-        last = status.last_item_at or status.started_at
-        silent = (datetime.now(UTC) - last).total_seconds()
-        if silent > self.stall_after:
-            return f"no input from the fill source for {silent:.0f}s"
-        return None
+        """What is wrong with the fill source right now (no hysteresis), or None."""
+        return detect_source_fault(self.app.engine.status, self.app.source, self.stall_after)
 
     def source_stalled(self) -> str | None:
         """The source's problem as reported: held until it has been good for a while."""
@@ -419,41 +396,18 @@ class DashboardState:
         self._latch("source").observe(self.source_fault())
         self._latch("broker").observe(status.auth_required or status.broker_error)
         self._latch("alert:broker_error").observe(status.broker_error)
-        token = self.broker_auth()
-        auth = status.auth_required
-        if auth is None and token is not None and token["state"] == "required":
-            auth = token["problem"] or "the refresh token has expired"
+        auth = auth_problem(status.auth_required, self.broker_auth())
         self._latch("alert:auth_required").observe(auth)
 
     def source_view(self) -> dict[str, Any]:
         """The source's condition in one word (the page's chip) and what explains it."""
-        s = self.app.engine.status
-        problem = self.source_stalled()
-        caught_up = getattr(self.app.source, "caught_up", None)
-        if problem is None:
-            condition = s.source_state
-            if condition == "running" and caught_up is False:
-                condition = "catching up"
-        elif problem.startswith("node unreachable"):
-            condition = "node unreachable"
-        elif problem.startswith("failed"):
-            condition = "failed"
-        else:
-            condition = "stalled"
-        head = getattr(self.app.source, "head_block", None)
-        contact = getattr(self.app.source, "last_contact_seconds", None)
-        lag = None
-        if s.last_fill_at is not None:
-            lag = round((datetime.now(UTC) - s.last_fill_at).total_seconds(), 1)
-        return {
-            "condition": condition,
-            "problem": problem,
-            "since": _iso(self.latches["source"].since) if "source" in self.latches else None,
-            "head_block": head if isinstance(head, int) else None,
-            "last_contact_seconds": contact if isinstance(contact, int | float) else None,
-            "caught_up": caught_up if isinstance(caught_up, bool) else None,
-            "lag_seconds": lag,
-        }
+        latch = self.latches.get("source")
+        return source_condition(
+            self.app.engine.status,
+            self.app.source,
+            self.source_stalled(),
+            None if latch is None else latch.since,
+        )
 
     def _exposure_grew(self, kind: str, active: bool) -> bool:
         """While ``kind`` is active: has any symbol's unhedged exposure grown since it began?"""
@@ -524,21 +478,9 @@ class DashboardState:
         except (StoreError, RuntimeError, ValueError) as exc:
             store_problem = str(exc)
         store_problem = self._latch("store").observe(store_problem)
-        checks: dict[str, dict[str, Any]] = {
-            "store": {"ok": store_problem is None, **({"detail": store_problem} if store_problem else {})},
-            "lease": {"ok": True, "detail": role.detail},
-        }
-        ready = all(c["ok"] for c in checks.values())
-        self.ready_cache = ready
-        return {
-            "status": "ready" if ready else "not_ready",
-            "role": role.name,
-            "epoch": role.epoch,
-            "checks": checks,
-            "failing_since": {},
-            "paused": None,
-            "time": datetime.now(UTC).isoformat(),
-        }
+        result = health_json(role, standby_checks(store_problem, role), {}, None)
+        self.ready_cache = result["status"] == "ready"
+        return result
 
     async def health(self) -> dict[str, Any]:
         """Readiness: store readable, fill source reachable and caught up, broker reachable.
@@ -553,7 +495,6 @@ class DashboardState:
             return await self._standby_health(role)
         self.observe()
         status = self.app.engine.status
-        checks: dict[str, dict[str, Any]] = {}
         # The engine's store knows when the database stopped answering (it waits and
         # retries meanwhile); the page's own connection is asked too.
         outage = getattr(getattr(self.app.store, "outage", None), "detail", None)
@@ -564,86 +505,31 @@ class DashboardState:
             store_problem = str(exc)
         store_problem = self._latch("store").observe(store_problem)
         self.store_up = store_problem is None
-        store_check: dict[str, Any] = {"ok": store_problem is None}
-        if store_problem is not None:
-            store_check["detail"] = store_problem
-        checks["store"] = store_check
         caught_up = getattr(self.app.source, "caught_up", None)
-        fault = self.source_stalled()
-        if fault is not None:
-            checks["source"] = {"ok": False, "detail": fault}
-        elif status.source_state not in ("running", "ended"):
-            checks["source"] = {"ok": False, "detail": status.source_state}
-        elif caught_up is False:
-            checks["source"] = {"ok": False, "detail": "catching up"}
-        else:
-            checks["source"] = {"ok": True, "detail": status.source_state}
-        broker = self.broker_fault()
-        checks["broker"] = {
-            "ok": broker is None and status.market_checked_at is not None,
-            "detail": broker or ("reachable" if status.market_checked_at else "not reached yet"),
+        checks = {
+            "store": store_check(store_problem),
+            "source": source_check(self.source_stalled(), status.source_state, caught_up),
+            "broker": broker_check(self.broker_fault(), status.market_checked_at),
+            "engine": engine_check(self.app.engine.stopping),
         }
-        checks["engine"] = {
-            "ok": not self.app.engine.stopping,
-            "detail": "stopping" if self.app.engine.stopping else "running",
-        }
-        ready = all(c["ok"] for c in checks.values())
-        self.ready_cache = ready
-        since = {
-            name: _iso(self.latches[name].since)
-            for name in ("store", "source", "broker")
-            if not checks[name]["ok"] and self.latches[name].since is not None
-        }
-        return {
-            "status": "ready" if ready else "not_ready",
-            "role": role.name,
-            "epoch": role.epoch,
-            "checks": checks,
-            "failing_since": since,
-            "paused": status.paused,
-            "time": datetime.now(UTC).isoformat(),
-        }
+        result = health_json(role, checks, failing_since(checks, self.latches), status.paused)
+        self.ready_cache = result["status"] == "ready"
+        return result
 
     def status(self) -> dict[str, Any]:
         s = self.app.engine.status
-        token = self.broker_auth()
-        auth = "ok"
-        if s.auth_required or (token is not None and token["state"] == "required"):
-            auth = "required"
-        elif token is not None and token["state"] == "expiring":
-            auth = "expiring"
+        config = self.app.config
         return {
-            "broker": {
-                "type": self.app.config.broker_type,
-                "market_open": s.market_open,
-                "market_checked_at": _iso(s.market_checked_at),
-                "error": s.broker_error,
-                "auth": auth,
-                "auth_detail": s.auth_required or (token["problem"] if token else None),
-                "token": token,
-            },
-            "source": {
-                "type": self.app.config.source_type,
-                "name": getattr(self.app.source, "name", self.app.config.source_type),
-                "state": s.source_state,
-                "cursor": s.source_cursor,
-                "last_block": last_block(s.source_cursor),
-                "last_fill_at": _iso(s.last_fill_at),
-                "last_item_at": _iso(s.last_item_at),
-                "stalled": self.source_stalled(),
-                **self.source_view(),
-            },
+            "broker": broker_json(s, config.broker_type, self.broker_auth()),
+            "source": source_json(
+                s,
+                config.source_type,
+                getattr(self.app.source, "name", config.source_type),
+                self.source_stalled(),
+                self.source_view(),
+            ),
             "exposure": self.exposure,
-            "engine": {
-                "started_at": _iso(s.started_at),
-                "fills_ingested": s.fills_ingested,
-                "duplicates_dropped": s.duplicates_dropped,
-                "inputs_skipped": s.inputs_skipped,
-                "hedges_placed": s.hedges_placed,
-                "hedges_filled": s.hedges_filled,
-                "hedges_failed": s.hedges_failed,
-                "stopping": self.app.engine.stopping,
-            },
+            "engine": engine_json(s, self.app.engine.stopping),
             "breaker": self.breaker_json(),
             "risk": self.risk_json(),
             "extended_hours": extended_json(self.app),
@@ -653,12 +539,7 @@ class DashboardState:
 
     def risk_json(self) -> dict[str, Any]:
         """Trading states, blocked hedges and the last reconciliation."""
-        s = self.app.engine.status
-        return {
-            "states": s.trading_state,
-            "blocked": [s.blocked[k] for k in sorted(s.blocked)],
-            "reconciliation": s.reconciliation,
-        }
+        return risk_status(self.app.engine.status)
 
     async def record_trading_state(
         self, symbol: str, state: str, reason: str, actor: str, remote: str | None
@@ -668,13 +549,7 @@ class DashboardState:
         return self.risk_json()
 
     def breaker_json(self) -> dict[str, Any]:
-        paused = self.app.engine.status.paused
-        return {
-            "status": "paused" if paused is not None else "active",
-            "reason": paused if paused is not None else self.breaker.reason,
-            "changed_at": self.breaker.changed_at,
-            "actor": self.breaker.actor,
-        }
+        return breaker_status(self.breaker, self.app.engine.status.paused)
 
     async def _slippage(self) -> dict[str, Any]:
         if self._slippage_stale:  # limits closed while nobody watched
@@ -700,11 +575,3 @@ class DashboardState:
             "inventory": self.inventory(),
         }
 
-
-def last_block(cursor: Any) -> int | None:
-    if isinstance(cursor, Mapping):
-        for key in ("block", "block_number", "next_block"):
-            value = cursor.get(key)
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
-    return None
