@@ -22,30 +22,19 @@ import attrs
 
 from ..domain.events import CIRCUIT_BREAKER, CircuitBreakerChanged, NewEvent
 from ..domain.pnl import PnlBook, PnlTotals
-from ..errors import StoreError
 from ..ha.role import Role
 from ..reporting.limit_slippage import read_slippage, slippage_to_json
 from ..reporting.pnl import read_trades, trade_from_event
 from ..store.breaker_log import BreakerLog
 from ..store.read_models import BreakerChange, DashboardReads, LoggedEvent
-from .alerts import ALERT_KINDS, alert_list, count_by_kind, stuck_alert
+from .alerts import ALERT_KINDS
 from .breaker import Breaker, breaker_status, history_json, restored_breaker
-from .broker_auth import auth_problem, token_status
 from .changes import Changes, batch_messages
 from .conditions import Latch
-from .exposure import ExposureWatch, exposure_json, first_open_fills, unhedged_total
+from .exposure import exposure_json, first_open_fills, unhedged_total
 from .extended_view import extended_json, stuck_threshold
-from .health import (
-    broker_check,
-    detect_source_fault,
-    engine_check,
-    failing_since,
-    health_json,
-    source_check,
-    standby_checks,
-    store_check,
-)
 from .latency import LATENCY_BUCKETS, LatencyHistogram, seconds_between
+from .monitor import Monitor
 from .pnl_curve import PnlCurve
 from .rows import coverage_by_hedge, fill_row, hedge_row, merge_positions, position_row
 from .status_view import (
@@ -53,7 +42,6 @@ from .status_view import (
     engine_json,
     last_block,
     risk_status,
-    source_condition,
     source_json,
 )
 
@@ -105,13 +93,20 @@ class DashboardState:
     started: float = attrs.field(factory=time.monotonic)
     _counted_at: float = -1e9
     _counts_stale: bool = False
-    ready_cache: bool = False
-    store_up: bool = False
-    """The store check of the last /health (``st0x_store_up``)."""
-    alert_counts: dict[str, int] = attrs.field(factory=dict)
-    latches: dict[str, Latch] = attrs.field(factory=dict)
     exposure: dict[str, Any] = attrs.field(factory=dict)
-    _exposure_watch: ExposureWatch = attrs.field(factory=ExposureWatch)
+    monitor: Monitor = attrs.field(init=False)
+    """The latched problems, the alerts and /health (``web/monitor.py``), made with the
+    thresholds above; the façade hands its methods and counters on."""
+
+    def __attrs_post_init__(self) -> None:
+        self.monitor = Monitor(
+            self.app,
+            self.reads,
+            lambda: self.positions_cache,
+            stuck_after=self.stuck_after,
+            stall_after=self.stall_after,
+            clear_after=self.clear_after,
+        )
 
     @property
     def pnl(self) -> PnlBook:
@@ -125,6 +120,29 @@ class DashboardState:
     @property
     def series(self) -> list[dict[str, Any]]:
         return self.curve.series
+
+    @property
+    def latches(self) -> dict[str, Latch]:
+        return self.monitor.latches
+
+    @property
+    def alert_counts(self) -> dict[str, int]:
+        """Alerts by kind at the last look (``st0x_alerts``); ``{}`` when unknown."""
+        return self.monitor.alert_counts
+
+    @alert_counts.setter
+    def alert_counts(self, counts: dict[str, int]) -> None:
+        self.monitor.alert_counts = counts
+
+    @property
+    def ready_cache(self) -> bool:
+        """Whether the last /health was ready (``st0x_ready``)."""
+        return self.monitor.ready_cache
+
+    @property
+    def store_up(self) -> bool:
+        """The store check of the last /health (``st0x_store_up``)."""
+        return self.monitor.store_up
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -349,7 +367,7 @@ class DashboardState:
 
     def broker_auth(self) -> dict[str, Any] | None:
         """The broker's token status, when its plugin publishes one (else None)."""
-        return token_status(self.app.extras)
+        return self.monitor.broker_auth()
 
     def inventory(self) -> dict[str, Any] | None:
         """Inventory per asset with its band (``inventory --json``), or None.
@@ -365,53 +383,39 @@ class DashboardState:
 
         return inventory_json(rebalancer.keeper.book, rebalancer.config)
 
+    # -- the watch over the engine (web/monitor.py) -------------------------------------
+
+    def role(self) -> Role:
+        """This process's role (``run`` puts it in ``extras``; a lone instance leads)."""
+        return self.monitor.role()
+
     def source_fault(self) -> str | None:
         """What is wrong with the fill source right now (no hysteresis), or None."""
-        return detect_source_fault(self.app.engine.status, self.app.source, self.stall_after)
+        return self.monitor.source_fault()
 
     def source_stalled(self) -> str | None:
         """The source's problem as reported: held until it has been good for a while."""
-        latch = self.latches.get("source")
-        return None if latch is None else latch.problem
+        return self.monitor.source_stalled()
 
     def broker_fault(self) -> str | None:
         """The broker's problem as reported (re-authorisation or an error), held likewise."""
-        latch = self.latches.get("broker")
-        return None if latch is None else latch.problem
-
-    def _latch(self, key: str, *, lenient: bool = True) -> Latch:
-        latch = self.latches.get(key)
-        if latch is None:
-            latch = self.latches[key] = Latch(self.clear_after, lenient=lenient)
-        return latch
+        return self.monitor.broker_fault()
 
     def observe(self) -> None:
-        """One observation of the engine's and the source's state for the latches.
-
-        The dashboard makes one about every second (its follow loop) and one per
-        ``/health``, ``/metrics`` and state request; what they report is the latched
-        value, so a condition that comes and goes between observations stays raised.
-        """
-        status = self.app.engine.status
-        self._latch("source").observe(self.source_fault())
-        self._latch("broker").observe(status.auth_required or status.broker_error)
-        self._latch("alert:broker_error").observe(status.broker_error)
-        auth = auth_problem(status.auth_required, self.broker_auth())
-        self._latch("alert:auth_required").observe(auth)
+        """One observation of the engine's and the source's state for the latches."""
+        self.monitor.observe()
 
     def source_view(self) -> dict[str, Any]:
         """The source's condition in one word (the page's chip) and what explains it."""
-        latch = self.latches.get("source")
-        return source_condition(
-            self.app.engine.status,
-            self.app.source,
-            self.source_stalled(),
-            None if latch is None else latch.since,
-        )
+        return self.monitor.source_view()
 
-    def _exposure_grew(self, kind: str, active: bool) -> bool:
-        """While ``kind`` is active: has any symbol's unhedged exposure grown since it began?"""
-        return self._exposure_watch.grew(kind, active, self.positions_cache)
+    async def alerts(self) -> list[dict[str, Any]]:
+        """Active alerts, each held until its condition has been good for a while."""
+        return await self.monitor.alerts()
+
+    async def health(self) -> dict[str, Any]:
+        """Readiness: store readable, fill source reachable and caught up, broker reachable."""
+        return await self.monitor.health()
 
     async def _exposure(self) -> dict[str, Any]:
         """Total unhedged USD (gross over symbols) and the oldest fill not yet covered."""
@@ -420,101 +424,6 @@ class DashboardState:
         firsts = first_open_fills(lots)
         trades = await self.reads.recent_trades(trade_ids=firsts) if firsts else []
         return exposure_json(total, unpriced, len(lots), trades)
-
-    async def _stuck_alerts(self) -> list[dict[str, Any]]:
-        """Open hedges without progress for longer than their threshold, each latched."""
-        now = datetime.now(UTC)
-        stuck: dict[str, str] = {}
-        for h in await self.reads.open_hedges():
-            cid, symbol, state, updated = h.client_order_id, h.symbol, h.state, h.updated_at
-            age = (now - datetime.fromisoformat(updated)).total_seconds()
-            if age > stuck_threshold(self.app, self.stuck_after, cid):
-                stuck[cid] = f"{symbol} hedge {cid} {state} for {age:.0f}s"
-        alerts: list[dict[str, Any]] = []
-        for cid in sorted(stuck.keys() | {k[6:] for k in self.latches if k.startswith("stuck:")}):
-            latch = self._latch("stuck:" + cid, lenient=False)
-            message = latch.observe(stuck.get(cid))
-            if message is None:
-                del self.latches["stuck:" + cid]
-                continue
-            alerts.append(stuck_alert(cid, message))
-        return alerts
-
-    async def alerts(self) -> list[dict[str, Any]]:
-        """Active alerts. Each is raised at once and held until its condition has been
-        good for ``clear_after`` seconds (``docs/dashboard.md``, "Hysteresis")."""
-        if not self.role().leader:  # a standby's engine does not run: the leader alerts
-            self.alert_counts = dict.fromkeys(ALERT_KINDS, 0)
-            return []
-        self.observe()
-        status = self.app.engine.status
-        stalled = self.source_stalled()
-        stuck = await self._stuck_alerts()
-        token = self.broker_auth()
-        broker_error = self.latches["alert:broker_error"].problem
-        alerts = alert_list(
-            status,
-            stalled=stalled,
-            stuck=stuck,
-            auth_required=self.latches["alert:auth_required"].problem,
-            token=token,
-            broker_error=broker_error,
-            broker_error_grew=self._exposure_grew("broker_error", broker_error is not None),
-            paused_grew=self._exposure_grew("paused", status.paused is not None),
-        )
-        self.alert_counts = count_by_kind(alerts)
-        return alerts
-
-    def role(self) -> Role:
-        """This process's role (``run`` puts it in ``extras``; a lone instance leads)."""
-        role = self.app.extras.get("role")
-        return role if isinstance(role, Role) else Role()
-
-    async def _standby_health(self, role: Role) -> dict[str, Any]:
-        """A standby is ready when it reads the database and knows who leads."""
-        try:
-            await self.reads.ping()
-            store_problem = None
-        except (StoreError, RuntimeError, ValueError) as exc:
-            store_problem = str(exc)
-        store_problem = self._latch("store").observe(store_problem)
-        result = health_json(role, standby_checks(store_problem, role), {}, None)
-        self.ready_cache = result["status"] == "ready"
-        return result
-
-    async def health(self) -> dict[str, Any]:
-        """Readiness: store readable, fill source reachable and caught up, broker reachable.
-
-        Failures are latched (:class:`Latch`): once a check has passed, a failure keeps
-        it failing until it has been good for ``clear_after`` seconds; ``since`` says
-        when each failing check first failed. A standby (``"role": "standby"``) has
-        no source or broker of its own: it is ready when it reads the database.
-        """
-        role = self.role()
-        if not role.leader:
-            return await self._standby_health(role)
-        self.observe()
-        status = self.app.engine.status
-        # The engine's store knows when the database stopped answering (it waits and
-        # retries meanwhile); the page's own connection is asked too.
-        outage = getattr(getattr(self.app.store, "outage", None), "detail", None)
-        try:
-            await self.reads.ping()
-            store_problem = outage
-        except (StoreError, RuntimeError, ValueError) as exc:
-            store_problem = str(exc)
-        store_problem = self._latch("store").observe(store_problem)
-        self.store_up = store_problem is None
-        caught_up = getattr(self.app.source, "caught_up", None)
-        checks = {
-            "store": store_check(store_problem),
-            "source": source_check(self.source_stalled(), status.source_state, caught_up),
-            "broker": broker_check(self.broker_fault(), status.market_checked_at),
-            "engine": engine_check(self.app.engine.stopping),
-        }
-        result = health_json(role, checks, failing_since(checks, self.latches), status.paused)
-        self.ready_cache = result["status"] == "ready"
-        return result
 
     def status(self) -> dict[str, Any]:
         s = self.app.engine.status
