@@ -6,6 +6,14 @@ writes), and it follows the event log by its global position. The engine's
 commit listener only wakes it up, so a message can never be missed or sent
 twice: whatever was committed after the last position read is read next, in
 order.
+
+:class:`DashboardState` is the façade the server, ``/metrics`` and the plugin
+use: it does the reads and keeps what it read; the shaping and the rules live
+in modules of their own, pure where they can be: ``pnl_curve`` (the P&L
+fold), ``latency``, ``changes`` (a log batch's messages), ``rows`` (the
+page's rows), ``exposure``, ``breaker``, ``status_view``, and ``monitor``
+(latches, alerts and ``/health``, with ``alerts``, ``health`` and
+``broker_auth`` as its rules).
 """
 
 from __future__ import annotations
@@ -317,7 +325,7 @@ class DashboardState:
         """The cumulative P&L curve, thinned to about ``points`` points (last one exact)."""
         return self.curve.thinned(points)
 
-    # -- engine, breaker, alerts, health ------------------------------------------------
+    # -- counts, breaker, status --------------------------------------------------------
 
     async def refresh_counts(self) -> None:
         states = await self.reads.hedge_state_counts()
