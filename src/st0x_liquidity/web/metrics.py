@@ -25,7 +25,9 @@ from prometheus_client.registry import Collector
 
 from .. import __version__
 from . import extended_view
-from .state import LATENCY_BUCKETS, DashboardState, last_block
+from .latency import LATENCY_BUCKETS
+from .state import DashboardState
+from .status_view import last_block
 
 METRIC_NAMES = (
     "st0x_build",

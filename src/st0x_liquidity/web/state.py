@@ -6,16 +6,22 @@ writes), and it follows the event log by its global position. The engine's
 commit listener only wakes it up, so a message can never be missed or sent
 twice: whatever was committed after the last position read is read next, in
 order.
+
+:class:`DashboardState` is the façade the server, ``/metrics`` and the plugin
+use: it does the reads and keeps what it read; the shaping and the rules live
+in modules of their own, pure where they can be: ``pnl_curve`` (the P&L
+fold), ``latency``, ``changes`` (a log batch's messages), ``rows`` (the
+page's rows), ``exposure``, ``breaker``, ``status_view``, and ``monitor``
+(latches, alerts and ``/health``, with ``alerts``, ``health`` and
+``broker_auth`` as its rules).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
-from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -23,98 +29,51 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ..domain.events import CIRCUIT_BREAKER, CircuitBreakerChanged, NewEvent
-from ..domain.numbers import EXACT, WIDE, fmt
-from ..domain.pnl import PnlBook, PnlRow, PnlTotals, PnlTrade, summarize_totals
-from ..errors import StoreError
+from ..domain.pnl import PnlBook, PnlTotals
 from ..ha.role import Role
 from ..reporting.limit_slippage import read_slippage, slippage_to_json
-from ..reporting.pnl import read_trades, summary_to_json, trade_from_event
+from ..reporting.pnl import read_trades, trade_from_event
 from ..store.breaker_log import BreakerLog
 from ..store.read_models import BreakerChange, DashboardReads, LoggedEvent
+from .alerts import ALERT_KINDS
+from .breaker import Breaker, breaker_status, history_json, restored_breaker
+from .changes import Changes, batch_messages
 from .conditions import Latch
+from .exposure import exposure_json, first_open_fills, unhedged_total
 from .extended_view import extended_json, stuck_threshold
+from .latency import LATENCY_BUCKETS, LatencyHistogram, seconds_between
+from .monitor import Monitor
+from .pnl_curve import PnlCurve
+from .rows import coverage_by_hedge, fill_row, hedge_row, merge_positions, position_row
+from .status_view import (
+    broker_json,
+    engine_json,
+    last_block,
+    risk_status,
+    source_json,
+)
 
 if TYPE_CHECKING:
     from ..services import AppServices
 
-OPEN_STATES = ("pending", "submitted", "partially_filled")
-TERMINAL_STATES = ("filled", "failed", "cancelled")
-LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0)
-"""Upper bounds (seconds) of the hedge latency histogram (dashboard and /metrics)."""
-MAX_SERIES = 5000
-MAX_LATENCY_SAMPLES = 2000
+__all__ = [
+    "ALERT_KINDS",
+    "LATENCY_BUCKETS",
+    "DashboardState",
+    "LatencyHistogram",
+    "last_block",
+    "reason_category",
+]
+"""The façade and the names other modules and the tests import from here."""
+
 COUNTS_EVERY = 1.0
 """Seconds between refreshes of the all-time counts /metrics reports."""
-AUTH_EXTRAS = ("schwab_auth",)
-"""``app.extras`` keys where broker plugins publish their token status (st0x-schwab)."""
-AUTH_WARN_SECONDS = 86400.0
-ALERT_KINDS = (
-    "source_stalled",
-    "stuck_order",
-    "auth_required",
-    "auth_expiring",
-    "broker_error",
-    "paused",
-    "hedge_blocked",
-    "trading_state",
-    "reconciliation_mismatch",
-    "reconciliation_failed",
-    "calendar_unavailable",
-)
-"""Every kind of dashboard alert (``st0x_alerts`` has a sample, 0 or more, for each)."""
-"""Warn this long before a broker refresh token ends (a day: re-authorize in time)."""
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def _seconds(start: str, end: str) -> float:
-    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
-
-
 _VARIABLE = re.compile(r"'[^']*'|\"[^\"]*\"|0x[0-9a-fA-F]+|\b\d+(?:\.\d+)?\b")
 
 
 def reason_category(reason: str) -> str:
     """A skip reason without its variable parts, for a bounded metric label."""
     return _VARIABLE.sub("…", reason).strip()[:80] or "unknown"
-
-
-@attrs.define
-class Breaker:
-    paused: bool = False
-    reason: str | None = None
-    changed_at: str | None = None
-    actor: str | None = None
-
-
-@attrs.define
-class LatencyHistogram:
-    """Cumulative bucket counts (Prometheus semantics) plus recent samples for the page."""
-
-    counts: list[int] = attrs.field(factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
-    total: float = 0.0
-    count: int = 0
-    recent: list[float] = attrs.field(factory=list)
-
-    def observe(self, seconds: float) -> None:
-        seconds = max(seconds, 0.0)
-        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.total += seconds
-        self.count += 1
-        self.recent.append(round(seconds, 3))
-        if len(self.recent) > MAX_LATENCY_SAMPLES:
-            del self.recent[: len(self.recent) - MAX_LATENCY_SAMPLES]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "buckets": [*LATENCY_BUCKETS, None],
-            "counts": list(self.counts),
-            "count": self.count,
-            "sum": round(self.total, 3),
-            "recent": list(self.recent[-500:]),
-        }
 
 
 @attrs.define
@@ -130,13 +89,11 @@ class DashboardState:
     clear_after: float = 30.0
     """Seconds a failed check or an alert must stay good before it clears (hysteresis)."""
     position: int = 0
-    pnl: PnlBook = attrs.field(factory=PnlBook)
-    pnl_totals: dict[str, PnlTotals] = attrs.field(factory=dict)
+    curve: PnlCurve = attrs.field(factory=PnlCurve)
     limit_slippage: dict[str, Any] = attrs.field(factory=dict)
     """Per symbol, what extended-hours limits paid against the onchain fills
     (``report --summary``'s ``limit_slippage``); read again when a limit closes."""
     _slippage_stale: bool = True
-    series: list[dict[str, Any]] = attrs.field(factory=list)
     latency: LatencyHistogram = attrs.field(factory=LatencyHistogram)
     breaker: Breaker = attrs.field(factory=Breaker)
     counts: dict[str, Any] = attrs.field(factory=dict)
@@ -144,13 +101,56 @@ class DashboardState:
     started: float = attrs.field(factory=time.monotonic)
     _counted_at: float = -1e9
     _counts_stale: bool = False
-    ready_cache: bool = False
-    store_up: bool = False
-    """The store check of the last /health (``st0x_store_up``)."""
-    alert_counts: dict[str, int] = attrs.field(factory=dict)
-    latches: dict[str, Latch] = attrs.field(factory=dict)
     exposure: dict[str, Any] = attrs.field(factory=dict)
-    _exposure_base: dict[str, dict[str, Decimal]] = attrs.field(factory=dict)
+    monitor: Monitor = attrs.field(init=False)
+    """The latched problems, the alerts and /health (``web/monitor.py``), made with the
+    thresholds above; the façade hands its methods and counters on."""
+
+    def __attrs_post_init__(self) -> None:
+        self.monitor = Monitor(
+            self.app,
+            self.reads,
+            lambda: self.positions_cache,
+            stuck_after=self.stuck_after,
+            stall_after=self.stall_after,
+            clear_after=self.clear_after,
+        )
+
+    @property
+    def pnl(self) -> PnlBook:
+        """The FIFO book (``/metrics`` reads its per-symbol realized P&L)."""
+        return self.curve.book
+
+    @property
+    def pnl_totals(self) -> dict[str, PnlTotals]:
+        return self.curve.totals
+
+    @property
+    def series(self) -> list[dict[str, Any]]:
+        return self.curve.series
+
+    @property
+    def latches(self) -> dict[str, Latch]:
+        return self.monitor.latches
+
+    @property
+    def alert_counts(self) -> dict[str, int]:
+        """Alerts by kind at the last look (``st0x_alerts``); ``{}`` when unknown."""
+        return self.monitor.alert_counts
+
+    @alert_counts.setter
+    def alert_counts(self, counts: dict[str, int]) -> None:
+        self.monitor.alert_counts = counts
+
+    @property
+    def ready_cache(self) -> bool:
+        """Whether the last /health was ready (``st0x_ready``)."""
+        return self.monitor.ready_cache
+
+    @property
+    def store_up(self) -> bool:
+        """The store check of the last /health (``st0x_store_up``)."""
+        return self.monitor.store_up
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -163,7 +163,7 @@ class DashboardState:
             if last == self.position:
                 break
             for trade in trades:
-                self._add_trade(trade)
+                self.curve.add(trade)
             self.position = last
             await asyncio.sleep(0)  # let the engine run between chunks
         await self.catch_up(build=False, observe=False)
@@ -199,49 +199,22 @@ class DashboardState:
     async def _apply(
         self, events: Sequence[LoggedEvent], build: bool, observe: bool
     ) -> list[dict[str, Any]]:
-        fills: dict[str, None] = {}
-        hedges: dict[str, None] = {}
-        symbols: dict[str, None] = {}
+        changes = Changes()
         pnl_points: list[dict[str, Any]] = []
-        skipped: list[dict[str, Any]] = []
-        closed: list[str] = []
         for event in events:
-            position, agg_type, agg_id = event.position, event.aggregate_type, event.aggregate_id
-            event_type, payload, recorded = event.event_type, event.payload, event.recorded_at
-            trade = trade_from_event(position, str(agg_id), event_type, payload, recorded)
+            trade = trade_from_event(
+                event.position,
+                str(event.aggregate_id),
+                event.event_type,
+                event.payload,
+                event.recorded_at,
+            )
             if trade is not None:
-                pnl_points.append(self._add_trade(trade))
-            if not (build or (observe and event_type == "HedgeClosed")):
-                continue
-            # The ids of what changed, read straight from the payload's JSON.
-            data = json.loads(payload)
-            if agg_type != "Position":
-                if event_type == "InputSkipped":
-                    skipped.append(
-                        {
-                            "source": agg_id,
-                            "reason": data.get("reason"),
-                            "at": recorded,
-                            "seq": position,
-                        }
-                    )
-                continue
-            symbols[str(agg_id)] = None
-            cid = data.get("client_order_id")
-            if cid is not None:
-                hedges[str(cid)] = None
-            if event_type == "FillRecorded":
-                fills[str(data["fill"]["trade_id"])] = None
-            elif event_type == "HedgeClosed":
-                closed.append(str(cid))
-            for key in ("reserved", "hedged", "released"):
-                for alloc in data.get(key) or ():
-                    fills[str(alloc["trade_id"])] = None
-            for netting in data.get("nettings") or ():
-                fills[str(netting["older"])] = None
-                fills[str(netting["newer"])] = None
-        if len(self.series) > MAX_SERIES:
-            del self.series[: len(self.series) - MAX_SERIES]
+                pnl_points.append(self.curve.add(trade))
+            if build or (observe and event.event_type == "HedgeClosed"):
+                changes.note(event)
+        self.curve.trim()
+        closed = changes.closed
         if observe:
             for cid in closed:
                 for seconds in await self._latencies(cid):
@@ -249,30 +222,22 @@ class DashboardState:
         if not build:
             self._slippage_stale = self._slippage_stale or bool(closed)
             return []
-        seq = events[-1].position
-        messages: list[dict[str, Any]] = []
-        for fill in await self.fills(trade_ids=list(fills)):
-            messages.append({"type": "fill", "seq": seq, "data": fill})
-        changed = await self.hedges(client_order_ids=list(hedges))
-        messages.extend({"type": "hedge", "seq": seq, "data": h} for h in changed)
-        if await self._slippage_changed(changed, closed) and not pnl_points:
-            messages.append({"type": "pnl", "seq": seq, "data": self._pnl_update([])})
-        if symbols:
-            for pos in await self.positions(symbols=list(symbols)):
-                messages.append({"type": "position", "seq": seq, "data": pos})
-        if pnl_points:
-            messages.append(
-                {
-                    "type": "pnl",
-                    "seq": seq,
-                    "data": self._pnl_update(pnl_points),
-                }
-            )
-        if closed:
-            messages.append({"type": "latency", "seq": seq, "data": self.latency.to_json()})
-        for item in skipped:
-            messages.append({"type": "skipped", "seq": item["seq"], "data": item})
-        return messages
+        fills = await self.fills(trade_ids=list(changes.fills))
+        hedges = await self.hedges(client_order_ids=list(changes.hedges))
+        slippage_only = await self._slippage_changed(hedges, closed) and not pnl_points
+        slippage_pnl = self._pnl_update([]) if slippage_only else None
+        symbols = list(changes.symbols)
+        positions = await self.positions(symbols=symbols) if symbols else []
+        return batch_messages(
+            events[-1].position,
+            fills=fills,
+            hedges=hedges,
+            slippage_pnl=slippage_pnl,
+            positions=positions,
+            pnl=self._pnl_update(pnl_points) if pnl_points else None,
+            latency=self.latency.to_json() if closed else None,
+            skipped=changes.skipped,
+        )
 
     async def _slippage_changed(self, hedges: list[dict[str, Any]], closed: list[str]) -> bool:
         """Read the limit slippage again if a limit hedge just closed."""
@@ -285,70 +250,25 @@ class DashboardState:
         await self.refresh_slippage()
         return True
 
-    def _add_trade(self, trade: PnlTrade) -> dict[str, Any]:
-        row = self.pnl.apply(trade)
-        self.pnl_totals.setdefault(trade.symbol, PnlTotals()).add_row(row)
-        point = self._point(row)
-        self.series.append(point)
-        return point
-
-    def _point(self, row: PnlRow) -> dict[str, Any]:
-        total = EXACT.add(
-            self.series[-1]["_total"] if self.series else Decimal(0), row.realized or Decimal(0)
-        )
-        t = row.trade
-        return {
-            "_total": total,
-            "seq": t.position,
-            "time": t.time.isoformat(),
-            "symbol": t.symbol,
-            "venue": t.venue,
-            "trade_id": t.trade_id,
-            "realized": None if row.realized is None else fmt(row.realized),
-            "cumulative_symbol": fmt(row.cumulative),
-            "cumulative_total": fmt(total),
-        }
-
     async def _latencies(self, client_order_id: str) -> list[float]:
         return [
-            _seconds(x.fill_recorded_at, x.hedge_closed_at)
+            seconds_between(x.fill_recorded_at, x.hedge_closed_at)
             for x in await self.reads.hedge_latencies(client_order_id)
         ]
 
     async def load_latency_history(self) -> None:
         """Latencies of every hedge that closed before the dashboard started."""
         for x in await self.reads.closed_hedge_latencies():
-            self.latency.observe(_seconds(x.fill_recorded_at, x.hedge_closed_at))
+            self.latency.observe(seconds_between(x.fill_recorded_at, x.hedge_closed_at))
 
     # -- reads for the page -------------------------------------------------------------
 
     async def positions(self, symbols: Sequence[str] | None = None) -> list[dict[str, Any]]:
         result = []
         for p in await self.reads.positions(symbols):
-            unhedged = Decimal(p.open_quantity)
-            price = None if p.last_price is None else Decimal(p.last_price)
             book = self.pnl.symbols.get(p.symbol)
-            realized = book.cumulative if book is not None else Decimal(0)
-            result.append(
-                {
-                    "symbol": p.symbol,
-                    "net": p.net,
-                    "unhedged": p.open_quantity,
-                    "unhedged_usd": None if price is None else fmt(_money(unhedged * price)),
-                    "last_price": p.last_price,
-                    "fills": p.fills,
-                    "hedges_placed": p.hedges_placed,
-                    "pending_hedge": None if p.pending_hedge is None else p.pending_hedge.to_json(),
-                    "realized_pnl": fmt(realized),
-                    "updated_at": p.updated_at,
-                }
-            )
-        if symbols is None:
-            self.positions_cache = result
-        else:
-            cache = {p["symbol"]: p for p in self.positions_cache}
-            cache.update({p["symbol"]: p for p in result})
-            self.positions_cache = [cache[k] for k in sorted(cache)]
+            result.append(position_row(p, book.cumulative if book is not None else Decimal(0)))
+        self.positions_cache = merge_positions(self.positions_cache, result, every=symbols is None)
         return result
 
     async def fills(
@@ -363,52 +283,7 @@ class DashboardState:
             h["client_order_id"]: h
             for h in await self.hedges(client_order_ids=cids, with_fills=False)
         }
-        result = []
-        for t in trades:
-            recorded = t.recorded_at
-            netted = []
-            covering = []
-            for link in links.get(t.key, []):
-                kind, other, qty = link.kind, link.counterpart, link.quantity
-                if kind == "netted":
-                    netted.append({"against": other, "quantity": qty})
-                else:
-                    hedge = hedges.get(other, {})
-                    covering.append(
-                        {
-                            "client_order_id": other,
-                            "kind": kind,
-                            "quantity": qty,
-                            "side": hedge.get("side"),
-                            "state": hedge.get("state"),
-                            "price": hedge.get("average_price"),
-                            "closed_at": hedge.get("updated_at")
-                            if hedge.get("state") in TERMINAL_STATES
-                            else None,
-                            "latency_seconds": round(_seconds(recorded, hedge["updated_at"]), 3)
-                            if kind == "hedged" and hedge.get("state") in TERMINAL_STATES
-                            else None,
-                        }
-                    )
-            result.append(
-                {
-                    "trade_id": t.trade_id,
-                    "tx_hash": t.tx_hash,
-                    "log_index": t.log_index,
-                    "symbol": t.symbol,
-                    "direction": t.direction,
-                    "amount": t.amount,
-                    "price": t.price,
-                    "notional": fmt(_money(Decimal(t.amount) * Decimal(t.price))),
-                    "block_number": t.block_number,
-                    "block_timestamp": t.block_timestamp,
-                    "recorded_at": recorded,
-                    "open": t.open_quantity,
-                    "netted": netted,
-                    "hedges": covering,
-                }
-            )
-        return result
+        return [fill_row(t, links.get(t.key, []), hedges) for t in trades]
 
     async def hedges(
         self,
@@ -420,24 +295,14 @@ class DashboardState:
         rows = await self.reads.recent_hedge_orders(client_order_ids=client_order_ids, limit=limit)
         covered: dict[str, list[dict[str, str]]] = {}
         if with_fills and rows:
-            for c in await self.reads.hedge_coverage([h.client_order_id for h in rows]):
-                covered.setdefault(c.client_order_id, []).append(
-                    {"trade_id": c.trade_id, "kind": c.kind, "quantity": c.quantity}
-                )
-        now = datetime.now(UTC)
-        result = []
-        for h in rows:
-            age = (now - datetime.fromisoformat(h.updated_at)).total_seconds()
-            result.append(
-                {
-                    **h.to_json(),
-                    "open": h.state in OPEN_STATES,
-                    "stuck": h.state in OPEN_STATES
-                    and age > stuck_threshold(self.app, self.stuck_after, h.client_order_id),
-                    "fills": covered.get(h.client_order_id, []),
-                }
+            covered = coverage_by_hedge(
+                await self.reads.hedge_coverage([h.client_order_id for h in rows])
             )
-        return result
+        now = datetime.now(UTC)
+        return [hedge_row(h, covered, now, self._stuck_threshold) for h in rows]
+
+    def _stuck_threshold(self, client_order_id: str) -> float:
+        return stuck_threshold(self.app, self.stuck_after, client_order_id)
 
     async def open_and_recent_hedges(self, limit: int = 100) -> list[dict[str, Any]]:
         open_ids = await self.reads.open_hedge_ids()
@@ -454,18 +319,13 @@ class DashboardState:
         }
 
     def pnl_summary(self) -> dict[str, Any]:
-        summaries = [summary_to_json(s) for s in summarize_totals(self.pnl_totals, self.pnl)]
-        return {"symbols": summaries[:-1], "total": summaries[-1]}
+        return self.curve.summary()
 
     def pnl_series(self, points: int = 1000) -> list[dict[str, Any]]:
         """The cumulative P&L curve, thinned to about ``points`` points (last one exact)."""
-        series = self.series
-        if len(series) > points:
-            step = len(series) / points
-            series = [series[int(i * step)] for i in range(points)] + [series[-1]]
-        return [{k: v for k, v in p.items() if k != "_total"} for p in series]
+        return self.curve.thinned(points)
 
-    # -- engine, breaker, alerts, health ------------------------------------------------
+    # -- counts, breaker, status --------------------------------------------------------
 
     async def refresh_counts(self) -> None:
         states = await self.reads.hedge_state_counts()
@@ -486,11 +346,7 @@ class DashboardState:
 
     async def _load_breaker(self) -> None:
         last = await self.reads.last_breaker_change()
-        if last is not None:
-            self.breaker = Breaker(last.action == "pause", last.reason, last.at, last.actor)
-        engine_paused = self.app.engine.status.paused
-        if engine_paused is not None and not self.breaker.paused:
-            self.breaker = Breaker(True, engine_paused, None, "engine")
+        self.breaker = restored_breaker(self.breaker, last, self.app.engine.status.paused)
 
     async def record_breaker(
         self, action: str, reason: str, actor: str, remote: str | None
@@ -515,59 +371,11 @@ class DashboardState:
         return self.breaker
 
     async def breaker_history(self, limit: int = 20) -> list[dict[str, Any]]:
-        return [
-            {
-                "at": c.at,
-                "action": c.action,
-                "reason": c.reason,
-                "actor": c.actor,
-                "remote": c.remote,
-            }
-            for c in await self.reads.breaker_history(limit)
-        ]
+        return history_json(await self.reads.breaker_history(limit))
 
     def broker_auth(self) -> dict[str, Any] | None:
-        """The broker's token status, when its plugin publishes one (else None).
-
-        ``state`` is ``ok``, ``expiring`` (the refresh token ends within a day)
-        or ``required`` (expired, revoked or never authorized: run the broker's
-        auth command); ``expires_in_seconds`` counts to the refresh token's end,
-        rounded to the minute so status messages change only when it does.
-        """
-        for key in AUTH_EXTRAS:
-            raw = self.app.extras.get(key)
-            if isinstance(raw, Mapping):
-                break
-        else:
-            return None
-        expires_at = raw.get("refresh_expires_at")
-        seconds: float | None = None
-        if isinstance(expires_at, str):
-            try:
-                end = datetime.fromisoformat(expires_at)
-            except ValueError:
-                end = None
-            if end is not None:
-                if end.tzinfo is None:
-                    end = end.replace(tzinfo=UTC)
-                seconds = (end - datetime.now(UTC)).total_seconds()
-        problem = raw.get("problem")
-        authorized = bool(raw.get("authorized"))
-        if not authorized or problem or (seconds is not None and seconds <= 0):
-            state = "required"
-        elif raw.get("expires_soon") or (seconds is not None and seconds < AUTH_WARN_SECONDS):
-            state = "expiring"
-        else:
-            state = "ok"
-        return {
-            "provider": key,
-            "state": state,
-            "authorized": authorized,
-            "authorized_at": raw.get("authorized_at"),
-            "refresh_expires_at": expires_at,
-            "expires_in_seconds": None if seconds is None else max(0, round(seconds / 60) * 60),
-            "problem": None if problem is None else str(problem),
-        }
+        """The broker's token status, when its plugin publishes one (else None)."""
+        return self.monitor.broker_auth()
 
     def inventory(self) -> dict[str, Any] | None:
         """Inventory per asset with its band (``inventory --json``), or None.
@@ -583,410 +391,62 @@ class DashboardState:
 
         return inventory_json(rebalancer.keeper.book, rebalancer.config)
 
-    def source_fault(self) -> str | None:
-        """What is wrong with the fill source right now (no hysteresis), or None.
-
-        The engine saw it fail; the source itself says it cannot reach its node
-        (``problem``, e.g. the raindex source: "node unreachable: …"); or a running
-        source delivered nothing for ``stall_after`` seconds.
-        """
-        status = self.app.engine.status
-        if status.source_state.startswith("failed"):
-            return status.source_state
-        if status.source_state != "running":
-            return None
-        problem = getattr(self.app.source, "problem", None)
-        if isinstance(problem, str) and problem:
-            return problem
-        last = status.last_item_at or status.started_at
-        silent = (datetime.now(UTC) - last).total_seconds()
-        if silent > self.stall_after:
-            return f"no input from the fill source for {silent:.0f}s"
-        return None
-
-    def source_stalled(self) -> str | None:
-        """The source's problem as reported: held until it has been good for a while."""
-        latch = self.latches.get("source")
-        return None if latch is None else latch.problem
-
-    def broker_fault(self) -> str | None:
-        """The broker's problem as reported (re-authorisation or an error), held likewise."""
-        latch = self.latches.get("broker")
-        return None if latch is None else latch.problem
-
-    def _latch(self, key: str, *, lenient: bool = True) -> Latch:
-        latch = self.latches.get(key)
-        if latch is None:
-            latch = self.latches[key] = Latch(self.clear_after, lenient=lenient)
-        return latch
-
-    def observe(self) -> None:
-        """One observation of the engine's and the source's state for the latches.
-
-        The dashboard makes one about every second (its follow loop) and one per
-        ``/health``, ``/metrics`` and state request; what they report is the latched
-        value, so a condition that comes and goes between observations stays raised.
-        """
-        status = self.app.engine.status
-        self._latch("source").observe(self.source_fault())
-        self._latch("broker").observe(status.auth_required or status.broker_error)
-        self._latch("alert:broker_error").observe(status.broker_error)
-        token = self.broker_auth()
-        auth = status.auth_required
-        if auth is None and token is not None and token["state"] == "required":
-            auth = token["problem"] or "the refresh token has expired"
-        self._latch("alert:auth_required").observe(auth)
-
-    def source_view(self) -> dict[str, Any]:
-        """The source's condition in one word (the page's chip) and what explains it."""
-        s = self.app.engine.status
-        problem = self.source_stalled()
-        caught_up = getattr(self.app.source, "caught_up", None)
-        if problem is None:
-            condition = s.source_state
-            if condition == "running" and caught_up is False:
-                condition = "catching up"
-        elif problem.startswith("node unreachable"):
-            condition = "node unreachable"
-        elif problem.startswith("failed"):
-            condition = "failed"
-        else:
-            condition = "stalled"
-        head = getattr(self.app.source, "head_block", None)
-        contact = getattr(self.app.source, "last_contact_seconds", None)
-        lag = None
-        if s.last_fill_at is not None:
-            lag = round((datetime.now(UTC) - s.last_fill_at).total_seconds(), 1)
-        return {
-            "condition": condition,
-            "problem": problem,
-            "since": _iso(self.latches["source"].since) if "source" in self.latches else None,
-            "head_block": head if isinstance(head, int) else None,
-            "last_contact_seconds": contact if isinstance(contact, int | float) else None,
-            "caught_up": caught_up if isinstance(caught_up, bool) else None,
-            "lag_seconds": lag,
-        }
-
-    def _exposure_grew(self, kind: str, active: bool) -> bool:
-        """While ``kind`` is active: has any symbol's unhedged exposure grown since it began?"""
-        current = {p["symbol"]: abs(Decimal(p["unhedged"])) for p in self.positions_cache}
-        if not active:
-            self._exposure_base.pop(kind, None)
-            return False
-        base = self._exposure_base.setdefault(kind, current)
-        return any(q > base.get(sym, Decimal(0)) for sym, q in current.items())
-
-    async def _exposure(self) -> dict[str, Any]:
-        """Total unhedged USD (gross over symbols) and the oldest fill not yet covered."""
-        total = Decimal(0)
-        unpriced = []
-        for p in self.positions_cache:
-            if Decimal(p["unhedged"]) == 0:
-                continue
-            if p["unhedged_usd"] is None:
-                unpriced.append(p["symbol"])
-            else:
-                total += abs(Decimal(p["unhedged_usd"]))
-        lots = await self.reads.open_lots()
-        firsts: dict[str, str] = {}
-        for lot in lots:  # by symbol then arrival: each symbol's first is its oldest
-            firsts.setdefault(lot.symbol, lot.trade_id)
-        oldest = None
-        if firsts:
-            trades = await self.reads.recent_trades(trade_ids=list(firsts.values()))
-            if trades:
-                t = min(trades, key=lambda t: t.recorded_at)
-                oldest = {
-                    "trade_id": t.trade_id,
-                    "symbol": t.symbol,
-                    "open": t.open_quantity,
-                    "recorded_at": t.recorded_at,
-                    "block_timestamp": t.block_timestamp,
-                }
-        return {
-            "unhedged_usd": fmt(total),
-            "unpriced_symbols": unpriced,
-            "open_fills": len(lots),
-            "oldest_unhedged": oldest,
-        }
-
-    async def _stuck_alerts(self) -> list[dict[str, Any]]:
-        """Open hedges without progress for longer than their threshold, each latched."""
-        now = datetime.now(UTC)
-        stuck: dict[str, str] = {}
-        for h in await self.reads.open_hedges():
-            cid, symbol, state, updated = h.client_order_id, h.symbol, h.state, h.updated_at
-            age = (now - datetime.fromisoformat(updated)).total_seconds()
-            if age > stuck_threshold(self.app, self.stuck_after, cid):
-                stuck[cid] = f"{symbol} hedge {cid} {state} for {age:.0f}s"
-        alerts: list[dict[str, Any]] = []
-        for cid in sorted(stuck.keys() | {k[6:] for k in self.latches if k.startswith("stuck:")}):
-            latch = self._latch("stuck:" + cid, lenient=False)
-            message = latch.observe(stuck.get(cid))
-            if message is None:
-                del self.latches["stuck:" + cid]
-                continue
-            alerts.append(
-                {
-                    "kind": "stuck_order",
-                    "severity": "critical",
-                    "message": message,
-                    "client_order_id": cid,
-                }
-            )
-        return alerts
-
-    async def alerts(self) -> list[dict[str, Any]]:
-        """Active alerts. Each is raised at once and held until its condition has been
-        good for ``clear_after`` seconds (``docs/dashboard.md``, "Hysteresis")."""
-        if not self.role().leader:  # a standby's engine does not run: the leader alerts
-            self.alert_counts = dict.fromkeys(ALERT_KINDS, 0)
-            return []
-        self.observe()
-        status = self.app.engine.status
-        alerts: list[dict[str, Any]] = []
-        stalled = self.source_stalled()
-        if stalled:
-            alerts.append({"kind": "source_stalled", "severity": "critical", "message": stalled})
-        alerts += await self._stuck_alerts()
-        token = self.broker_auth()
-        auth = self.latches["alert:auth_required"].problem
-        if auth is not None:
-            alerts.append(
-                {
-                    "kind": "auth_required",
-                    "severity": "critical",
-                    "message": f"broker needs re-authorisation: {auth}",
-                }
-            )
-        if token is not None and token["state"] == "expiring":
-            hours = (token["expires_in_seconds"] or 0) / 3600
-            alerts.append(
-                {
-                    "kind": "auth_expiring",
-                    "severity": "warning",
-                    "message": f"broker refresh token expires in {hours:.1f} h "
-                    f"(at {token['refresh_expires_at']}): re-authorize before then",
-                }
-            )
-        broker_error = self.latches["alert:broker_error"].problem
-        if self._exposure_grew("broker_error", broker_error is not None):
-            alerts.append(
-                {
-                    "kind": "broker_error",
-                    "severity": "critical",
-                    "message": f"{broker_error} (unhedged exposure growing meanwhile)",
-                }
-            )
-        elif broker_error is not None:
-            alerts.append({"kind": "broker_error", "severity": "warning", "message": broker_error})
-        for symbol, entry in sorted(status.blocked.items()):
-            alerts.append(
-                {
-                    "kind": "hedge_blocked",
-                    "severity": "critical",
-                    "message": f"{symbol} hedge {entry['side']} {entry['quantity']} blocked: "
-                    f"{entry['reason']}",
-                    "symbol": symbol,
-                    "limit": entry["limit"],
-                }
-            )
-        for symbol, entry in sorted(status.trading_state.items()):
-            if entry["state"] != "active":
-                who = "every symbol" if symbol == "*" else symbol
-                alerts.append(
-                    {
-                        "kind": "trading_state",
-                        "severity": "warning",
-                        "message": f"{who} is {entry['state']}: {entry['reason']}",
-                        "symbol": symbol,
-                    }
-                )
-        recon = status.reconciliation or {}
-        for item in recon.get("symbols") or ():
-            if item["mismatch"]:
-                alerts.append(
-                    {
-                        "kind": "reconciliation_mismatch",
-                        "severity": "critical",
-                        "message": f"{item['symbol']}: broker holds {item['broker']}, "
-                        f"the books say {item['books']} (difference {item['difference']})",
-                        "symbol": item["symbol"],
-                    }
-                )
-        if recon.get("status") == "error":
-            alerts.append(
-                {
-                    "kind": "reconciliation_failed",
-                    "severity": "warning",
-                    "message": f"reconciliation failed: {recon.get('detail')}",
-                }
-            )
-        if status.calendar_error is not None:
-            alerts.append(
-                {
-                    "kind": "calendar_unavailable",
-                    "severity": "warning",
-                    "message": "broker calendar unavailable: extended-hours hedges wait "
-                    f"({status.calendar_error})",
-                }
-            )
-        if self._exposure_grew("paused", status.paused is not None):
-            alerts.append(
-                {
-                    "kind": "paused",
-                    "severity": "critical",
-                    "message": f"hedging paused: {status.paused} "
-                    "(unhedged exposure growing meanwhile)",
-                }
-            )
-        elif status.paused:
-            alerts.append(
-                {
-                    "kind": "paused",
-                    "severity": "warning",
-                    "message": f"hedging paused: {status.paused}",
-                }
-            )
-        counts = dict.fromkeys(ALERT_KINDS, 0)
-        for alert in alerts:
-            counts[alert["kind"]] = counts.get(alert["kind"], 0) + 1
-        self.alert_counts = counts
-        return alerts
+    # -- the watch over the engine (web/monitor.py) -------------------------------------
 
     def role(self) -> Role:
         """This process's role (``run`` puts it in ``extras``; a lone instance leads)."""
-        role = self.app.extras.get("role")
-        return role if isinstance(role, Role) else Role()
+        return self.monitor.role()
 
-    async def _standby_health(self, role: Role) -> dict[str, Any]:
-        """A standby is ready when it reads the database and knows who leads."""
-        try:
-            await self.reads.ping()
-            store_problem = None
-        except (StoreError, RuntimeError, ValueError) as exc:
-            store_problem = str(exc)
-        store_problem = self._latch("store").observe(store_problem)
-        checks: dict[str, dict[str, Any]] = {
-            "store": {"ok": store_problem is None, **({"detail": store_problem} if store_problem else {})},
-            "lease": {"ok": True, "detail": role.detail},
-        }
-        ready = all(c["ok"] for c in checks.values())
-        self.ready_cache = ready
-        return {
-            "status": "ready" if ready else "not_ready",
-            "role": role.name,
-            "epoch": role.epoch,
-            "checks": checks,
-            "failing_since": {},
-            "paused": None,
-            "time": datetime.now(UTC).isoformat(),
-        }
+    def source_fault(self) -> str | None:
+        """What is wrong with the fill source right now (no hysteresis), or None."""
+        return self.monitor.source_fault()
+
+    def source_stalled(self) -> str | None:
+        """The source's problem as reported: held until it has been good for a while."""
+        return self.monitor.source_stalled()
+
+    def broker_fault(self) -> str | None:
+        """The broker's problem as reported (re-authorisation or an error), held likewise."""
+        return self.monitor.broker_fault()
+
+    def observe(self) -> None:
+        """One observation of the engine's and the source's state for the latches."""
+        self.monitor.observe()
+
+    def source_view(self) -> dict[str, Any]:
+        """The source's condition in one word (the page's chip) and what explains it."""
+        return self.monitor.source_view()
+
+    async def alerts(self) -> list[dict[str, Any]]:
+        """Active alerts, each held until its condition has been good for a while."""
+        return await self.monitor.alerts()
 
     async def health(self) -> dict[str, Any]:
-        """Readiness: store readable, fill source reachable and caught up, broker reachable.
+        """Readiness: store readable, fill source reachable and caught up, broker reachable."""
+        return await self.monitor.health()
 
-        Failures are latched (:class:`Latch`): once a check has passed, a failure keeps
-        it failing until it has been good for ``clear_after`` seconds; ``since`` says
-        when each failing check first failed. A standby (``"role": "standby"``) has
-        no source or broker of its own: it is ready when it reads the database.
-        """
-        role = self.role()
-        if not role.leader:
-            return await self._standby_health(role)
-        self.observe()
-        status = self.app.engine.status
-        checks: dict[str, dict[str, Any]] = {}
-        # The engine's store knows when the database stopped answering (it waits and
-        # retries meanwhile); the page's own connection is asked too.
-        outage = getattr(getattr(self.app.store, "outage", None), "detail", None)
-        try:
-            await self.reads.ping()
-            store_problem = outage
-        except (StoreError, RuntimeError, ValueError) as exc:
-            store_problem = str(exc)
-        store_problem = self._latch("store").observe(store_problem)
-        self.store_up = store_problem is None
-        store_check: dict[str, Any] = {"ok": store_problem is None}
-        if store_problem is not None:
-            store_check["detail"] = store_problem
-        checks["store"] = store_check
-        caught_up = getattr(self.app.source, "caught_up", None)
-        fault = self.source_stalled()
-        if fault is not None:
-            checks["source"] = {"ok": False, "detail": fault}
-        elif status.source_state not in ("running", "ended"):
-            checks["source"] = {"ok": False, "detail": status.source_state}
-        elif caught_up is False:
-            checks["source"] = {"ok": False, "detail": "catching up"}
-        else:
-            checks["source"] = {"ok": True, "detail": status.source_state}
-        broker = self.broker_fault()
-        checks["broker"] = {
-            "ok": broker is None and status.market_checked_at is not None,
-            "detail": broker or ("reachable" if status.market_checked_at else "not reached yet"),
-        }
-        checks["engine"] = {
-            "ok": not self.app.engine.stopping,
-            "detail": "stopping" if self.app.engine.stopping else "running",
-        }
-        ready = all(c["ok"] for c in checks.values())
-        self.ready_cache = ready
-        since = {
-            name: _iso(self.latches[name].since)
-            for name in ("store", "source", "broker")
-            if not checks[name]["ok"] and self.latches[name].since is not None
-        }
-        return {
-            "status": "ready" if ready else "not_ready",
-            "role": role.name,
-            "epoch": role.epoch,
-            "checks": checks,
-            "failing_since": since,
-            "paused": status.paused,
-            "time": datetime.now(UTC).isoformat(),
-        }
+    async def _exposure(self) -> dict[str, Any]:
+        """Total unhedged USD (gross over symbols) and the oldest fill not yet covered."""
+        total, unpriced = unhedged_total(self.positions_cache)
+        lots = await self.reads.open_lots()
+        firsts = first_open_fills(lots)
+        trades = await self.reads.recent_trades(trade_ids=firsts) if firsts else []
+        return exposure_json(total, unpriced, len(lots), trades)
 
     def status(self) -> dict[str, Any]:
         s = self.app.engine.status
-        token = self.broker_auth()
-        auth = "ok"
-        if s.auth_required or (token is not None and token["state"] == "required"):
-            auth = "required"
-        elif token is not None and token["state"] == "expiring":
-            auth = "expiring"
+        config = self.app.config
         return {
-            "broker": {
-                "type": self.app.config.broker_type,
-                "market_open": s.market_open,
-                "market_checked_at": _iso(s.market_checked_at),
-                "error": s.broker_error,
-                "auth": auth,
-                "auth_detail": s.auth_required or (token["problem"] if token else None),
-                "token": token,
-            },
-            "source": {
-                "type": self.app.config.source_type,
-                "name": getattr(self.app.source, "name", self.app.config.source_type),
-                "state": s.source_state,
-                "cursor": s.source_cursor,
-                "last_block": last_block(s.source_cursor),
-                "last_fill_at": _iso(s.last_fill_at),
-                "last_item_at": _iso(s.last_item_at),
-                "stalled": self.source_stalled(),
-                **self.source_view(),
-            },
+            "broker": broker_json(s, config.broker_type, self.broker_auth()),
+            "source": source_json(
+                s,
+                config.source_type,
+                getattr(self.app.source, "name", config.source_type),
+                self.source_stalled(),
+                self.source_view(),
+            ),
             "exposure": self.exposure,
-            "engine": {
-                "started_at": _iso(s.started_at),
-                "fills_ingested": s.fills_ingested,
-                "duplicates_dropped": s.duplicates_dropped,
-                "inputs_skipped": s.inputs_skipped,
-                "hedges_placed": s.hedges_placed,
-                "hedges_filled": s.hedges_filled,
-                "hedges_failed": s.hedges_failed,
-                "stopping": self.app.engine.stopping,
-            },
+            "engine": engine_json(s, self.app.engine.stopping),
             "breaker": self.breaker_json(),
             "risk": self.risk_json(),
             "extended_hours": extended_json(self.app),
@@ -996,12 +456,7 @@ class DashboardState:
 
     def risk_json(self) -> dict[str, Any]:
         """Trading states, blocked hedges and the last reconciliation."""
-        s = self.app.engine.status
-        return {
-            "states": s.trading_state,
-            "blocked": [s.blocked[k] for k in sorted(s.blocked)],
-            "reconciliation": s.reconciliation,
-        }
+        return risk_status(self.app.engine.status)
 
     async def record_trading_state(
         self, symbol: str, state: str, reason: str, actor: str, remote: str | None
@@ -1011,13 +466,7 @@ class DashboardState:
         return self.risk_json()
 
     def breaker_json(self) -> dict[str, Any]:
-        paused = self.app.engine.status.paused
-        return {
-            "status": "paused" if paused is not None else "active",
-            "reason": paused if paused is not None else self.breaker.reason,
-            "changed_at": self.breaker.changed_at,
-            "actor": self.breaker.actor,
-        }
+        return breaker_status(self.breaker, self.app.engine.status.paused)
 
     async def _slippage(self) -> dict[str, Any]:
         if self._slippage_stale:  # limits closed while nobody watched
@@ -1043,15 +492,3 @@ class DashboardState:
             "inventory": self.inventory(),
         }
 
-
-def last_block(cursor: Any) -> int | None:
-    if isinstance(cursor, Mapping):
-        for key in ("block", "block_number", "next_block"):
-            value = cursor.get(key)
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
-    return None
-
-
-def _money(value: Decimal) -> Decimal:
-    return value.quantize(Decimal("0.01"), context=WIDE)
