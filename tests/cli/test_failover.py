@@ -19,24 +19,23 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from support.failover import (
+    BOUND,
     CUT,
     FAST_HA,
     FREEZE,
     KILL,
+    SLACK,
     Cluster,
     TwoKeyAlpaca,
     campaign,
+    event_count,
     lose_leader,
     start_pair,
 )
 
 LOSSES = int(os.environ.get("ST0X_FAILOVER_LOSSES", "30"))
-BOUND = FAST_HA["lease_ttl"] + FAST_HA["standby_poll"]
-SLACK = 3.0
-"""A loaded CI machine's scheduling, on top of the lease's own bound."""
 
 
 @contextlib.asynccontextmanager
@@ -74,13 +73,6 @@ def metric(text: str, name: str) -> float:
     found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
     assert found is not None, name
     return float(found.group(1))
-
-
-def event_count(url: str) -> int:
-    with psycopg.connect(url, autocommit=True) as db:
-        row = db.execute("SELECT COUNT(*), COALESCE(MAX(position), 0) FROM events").fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 @pytest.mark.slow

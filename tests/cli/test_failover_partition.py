@@ -15,27 +15,18 @@ import asyncio
 import re
 from pathlib import Path
 
-import psycopg
 import pytest
 from support.failover import (
     BLACKHOLE,
-    FAST_HA,
+    BOUND,
+    SLACK,
     Cluster,
     Instance,
     TwoKeyAlpaca,
+    event_count,
     lose_leader,
     start_pair,
 )
-
-BOUND = FAST_HA["lease_ttl"] + FAST_HA["standby_poll"]
-SLACK = 3.0
-
-
-def _events(url: str) -> int:
-    with psycopg.connect(url, autocommit=True) as db:
-        row = db.execute("SELECT COUNT(*) FROM events").fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 @pytest.mark.slow
@@ -79,11 +70,11 @@ async def test_a_leader_partitioned_from_the_database_is_replaced(
             health = await a.health()
             assert health is not None and health["role"] == "standby"
             assert health["epoch"] == 2
-            events = _events(postgres_url)
+            events = event_count(postgres_url)
             for instance in (a, b):
                 assert await instance.terminate() == 0, cluster.logs_tail()
                 assert "Traceback" not in instance.log_text(), instance.log_text()[-4000:]
-            assert _events(postgres_url) == events
+            assert event_count(postgres_url) == events
             cluster.check_books()
         finally:
             await cluster.teardown()

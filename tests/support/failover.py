@@ -42,6 +42,18 @@ KEYS = {"a": "PKTESTKEYA0000000001", "b": "PKTESTKEYB0000000001"}
 SYMBOLS = ["AAPL", "TSLA", "NVDA"]
 FAST_HA = {"lease_ttl": 2.0, "renew_interval": 0.5, "fence_margin": 0.8, "standby_poll": 0.25}
 """Short timings for tests: a takeover within lease_ttl + standby_poll = 2.25 s."""
+BOUND = FAST_HA["lease_ttl"] + FAST_HA["standby_poll"]
+"""From the last renewal to the standby holding the lease, with FAST_HA."""
+SLACK = 3.0
+"""A loaded CI machine's scheduling, on top of the lease's own bound."""
+
+
+def event_count(url: str) -> int:
+    """Events in the log, read directly (not through an instance's proxy)."""
+    with psycopg.connect(url, autocommit=True) as db:
+        row = db.execute("SELECT COUNT(*) FROM events").fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 class TwoKeyAlpaca(FakeAlpacaTrading):
