@@ -54,12 +54,10 @@ class ExtendedHoursConfig:
     the hedge waits, visibly, with an alert."""
     calendar_days: int = attrs.field(default=14, validator=between(2, 366))
     """Days of the broker calendar read ahead (today included)."""
-    calendar_refresh: float = attrs.field(default=21600.0, validator=between(60, 86400))
-    """Seconds between calendar and eligibility reads (failures retry sooner, with backoff).
-    At least a minute: every read is a call to the broker's rate-limited API."""
-    check_interval: float = attrs.field(default=5.0, validator=between(0.05, 3600))
-    """Seconds between looks at the sessions: waiting hedges, repricing, the regular open.
-    At least 0.05: each look may reprice orders at the broker."""
+    calendar_refresh: float = attrs.field(default=21600.0, validator=[positive, at_most(86400)])
+    """Seconds between calendar and eligibility reads (failures retry sooner, with backoff)."""
+    check_interval: float = attrs.field(default=5.0, validator=[positive, at_most(3600)])
+    """Seconds between looks at the sessions: waiting hedges, repricing, the regular open."""
 
     def __attrs_post_init__(self) -> None:
         if self.close_flatten_max_offset_bps < self.offset_bps:

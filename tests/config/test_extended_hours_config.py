@@ -62,11 +62,6 @@ def test_symbols_opt_in_with_overnight_separate() -> None:
             "extended_hours.max_loss_bps: must be at least every offset (400)",
         ),
         ({"calendar_days": 1}, "extended_hours.calendar_days: must be between 2 and 366"),
-        (
-            {"calendar_refresh": 1},
-            "extended_hours.calendar_refresh: must be between 60 and 86400",
-        ),
-        ({"check_interval": 0.001}, "extended_hours.check_interval: must be between 0.05 and 3600"),
     ],
 )
 def test_bad_values_name_their_key(section: dict[str, Any], message: str) -> None:
