@@ -160,14 +160,19 @@ class Monitor:
         self.alert_counts = count_by_kind(alerts)
         return alerts
 
-    async def _standby_health(self, role: Role) -> dict[str, Any]:
-        """A standby is ready when it reads the database and knows who leads."""
+    async def _store_problem(self, known: str | None) -> str | None:
+        """The store check, latched: ``known`` (the engine's store's outage), unless the
+        page's own connection cannot even ping."""
         try:
             await self.reads.ping()
-            store_problem = None
+            problem = known
         except (StoreError, RuntimeError, ValueError) as exc:
-            store_problem = str(exc)
-        store_problem = self._latch("store").observe(store_problem)
+            problem = str(exc)
+        return self._latch("store").observe(problem)
+
+    async def _standby_health(self, role: Role) -> dict[str, Any]:
+        """A standby is ready when it reads the database and knows who leads."""
+        store_problem = await self._store_problem(None)
         result = health_json(role, standby_checks(store_problem, role), {}, None)
         self.ready_cache = result["status"] == "ready"
         return result
@@ -188,12 +193,7 @@ class Monitor:
         # The engine's store knows when the database stopped answering (it waits and
         # retries meanwhile); the page's own connection is asked too.
         outage = getattr(getattr(self.app.store, "outage", None), "detail", None)
-        try:
-            await self.reads.ping()
-            store_problem = outage
-        except (StoreError, RuntimeError, ValueError) as exc:
-            store_problem = str(exc)
-        store_problem = self._latch("store").observe(store_problem)
+        store_problem = await self._store_problem(outage)
         self.store_up = store_problem is None
         caught_up = getattr(self.app.source, "caught_up", None)
         checks = {
